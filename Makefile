@@ -1,0 +1,42 @@
+# AlphaFold HPC kit. `make help` lists the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+# Test databases live in a cache keyed by the builder's content (tests/build_test_dbs.py).
+TESTDATA_CACHE ?= $(HOME)/.cache/alphafold-hpc-kit
+
+.PHONY: help deps testdata test demo check-py38 clean
+
+help:
+	@echo "make deps       install system tools (as root) and the virtualenv at $(VENV)"
+	@echo "make testdata   build the small real-data databases (cached)"
+	@echo "make test       run the whole test suite"
+	@echo "make demo       run the main job end to end on small real data"
+
+deps: $(VENV)/.deps-stamp
+	@if [ "$$(id -u)" = 0 ]; then scripts/install-system-deps.sh; \
+	else echo "make deps: not root, skipping system packages (see debian-packages.txt)"; fi
+
+# Reinstalls only when the pins or the package metadata change, so a second run is quick.
+$(VENV)/.deps-stamp: requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+testdata: deps
+	$(PY) tests/build_test_dbs.py --cache $(TESTDATA_CACHE)
+
+check-py38:
+	$(VENV)/bin/vermin --no-tips --violations -t=3.8- --backport typing fold_runtime data_sync
+
+test: deps check-py38
+	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+
+demo: deps
+	scripts/demo.sh
+
+clean:
+	rm -rf build *.egg-info demo-output

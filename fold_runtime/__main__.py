@@ -1,0 +1,18 @@
+"""python -m fold_runtime <stage> ...: the same commands as the alphafold-* wrappers."""
+import sys
+
+from fold_runtime import cli
+
+COMMANDS = {'msa': cli.msa_main}
+
+
+def main():
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print('usage: python -m fold_runtime {%s} [options]   (--help after a command for its options)'
+              % ','.join(COMMANDS), file=sys.stderr)
+        sys.exit(2)
+    COMMANDS[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,78 @@
+"""The AlphaFold API differences between v2.0.x (legacy images) and v2.3.x, kept in one place.
+
+v2.3 passes MSAs around as parsers.Msa and truncates in the tools; v2.0 uses
+(sequences, deletion_matrix) tuples, truncates after parsing, and featurizes templates with a
+date-aware signature. Everything else in fold_runtime calls these functions only.
+"""
+from alphafold.data import parsers, pipeline, templates
+
+IS_V2_0 = not hasattr(parsers, 'Msa')
+DB_VERSION = '2.0' if IS_V2_0 else '2.3'
+# run_alphafold.py's caps.
+UNIREF_MAX_HITS = 10000
+MGNIFY_MAX_HITS = 501
+MAX_TEMPLATE_HITS = 20
+
+
+def jackhmmer_sto(runner, fasta_path, max_sequences):
+    """Stockholm text of a jackhmmer search, truncated as the stock pipeline stores it."""
+    if IS_V2_0 or max_sequences is None:
+        return runner.query(fasta_path)[0]['sto']
+    return runner.query(fasta_path, max_sequences)[0]['sto']
+
+
+def read_sto(path, max_sequences):
+    """Parse a stored Stockholm file, truncated exactly as the stock pipeline does."""
+    if IS_V2_0:
+        with open(path) as f:
+            seqs, deletions, _ = parsers.parse_stockholm(f.read())
+        n = max_sequences or len(seqs)
+        return seqs[:n], deletions[:n]
+    if max_sequences is None:
+        with open(path) as f:
+            return parsers.parse_stockholm(f.read())
+    return parsers.parse_stockholm(parsers.truncate_stockholm_msa(path, max_sequences))
+
+
+def read_a3m(path):
+    with open(path) as f:
+        return parsers.parse_a3m(f.read())
+
+
+def template_query_a3m(uniref90_sto_path):
+    """The UniRef90 alignment turned into HHsearch's input, as the stock pipeline does it."""
+    if IS_V2_0:
+        with open(uniref90_sto_path) as f:
+            return parsers.convert_stockholm_to_a3m(f.read(), max_sequences=UNIREF_MAX_HITS)
+    sto = parsers.truncate_stockholm_msa(uniref90_sto_path, UNIREF_MAX_HITS)
+    sto = parsers.deduplicate_stockholm_msa(sto)
+    sto = parsers.remove_empty_columns_from_stockholm_msa(sto)
+    return parsers.convert_stockholm_to_a3m(sto)
+
+
+def template_hits(template_searcher, hhr, query_sequence):
+    if IS_V2_0:
+        return parsers.parse_hhr(hhr)
+    return template_searcher.get_template_hits(output_string=hhr, input_sequence=query_sequence)
+
+
+def template_featurizer(mmcif_dir, max_template_date, kalign_binary, obsolete_path):
+    cls = getattr(templates, 'HhsearchHitFeaturizer', None) or templates.TemplateHitFeaturizer
+    return cls(mmcif_dir=mmcif_dir, max_template_date=max_template_date,
+               max_hits=MAX_TEMPLATE_HITS, kalign_binary_path=kalign_binary,
+               release_dates_path=None, obsolete_pdbs_path=obsolete_path)
+
+
+def template_features(featurizer, query_sequence, hits):
+    if IS_V2_0:
+        return featurizer.get_templates(query_sequence=query_sequence, query_pdb_code=None,
+                                        query_release_date=None, hits=hits).features
+    return featurizer.get_templates(query_sequence=query_sequence, hits=hits).features
+
+
+def msa_features(msas):
+    """msas: (uniref90, bfd, mgnify), each as returned by read_sto/read_a3m."""
+    if IS_V2_0:
+        return pipeline.make_msa_features(msas=[m[0] for m in msas],
+                                          deletion_matrices=[m[1] for m in msas])
+    return pipeline.make_msa_features(msas)

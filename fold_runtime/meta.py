@@ -1,0 +1,69 @@
+"""features.meta.json: what a features.pkl was made from, so it is reused only on a match.
+
+ParallelFold reuses any features.pkl by path alone; a stale file then silently predicts the
+wrong protein. Here every reuse compares these inputs first.
+"""
+import hashlib
+import json
+import os
+
+from fold_runtime import __version__
+from fold_runtime.errors import EXIT_MISMATCH, KitError
+
+META_FILE = 'features.meta.json'
+# Keys that decide whether features can be reused; the rest is provenance.
+INPUT_KEYS = ('sequence_sha256', 'db_preset', 'max_template_date', 'databases', 'data_manifest_id')
+
+
+def sequence_sha256(sequence):
+    return hashlib.sha256(sequence.encode('ascii')).hexdigest()
+
+
+def build(target, preset, max_template_date, databases, manifest_id, tools, alphafold_version):
+    return {
+        'target': target.name,
+        'sequence_sha256': sequence_sha256(target.sequence),
+        'sequence_length': len(target.sequence),
+        'db_preset': preset,
+        'max_template_date': max_template_date,
+        # With a data_sync manifest, its id stands for the databases; else each file's size+mtime.
+        'data_manifest_id': manifest_id,
+        'databases': None if manifest_id else databases,
+        'tools': tools,
+        'alphafold_version': alphafold_version,
+        'kit_version': __version__,
+    }
+
+
+def load(target_dir):
+    path = os.path.join(target_dir, META_FILE)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise KitError('cannot read %s: %s' % (path, exc),
+                       'rerun the CPU stage with --overwrite to recreate it', EXIT_MISMATCH)
+
+
+def differences(stored, wanted):
+    """Human-readable list of the inputs that differ between two metas."""
+    diffs = []
+    for key in INPUT_KEYS:
+        if stored.get(key) != wanted.get(key):
+            if key == 'databases' and stored.get(key) and wanted.get(key):
+                changed = sorted(k for k in set(stored[key]) | set(wanted[key])
+                                 if stored[key].get(k) != wanted[key].get(k))
+                diffs.append('databases changed: %s' % ', '.join(changed[:5]))
+            else:
+                diffs.append('%s: existing %r, now %r' % (key, stored.get(key), wanted.get(key)))
+    return diffs
+
+
+def check_match(target_dir, stored, wanted, what='the CPU stage'):
+    diffs = differences(stored, wanted)
+    if diffs:
+        raise KitError('%s was made from other inputs:\n    %s'
+                       % (os.path.join(target_dir, META_FILE), '\n    '.join(diffs)),
+                       'rerun %s with --overwrite, or use another --output-dir' % what, EXIT_MISMATCH)

@@ -1,0 +1,133 @@
+"""The CPU stage: searches run concurrently, then features.pkl and its meta, per target.
+
+Imports no jax and loads no weights: it runs on CPU nodes.
+"""
+import os
+import shutil
+import time
+
+from fold_runtime import atomic, binaries, databases, meta, searches
+from fold_runtime.errors import EXIT_MISMATCH, KitError
+
+FEATURES_FILE = 'features.pkl'
+TIMINGS_FILE = 'timings.json'
+TOOLS = ('jackhmmer', 'hhblits', 'hhsearch', 'kalign')
+
+
+class Options(object):
+    """The CPU stage's settings, as parsed from the command line."""
+
+    def __init__(self, output_dir, data_dir, db_preset='full_dbs', max_template_date='2100-01-01',
+                 cpus=1, serial=False, timeout=None, overwrite=False, binary_paths=None,
+                 manifest_id=None):
+        self.output_dir = output_dir
+        self.data_dir = data_dir
+        self.db_preset = db_preset
+        self.max_template_date = max_template_date
+        self.cpus = cpus
+        self.serial = serial
+        self.timeout = timeout
+        self.overwrite = overwrite
+        self.binary_paths = binary_paths or {}
+        self.manifest_id = manifest_id
+
+
+class Environment(object):
+    """What a run resolves once for all its targets: tools, database paths and the wanted meta."""
+
+    def __init__(self, opts):
+        from fold_runtime import compat
+        self.binaries = {t: binaries.resolve(t, opts.binary_paths.get(t)) for t in TOOLS}
+        self.paths = databases.preset_paths(opts.data_dir, opts.db_preset, compat.DB_VERSION)
+        self.fingerprint = databases.fingerprint(opts.data_dir, opts.db_preset, compat.DB_VERSION)
+        self.tool_versions = {t: binaries.version(p) for t, p in self.binaries.items()}
+        self.alphafold_version = _alphafold_version()
+
+
+def _alphafold_version():
+    try:
+        from importlib import metadata
+    except ImportError:  # Python 3.7 images
+        return ''
+    for dist in ('alphafold', 'alphafold-colabfold'):
+        try:
+            return '%s %s' % (dist, metadata.version(dist))
+        except metadata.PackageNotFoundError:
+            continue
+    return ''
+
+
+def target_dir(output_dir, target):
+    return os.path.join(output_dir, target.name)
+
+
+def run_target(target, opts, env, log=print):
+    """Make <output>/<target>/features.pkl, or reuse it when its meta matches. Returns timings."""
+    tdir = target_dir(opts.output_dir, target)
+    atomic.make_dirs(tdir)
+    wanted = meta.build(target, opts.db_preset, opts.max_template_date, env.fingerprint,
+                        opts.manifest_id, env.tool_versions, env.alphafold_version)
+    features_path = os.path.join(tdir, FEATURES_FILE)
+    msa_dir = os.path.join(tdir, 'msas')
+    if opts.overwrite:
+        _clear(tdir)
+    else:
+        stored = meta.load(tdir)
+        if stored is None and (os.path.exists(features_path) or os.path.isdir(msa_dir)):
+            raise KitError('%s holds results without %s, so their inputs cannot be checked'
+                           % (tdir, meta.META_FILE),
+                           'rerun with --overwrite to recompute them, or use another --output-dir',
+                           EXIT_MISMATCH)
+        if stored is not None:
+            meta.check_match(tdir, stored, wanted)
+            if os.path.exists(features_path):
+                log('%s: features.pkl matches its inputs, reusing it' % target.name)
+                return {}
+            log('%s: resuming an interrupted CPU stage' % target.name)
+    atomic.write_json(os.path.join(tdir, meta.META_FILE), wanted)
+    atomic.make_dirs(msa_dir)
+    atomic.remove_debris(tdir, msa_dir)
+    work_dir = os.path.join(tdir, '.work')
+    shutil.rmtree(work_dir, ignore_errors=True)
+    atomic.make_dirs(work_dir)
+
+    started = time.time()
+    query = os.path.join(work_dir, 'query.fasta')
+    atomic.write_text(query, '>%s\n%s\n' % (target.description, target.sequence))
+    log('%s: %d residues, %s, %s searches on %d cpu' % (
+        target.name, len(target.sequence), opts.db_preset,
+        'serial' if opts.serial else 'concurrent', opts.cpus))
+    plan = searches.plan(env.paths, opts.db_preset, opts.cpus)
+    search_times = searches.run_all(plan, env.binaries, query, msa_dir, work_dir,
+                                    timeout=opts.timeout, serial=opts.serial, log=log)
+    t0 = time.time()
+    from fold_runtime import features
+    feats = features.assemble(target, msa_dir, env.paths, opts.db_preset, env.binaries,
+                              opts.max_template_date)
+    atomic.write_pickle(features_path, feats)
+    timings = {'search_' + k: v for k, v in search_times.items()}
+    timings['assemble_features'] = round(time.time() - t0, 3)
+    timings['features'] = round(time.time() - started, 3)
+    merge_timings(tdir, timings)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    log('%s: wrote %s (%.1f s)' % (target.name, features_path, timings['features']))
+    return timings
+
+
+def merge_timings(tdir, timings):
+    """timings.json is shared by both stages; each adds its own keys."""
+    import json
+    path = os.path.join(tdir, TIMINGS_FILE)
+    merged = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            merged = json.load(f)
+    merged.update(timings)
+    atomic.write_json(path, merged)
+
+
+def _clear(tdir):
+    for name in (FEATURES_FILE, meta.META_FILE, TIMINGS_FILE):
+        if os.path.exists(os.path.join(tdir, name)):
+            os.unlink(os.path.join(tdir, name))
+    shutil.rmtree(os.path.join(tdir, 'msas'), ignore_errors=True)

@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""Build a small AlphaFold 2.3 data directory from real public data, with the real tools.
+
+Sources (Debian packages, see debian-packages.txt):
+  * hmmer-doc: HMMER's tutorial sequences and alignments (45 globins, the Pkinase and fn3 Pfam
+    seed alignments, HBB_HUMAN, 7LESS_DROME);
+  * python-biopython-doc: Biopython's test proteins and PDB mmCIF entries (1A7G, 2XHE carry the
+    release dates AlphaFold's template featurizer needs).
+Tools: hmmalign (cluster MSAs), ffindex_build, hhmake, cstranslate, hhblits (pdb70 MSAs).
+
+The result is cached under --cache, keyed by this file's content, so a test run builds it once.
+It prints the data directory's path on its last line of output.
+"""
+import argparse
+import glob
+import gzip
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from Bio import AlignIO, SeqIO
+from Bio.PDB.MMCIF2Dict import MMCIF2Dict
+
+HMMER_TUTORIAL = '/usr/share/doc/hmmer/tutorial'
+BIOPYTHON_TESTS = '/usr/share/doc/python-biopython-doc/Tests'
+HHSUITE_DATA = '/usr/share/hhsuite/data'
+# PDB entries whose mmCIF files carry _pdbx_audit_revision_history (a release date).
+TEMPLATE_ENTRIES = ('1A7G', '2XHE')
+# Demo and test targets: a globin with many real homologs, and the HPV E2 DNA-binding
+# domain, whose own structure (1A7G) is a real template.
+TARGETS = {'hbb_human': 'HBB_HUMAN', 'e2_dbd': '1a7g_E'}
+
+
+def run(cmd, **kw):
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kw)
+
+
+def cstranslate_binary():
+    with open('/proc/cpuinfo') as f:
+        variant = 'avx2' if ' avx2' in f.read() else 'plain'
+    # Debian's cstranslate wrapper is broken; call the SIMD build directly.
+    return '/usr/libexec/hhsuite/cstranslate-' + variant
+
+
+def ungapped(seq):
+    return str(seq).replace('-', '').replace('.', '').upper()
+
+
+def read_sources():
+    """Every real protein sequence we use, grouped by source: group -> {name: sequence}."""
+    groups = {'globins': {}, 'tutorial': {}, 'Pkinase': {}, 'fn3': {}, 'biopython': {}}
+    for rec in SeqIO.parse(os.path.join(HMMER_TUTORIAL, 'globins45.fa'), 'fasta'):
+        groups['globins'][rec.id] = str(rec.seq)
+    for rec in SeqIO.parse(os.path.join(HMMER_TUTORIAL, 'HBB_HUMAN'), 'fasta'):
+        groups['tutorial'][rec.id] = str(rec.seq)
+    for rec in SeqIO.parse(os.path.join(HMMER_TUTORIAL, '7LESS_DROME'), 'swiss'):
+        groups['tutorial']['7LESS_DROME'] = str(rec.seq)
+    for family in ('Pkinase', 'fn3'):
+        aln = AlignIO.read(os.path.join(HMMER_TUTORIAL, family + '.sto'), 'stockholm')
+        for rec in aln:
+            groups[family][rec.id.replace('/', '_')] = ungapped(rec.seq)
+    for path in sorted(glob.glob(os.path.join(BIOPYTHON_TESTS, 'Fasta', '*.pro'))):
+        for rec in SeqIO.parse(path, 'fasta'):
+            groups['biopython']['bp_' + os.path.basename(path).split('.')[0]] = str(rec.seq)
+    groups['pdb'] = pdb_chains()
+    return groups
+
+
+def read_cif(entry):
+    with gzip.open(os.path.join(BIOPYTHON_TESTS, 'PDB', entry + '.cif.gz'), 'rt') as f:
+        return f.read()
+
+
+def pdb_chains():
+    """'1a7g_E' -> sequence, for every protein chain of the template entries."""
+    chains = {}
+    for entry in TEMPLATE_ENTRIES:
+        cif = read_cif(entry)
+        d = MMCIF2Dict(io.StringIO(cif))
+        for seq, strands, kind in zip(d['_entity_poly.pdbx_seq_one_letter_code_can'],
+                                      d['_entity_poly.pdbx_strand_id'], d['_entity_poly.type']):
+            if kind != 'polypeptide(L)':
+                continue
+            for chain in strands.split(','):
+                chains['%s_%s' % (entry.lower(), chain)] = seq.replace('\n', '')
+    return chains
+
+
+def write_fasta(path, records):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'w') as f:
+        for name, seq in records:
+            f.write('>%s\n%s\n' % (name, seq))
+
+
+def hmmalign_a3m(work, family, hmm, records):
+    """Align records to a Pfam/HMMER profile with hmmalign; A2M without '.' is A3M."""
+    fasta = os.path.join(work, family + '.fasta')
+    write_fasta(fasta, records)
+    out = subprocess.run(['hmmalign', '--outformat', 'A2M', os.path.join(HMMER_TUTORIAL, hmm), fasta],
+                         check=True, stdout=subprocess.PIPE, universal_newlines=True).stdout
+    a3m = os.path.join(work, family + '.a3m')
+    with open(a3m, 'w') as f:
+        f.write(out.replace('.', ''))
+    return a3m
+
+
+def build_hh_database(prefix, a3m_dir):
+    """ffindex database with _a3m, _hhm and _cs219 parts, as HHblits/HHsearch expect."""
+    os.makedirs(os.path.dirname(prefix), exist_ok=True)
+    run(['ffindex_build', '-s', prefix + '_a3m.ffdata', prefix + '_a3m.ffindex', a3m_dir])
+    run(['ffindex_apply', prefix + '_a3m.ffdata', prefix + '_a3m.ffindex',
+         '-i', prefix + '_hhm.ffindex', '-d', prefix + '_hhm.ffdata',
+         '--', 'hhmake', '-i', 'stdin', '-o', 'stdout', '-v', '0'])
+    run([cstranslate_binary(), '-f', '-x', '0.3', '-c', '4', '-I', 'a3m',
+         '-A', os.path.join(HHSUITE_DATA, 'cs219.lib'),
+         '-D', os.path.join(HHSUITE_DATA, 'context_data.lib'),
+         '-i', prefix + '_a3m', '-o', prefix + '_cs219'])
+
+
+def cluster_dir(work, name, families, singles):
+    """A directory of A3M clusters: family alignments plus one singleton per other sequence."""
+    d = os.path.join(work, name)
+    os.makedirs(d)
+    for fam_name, a3m_path in families:
+        shutil.copy(a3m_path, os.path.join(d, fam_name + '.a3m'))
+    for seq_name, seq in singles:
+        write_fasta(os.path.join(d, seq_name + '.a3m'), [(seq_name, seq)])
+    return d
+
+
+def build(out, work):
+    os.makedirs(work)
+    groups = read_sources()
+    seqs = {n: s for g in groups.values() for n, s in g.items()}
+    names = list(seqs)
+    chains = groups['pdb']
+
+    # Sequence databases (FASTA) for jackhmmer: UniRef90 holds everything; MGnify and small BFD
+    # hold overlapping halves, so each search finds a different, real set of homologs.
+    write_fasta(os.path.join(out, 'uniref90/uniref90.fasta'), [(n, seqs[n]) for n in names])
+    write_fasta(os.path.join(out, 'mgnify/mgy_clusters_2022_05.fa'),
+                [(n, seqs[n]) for i, n in enumerate(names) if i % 2 == 0])
+    write_fasta(os.path.join(out, 'small_bfd/bfd-first_non_consensus_sequences.fasta'),
+                [(n, seqs[n]) for i, n in enumerate(names) if i % 2 == 1 or n in chains])
+
+    # Cluster alignments: HMMER's Pfam families, aligned to their profiles with hmmalign.
+    globins4 = AlignIO.read(os.path.join(HMMER_TUTORIAL, 'globins4.sto'), 'stockholm')
+    fam = {
+        'globins4': hmmalign_a3m(work, 'globins4', 'globins4.hmm',
+                                 [(r.id, ungapped(r.seq)) for r in globins4]),
+        'globins45': hmmalign_a3m(work, 'globins45', 'globins4.hmm', groups['globins'].items()),
+        'Pkinase': hmmalign_a3m(work, 'Pkinase', 'Pkinase.hmm', groups['Pkinase'].items()),
+        'fn3': hmmalign_a3m(work, 'fn3', 'fn3.hmm', groups['fn3'].items()),
+    }
+
+    # HH-suite databases hold clusters (MSAs) like the real ones, plus singletons.
+    others = list(groups['tutorial'].items()) + list(groups['biopython'].items()) + list(chains.items())
+    build_hh_database(os.path.join(out, 'uniref30/UniRef30_2021_03'), cluster_dir(
+        work, 'uniref30', [(f, fam[f]) for f in ('globins4', 'Pkinase', 'fn3')], others))
+    build_hh_database(os.path.join(out, 'bfd/bfd_metaclust_clu_complete_id30_c90_final_seq.sorted_opt'),
+                      cluster_dir(work, 'bfd', [(f, fam[f]) for f in ('globins45', 'fn3')], others))
+
+    # pdb70: one HHblits-built MSA per PDB chain, searched against our UniRef30 as the real pdb70 is.
+    pdb70_dir = os.path.join(work, 'pdb70')
+    os.makedirs(pdb70_dir)
+    for chain, seq in chains.items():
+        query = os.path.join(work, chain + '.fasta')
+        write_fasta(query, [(chain, seq)])
+        run(['hhblits', '-i', query, '-d', os.path.join(out, 'uniref30/UniRef30_2021_03'),
+             '-oa3m', os.path.join(pdb70_dir, chain + '.a3m'), '-o', '/dev/null',
+             '-n', '2', '-cpu', '2', '-v', '0'])
+    build_hh_database(os.path.join(out, 'pdb70/pdb70'), pdb70_dir)
+
+    mmcif_dir = os.path.join(out, 'pdb_mmcif/mmcif_files')
+    os.makedirs(mmcif_dir)
+    for entry in TEMPLATE_ENTRIES:
+        with open(os.path.join(mmcif_dir, entry.lower() + '.cif'), 'w') as f:
+            f.write(read_cif(entry))
+    with open(os.path.join(out, 'pdb_mmcif/obsolete.dat'), 'w') as f:
+        f.write(' LIST OF OBSOLETE COORDINATE ENTRIES AND SUCCESSORS\n')
+    os.makedirs(os.path.join(out, 'pdb_seqres'))
+    with open(os.path.join(out, 'pdb_seqres/pdb_seqres.txt'), 'w') as f:
+        for chain, seq in chains.items():
+            f.write('>%s mol:protein length:%d  %s\n%s\n' % (chain, len(seq), chain, seq))
+
+    for target, source in TARGETS.items():
+        write_fasta(os.path.join(out, 'targets', target + '.fasta'), [(target, seqs[source])])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--cache', default=os.path.expanduser('~/.cache/alphafold-hpc-kit'),
+                    help='cache directory (default: %(default)s)')
+    args = ap.parse_args()
+    with open(__file__, 'rb') as f:
+        key = hashlib.sha256(f.read()).hexdigest()[:16]
+    out = os.path.join(os.path.abspath(args.cache), 'testdata-' + key)
+    if not os.path.isdir(out):
+        os.makedirs(args.cache, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix='.testdata-', dir=args.cache)
+        try:
+            print('building test databases in %s ...' % out, file=sys.stderr)
+            build(os.path.join(tmp, 'data'), os.path.join(tmp, 'work'))
+            os.rename(os.path.join(tmp, 'data'), out)  # atomic: a half-built cache is never used
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(out)
+
+
+if __name__ == '__main__':
+    main()
