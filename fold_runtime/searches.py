@@ -1,19 +1,21 @@
 """The CPU stage's database searches, run concurrently as separate processes.
 
-Each search runs AlphaFold's own tool wrapper (alphafold.data.tools.*) in a child process
-(`python -m fold_runtime.searches SPEC`), so the command lines, flags and caps are exactly
-AlphaFold's, while this module can time a search out and kill its whole process group. Each
-child writes its result to msas/ atomically, so a killed run resumes from the searches that
-finished.
+Each search runs AlphaFold's own tool wrapper (alphafold.data.tools.*) in a forked child
+process in its own session, so the command lines, flags and caps are exactly AlphaFold's, while
+this module can time a search out and kill the child and its tool together. Forking (not a
+fresh interpreter) keeps the start-up cost near zero. Each child writes its result to msas/
+atomically, so a killed run resumes from the searches that finished.
 """
-import json
+import multiprocessing
 import os
 import signal
-import subprocess
 import sys
 import time
 from typing import Dict, List, NamedTuple, Optional
 
+from alphafold.data.tools import hhblits, hhsearch, jackhmmer
+
+from fold_runtime import atomic, compat
 from fold_runtime.errors import EXIT_TOOL, KitError
 
 STDERR_TAIL_LINES = 20
@@ -38,7 +40,6 @@ def split_cpus(total, n=3):
 
 def plan(paths, preset, cpus):
     """The searches of a preset, in the stock pipeline's order."""
-    from fold_runtime import compat
     c_uniref, c_mgnify, c_bfd = split_cpus(cpus)
     searches = [
         Search('uniref90', 'jackhmmer', 'uniref90_hits.sto', [paths['uniref90']],
@@ -58,7 +59,7 @@ def plan(paths, preset, cpus):
 
 class _Running(NamedTuple):
     search: Search
-    proc: subprocess.Popen
+    proc: multiprocessing.Process
     stderr_path: str
     started: float
 
@@ -92,16 +93,17 @@ def run_all(searches, binaries, query_fasta, msa_dir, work_dir, timeout=None, se
             time.sleep(0.05)
             for r in list(running):
                 elapsed = time.time() - r.started
-                if r.proc.poll() is None:
+                if r.proc.is_alive():
                     if timeout and elapsed > timeout:
                         raise KitError('search %s (%s) exceeded --timeout %gs' % (r.search.name, r.search.tool, timeout),
                                        'raise --timeout, or stage the databases on local disk '
                                        '(alphafold-data stage) if the file system is slow', EXIT_TOOL)
                     continue
                 running.remove(r)
-                if r.proc.returncode != 0:
+                r.proc.join()
+                if r.proc.exitcode != 0:
                     raise KitError('search %s (%s) failed with exit status %d; last lines of its output:\n%s'
-                                   % (r.search.name, r.search.tool, r.proc.returncode, _tail(r.stderr_path)),
+                                   % (r.search.name, r.search.tool, r.proc.exitcode, _tail(r.stderr_path)),
                                    'check the database files and the message above; rerun to resume '
                                    'from the searches that finished', EXIT_TOOL)
                 timings[r.search.name] = round(elapsed, 3)
@@ -114,22 +116,19 @@ def run_all(searches, binaries, query_fasta, msa_dir, work_dir, timeout=None, se
 
 
 def _start(search, binary, query_fasta, msa_dir, work_dir):
-    spec = dict(search._asdict(), binary=binary, query_fasta=query_fasta, msa_dir=msa_dir,
-                work_dir=work_dir)
+    spec = dict(search._asdict(), binary=binary, query_fasta=query_fasta, msa_dir=msa_dir)
     stderr_path = os.path.join(work_dir, search.name + '.log')
-    with open(stderr_path, 'w') as err:
-        # A new session, so a timeout kills the tool too, not only the Python child.
-        proc = subprocess.Popen([sys.executable, '-m', 'fold_runtime.searches', json.dumps(spec)],
-                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+    proc = multiprocessing.get_context('fork').Process(target=_child, args=(spec, stderr_path))
+    proc.start()
     return _Running(search, proc, stderr_path, time.time())
 
 
 def _kill(proc):
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)   # the child leads its own session: tool included
     except OSError:
         pass
-    proc.wait()
+    proc.join()
 
 
 def _tail(path):
@@ -138,10 +137,22 @@ def _tail(path):
     return '\n'.join('    ' + l for l in lines[-STDERR_TAIL_LINES:]) or '    (no output)'
 
 
-def _run_child(spec):
-    """In the child process: one search with AlphaFold's own wrapper, output written atomically."""
-    from alphafold.data.tools import hhblits, hhsearch, jackhmmer
-    from fold_runtime import atomic, compat
+def _child(spec, stderr_path):
+    """In the forked child: own session (so a timeout kills the tool too), stderr to a log."""
+    os.setsid()
+    fd = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 2)
+    sys.stderr = os.fdopen(2, 'w', buffering=1)
+    try:
+        _run_search(spec)
+    except Exception as exc:  # the parent shows this text; a traceback would bury the tool's message
+        print('%s: %s' % (type(exc).__name__, exc), file=sys.stderr)
+        os._exit(1)
+    os._exit(0)
+
+
+def _run_search(spec):
+    """One search with AlphaFold's own wrapper, its output written atomically."""
     tool, dbs = spec['tool'], spec['databases']
     if tool == 'jackhmmer':
         runner = jackhmmer.Jackhmmer(binary_path=spec['binary'], database_path=dbs[0], n_cpu=spec['cpus'])
@@ -153,7 +164,3 @@ def _run_child(spec):
         runner = hhsearch.HHSearch(binary_path=spec['binary'], databases=dbs)
         result = runner.query(compat.template_query_a3m(os.path.join(spec['msa_dir'], 'uniref90_hits.sto')))
     atomic.write_text(os.path.join(spec['msa_dir'], spec['out_file']), result)
-
-
-if __name__ == '__main__':
-    _run_child(json.loads(sys.argv[1]))

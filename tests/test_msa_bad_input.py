@@ -1,0 +1,142 @@
+"""Bad input and faults in the CPU stage: a message naming problem and fix, a non-zero exit,
+and never a features.pkl left behind."""
+import glob
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT
+
+
+def assert_failed(res, code, *words, out=None):
+    assert res.returncode == code, res.stdout
+    assert 'error:' in res.stdout and 'fix:' in res.stdout, res.stdout
+    for word in words:
+        assert word in res.stdout, (word, res.stdout)
+    if out is not None:
+        assert not glob.glob(os.path.join(str(out), '**', 'features.pkl'), recursive=True)
+
+
+def msa(kit, data_dir, fasta, out, *extra, env=None):
+    return kit('msa', '--fasta', *([fasta] if isinstance(fasta, (str, os.PathLike)) else fasta),
+               '--output-dir', out, '--data-dir', data_dir, '--db-preset', 'reduced_dbs', *extra,
+               env=env)
+
+
+def shadow(data_dir, tmp_path, replace):
+    """A data directory of symlinks to the test databases, with some files replaced or removed."""
+    root = tmp_path / 'data'
+    for src in glob.glob(os.path.join(data_dir, '**', '*'), recursive=True):
+        rel = os.path.relpath(src, data_dir)
+        dst = root / rel
+        if os.path.isdir(src) and not rel.startswith('pdb_mmcif/mmcif_files'):
+            dst.mkdir(parents=True, exist_ok=True)
+        elif rel in replace:
+            if replace[rel] is not None:
+                dst.write_bytes(replace[rel])
+        elif not dst.parent.is_symlink() and not os.path.exists(dst):
+            dst.symlink_to(src)
+    return str(root)
+
+
+@pytest.mark.parametrize('content, words', [
+    ('', ['is empty']),
+    ('>lonely header\n', ['has no sequence']),
+    ('>dna\nMKV1LL*\n', ['not amino acids', "'1'", 'residue 4']),
+    ('>a\nMKVLA\n>b\nMKVLL\n', ['2 sequences', 'exactly one', 'alphafold-batch']),
+    ('MKVLA\n', ['before any header']),
+])
+def test_malformed_fasta(kit, data_dir, tmp_path, content, words):
+    fasta = tmp_path / 'bad.fasta'
+    fasta.write_text(content)
+    assert_failed(msa(kit, data_dir, fasta, tmp_path / 'out'), 2, str(fasta), *words, out=tmp_path)
+
+
+def test_duplicate_target_names(kit, data_dir, targets, tmp_path):
+    for d in ('a', 'b'):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / 'prot.fasta').write_text(open(targets['e2_dbd']).read())
+    res = msa(kit, data_dir, [tmp_path / 'a' / 'prot.fasta', tmp_path / 'b' / 'prot.fasta'], tmp_path / 'out')
+    assert_failed(res, 2, "same target name 'prot'", 'rename', out=tmp_path)
+
+
+def test_missing_database_file_is_named(kit, data_dir, targets, tmp_path):
+    data = shadow(data_dir, tmp_path, {'mgnify/mgy_clusters_2022_05.fa': None})
+    res = msa(kit, data, targets['e2_dbd'], tmp_path / 'out')
+    assert_failed(res, 3, 'mgnify/mgy_clusters_2022_05.fa', 'alphafold-data download --databases mgnify',
+                  out=tmp_path)
+
+
+def test_missing_binary_names_its_package(kit, data_dir, targets, tmp_path):
+    (tmp_path / 'bin').mkdir()
+    res = msa(kit, data_dir, targets['e2_dbd'], tmp_path / 'out', env={'PATH': str(tmp_path / 'bin')})
+    assert_failed(res, 3, 'jackhmmer not found on PATH', 'hmmer', out=tmp_path)
+    res = msa(kit, data_dir, targets['e2_dbd'], tmp_path / 'out', '--kalign-binary', '/no/kalign')
+    assert_failed(res, 3, 'kalign not found at /no/kalign', 'apt install kalign', out=tmp_path)
+
+
+def test_failing_search_shows_tool_stderr(kit, data_dir, targets, tmp_path):
+    data = shadow(data_dir, tmp_path, {'uniref90/uniref90.fasta': b'this is not a FASTA file\n'})
+    res = msa(kit, data, targets['e2_dbd'], tmp_path / 'out')
+    assert_failed(res, 4, 'search uniref90 (jackhmmer) failed', 'Jackhmmer failed',
+                  'uniref90.fasta is empty or misformatted', out=tmp_path)
+
+
+def test_search_past_timeout_is_killed(kit, data_dir, targets, tmp_path):
+    res = msa(kit, data_dir, targets['hbb_human'], tmp_path / 'out', '--timeout', '0.2')
+    assert_failed(res, 4, 'exceeded --timeout 0.2s', out=tmp_path)
+    time.sleep(0.5)
+    left = subprocess.run(['pgrep', '-f', str(tmp_path)], stdout=subprocess.PIPE).stdout
+    assert not left, 'search processes survived the timeout'
+
+
+@pytest.fixture
+def mount_tmpfs(tmp_path):
+    mounted = []
+
+    def mount(options):
+        point = tmp_path / ('mnt%d' % len(mounted))
+        point.mkdir()
+        subprocess.run(['mount', '-t', 'tmpfs', '-o', options, 'tmpfs', str(point)], check=True)
+        mounted.append(point)
+        return point
+    yield mount
+    for point in mounted:
+        subprocess.run(['umount', str(point)], check=True)
+
+
+def test_unwritable_output_dir(kit, data_dir, targets, mount_tmpfs):
+    readonly = mount_tmpfs('ro,size=1m')
+    res = msa(kit, data_dir, targets['e2_dbd'], readonly / 'out')
+    assert_failed(res, 5, str(readonly / 'out'), '--output-dir')
+
+
+def test_full_disk(kit, data_dir, targets, mount_tmpfs):
+    small = mount_tmpfs('size=64k')   # holds the MSAs but not the 180 kB features.pkl
+    res = msa(kit, data_dir, targets['e2_dbd'], small)
+    assert_failed(res, 5, 'no space left on the device', out=small)
+    assert not [f for f in os.listdir(small / 'e2_dbd') if f.startswith('.tmp-')]
+
+
+def test_sigkill_then_rerun_resumes(kit, data_dir, targets, tmp_path):
+    out = tmp_path / 'out'
+    proc = subprocess.Popen([sys.executable, '-m', 'fold_runtime', 'msa', '--fasta', targets['hbb_human'],
+                             '--output-dir', str(out), '--data-dir', data_dir, '--cpus', '2'],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    msas = out / 'hbb_human' / 'msas'
+    deadline = time.time() + 60
+    while not (msas.exists() and any(not f.startswith('.') for f in os.listdir(msas))):
+        assert time.time() < deadline, 'no search finished'
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)   # mid-run: some searches done, others not
+    proc.wait()
+    assert not (out / 'hbb_human' / 'features.pkl').exists()
+    res = msa(kit, data_dir, targets['hbb_human'], out, '--db-preset', 'full_dbs')
+    assert res.returncode == 0, res.stdout
+    assert 'resuming' in res.stdout and 'reusing its stored result' in res.stdout
+    assert (out / 'hbb_human' / 'features.pkl').exists()
+    assert not [f for d in (out / 'hbb_human', msas) for f in os.listdir(d) if f.startswith('.tmp-')]
