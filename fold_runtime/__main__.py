@@ -3,7 +3,7 @@ import sys
 
 from fold_runtime import cli
 
-COMMANDS = {'msa': cli.msa_main}
+COMMANDS = {'msa': cli.msa_main, 'predict': cli.predict_main, 'run': cli.run_main}
 
 
 def main():

@@ -76,3 +76,37 @@ def msa_features(msas):
         return pipeline.make_msa_features(msas=[m[0] for m in msas],
                                           deletion_matrices=[m[1] for m in msas])
     return pipeline.make_msa_features(msas)
+
+
+def predict(runner, processed, random_seed):
+    """RunModel.predict's result dict; the ColabFold fork also returns the recycles it ran."""
+    out = runner.predict(processed, random_seed=random_seed)
+    return out[0] if isinstance(out, tuple) else out
+
+
+def _confidence_json(plddt):
+    """v2.3.2's alphafold.common.confidence.confidence_json, for packages that lack it."""
+    import json
+    import numpy as np
+    categories = ['D' if p < 50 else 'L' if p < 70 else 'M' if p < 90 else 'H' for p in plddt]
+    return json.dumps({'residueNumber': list(range(1, len(plddt) + 1)),
+                       'confidenceScore': np.round(np.asarray(plddt, np.float64), 2).tolist(),
+                       'confidenceCategory': categories}, indent=None, separators=(',', ':'))
+
+
+def _pae_json(pae, max_pae):
+    """v2.3.2's alphafold.common.confidence.pae_json, for packages that lack it."""
+    import json
+    import numpy as np
+    return json.dumps([{'predicted_aligned_error': np.round(np.asarray(pae, np.float64), 1).tolist(),
+                        'max_predicted_aligned_error': max_pae}], indent=None, separators=(',', ':'))
+
+
+def confidence_json(plddt):
+    from alphafold.common import confidence   # imports jax: only the GPU stage calls this
+    return getattr(confidence, 'confidence_json', _confidence_json)(plddt)
+
+
+def pae_json(pae, max_pae):
+    from alphafold.common import confidence
+    return getattr(confidence, 'pae_json', _pae_json)(pae, max_pae)

@@ -6,10 +6,13 @@ EXIT_MISSING = 3    # a database, binary or weights file is missing
 EXIT_TOOL = 4       # a search tool failed or timed out
 EXIT_IO = 5         # output cannot be written (permissions, full disk)
 EXIT_MISMATCH = 6   # existing outputs were made from other inputs
+EXIT_GPU = 7        # no GPU when one is required, or the GPU ran out of memory
+EXIT_RELAX = 8      # relaxation failed; the unrelaxed ranked outputs were written
 
 EXIT_HELP = """exit status: 0 success, 2 bad input, 3 missing database/binary/weights,
 4 a tool failed or timed out, 5 output not writable (permissions, disk full),
-6 existing outputs came from other inputs (use --overwrite)"""
+6 existing outputs/features came from other inputs (use --overwrite), 7 no GPU or GPU
+out of memory, 8 relaxation failed (unrelaxed ranked_*.pdb were written)"""
 
 
 class KitError(Exception):

@@ -30,9 +30,10 @@ BIOPYTHON_TESTS = '/usr/share/doc/python-biopython-doc/Tests'
 HHSUITE_DATA = '/usr/share/hhsuite/data'
 # PDB entries whose mmCIF files carry _pdbx_audit_revision_history (a release date).
 TEMPLATE_ENTRIES = ('1A7G', '2XHE')
-# Demo and test targets: a globin with many real homologs, and the HPV E2 DNA-binding
-# domain, whose own structure (1A7G) is a real template.
-TARGETS = {'hbb_human': 'HBB_HUMAN', 'e2_dbd': '1a7g_E'}
+# Demo and test targets: a globin with many real homologs; the HPV E2 DNA-binding domain, whose
+# own structure (1A7G) is a real template; and conotoxin PIIIE (1AS5, 24 residues), small enough
+# for quick model and relaxation tests on a CPU.
+TARGETS = {'hbb_human': 'HBB_HUMAN', 'e2_dbd': '1a7g_E', 'conotoxin': '1as5_A'}
 
 
 def run(cmd, **kw):
@@ -67,6 +68,10 @@ def read_sources():
         for rec in SeqIO.parse(path, 'fasta'):
             groups['biopython']['bp_' + os.path.basename(path).split('.')[0]] = str(rec.seq)
     groups['pdb'] = pdb_chains()
+    # 1AS5 has no release date, so it is a sequence here, not a template. Its trailing X is the
+    # C-terminal amide cap, not a residue.
+    conotoxin = MMCIF2Dict(io.StringIO(read_cif('1AS5')))['_entity_poly.pdbx_seq_one_letter_code_can'][0]
+    groups['peptides'] = {'1as5_A': conotoxin.rstrip('X')}
     return groups
 
 
@@ -159,7 +164,7 @@ def build(out, work):
     }
 
     # HH-suite databases hold clusters (MSAs) like the real ones, plus singletons.
-    others = list(groups['tutorial'].items()) + list(groups['biopython'].items()) + list(chains.items())
+    others = [item for g in ('tutorial', 'biopython', 'pdb', 'peptides') for item in groups[g].items()]
     build_hh_database(os.path.join(out, 'uniref30/UniRef30_2021_03'), cluster_dir(
         work, 'uniref30', [(f, fam[f]) for f in ('globins4', 'Pkinase', 'fn3')], others))
     build_hh_database(os.path.join(out, 'bfd/bfd_metaclust_clu_complete_id30_c90_final_seq.sorted_opt'),

@@ -1,0 +1,159 @@
+"""The GPU stage: predict from a verified features.pkl, rank, relax only the best.
+
+Mirrors run_alphafold.py's predict_structure (v2.3.2): per model, process_features and predict
+with seed model_index + random_seed * num_models; rank by ranking_confidence; relax the chosen
+models with AmberRelaxation; write AlphaFold's files. Differences are additions only: a model
+subset, atomic writes, compile time split from predict time, and relax failures that keep the
+unrelaxed outputs.
+"""
+import os
+import pickle
+import time
+
+import numpy as np
+
+from fold_runtime import atomic, compat, meta, outputs
+from fold_runtime.errors import (EXIT_GPU, EXIT_MISMATCH, EXIT_RELAX, KitError)
+from fold_runtime.msa_stage import FEATURES_FILE, merge_timings
+
+# run_alphafold.py's relaxation settings.
+RELAX = dict(max_iterations=0, tolerance=2.39, stiffness=10.0, exclude_residues=[],
+             max_outer_iterations=3)
+
+
+class Options(object):
+    def __init__(self, data_dir, model_preset='monomer_ptm', models=None, num_recycle=None,
+                 random_seed=0, models_to_relax='best', use_gpu_relax=False, result_pkl=True):
+        self.data_dir = data_dir
+        self.model_preset = model_preset
+        self.models = models
+        self.num_recycle = num_recycle
+        self.random_seed = random_seed
+        self.models_to_relax = models_to_relax
+        self.use_gpu_relax = use_gpu_relax
+        self.result_pkl = result_pkl
+
+
+def load_features(tdir, expected=None):
+    """features.pkl after checking it against features.meta.json (and `expected` meta keys)."""
+    stored = meta.load(tdir)
+    path = os.path.join(tdir, FEATURES_FILE)
+    if stored is None:
+        raise KitError('%s has no %s, so its features cannot be checked' % (tdir, meta.META_FILE),
+                       'run the CPU stage first: alphafold-msa with the same --fasta and --output-dir',
+                       EXIT_MISMATCH)
+    diffs = meta.differences(stored, dict(stored, **(expected or {})))
+    if diffs:
+        raise KitError('features in %s were made from other inputs:\n    %s' % (tdir, '\n    '.join(diffs)),
+                       'rerun alphafold-msa --overwrite for this target, or check --fasta/--db-preset',
+                       EXIT_MISMATCH)
+    if not os.path.exists(path):
+        raise KitError('%s is missing' % path, 'run alphafold-msa for this target first', EXIT_MISMATCH)
+    try:
+        with open(path, 'rb') as f:
+            feats = pickle.load(f)
+        sequence = feats['sequence'][0].decode()
+    except Exception as exc:
+        raise KitError('%s is unreadable (%s: %s)' % (path, type(exc).__name__, exc),
+                       'recreate it with alphafold-msa --overwrite', EXIT_MISMATCH)
+    if meta.sequence_sha256(sequence) != stored['sequence_sha256']:
+        raise KitError('%s holds another sequence than %s records' % (path, meta.META_FILE),
+                       'recreate it with alphafold-msa --overwrite', EXIT_MISMATCH)
+    return feats, stored
+
+
+class Models(object):
+    """The chosen models' runners, weights loaded once for every target of the process."""
+
+    def __init__(self, opts, log=print):
+        from fold_runtime import weights
+        self.names = weights.select_models(opts.model_preset, opts.models)
+        self.num_preset_models = len(weights.PRESET_MODELS[opts.model_preset])
+        note = weights.test_weights_note(opts.data_dir)
+        if note:
+            log('*** USING RANDOM TEST WEIGHTS from %s: %s ***'
+                % (os.path.join(opts.data_dir, 'params'), note.get('note', '')))
+        self.runners = {}
+        for name in self.names:
+            t0 = time.time()
+            self.runners[name] = weights.load_runner(opts.data_dir, name, opts.model_preset, opts.num_recycle)
+            log('loaded %s weights in %.1f s' % (name, time.time() - t0))
+        self.index = {name: i for i, name in enumerate(weights.PRESET_MODELS[opts.model_preset])}
+
+
+def predict_target(tdir, feats, models, opts, clock, log=print):
+    """Every chosen model on one target, then ranking, relaxation and AlphaFold's outputs."""
+    from alphafold.common import protein, residue_constants
+    timings, confidences, unrelaxed_pdbs, unrelaxed = {}, {}, {}, {}
+    label = 'plddts'
+    for name in models.names:
+        # run_alphafold.py: model_index + random_seed * num_models, index within the preset.
+        seed = models.index[name] + opts.random_seed * models.num_preset_models
+        runner = models.runners[name]
+        t0 = time.time()
+        processed = runner.process_features(feats, random_seed=seed)
+        timings['process_features_%s' % name] = time.time() - t0
+        compile_before = clock.snapshot()[0]
+        t0 = time.time()
+        try:
+            result = compat.predict(runner, processed, seed)
+        except Exception as exc:
+            raise out_of_memory_error(exc) or exc
+        total = time.time() - t0
+        compile_s = clock.snapshot()[0] - compile_before
+        timings.update({'predict_and_compile_%s' % name: total, 'compile_%s' % name: compile_s,
+                        'predict_%s' % name: max(0.0, total - compile_s)})
+        confidences[name] = float(result['ranking_confidence'])
+        if 'iptm' in result:
+            label = 'iptm+ptm'
+        b_factors = np.repeat(np.asarray(result['plddt'])[:, None], residue_constants.atom_type_num, axis=-1)
+        unrelaxed[name] = protein.from_prediction(features=processed, result=result, b_factors=b_factors,
+                                                  remove_leading_feature_dimension=not runner.multimer_mode)
+        unrelaxed_pdbs[name] = protein.to_pdb(unrelaxed[name])
+        outputs.model_outputs(tdir, name, result, unrelaxed_pdbs[name], opts.result_pkl)
+        log('  %s: ranking confidence %.2f, %.1f s (compile %.1f s)' % (name, confidences[name], total, compile_s))
+    ranked = sorted(confidences, key=lambda n: confidences[n], reverse=True)
+    to_relax = {'best': ranked[:1], 'all': ranked, 'none': []}[opts.models_to_relax]
+    relaxed_pdbs, relax_metrics, failed = relax(tdir, to_relax, unrelaxed, opts.use_gpu_relax, timings, log)
+    outputs.ranked_outputs(tdir, ranked, confidences, label, unrelaxed_pdbs, relaxed_pdbs)
+    if opts.models_to_relax != 'none':
+        atomic.write_json(os.path.join(tdir, 'relax_metrics.json'), relax_metrics)
+    merge_timings(tdir, {k: round(v, 3) for k, v in timings.items()})
+    if failed:
+        raise KitError('relaxation failed for %s (%s); ranked_*.pdb hold the unrelaxed models'
+                       % (', '.join(failed), relax_metrics[failed[0]]['error']),
+                       'rerun with --no-gpu-relax, or --models-to-relax none', EXIT_RELAX)
+    return ranked, timings
+
+
+def relax(tdir, names, unrelaxed, use_gpu, timings, log):
+    """AmberRelaxation of the chosen models; a failure is recorded, not fatal to the outputs."""
+    from alphafold.relax import relax as amber
+    relaxer = amber.AmberRelaxation(use_gpu=use_gpu, **RELAX)
+    relaxed, metrics, failed = {}, {}, []
+    for name in names:
+        t0 = time.time()
+        try:
+            pdb, _, violations = relaxer.process(prot=unrelaxed[name])
+        except Exception as exc:  # OpenMM raises many types; the outputs must survive all of them
+            metrics[name] = {'error': '%s: %s' % (type(exc).__name__, str(exc).splitlines()[0] if str(exc) else '')}
+            failed.append(name)
+            log('  relax %s FAILED: %s' % (name, metrics[name]['error']))
+            continue
+        timings['relax_%s' % name] = time.time() - t0
+        metrics[name] = {'remaining_violations': violations,
+                         'remaining_violations_count': sum(violations)}
+        relaxed[name] = pdb
+        atomic.write_text(os.path.join(tdir, 'relaxed_%s.pdb' % name), pdb)
+        log('  relaxed %s in %.1f s' % (name, timings['relax_%s' % name]))
+    return relaxed, metrics, failed
+
+
+def out_of_memory_error(exc):
+    """A KitError for an XLA out-of-memory error, else None."""
+    text = str(exc)
+    if 'RESOURCE_EXHAUSTED' in text or 'Out of memory' in text or 'out of memory' in text:
+        return KitError('the GPU ran out of memory: %s' % text.splitlines()[0][:300],
+                        'rerun with --memory-mode unified (and --mem-fraction 4.0), or on a GPU with '
+                        'more memory', EXIT_GPU)
+    return None

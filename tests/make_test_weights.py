@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""STAND-IN for AlphaFold's weights, which no reachable registry carries.
+
+Makes random parameters in exactly the official format (params/params_<model>.npz, flat
+'<module>//<name>' keys, read by alphafold.model.data.get_model_haiku_params) by initialising
+the real AlphaFold network with haiku, jitted. The test config is smaller (2 Evoformer blocks,
+small MSA crops, float32 on CPU), recorded in params/test_weights.json, which the runtime reads
+and announces. AlphaFold's own `zero_init=False` switch gives the output heads non-zero weights, so
+models differ and ranking has something to rank.
+
+  make_test_weights.py --out DIR [--preset monomer_ptm] [--models model_1_ptm,...]
+  make_test_weights.py --out DIR --full-size --models model_1_ptm   # full config, zeros (shape checks)
+"""
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from fold_runtime import weights  # noqa: E402
+
+TEST_CONFIG = {
+    'model.embeddings_and_evoformer.evoformer_num_block': 2,
+    'model.embeddings_and_evoformer.extra_msa_stack_num_block': 1,
+    'model.embeddings_and_evoformer.template.template_pair_stack.num_block': 1,
+    'data.eval.max_msa_clusters': 32,
+    'data.common.max_extra_msa': 64,
+    'model.global_config.bfloat16': False,   # bfloat16 is emulated, and slow, on CPUs
+}
+
+
+def init_batch(length=16):
+    """Raw features of a short real sequence (HBB_HUMAN's first residues) and no templates."""
+    from alphafold.data import parsers, pipeline
+    seq = 'VHLTPEEKSAVTALWGKVNVDEVGGEALGRLLVV'[:length]
+    feats = pipeline.make_sequence_features(seq, 'init', len(seq))
+    feats.update(pipeline.make_msa_features([parsers.Msa([seq], [[0] * len(seq)], ['init'])]))
+    feats.update({
+        'template_aatype': np.zeros((0, len(seq), 22), np.float32),
+        'template_all_atom_masks': np.zeros((0, len(seq), 37), np.float32),
+        'template_all_atom_positions': np.zeros((0, len(seq), 37, 3), np.float32),
+        'template_domain_names': np.zeros((0,), object),
+        'template_sequence': np.zeros((0,), object),
+        'template_sum_probs': np.zeros((0, 1), np.float32),
+    })
+    return feats
+
+
+def init_inputs(runner, raw):
+    """One recycle's batch plus the zero 'prev' the model expects, as RunModel.predict builds it."""
+    batch = runner.process_features(raw, random_seed=0)
+    one = {k: v[:1] for k, v in batch.items()}
+    length = one['aatype'].shape[1]
+    one['prev'] = {'prev_msa_first_row': np.zeros([length, 256], np.float16),
+                   'prev_pair': np.zeros([length, length, 128], np.float16),
+                   'prev_pos': np.zeros([length, 37, 3], np.float16)}
+    return one
+
+
+def flatten(params):
+    return {'%s//%s' % (module, name): np.asarray(value)
+            for module, values in params.items() for name, value in values.items()}
+
+
+def signature(shapes):
+    return tuple(sorted((k, tuple(v.shape)) for k, v in flatten(shapes).items()))
+
+
+def make(out, preset, models, full_size):
+    import jax
+    from alphafold.model import model
+    os.makedirs(os.path.join(out, 'params'), exist_ok=True)
+    overrides = {} if full_size else dict(TEST_CONFIG, **{'model.global_config.zero_init': False})
+    raw = init_batch()
+    initialised = {}   # parameter structure -> (runner whose jitted init to reuse)
+    for index, name in enumerate(models):
+        runner = model.RunModel(weights.model_config(name, preset, overrides=overrides), None)
+        inputs = init_inputs(runner, raw)
+        shapes = jax.eval_shape(runner.init, jax.random.PRNGKey(0), inputs)
+        if full_size:
+            flat = {k: np.zeros(v.shape, v.dtype) for k, v in flatten(shapes).items()}
+        else:
+            # Models with the same parameter structure share one compiled init, with their own seed.
+            runner = initialised.setdefault(signature(shapes), runner)
+            flat = flatten(jax.device_get(runner.init(jax.random.PRNGKey(index), inputs)))
+        np.savez_compressed(os.path.join(out, 'params', 'params_%s.npz' % name), **flat)
+        print('wrote params_%s.npz (%d arrays)' % (name, len(flat)), file=sys.stderr)
+    if not full_size:
+        note = {'test_weights': True,
+                'note': 'random test weights (a stand-in for AlphaFold\'s); predictions are meaningless',
+                'config_overrides': TEST_CONFIG}
+        with open(os.path.join(out, 'params', weights.TEST_WEIGHTS_FILE), 'w') as f:
+            json.dump(note, f, indent=2)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--out', help='write DIR/params/ here (default: a cache keyed by this script)')
+    ap.add_argument('--cache', default=os.path.expanduser('~/.cache/alphafold-hpc-kit'))
+    ap.add_argument('--preset', default='monomer_ptm', choices=sorted(weights.PRESET_MODELS))
+    ap.add_argument('--models', help='comma-separated subset (default: all of the preset)')
+    ap.add_argument('--full-size', action='store_true', help='full config, zero values')
+    args = ap.parse_args()
+    models = weights.select_models(args.preset, args.models)
+    if args.out:
+        make(args.out, args.preset, models, args.full_size)
+        print(args.out)
+        return
+    with open(__file__, 'rb') as f:
+        key = hashlib.sha256(f.read() + repr((args.preset, models, args.full_size)).encode()).hexdigest()[:16]
+    out = os.path.join(args.cache, 'weights-' + key)
+    if not os.path.isdir(out):
+        os.makedirs(args.cache, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix='.weights-', dir=args.cache)
+        try:
+            make(tmp, args.preset, models, args.full_size)
+            os.rename(tmp, out)   # atomic: a half-written cache is never used
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(out)
+
+
+if __name__ == '__main__':
+    main()
