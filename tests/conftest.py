@@ -7,20 +7,28 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.environ.get('TESTDATA_CACHE', os.path.expanduser('~/.cache/alphafold-hpc-kit'))
+# Every model run in the suite shares one persistent JAX compilation cache, as jobs at a site do.
+os.environ.setdefault('ALPHAFOLD_JAX_CACHE_DIR', os.path.join(CACHE, 'jax-cache'))
+# The GPU-stage tests run two models of monomer_ptm with one recycle, on the 24-residue conotoxin.
+GPU_ARGS = ('--model-preset', 'monomer_ptm', '--models', 'model_1,model_3', '--num-recycle', '1')
+
+
+def cached_build(script, *args):
+    """Run a cached builder script under tests/ and return the path it prints last."""
+    out = subprocess.run([sys.executable, os.path.join(ROOT, 'tests', script), '--cache', CACHE] + list(args),
+                         check=True, stdout=subprocess.PIPE, universal_newlines=True).stdout
+    return out.strip().splitlines()[-1]
 
 
 @pytest.fixture(scope='session')
 def data_dir():
     """The small AlphaFold data directory built from real data (cached across runs)."""
-    out = subprocess.run([sys.executable, os.path.join(ROOT, 'tests', 'build_test_dbs.py'),
-                          '--cache', CACHE], check=True, stdout=subprocess.PIPE,
-                         universal_newlines=True).stdout
-    return out.strip().splitlines()[-1]
+    return cached_build('build_test_dbs.py')
 
 
 @pytest.fixture(scope='session')
 def targets(data_dir):
-    """name -> FASTA path: hbb_human (many homologs) and e2_dbd (has a real template, 1A7G)."""
+    """name -> FASTA path: hbb_human (many homologs), e2_dbd (a real template, 1A7G), conotoxin."""
     d = os.path.join(data_dir, 'targets')
     return {os.path.splitext(f)[0]: os.path.join(d, f) for f in os.listdir(d)}
 
@@ -36,3 +44,37 @@ def run_kit(*args, env=None, timeout=600, **kw):
 @pytest.fixture
 def kit():
     return run_kit
+
+
+@pytest.fixture(scope='session')
+def weights_dir():
+    """STAND-IN for AlphaFold's weights: random monomer_ptm parameters in the official format."""
+    return cached_build('make_test_weights.py')
+
+
+@pytest.fixture(scope='session')
+def full_data_dir(data_dir, weights_dir, tmp_path_factory):
+    """A data directory with the test databases and the stand-in weights under params/."""
+    root = tmp_path_factory.mktemp('full_data')
+    for name in os.listdir(data_dir):
+        os.symlink(os.path.join(data_dir, name), str(root / name))
+    os.symlink(os.path.join(weights_dir, 'params'), str(root / 'params'))
+    return str(root)
+
+
+@pytest.fixture(scope='session')
+def conotoxin_features(data_dir, targets, tmp_path_factory):
+    """The CPU stage's output for the conotoxin: OUT/conotoxin/features.pkl and its meta."""
+    out = tmp_path_factory.mktemp('cpu_stage')
+    res = run_kit('msa', '--fasta', targets['conotoxin'], '--output-dir', out, '--data-dir', data_dir)
+    assert res.returncode == 0, res.stdout
+    return str(out / 'conotoxin')
+
+
+@pytest.fixture
+def conotoxin_dir(conotoxin_features, tmp_path):
+    """A private copy of the conotoxin's CPU-stage output, as OUT/conotoxin."""
+    import shutil
+    dst = tmp_path / 'out' / 'conotoxin'
+    shutil.copytree(conotoxin_features, str(dst))
+    return dst

@@ -65,7 +65,7 @@ def init_inputs(runner, raw):
 
 
 def flatten(params):
-    return {'%s//%s' % (module, name): np.asarray(value)
+    return {'%s//%s' % (module, name): value
             for module, values in params.items() for name, value in values.items()}
 
 
@@ -85,11 +85,12 @@ def make(out, preset, models, full_size):
         inputs = init_inputs(runner, raw)
         shapes = jax.eval_shape(runner.init, jax.random.PRNGKey(0), inputs)
         if full_size:
-            flat = {k: np.zeros(v.shape, v.dtype) for k, v in flatten(shapes).items()}
+            flat = {k: np.zeros(v.shape, np.float32) for k, v in flatten(shapes).items()}   # as the official files
         else:
             # Models with the same parameter structure share one compiled init, with their own seed.
             runner = initialised.setdefault(signature(shapes), runner)
-            flat = flatten(jax.device_get(runner.init(jax.random.PRNGKey(index), inputs)))
+            flat = {k: np.asarray(v, np.float32)
+                    for k, v in flatten(jax.device_get(runner.init(jax.random.PRNGKey(index), inputs))).items()}
         np.savez_compressed(os.path.join(out, 'params', 'params_%s.npz' % name), **flat)
         print('wrote params_%s.npz (%d arrays)' % (name, len(flat)), file=sys.stderr)
     if not full_size:

@@ -1,0 +1,54 @@
+"""Parity: alphafold-predict gives stock run_alphafold.py's ranking and coordinates.
+
+Same features, STAND-IN test weights and seed; the stock loop runs in this process with its own
+RunModel objects. Tolerance: both sides run the same XLA CPU executables on the same inputs,
+so unrelaxed coordinates agree to float32 rounding (1e-3 A allows for a different thread split
+of reductions). Relaxed coordinates cannot be compared that way: stock AlphaFold's relaxation is
+itself not reproducible, because PDBFixer/OpenMM place hydrogens and missing atoms with random
+numbers (two stock relaxations of the same random-weight model differed here by 3-6 A heavy-atom
+RMSD). So the relaxed model is checked to be the same model (the best-ranked), with the same
+residues and heavy atoms as stock's, relaxed from identical unrelaxed coordinates.
+"""
+import json
+import os
+import pickle
+
+import numpy as np
+
+from conftest import GPU_ARGS
+from stock_alphafold import stock_predict_structure
+
+
+def ca_coords(pdb_text):
+    return np.array([[float(l[30:38]), float(l[38:46]), float(l[46:54])]
+                     for l in pdb_text.splitlines() if l.startswith('ATOM') and l[12:16].strip() == 'CA'])
+
+
+def heavy_atom_names(pdb_text):
+    return sorted((l[17:20], l[22:26].strip(), l[12:16].strip()) for l in pdb_text.splitlines()
+                  if l.startswith('ATOM') and l[76:78].strip() != 'H')
+
+
+def test_predict_matches_stock_loop(kit, weights_dir, targets, conotoxin_dir):
+    import jax
+    from alphafold.common import protein
+    jax.config.update('jax_compilation_cache_dir', os.environ['ALPHAFOLD_JAX_CACHE_DIR'])
+    res = kit('predict', '--fasta', targets['conotoxin'], '--output-dir', conotoxin_dir.parent,
+              '--data-dir', weights_dir, *GPU_ARGS, '--random-seed', '3')
+    assert res.returncode == 0, res.stdout
+    with open(conotoxin_dir / 'features.pkl', 'rb') as f:
+        features = pickle.load(f)
+    with open(os.path.join(weights_dir, 'params', 'test_weights.json')) as f:
+        overrides = json.load(f)['config_overrides']
+    ranked, unrelaxed, relaxed_best = stock_predict_structure(
+        features, weights_dir, ['model_1_ptm', 'model_3_ptm'], random_seed=3, num_recycle=1,
+        config_overrides=overrides)
+
+    assert json.loads((conotoxin_dir / 'ranking_debug.json').read_text())['order'] == ranked
+    for name, prot in unrelaxed.items():
+        ours = (conotoxin_dir / ('unrelaxed_%s.pdb' % name)).read_text()
+        np.testing.assert_allclose(ca_coords(ours), ca_coords(protein.to_pdb(prot)), atol=1e-3)
+    ranked_0 = (conotoxin_dir / 'ranked_0.pdb').read_text()
+    assert ranked_0 == (conotoxin_dir / ('relaxed_%s.pdb' % ranked[0])).read_text()
+    assert heavy_atom_names(ranked_0) == heavy_atom_names(relaxed_best)
+    assert ' H  ' in ranked_0   # relaxation added hydrogens, as stock's does
