@@ -6,13 +6,23 @@ PYTEST_ARGS ?=
 # Test databases live in a cache keyed by the builder's content (tests/build_test_dbs.py).
 TESTDATA_CACHE ?= $(HOME)/.cache/alphafold-hpc-kit
 
-.PHONY: help deps testdata test demo check-py38 clean
+.PHONY: help deps testdata test demo check-py38 clean install uninstall check-install recipes
+
+# make install PREFIX=/opt/alphafold VARIANT=cuda12 METHOD=apptainer|conda|venv [SITE_CONFIG=site.conf]
+PREFIX ?= /opt/alphafold
+VARIANT ?= cuda12
+METHOD ?= apptainer
+SITE_CONFIG ?=
+# The installer needs only the standard library, so any python3 >= 3.8 runs it.
+INSTALL_PY ?= python3
 
 help:
 	@echo "make deps       install system tools (as root) and the virtualenv at $(VENV)"
 	@echo "make testdata   build the small real-data databases (cached)"
 	@echo "make test       run the whole test suite"
 	@echo "make demo       run the main job end to end on small real data"
+	@echo "make install    PREFIX=... VARIANT=cuda12|legacy-cuda11.0|legacy-cuda10.1 METHOD=apptainer|conda|venv [SITE_CONFIG=...]"
+	@echo "make uninstall  PREFIX=... VARIANT=...;  make check-install PREFIX=... [GPU=1]"
 
 deps: $(VENV)/.deps-stamp
 	@if [ "$$(id -u)" = 0 ]; then scripts/install-system-deps.sh; \
@@ -40,3 +50,15 @@ demo: deps
 
 clean:
 	rm -rf build *.egg-info demo-output
+
+install:
+	$(INSTALL_PY) -m installer install --prefix "$(PREFIX)" --variant "$(VARIANT)" --method "$(METHOD)" $(if $(SITE_CONFIG),--site-config "$(SITE_CONFIG)")
+
+uninstall:
+	$(INSTALL_PY) -m installer uninstall --prefix "$(PREFIX)" --variant "$(VARIANT)"
+
+check-install:
+	$(INSTALL_PY) -m installer check-install --prefix "$(PREFIX)" $(if $(GPU),--gpu)
+
+recipes:
+	$(INSTALL_PY) -m installer recipes

@@ -78,3 +78,30 @@ def conotoxin_dir(conotoxin_features, tmp_path):
     dst = tmp_path / 'out' / 'conotoxin'
     shutil.copytree(conotoxin_features, str(dst))
     return dst
+
+
+@pytest.fixture(scope='session')
+def kit_site(full_data_dir, tmp_path_factory):
+    """A site with a versioned shared copy (current -> versions/v1) of the test data, and a
+    node-local root: the layout data_sync maintains."""
+    root = tmp_path_factory.mktemp('site')
+    version = root / 'shared' / 'versions' / 'v1'
+    version.mkdir(parents=True)
+    for name in os.listdir(full_data_dir):
+        os.symlink(os.path.realpath(os.path.join(full_data_dir, name)), str(version / name))
+    (version / 'manifest.id').write_text('v1\n')
+    os.symlink('versions/v1', str(root / 'shared' / 'current'))
+    (root / 'local').mkdir()
+    conf = root / 'site.conf'
+    conf.write_text('[data]\nshared_root = %s\nlocal_root = %s\n[memory]\nmode = auto\nunified_threshold = 1000\n'
+                    '[cache]\njax_cache = %s\n' % (root / 'shared', root / 'local', os.environ['ALPHAFOLD_JAX_CACHE_DIR']))
+    return root
+
+
+@pytest.fixture(scope='session')
+def installed_kit(kit_site, tmp_path_factory):
+    """`make install METHOD=venv` into a temporary prefix, with the test site config."""
+    prefix = tmp_path_factory.mktemp('prefix')
+    subprocess.run(['make', '-s', 'install', 'PREFIX=%s' % prefix, 'METHOD=venv', 'VARIANT=cuda12',
+                    'SITE_CONFIG=%s' % (kit_site / 'site.conf')], cwd=ROOT, check=True)
+    return prefix
