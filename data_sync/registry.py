@@ -5,8 +5,19 @@ is written anywhere else. Layouts follow AlphaFold's own download scripts, v2.3.
 """
 from dataclasses import dataclass
 from typing import Dict, Tuple
+from urllib.parse import urlsplit
 
 GB = 10 ** 9
+
+
+@dataclass(frozen=True)
+class Source:
+    """One upstream file and how it unpacks: 'tar'/'tar.gz' into the directory `target`, 'gz' into
+    the file `target` (sources sharing a target are concatenated in order), 'file' copied to
+    `target`, 'rsync' a tree of gzipped mmCIF files flattened and unzipped into `target`."""
+    url: str
+    archive: str
+    target: str
 
 
 @dataclass(frozen=True)
@@ -18,6 +29,18 @@ class Database:
     required: Tuple[str, ...]
     download_bytes: int
     unpacked_bytes: int
+    sources: Tuple[Source, ...] = ()
+
+    @property
+    def transport(self):
+        return 'rsync' if any(s.archive == 'rsync' for s in self.sources) else 'https'
+
+
+def mirrored(url, mirror=None):
+    """The URL under a site mirror: the mirror base plus the upstream path after the host."""
+    if not mirror:
+        return url
+    return mirror.rstrip('/') + urlsplit(url).path
 
 
 def _hh(prefix: str) -> Tuple[str, ...]:
@@ -27,8 +50,15 @@ def _hh(prefix: str) -> Tuple[str, ...]:
         '_hhm.ffdata', '_hhm.ffindex'))
 
 
-def _db(name, paths, required, download_gb, unpacked_gb):
-    return Database(name, dict(paths), tuple(required), int(download_gb * GB), int(unpacked_gb * GB))
+def _db(name, paths, required, download_gb, unpacked_gb, *sources):
+    return Database(name, dict(paths), tuple(required), int(download_gb * GB), int(unpacked_gb * GB),
+                    tuple(Source(*s) for s in sources))
+
+
+# Upstream locations, as in AlphaFold's scripts/download_*.sh.
+_GCS = 'https://storage.googleapis.com/alphafold-databases/'
+_EBI = 'https://ftp.ebi.ac.uk/pub/databases/uniprot/'
+_PDB = 'https://files.wwpdb.org/pub/pdb/'
 
 
 _BFD = 'bfd/bfd_metaclust_clu_complete_id30_c90_final_seq.sorted_opt'
@@ -38,30 +68,49 @@ _PARAMS = tuple('params/params_model_%d%s.npz' % (i, s) for s in ('', '_ptm') fo
 _PARAMS_MULTIMER = tuple('params/params_model_%d_multimer_v3.npz' % i for i in range(1, 6))
 
 _COMMON = (
-    _db('params', {'params': 'params'}, _PARAMS, 5.3, 5.3),
-    _db('bfd', {'bfd': _BFD}, _hh(_BFD), 272, 1800),
+    _db('bfd', {'bfd': _BFD}, _hh(_BFD), 272, 1800,
+        (_GCS + 'casp14_versions/bfd_metaclust_clu_complete_id30_c90_final_seq.sorted_opt.tar.gz',
+         'tar.gz', 'bfd')),
     _db('small_bfd', {'small_bfd': 'small_bfd/bfd-first_non_consensus_sequences.fasta'},
-        ['small_bfd/bfd-first_non_consensus_sequences.fasta'], 9.6, 17),
-    _db('pdb70', {'pdb70': 'pdb70/pdb70'}, _hh('pdb70/pdb70'), 19.5, 56),
+        ['small_bfd/bfd-first_non_consensus_sequences.fasta'], 9.6, 17,
+        (_GCS + 'reduced_dbs/bfd-first_non_consensus_sequences.fasta.gz', 'gz',
+         'small_bfd/bfd-first_non_consensus_sequences.fasta')),
+    _db('pdb70', {'pdb70': 'pdb70/pdb70'}, _hh('pdb70/pdb70'), 19.5, 56,
+        ('http://wwwuser.gwdg.de/~compbiol/data/hhsuite/databases/hhsuite_dbs/old-releases/'
+         'pdb70_from_mmcif_200401.tar.gz', 'tar.gz', 'pdb70')),
     _db('pdb_mmcif', {'mmcif_dir': 'pdb_mmcif/mmcif_files', 'obsolete': 'pdb_mmcif/obsolete.dat'},
-        ['pdb_mmcif/mmcif_files', 'pdb_mmcif/obsolete.dat'], 43, 238),
-    _db('uniref90', {'uniref90': 'uniref90/uniref90.fasta'}, ['uniref90/uniref90.fasta'], 34, 67),
+        ['pdb_mmcif/mmcif_files', 'pdb_mmcif/obsolete.dat'], 43, 238,
+        ('rsync://rsync.rcsb.org:33444/ftp_data/structures/divided/mmCIF/', 'rsync', 'pdb_mmcif/mmcif_files'),
+        (_PDB + 'data/status/obsolete.dat', 'file', 'pdb_mmcif/obsolete.dat')),
+    _db('uniref90', {'uniref90': 'uniref90/uniref90.fasta'}, ['uniref90/uniref90.fasta'], 34, 67,
+        (_EBI + 'uniref/uniref90/uniref90.fasta.gz', 'gz', 'uniref90/uniref90.fasta')),
 )
 
 DATABASES = {
     '2.3': {d.name: d for d in _COMMON + (
+        _db('params', {'params': 'params'}, _PARAMS + _PARAMS_MULTIMER, 5.3, 5.3,
+            ('https://storage.googleapis.com/alphafold/alphafold_params_2022-12-06.tar', 'tar', 'params')),
         _db('mgnify', {'mgnify': 'mgnify/mgy_clusters_2022_05.fa'},
-            ['mgnify/mgy_clusters_2022_05.fa'], 67, 120),
-        _db('uniref30', {'uniref30': _UNIREF30}, _hh(_UNIREF30), 52.5, 206),
-        _db('uniprot', {'uniprot': 'uniprot/uniprot.fasta'}, ['uniprot/uniprot.fasta'], 53, 105),
+            ['mgnify/mgy_clusters_2022_05.fa'], 67, 120,
+            (_GCS + 'v2.3/mgy_clusters_2022_05.fa.gz', 'gz', 'mgnify/mgy_clusters_2022_05.fa')),
+        _db('uniref30', {'uniref30': _UNIREF30}, _hh(_UNIREF30), 52.5, 206,
+            (_GCS + 'v2.3/UniRef30_2021_03.tar.gz', 'tar.gz', 'uniref30')),
+        _db('uniprot', {'uniprot': 'uniprot/uniprot.fasta'}, ['uniprot/uniprot.fasta'], 53, 105,
+            (_EBI + 'current_release/knowledgebase/complete/uniprot_trembl.fasta.gz', 'gz', 'uniprot/uniprot.fasta'),
+            (_EBI + 'current_release/knowledgebase/complete/uniprot_sprot.fasta.gz', 'gz', 'uniprot/uniprot.fasta')),
         _db('pdb_seqres', {'pdb_seqres': 'pdb_seqres/pdb_seqres.txt'},
-            ['pdb_seqres/pdb_seqres.txt'], 0.2, 0.2),
+            ['pdb_seqres/pdb_seqres.txt'], 0.2, 0.2,
+            (_PDB + 'derived_data/pdb_seqres.txt', 'file', 'pdb_seqres/pdb_seqres.txt')),
     )},
     '2.0': {d.name: d for d in _COMMON + (
+        _db('params', {'params': 'params'}, _PARAMS, 3.5, 3.5,
+            ('https://storage.googleapis.com/alphafold/alphafold_params_2021-07-14.tar', 'tar', 'params')),
         _db('mgnify', {'mgnify': 'mgnify/mgy_clusters_2018_12.fa'},
-            ['mgnify/mgy_clusters_2018_12.fa'], 32.9, 64),
+            ['mgnify/mgy_clusters_2018_12.fa'], 32.9, 64,
+            (_GCS + 'casp14_versions/mgy_clusters_2018_12.fa.gz', 'gz', 'mgnify/mgy_clusters_2018_12.fa')),
         # In 2.0 the HHblits pair is BFD + Uniclust30; the role keeps the 2.3 name.
-        _db('uniclust30', {'uniref30': _UNICLUST30}, _hh(_UNICLUST30), 24.9, 87),
+        _db('uniclust30', {'uniref30': _UNICLUST30}, _hh(_UNICLUST30), 24.9, 87,
+            (_GCS + 'casp14_versions/uniclust30_2018_08_hhsuite.tar.gz', 'tar.gz', 'uniclust30')),
     )},
 }
 
@@ -70,6 +119,12 @@ PRESETS = {
     'full_dbs': ('uniref90', 'mgnify', 'bfd', 'uniref30', 'pdb70', 'pdb_mmcif'),
     'reduced_dbs': ('uniref90', 'mgnify', 'small_bfd', 'pdb70', 'pdb_mmcif'),
     'multimer_extras': ('uniprot', 'pdb_seqres'),
+}
+# What `alphafold-data --preset` fetches: the searches' databases plus the weights.
+DOWNLOAD_PRESETS = {
+    'full_dbs': ('params',) + PRESETS['full_dbs'],
+    'reduced_dbs': ('params',) + PRESETS['reduced_dbs'],
+    'multimer': ('params',) + PRESETS['full_dbs'] + PRESETS['multimer_extras'],
 }
 
 

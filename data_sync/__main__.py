@@ -1,0 +1,3 @@
+from data_sync.cli import main
+
+main()

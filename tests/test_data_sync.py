@@ -1,0 +1,151 @@
+"""alphafold-data: registry, plan, publish/verify, node-local staging, status, prune."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from data_sync import layout, registry
+
+SUBSET = 'uniref90,mgnify,small_bfd,pdb70,pdb_mmcif'
+
+
+def data(*args):
+    return subprocess.run([sys.executable, '-m', 'data_sync'] + [str(a) for a in args], cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                          env=dict(os.environ, ALPHAFOLD_SITE_CONFIG=''))
+
+
+@pytest.fixture
+def unpacked(data_dir, tmp_path):
+    """Makes real unpacked trees (copies of the test databases) to publish; publishing moves them."""
+    count = []
+
+    def make():
+        count.append(1)
+        tree = tmp_path / ('incoming%d' % len(count))
+        for name in ('uniref90', 'mgnify', 'small_bfd', 'pdb70', 'pdb_mmcif'):
+            shutil.copytree(os.path.join(data_dir, name), str(tree / name))
+        return tree
+    return make
+
+
+def test_registry_covers_both_database_sets_with_sources():
+    for version, names in (('2.3', ['params', 'bfd', 'small_bfd', 'mgnify', 'pdb70', 'pdb_mmcif', 'pdb_seqres',
+                                    'uniref30', 'uniref90', 'uniprot']),
+                           ('2.0', ['params', 'bfd', 'small_bfd', 'mgnify', 'pdb70', 'pdb_mmcif', 'uniclust30',
+                                    'uniref90'])):
+        assert sorted(registry.DATABASES[version]) == sorted(names)
+        for db in registry.DATABASES[version].values():
+            assert db.sources and db.required and db.unpacked_bytes >= db.download_bytes > 0, db.name
+    assert registry.DATABASES['2.3']['pdb_mmcif'].transport == 'rsync'
+    total = sum(db.unpacked_bytes for db in registry.DATABASES['2.3'].values())
+    assert 2.5e12 < total < 2.8e12   # AlphaFold 2.3's 2.62 TB
+
+
+def test_plan_shows_mirrored_urls_keeping_upstream_paths(tmp_path):
+    res = data('plan', '--data-root', tmp_path, '--preset', 'multimer', '--show-urls',
+               '--mirror', 'http://mirror.example/af', '--databases', 'mgnify,uniprot')
+    assert 'http://mirror.example/af/alphafold-databases/v2.3/mgy_clusters_2022_05.fa.gz' in res.stdout
+    assert 'http://mirror.example/af/pub/databases/uniprot/current_release/knowledgebase/complete/uniprot_sprot.fasta.gz' in res.stdout
+
+
+def test_plan_refuses_when_it_will_not_fit(tmp_path):
+    small = tmp_path / 'small'
+    small.mkdir()
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', str(small)], check=True)
+    try:
+        res = data('plan', '--data-root', small, '--databases', 'uniref90')
+        assert res.returncode == 5 and 'not enough space' in res.stdout and 'limit --databases' in res.stdout
+    finally:
+        subprocess.run(['umount', str(small)], check=True)
+
+
+def test_unknown_database_is_a_clear_error(tmp_path):
+    res = data('plan', '--data-root', tmp_path, '--databases', 'uniref91')
+    assert res.returncode == 2 and "unknown database(s): uniref91" in res.stdout and 'uniref90' in res.stdout
+
+
+def test_publish_verify_detects_corruption_and_refuses_incomplete_sets(unpacked, tmp_path):
+    root = tmp_path / 'shared'
+    res = data('publish', '--data-root', root, '--from', unpacked(), '--preset', 'reduced_dbs', '--databases', SUBSET)
+    assert res.returncode == 0, res.stdout
+    current = os.path.realpath(str(root / 'current'))
+    ident = layout.read_id(os.path.join(current, 'manifest.id'))
+    assert os.path.basename(current) == ident and len(ident) == 16
+    assert data('verify', '--data-root', root).returncode == 0
+    fasta = os.path.join(current, 'uniref90', 'uniref90.fasta')
+    blob = bytearray(open(fasta, 'rb').read())
+    blob[100] ^= 1                                   # one flipped bit
+    open(fasta, 'wb').write(bytes(blob))
+    res = data('verify', '--data-root', root)
+    assert res.returncode == 6 and 'uniref90/uniref90.fasta: checksum differs' in res.stdout
+    with open(fasta, 'ab') as f:
+        f.truncate(50)
+    assert 'uniref90/uniref90.fasta: size 50' in data('verify', '--data-root', root).stdout
+    # An incomplete set is never published: current does not move.
+    broken = unpacked()
+    os.unlink(str(broken / 'mgnify' / 'mgy_clusters_2022_05.fa'))
+    res = data('publish', '--data-root', root, '--from', broken, '--preset', 'reduced_dbs', '--databases', SUBSET)
+    assert res.returncode == 6 and 'mgnify misses mgnify/mgy_clusters_2022_05.fa' in res.stdout
+    assert os.path.realpath(str(root / 'current')) == current
+
+
+def test_stage_copies_once_then_nothing_and_status_tracks_freshness(unpacked, tmp_path):
+    root, local = tmp_path / 'shared', tmp_path / 'local'
+    assert data('publish', '--data-root', root, '--from', unpacked(), '--databases', SUBSET).returncode == 0
+    res = data('status', '--data-root', root, '--local-root', local, '--databases', SUBSET)
+    assert res.returncode == 1 and 'no verified node-local copy' in res.stdout
+    res = data('stage', '--data-root', root, '--local-root', local)
+    assert res.returncode == 0, res.stdout
+    assert ': 0 files copied' not in res.stdout
+    first = os.path.realpath(str(local / 'current'))
+    res = data('stage', '--data-root', root, '--local-root', local)
+    assert res.returncode == 0 and 'is current' in res.stdout          # unchanged: copies nothing
+    res = data('status', '--data-root', root, '--local-root', local, '--databases', SUBSET)
+    assert res.returncode == 0 and 'matches manifest' in res.stdout and 'complete' in res.stdout
+    assert layout.choose_data_dir(str(root), str(local))[0] == str(local / 'current')
+    # A new shared version: the local copy is stale until staged; the old one survives the switch.
+    new = tmp_path / 'v2'
+    shutil.copytree(os.path.realpath(str(root / 'current')), str(new))
+    for f in ('manifest.json', 'manifest.id'):
+        os.unlink(str(new / f))
+    with open(str(new / 'mgnify' / 'mgy_clusters_2022_05.fa'), 'a') as f:
+        f.write('>extra\nMKV\n')
+    assert data('publish', '--data-root', root, '--from', new, '--databases', SUBSET).returncode == 0
+    res = data('status', '--data-root', root, '--local-root', local, '--databases', SUBSET)
+    assert res.returncode == 1 and 'stale' in res.stdout
+    res = data('stage', '--data-root', root, '--local-root', local)
+    assert res.returncode == 0 and ': 3 files copied' in res.stdout, res.stdout   # the changed file + manifest
+    assert os.path.isdir(first) and os.path.realpath(str(local / 'current')) != first
+    assert os.stat(os.path.join(first, 'uniref90', 'uniref90.fasta')).st_ino == \
+        os.stat(str(local / 'current' / 'uniref90' / 'uniref90.fasta')).st_ino   # hard-linked, not copied
+
+
+def test_stage_onto_a_full_disk_keeps_the_previous_copy(unpacked, tmp_path):
+    root, local = tmp_path / 'shared', tmp_path / 'local'
+    assert data('publish', '--data-root', root, '--from', unpacked(), '--databases', SUBSET).returncode == 0
+    local.mkdir()
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1200k', 'tmpfs', str(local)], check=True)
+    try:
+        res = data('stage', '--data-root', root, '--local-root', local)
+        assert res.returncode == 5 and 'free space on the node-local disk' in res.stdout
+        assert not os.path.lexists(str(local / 'current'))
+        assert layout.choose_data_dir(str(root), str(local))[0] == str(root / 'current')
+    finally:
+        subprocess.run(['umount', str(local)], check=True)
+
+
+def test_prune_keeps_current_and_versions_in_use(unpacked, tmp_path):
+    root = tmp_path / 'shared'
+    idents = []
+    for i in range(3):
+        tree = unpacked()
+        (tree / 'mgnify' / 'mgy_clusters_2022_05.fa').write_text('>v%d\nMKV\n' % i)
+        assert data('publish', '--data-root', root, '--from', tree, '--databases', SUBSET).returncode == 0
+        idents.append(os.path.basename(os.path.realpath(str(root / 'current'))))
+    (root / 'versions' / idents[0] / '.in-use').write_text('1234\n')
+    assert data('prune', '--data-root', root, '--keep', '1').returncode == 0
+    assert sorted(os.listdir(str(root / 'versions'))) == sorted([idents[0], idents[2]])
