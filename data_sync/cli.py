@@ -1,13 +1,15 @@
-"""alphafold-data (python -m data_sync): plan, verify, publish, stage, warm, status, prune."""
+"""alphafold-data (python -m data_sync): plan, download, verify, publish, sync, stage, warm,
+status, prune."""
 import argparse
 import glob
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
 
-from data_sync import layout, manifest, registry, stage as staging, store
+from data_sync import layout, manifest, registry, stage as staging, store, sync
 from fold_runtime import site_config
 from fold_runtime.errors import EXIT_INPUT, EXIT_IO, EXIT_MISMATCH, KitError
 
@@ -69,25 +71,52 @@ def cmd_verify(args):
     return 0
 
 
+def cmd_download(args):
+    """Download and unpack into DATA_ROOT/.incoming (resumable); `publish` then makes it current."""
+    archives, fetched = sync.download(args.data_root, selected(args), args.mirror, args.rsync_mirror,
+                                      args.downloader, args.verify, args.quiet, log=args.log)
+    with open(os.path.join(args.data_root, '.incoming', '.archives.json'), 'w') as f:
+        json.dump({'archives': archives, 'fetched': fetched}, f)
+    return 0
+
+
 def cmd_publish(args):
-    """Publish an unpacked tree (--from DIR) as a new version, after checking it is complete."""
-    source = os.path.abspath(args.source)
+    """Publish a complete unpacked tree (DATA_ROOT/.incoming, or --from DIR) as the current version."""
+    incoming = os.path.join(args.data_root, '.incoming')
+    source = os.path.abspath(args.source) if args.source else incoming
     incomplete = {db.name: missing_files(source, db) for db in selected(args) if missing_files(source, db)}
     if incomplete:
         raise KitError('%s is incomplete: %s' % (source, '; '.join('%s misses %s' % (k, ', '.join(v[:3]))
                                                                      for k, v in incomplete.items())),
                        'download the missing databases first; `current` was not changed', EXIT_MISMATCH)
-    built = manifest.build(source)
-    manifest.write(source, built)
-    final = store.publish(args.data_root, source, built['id'])
-    print('published %s as %s' % (built['id'], final))
+    if source != incoming:
+        os.makedirs(args.data_root, exist_ok=True)
+        shutil.rmtree(incoming, ignore_errors=True)
+        os.rename(source, incoming)
+    records = os.path.join(incoming, '.archives.json')
+    saved = json.load(open(records)) if os.path.exists(records) else {}
+    sync.publish(args.data_root, saved.get('archives'), saved.get('fetched', ['(from %s)' % source]), log=args.log)
+    return 0
+
+
+def cmd_sync(args):
+    """download, verify, publish: the cron entry point (flock-protected; --quiet prints only failures)."""
+    try:
+        handle = sync.lock(args.data_root)
+    except sync.Locked:
+        args.log('another alphafold-data sync holds %s/.sync.lock; exiting' % args.data_root)
+        return 0
+    with handle:
+        archives, fetched = sync.download(args.data_root, selected(args), args.mirror, args.rsync_mirror,
+                                          args.downloader, args.verify, args.quiet, log=args.log)
+        sync.publish(args.data_root, archives, fetched, log=args.log)
     return 0
 
 
 def cmd_stage(args):
     if not args.local_root:
         raise KitError('no node-local root', 'pass --local-root DIR or set local_root in the site config')
-    staging.stage(args.data_root, args.local_root, jobs=args.jobs, log=print)
+    staging.stage(args.data_root, args.local_root, jobs=args.jobs, log=args.log)
     return 0
 
 
@@ -134,7 +163,7 @@ def cmd_status(args):
 
 
 def cmd_prune(args):
-    store.prune(args.data_root, args.keep)
+    store.prune(args.data_root, args.keep, log=args.log)
     return 0
 
 
@@ -143,8 +172,8 @@ def parser():
     p = argparse.ArgumentParser(prog='alphafold-data', description='AlphaFold databases: plan, verify, '
                                 'publish, stage to node-local disk, warm, status, prune.')
     sub = p.add_subparsers(dest='command', required=True)
-    commands = {'plan': cmd_plan, 'verify': cmd_verify, 'publish': cmd_publish, 'stage': cmd_stage,
-                'warm': cmd_warm, 'status': cmd_status, 'prune': cmd_prune}
+    commands = {'plan': cmd_plan, 'download': cmd_download, 'verify': cmd_verify, 'publish': cmd_publish,
+                'sync': cmd_sync, 'stage': cmd_stage, 'warm': cmd_warm, 'status': cmd_status, 'prune': cmd_prune}
     for name, func in commands.items():
         s = sub.add_parser(name, help=(func.__doc__ or '').split('\n')[0])
         s.set_defaults(func=func)
@@ -159,7 +188,14 @@ def parser():
         if name == 'plan':
             s.add_argument('--show-urls', action='store_true', help='print every URL it would fetch')
         if name == 'publish':
-            s.add_argument('--from', dest='source', required=True, help='unpacked tree to publish')
+            s.add_argument('--from', dest='source', help='unpacked tree to publish (default: DATA_ROOT/.incoming)')
+        if name in ('download', 'sync'):
+            s.add_argument('--downloader', choices=('auto', 'aria2c', 'requests'), default='auto',
+                           help='auto: aria2c when installed, else requests')
+            s.add_argument('--verify', choices=('size', 'full'), default='size',
+                           help='how to check databases kept from the current version (full: SHA-256)')
+        s.add_argument('--quiet', action='store_true', help='print nothing on success (for cron)')
+        s.add_argument('--log-file', help='append a log here (sync default: DATA_ROOT/sync.log)')
         if name == 'stage':
             s.add_argument('--jobs', type=int, default=4, help='databases copied in parallel')
         if name == 'prune':
@@ -167,10 +203,25 @@ def parser():
     return p
 
 
+def logger(args):
+    path = args.log_file or (os.path.join(args.data_root, 'sync.log') if args.command == 'sync' else None)
+
+    def log(message):
+        if not args.quiet:
+            print(message, flush=True)
+        if path:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            with open(path, 'a') as f:
+                f.write('%s %s\n' % (time.strftime('%Y-%m-%dT%H:%M:%S'), message))
+    return log
+
+
 def main(argv=None):
     args = parser().parse_args(argv)
+    args.log = logger(args)
     try:
         sys.exit(args.func(args))
     except KitError as exc:
+        args.log('error: %s' % exc)
         print('alphafold-data %s: error: %s' % (args.command, exc), file=sys.stderr)
         sys.exit(exc.exit_code)

@@ -18,6 +18,8 @@ class Source:
     url: str
     archive: str
     target: str
+    # An md5sum-format listing that upstream publishes beside the file, when it does.
+    md5_listing: str = ''
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,8 @@ _COMMON = (
          'small_bfd/bfd-first_non_consensus_sequences.fasta')),
     _db('pdb70', {'pdb70': 'pdb70/pdb70'}, _hh('pdb70/pdb70'), 19.5, 56,
         ('http://wwwuser.gwdg.de/~compbiol/data/hhsuite/databases/hhsuite_dbs/old-releases/'
-         'pdb70_from_mmcif_200401.tar.gz', 'tar.gz', 'pdb70')),
+         'pdb70_from_mmcif_200401.tar.gz', 'tar.gz', 'pdb70',
+         'http://wwwuser.gwdg.de/~compbiol/data/hhsuite/databases/hhsuite_dbs/old-releases/md5sum')),
     _db('pdb_mmcif', {'mmcif_dir': 'pdb_mmcif/mmcif_files', 'obsolete': 'pdb_mmcif/obsolete.dat'},
         ['pdb_mmcif/mmcif_files', 'pdb_mmcif/obsolete.dat'], 43, 238,
         ('rsync://rsync.rcsb.org:33444/ftp_data/structures/divided/mmCIF/', 'rsync', 'pdb_mmcif/mmcif_files'),

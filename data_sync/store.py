@@ -33,10 +33,9 @@ def publish(root, incoming, ident):
     versions = os.path.join(root, 'versions')
     os.makedirs(versions, exist_ok=True)
     final = os.path.join(versions, ident)
-    if os.path.exists(final):          # identical content is already published
-        shutil.rmtree(incoming)
-    else:
-        os.rename(incoming, final)
+    if os.path.exists(final):          # the same content again (a repaired copy): a new directory
+        final = '%s.%s' % (final, time.strftime('%Y%m%d%H%M%S'))
+    os.rename(incoming, final)
     switch_current(root, final)
     return final
 
