@@ -103,12 +103,30 @@ def msa_parser(prog='alphafold-msa'):
     return p
 
 
+def resolve_data_dir(args):
+    """--data-dir, else $ALPHAFOLD_DATA_DIR, else the site config's node-local copy when its stamp
+    matches the shared manifest, else the shared copy (the modulefile's rule)."""
+    if args.data_dir:
+        return os.path.abspath(args.data_dir)
+    from data_sync.layout import choose_data_dir
+    from fold_runtime import site_config
+    data = site_config.load()['data']
+    if not os.environ.get('ALPHAFOLD_SITE_CONFIG') or not data['shared_root']:
+        return None
+    chosen, reason = choose_data_dir(data['shared_root'], data['local_root'])
+    log('data directory %s (%s)' % (chosen, reason))
+    return chosen
+
+
 def cpu_stage_options(args):
+    from data_sync.layout import MANIFEST_ID_FILE, read_id
     from fold_runtime.msa_stage import Options
     if args.cpus < 1:
         raise KitError('--cpus must be at least 1, got %d' % args.cpus, 'pass --cpus N with N >= 1')
+    data_dir = resolve_data_dir(args)
     return Options(output_dir=os.path.abspath(args.output_dir),
-                   data_dir=os.path.abspath(args.data_dir) if args.data_dir else None,
+                   data_dir=data_dir,
+                   manifest_id=read_id(os.path.join(data_dir, MANIFEST_ID_FILE)) or None if data_dir else None,
                    db_preset=args.db_preset, max_template_date=args.max_template_date,
                    cpus=args.cpus, serial=args.serial, timeout=args.timeout,
                    overwrite=args.overwrite,
@@ -159,11 +177,12 @@ def run_predict(args):
         raise KitError('no GPU is visible to jax (--require-gpu)',
                        'run on a GPU node (e.g. sbatch --gres=gpu:1), check CUDA_VISIBLE_DEVICES, and '
                        'use the image variant for your CUDA driver', errors.EXIT_GPU)
-    if not args.data_dir:
+    data_dir = resolve_data_dir(args)
+    if not data_dir:
         raise KitError('no data directory given for the weights', 'pass --data-dir or set ALPHAFOLD_DATA_DIR',
                        errors.EXIT_MISSING)
     opts = predict_stage.Options(
-        data_dir=os.path.abspath(args.data_dir), model_preset=args.model_preset, models=args.models,
+        data_dir=data_dir, model_preset=args.model_preset, models=args.models,
         num_recycle=args.num_recycle, random_seed=args.random_seed, models_to_relax=args.models_to_relax,
         use_gpu_relax=bool(gpus) if args.use_gpu_relax is None else args.use_gpu_relax,
         result_pkl=not args.no_result_pkl)

@@ -1,4 +1,5 @@
 """alphafold-data: registry, plan, publish/verify, node-local staging, status, prune."""
+import glob
 import os
 import shutil
 import subprocess
@@ -93,7 +94,7 @@ def test_publish_verify_detects_corruption_and_refuses_incomplete_sets(unpacked,
     assert os.path.realpath(str(root / 'current')) == current
 
 
-def test_stage_copies_once_then_nothing_and_status_tracks_freshness(unpacked, tmp_path):
+def test_stage_copies_once_then_nothing_and_status_tracks_freshness(unpacked, tmp_path, targets):
     root, local = tmp_path / 'shared', tmp_path / 'local'
     assert data('publish', '--data-root', root, '--from', unpacked(), '--databases', SUBSET).returncode == 0
     res = data('status', '--data-root', root, '--local-root', local, '--databases', SUBSET)
@@ -107,6 +108,19 @@ def test_stage_copies_once_then_nothing_and_status_tracks_freshness(unpacked, tm
     res = data('status', '--data-root', root, '--local-root', local, '--databases', SUBSET)
     assert res.returncode == 0 and 'matches manifest' in res.stdout and 'complete' in res.stdout
     assert layout.choose_data_dir(str(root), str(local))[0] == str(local / 'current')
+    # The runtime, given only the site config, reads the node-local copy and records its manifest.
+    conf = tmp_path / 'site.conf'
+    conf.write_text('[data]\nshared_root = %s\nlocal_root = %s\n' % (root, local))
+    env = {k: v for k, v in os.environ.items() if k != 'ALPHAFOLD_DATA_DIR'}
+    msa = subprocess.run([sys.executable, '-m', 'fold_runtime', 'msa', '--fasta', targets['conotoxin'],
+                          '--output-dir', str(tmp_path / 'out'), '--db-preset', 'reduced_dbs'], cwd=ROOT,
+                         env=dict(env, ALPHAFOLD_SITE_CONFIG=str(conf)), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, universal_newlines=True)
+    assert msa.returncode == 0, msa.stdout
+    assert 'data directory %s/current (node-local copy' % local in msa.stdout
+    import json
+    meta = json.load(open(str(tmp_path / 'out' / 'conotoxin' / 'features.meta.json')))
+    assert meta['data_manifest_id'] == layout.read_id(str(local / 'current' / 'manifest.id'))
     # A new shared version: the local copy is stale until staged; the old one survives the switch.
     new = tmp_path / 'v2'
     shutil.copytree(os.path.realpath(str(root / 'current')), str(new))
@@ -149,3 +163,18 @@ def test_prune_keeps_current_and_versions_in_use(unpacked, tmp_path):
     (root / 'versions' / idents[0] / '.in-use').write_text('1234\n')
     assert data('prune', '--data-root', root, '--keep', '1').returncode == 0
     assert sorted(os.listdir(str(root / 'versions'))) == sorted([idents[0], idents[2]])
+
+
+def test_warm_reads_hhsuite_indexes_into_the_page_cache(data_dir):
+    res = data('warm', '--data-root', data_dir)
+    assert res.returncode == 0, res.stdout
+    assert 'warmed' in res.stdout and 'resident in the page cache' in res.stdout
+    n = len(glob.glob(os.path.join(data_dir, '*', '*_cs219.ffdata')) + glob.glob(os.path.join(data_dir, '*', '*.ffindex')))
+    assert 'warmed %d files' % n in res.stdout
+
+
+def test_cron_examples_call_sync_quietly():
+    examples = os.path.join(ROOT, 'data_sync', 'examples')
+    assert 'alphafold-data sync --quiet' in open(os.path.join(examples, 'alphafold-data.cron')).read()
+    assert 'alphafold-data sync --quiet' in open(os.path.join(examples, 'alphafold-data-sync.service')).read()
+    assert subprocess.run(['bash', '-n', os.path.join(examples, 'slurm-prolog-stage.sh')]).returncode == 0

@@ -97,6 +97,8 @@ def test_sync_survives_drops_503s_and_a_flipped_byte_and_the_result_runs(mirror,
     out = run_kit('msa', '--fasta', targets['e2_dbd'], '--output-dir', tmp_path / 'out', '--data-dir', current,
                   '--db-preset', 'reduced_dbs')
     assert out.returncode == 0, out.stdout
+    meta = json.load(open(str(tmp_path / 'out' / 'e2_dbd' / 'features.meta.json')))
+    assert meta['data_manifest_id'] == layout.read_id(os.path.join(current, 'manifest.id')) == record['id']
     assert not (root / '.incoming').exists()
 
 
