@@ -148,8 +148,10 @@ def cmd_status(args):
     tree = tree or layout.shared_dir(args.data_root)
     missing = [db.name for db in selected(args) if missing_files(tree, db)]
     age_days = (time.time() - os.path.getmtime(tree)) / 86400 if os.path.exists(tree) else float('nan')
-    print('shared  %s: version %s, %s, %.1f days old%s' % (
-        args.data_root, ident or 'unversioned', 'incomplete' if missing else 'complete', age_days,
+    recorded = manifest.load(tree) if os.path.isdir(tree) else None
+    size = sum(f['size'] for f in recorded['files'].values()) / 1e9 if recorded else float('nan')
+    print('shared  %s: version %s, %s, %.2f GB, %.1f days old%s' % (
+        args.data_root, ident or 'unversioned', 'incomplete' if missing else 'complete', size, age_days,
         '; missing: ' + ', '.join(missing) if missing else ''))
     if missing:
         code = CRITICAL

@@ -5,6 +5,8 @@ Imports no jax and loads no weights: it runs on CPU nodes.
 import os
 import shutil
 import time
+from dataclasses import dataclass, field
+from typing import Dict, Optional
 
 from fold_runtime import atomic, binaries, databases, meta, searches
 from fold_runtime.errors import EXIT_MISMATCH, KitError
@@ -14,22 +16,19 @@ TIMINGS_FILE = 'timings.json'
 TOOLS = ('jackhmmer', 'hhblits', 'hhsearch', 'kalign')
 
 
-class Options(object):
+@dataclass
+class Options:
     """The CPU stage's settings, as parsed from the command line."""
-
-    def __init__(self, output_dir, data_dir, db_preset='full_dbs', max_template_date='2100-01-01',
-                 cpus=1, serial=False, timeout=None, overwrite=False, binary_paths=None,
-                 manifest_id=None):
-        self.output_dir = output_dir
-        self.data_dir = data_dir
-        self.db_preset = db_preset
-        self.max_template_date = max_template_date
-        self.cpus = cpus
-        self.serial = serial
-        self.timeout = timeout
-        self.overwrite = overwrite
-        self.binary_paths = binary_paths or {}
-        self.manifest_id = manifest_id
+    output_dir: str
+    data_dir: Optional[str]
+    db_preset: str = 'full_dbs'
+    max_template_date: str = '2100-01-01'
+    cpus: int = 1
+    serial: bool = False
+    timeout: Optional[float] = None
+    overwrite: bool = False
+    binary_paths: Dict[str, Optional[str]] = field(default_factory=dict)
+    manifest_id: Optional[str] = None
 
 
 class Environment(object):

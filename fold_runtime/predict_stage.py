@@ -9,6 +9,8 @@ unrelaxed outputs.
 import os
 import pickle
 import time
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -21,17 +23,17 @@ RELAX = dict(max_iterations=0, tolerance=2.39, stiffness=10.0, exclude_residues=
              max_outer_iterations=3)
 
 
-class Options(object):
-    def __init__(self, data_dir, model_preset='monomer_ptm', models=None, num_recycle=None,
-                 random_seed=0, models_to_relax='best', use_gpu_relax=False, result_pkl=True):
-        self.data_dir = data_dir
-        self.model_preset = model_preset
-        self.models = models
-        self.num_recycle = num_recycle
-        self.random_seed = random_seed
-        self.models_to_relax = models_to_relax
-        self.use_gpu_relax = use_gpu_relax
-        self.result_pkl = result_pkl
+@dataclass
+class Options:
+    """The GPU stage's settings, as parsed from the command line."""
+    data_dir: str
+    model_preset: str = 'monomer_ptm'
+    models: Optional[str] = None
+    num_recycle: Optional[int] = None
+    random_seed: int = 0
+    models_to_relax: str = 'best'
+    use_gpu_relax: bool = False
+    result_pkl: bool = True
 
 
 def load_features(tdir, expected=None):

@@ -106,7 +106,7 @@ def test_stage_copies_once_then_nothing_and_status_tracks_freshness(unpacked, tm
     res = data('stage', '--data-root', root, '--local-root', local)
     assert res.returncode == 0 and 'is current' in res.stdout          # unchanged: copies nothing
     res = data('status', '--data-root', root, '--local-root', local, '--databases', SUBSET)
-    assert res.returncode == 0 and 'matches manifest' in res.stdout and 'complete' in res.stdout
+    assert res.returncode == 0 and 'matches manifest' in res.stdout and 'complete, 0.00 GB' in res.stdout
     assert layout.choose_data_dir(str(root), str(local))[0] == str(local / 'current')
     # The runtime, given only the site config, reads the node-local copy and records its manifest.
     conf = tmp_path / 'site.conf'
