@@ -51,6 +51,8 @@ def add_cpu_stage_options(parser, for_gpu_stage=False):
     add(parser, '--timeout', type=float, metavar='SECONDS', help='limit for each search')
     add(parser, '--overwrite', action='store_true',
         help='recompute even when outputs from other inputs exist')
+    add(parser, '--feature-cache', default=os.environ.get('ALPHAFOLD_FEATURE_CACHE'), metavar='DIR',
+        help='shared, content-addressed cache of CPU-stage results (default: $ALPHAFOLD_FEATURE_CACHE)')
     for tool in ('jackhmmer', 'hhblits', 'hhsearch', 'kalign'):
         add(parser, '--%s-binary' % tool, '--%s_binary_path' % tool, metavar='PATH',
             help='%s executable (default: from PATH)' % tool)
@@ -129,7 +131,7 @@ def cpu_stage_options(args):
                    manifest_id=read_id(os.path.join(data_dir, MANIFEST_ID_FILE)) or None if data_dir else None,
                    db_preset=args.db_preset, max_template_date=args.max_template_date,
                    cpus=args.cpus, serial=args.serial, timeout=args.timeout,
-                   overwrite=args.overwrite,
+                   overwrite=args.overwrite, feature_cache=args.feature_cache,
                    binary_paths={t: getattr(args, t + '_binary')
                                  for t in ('jackhmmer', 'hhblits', 'hhsearch', 'kalign')})
 

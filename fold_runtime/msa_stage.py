@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
-from fold_runtime import atomic, binaries, databases, meta, searches
+from fold_runtime import atomic, binaries, databases, feature_cache, meta, searches
 from fold_runtime.errors import EXIT_MISMATCH, KitError
 
 FEATURES_FILE = 'features.pkl'
@@ -29,6 +29,7 @@ class Options:
     overwrite: bool = False
     binary_paths: Dict[str, Optional[str]] = field(default_factory=dict)
     manifest_id: Optional[str] = None
+    feature_cache: Optional[str] = None
 
 
 class Environment(object):
@@ -83,7 +84,10 @@ def run_target(target, opts, env, log=print):
                 log('%s: features.pkl matches its inputs, reusing it' % target.name)
                 return {}
             log('%s: resuming an interrupted CPU stage' % target.name)
-    atomic.write_json(os.path.join(tdir, meta.META_FILE), wanted)
+    if opts.feature_cache and feature_cache.fetch(opts.feature_cache, wanted, target, tdir):
+        log('%s: features from the shared cache %s (no CPU stage needed)' % (target.name, opts.feature_cache))
+        return {}
+    atomic.write_json(os.path.join(tdir, meta.META_FILE), dict(wanted, features_source='cpu_stage'))
     atomic.make_dirs(msa_dir)
     atomic.remove_debris(tdir, msa_dir)
     work_dir = os.path.join(tdir, '.work')
@@ -109,6 +113,8 @@ def run_target(target, opts, env, log=print):
     timings['features'] = round(time.time() - started, 3)
     merge_timings(tdir, timings)
     shutil.rmtree(work_dir, ignore_errors=True)
+    if opts.feature_cache:
+        feature_cache.store(opts.feature_cache, wanted, tdir)
     log('%s: wrote %s (%.1f s)' % (target.name, features_path, timings['features']))
     return timings
 
