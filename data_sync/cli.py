@@ -182,7 +182,7 @@ def parser():
         s.add_argument('--data-root', default=site['data']['shared_root'], help='shared copy (default: site config)')
         s.add_argument('--local-root', default=site['data']['local_root'] or None, help='node-local copy')
         s.add_argument('--mirror', default=site['data']['mirror'] or None, help='base URL of an https mirror')
-        s.add_argument('--rsync-mirror', default=site['data'].get('rsync_mirror') or None, help='rsync mirror for mmCIF')
+        s.add_argument('--rsync-mirror', default=site['data']['rsync_mirror'] or None, help='rsync mirror for mmCIF')
         s.add_argument('--databases', help='comma-separated subset, e.g. uniref90,mgnify')
         s.add_argument('--preset', default='full_dbs', choices=sorted(registry.DOWNLOAD_PRESETS))
         s.add_argument('--db-version', default='2.3', choices=sorted(registry.DATABASES),

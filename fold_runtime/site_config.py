@@ -7,7 +7,7 @@ import configparser
 import os
 
 DEFAULTS = {
-    'data': {'shared_root': '/shared/alphafold', 'local_root': '', 'mirror': ''},
+    'data': {'shared_root': '/shared/alphafold', 'local_root': '', 'mirror': '', 'rsync_mirror': ''},
     'memory': {'mode': 'auto', 'unified_threshold': '1200', 'mem_fraction': ''},
     'slurm': {'cpu_partition': 'cpu', 'gpu_partition': 'gpu', 'account': '', 'qos': '',
               'cpus_per_task': '20', 'cpu_time': '12:00:00', 'gpu_time': '12:00:00',
