@@ -5,6 +5,7 @@ import signal
 import sys
 
 from fold_runtime import errors
+from fold_runtime.binaries import PACKAGES as TOOLS
 from fold_runtime.errors import KitError
 
 
@@ -53,7 +54,7 @@ def add_cpu_stage_options(parser, for_gpu_stage=False):
         help='recompute even when outputs from other inputs exist')
     add(parser, '--feature-cache', default=os.environ.get('ALPHAFOLD_FEATURE_CACHE'), metavar='DIR',
         help='shared, content-addressed cache of CPU-stage results (default: $ALPHAFOLD_FEATURE_CACHE)')
-    for tool in ('jackhmmer', 'hhblits', 'hhsearch', 'kalign'):
+    for tool in TOOLS:
         add(parser, '--%s-binary' % tool, '--%s_binary_path' % tool, metavar='PATH',
             help='%s executable (default: from PATH)' % tool)
 
@@ -133,7 +134,7 @@ def cpu_stage_options(args):
                    cpus=args.cpus, serial=args.serial, timeout=args.timeout,
                    overwrite=args.overwrite, feature_cache=args.feature_cache,
                    binary_paths={t: getattr(args, t + '_binary')
-                                 for t in ('jackhmmer', 'hhblits', 'hhsearch', 'kalign')})
+                                 for t in TOOLS})
 
 
 def log(message):

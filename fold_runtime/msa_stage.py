@@ -13,7 +13,12 @@ from fold_runtime.errors import EXIT_MISMATCH, KitError
 
 FEATURES_FILE = 'features.pkl'
 TIMINGS_FILE = 'timings.json'
-TOOLS = ('jackhmmer', 'hhblits', 'hhsearch', 'kalign')
+TOOLS = tuple(binaries.PACKAGES)
+
+
+def tools_for(preset):
+    """reduced_dbs searches small BFD with jackhmmer, so it needs no HHblits."""
+    return [t for t in TOOLS if not (t == 'hhblits' and preset == 'reduced_dbs')]
 
 
 @dataclass
@@ -37,7 +42,7 @@ class Environment(object):
 
     def __init__(self, opts):
         from fold_runtime import compat
-        self.binaries = {t: binaries.resolve(t, opts.binary_paths.get(t)) for t in TOOLS}
+        self.binaries = {t: binaries.resolve(t, opts.binary_paths.get(t)) for t in tools_for(opts.db_preset)}
         self.paths = databases.preset_paths(opts.data_dir, opts.db_preset, compat.DB_VERSION)
         self.fingerprint = databases.fingerprint(opts.data_dir, opts.db_preset, compat.DB_VERSION)
         self.tool_versions = {t: binaries.version(p) for t, p in self.binaries.items()}
