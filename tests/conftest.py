@@ -105,3 +105,12 @@ def installed_kit(kit_site, tmp_path_factory):
     subprocess.run(['make', '-s', 'install', 'PREFIX=%s' % prefix, 'METHOD=venv', 'VARIANT=cuda12',
                     'SITE_CONFIG=%s' % (kit_site / 'site.conf')], cwd=ROOT, check=True)
     return prefix
+
+
+@pytest.fixture(scope='session')
+def slurm(tmp_path_factory):
+    """A real one-node Slurm cluster (tests/slurm_cluster.py), started once per session."""
+    from slurm_cluster import SlurmCluster
+    cluster = SlurmCluster(tmp_path_factory.mktemp('slurm'))
+    yield cluster
+    cluster.stop()
