@@ -34,8 +34,13 @@ def missing_files(tree, db):
 
 
 def cmd_plan(args):
+    """What is missing, and whether it fits: the shared copy needs downloads plus unpacked trees,
+    the node-local copy (with --local-root) the unpacked trees it lacks."""
     tree = layout.shared_dir(args.data_root)
-    need = 0
+    local = os.path.join(args.local_root, 'current') if args.local_root else None
+    needs = {args.data_root: 0}
+    if local:
+        needs[args.local_root] = 0
     for db in selected(args):
         missing = missing_files(tree, db)
         state = 'missing %d of %d files' % (len(missing), len(db.required)) if missing else 'present'
@@ -45,14 +50,28 @@ def cmd_plan(args):
             for src in db.sources:
                 print('    %s' % registry.mirrored(src.url, args.rsync_mirror if src.archive == 'rsync' else args.mirror))
         if missing:
-            need += db.download_bytes + db.unpacked_bytes
-    os.makedirs(args.data_root, exist_ok=True)
-    free = shutil.disk_usage(args.data_root).free
-    print('needed %.1f GB, free %.1f GB on %s' % (need / 1e9, free / 1e9, args.data_root))
-    if need > free:
-        raise KitError('not enough space on %s: %.1f GB needed, %.1f GB free' % (args.data_root, need / 1e9, free / 1e9),
-                       'free space, choose another --data-root, or limit --databases / use --preset reduced_dbs', EXIT_IO)
+            needs[args.data_root] += db.download_bytes + db.unpacked_bytes
+        if local and missing_files(local, db):
+            needs[args.local_root] += db.unpacked_bytes
+    check_space(needs)
     return 0
+
+
+def check_space(needs):
+    """Refuse when a file system cannot hold what is planned for it (roots on one device add up)."""
+    by_device = {}
+    for root, need in needs.items():
+        os.makedirs(root, exist_ok=True)
+        by_device.setdefault(os.stat(root).st_dev, []).append((root, need))
+    for entries in by_device.values():
+        roots = ' and '.join(r for r, _ in entries)
+        need = sum(n for _, n in entries)
+        free = shutil.disk_usage(entries[0][0]).free
+        print('needed %.1f GB, free %.1f GB on %s' % (need / 1e9, free / 1e9, roots))
+        if need > free:
+            raise KitError('not enough space on %s: %.1f GB needed, %.1f GB free' % (roots, need / 1e9, free / 1e9),
+                           'free space, choose another --data-root/--local-root, or limit --databases / '
+                           'use --preset reduced_dbs', EXIT_IO)
 
 
 def cmd_verify(args):

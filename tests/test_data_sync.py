@@ -64,6 +64,19 @@ def test_plan_refuses_when_it_will_not_fit(tmp_path):
         subprocess.run(['umount', str(small)], check=True)
 
 
+def test_plan_checks_the_node_local_file_system_too(tmp_path):
+    local = tmp_path / 'local'
+    local.mkdir()
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', str(local)], check=True)
+    try:
+        res = data('plan', '--data-root', tmp_path / 'shared', '--local-root', local, '--databases', 'pdb_seqres')
+        assert res.returncode == 5, res.stdout
+        assert 'not enough space on %s: 0.2 GB needed' % local in res.stdout
+        assert 'needed 0.4 GB' in res.stdout and str(tmp_path / 'shared') in res.stdout
+    finally:
+        subprocess.run(['umount', str(local)], check=True)
+
+
 def test_unknown_database_is_a_clear_error(tmp_path):
     res = data('plan', '--data-root', tmp_path, '--databases', 'uniref91')
     assert res.returncode == 2 and "unknown database(s): uniref91" in res.stdout and 'uniref90' in res.stdout
