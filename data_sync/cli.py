@@ -11,7 +11,7 @@ import time
 
 from data_sync import layout, manifest, registry, stage as staging, store, sync
 from fold_runtime import site_config
-from fold_runtime.errors import EXIT_INPUT, EXIT_IO, EXIT_MISMATCH, KitError
+from fold_runtime.errors import EXIT_IO, EXIT_MISMATCH, KitError
 
 # Monitoring-style exit codes for `status`.
 OK, WARNING, CRITICAL = 0, 1, 2

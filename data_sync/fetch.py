@@ -92,7 +92,7 @@ def _requests(url, part, retries, backoff, quiet):
             time.sleep(backoff * 2 ** attempt)
 
 
-def rsync_tree(url, dest, quiet=False):
+def rsync_tree(url, dest):
     os.makedirs(dest, exist_ok=True)
     res = subprocess.run(['rsync', '-rlpt', '--delete', '--timeout=600', url.rstrip('/') + '/', dest + '/'],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True)

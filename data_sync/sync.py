@@ -81,7 +81,7 @@ def _fetch_source(root, db, src, incoming, append, mirror, rsync_mirror, downloa
         url = registry.mirrored(src.url, rsync_mirror)
         log('%-12s rsync %s' % (db.name, url))
         raw = os.path.join(cache, 'rsync')
-        fetch.rsync_tree(url, raw, quiet)
+        fetch.rsync_tree(url, raw)
         fetch.unpack(src, raw, incoming)
         return {'size': None, 'sha256': None, 'url': url}
     url = registry.mirrored(src.url, mirror)

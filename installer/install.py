@@ -18,7 +18,7 @@ import time
 
 from fold_runtime import __version__, site_config
 from fold_runtime.atomic import write_text
-from fold_runtime.errors import EXIT_INPUT, EXIT_MISSING, KitError
+from fold_runtime.errors import EXIT_MISSING, KitError
 from installer import modulefile, recipes
 
 ROOT = recipes.ROOT
@@ -85,7 +85,7 @@ def install(prefix, variant, method, site_config_path=None, log=print):
         raise KitError('unknown VARIANT %r' % variant, 'choose one of %s (recipes/variants.ini)' % ', '.join(rows))
     if method not in BUILDERS:
         raise KitError('unknown METHOD %r' % method, 'choose apptainer, conda or venv')
-    site = site_config.load(site_config_path)   # fail early on a malformed file
+    site_config.load(site_config_path)   # fail early on a malformed file, before any build
     vdir = version_dir(prefix)
     previous = read_runtime_env(vdir).get('KIT_RUNTIME')
     runtime = BUILDERS[method](vdir, variant, log)

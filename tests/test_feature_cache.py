@@ -5,7 +5,6 @@ import pickle
 import stat
 import threading
 
-import numpy as np
 
 from fold_runtime import feature_cache, meta
 from test_msa_parity import assert_same_features

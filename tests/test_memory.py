@@ -4,8 +4,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from conftest import ROOT
 
 # A child process applies the policy, then starts jax and reports the environment XLA read.
