@@ -1,9 +1,9 @@
 """python -m fold_runtime <stage> ...: the same commands as the alphafold-* wrappers."""
 import sys
 
-from fold_runtime import cli
+from fold_runtime import batch_cli, cli
 
-COMMANDS = {'msa': cli.msa_main, 'predict': cli.predict_main, 'run': cli.run_main}
+COMMANDS = {'msa': cli.msa_main, 'predict': cli.predict_main, 'run': cli.run_main, 'batch': batch_cli.main}
 
 
 def main():

@@ -87,6 +87,10 @@ def add_gpu_stage_options(parser):
     add(parser, '--require-gpu', action='store_true', help='fail unless a GPU is visible')
     add(parser, '--no-result-pkl', action='store_true',
         help='skip the large result_<model>.pkl files')
+    add(parser, '--buckets', metavar='EDGES',
+        help='pad targets up to these lengths (e.g. 64,128,256) so one compiled model serves many '
+             'proteins; outputs are cropped back (default: none here; alphafold-batch uses the '
+             "site config's [batch] length_buckets, else a ColabFold-style list)")
     add(parser, '--compile-cache-dir', default=env('ALPHAFOLD_JAX_CACHE_DIR'),
         help='persistent JAX compilation cache shared across jobs (default: $ALPHAFOLD_JAX_CACHE_DIR)')
 
@@ -166,12 +170,11 @@ def gpu_targets(args):
             for t in fasta.read_targets(fasta_list(args.fasta))]
 
 
-def run_predict(args):
+def start_gpu_stage(args, max_length, buckets=()):
+    """What a GPU-stage process does once, before its targets: the memory policy (before jax
+    starts: XLA reads it once), the compile clock and cache, the GPU check, and the weights."""
     from fold_runtime import memory, predict_stage
-    loaded = [(tdir,) + predict_stage.load_features(tdir, expected) for tdir, expected in gpu_targets(args)]
-    # Before jax starts: XLA reads its memory settings once.
-    memory.apply(args.memory_mode, max(m['sequence_length'] for _, _, m in loaded), args.mem_fraction,
-                 args.unified_threshold, log=log)
+    memory.apply(args.memory_mode, max_length, args.mem_fraction, args.unified_threshold, log=log)
     from fold_runtime import jax_setup
     clock = jax_setup.CompileClock()
     jax_setup.use_compilation_cache(args.compile_cache_dir, log=log)
@@ -188,8 +191,15 @@ def run_predict(args):
         data_dir=data_dir, model_preset=args.model_preset, models=args.models,
         num_recycle=args.num_recycle, random_seed=args.random_seed, models_to_relax=args.models_to_relax,
         use_gpu_relax=bool(gpus) if args.use_gpu_relax is None else args.use_gpu_relax,
-        result_pkl=not args.no_result_pkl)
-    models = predict_stage.Models(opts, log=log)
+        result_pkl=not args.no_result_pkl, buckets=buckets)
+    return opts, predict_stage.Models(opts, log=log), clock
+
+
+def run_predict(args):
+    from fold_runtime import padding, predict_stage
+    loaded = [(tdir,) + predict_stage.load_features(tdir, expected) for tdir, expected in gpu_targets(args)]
+    buckets = padding.parse_edges(args.buckets) if args.buckets else ()
+    opts, models, clock = start_gpu_stage(args, max(m['sequence_length'] for _, _, m in loaded), buckets)
     for tdir, feats, _ in loaded:
         log('%s: predicting with %s (seed %d)' % (os.path.basename(tdir), ', '.join(models.names), opts.random_seed))
         ranked, _ = predict_stage.predict_target(tdir, feats, models, opts, clock, log=log)
@@ -248,3 +258,12 @@ def run_main(argv=None):
     args = gpu_parser('alphafold-run', 'AlphaFold, both stages: the CPU stage (skipped when a matching '
                       'features.pkl exists), then the GPU stage.', True).parse_args(argv)
     sys.exit(guarded(run_run, args, 'alphafold-run'))
+
+
+def stage_args(run_args, output_dir):
+    """The alphafold-run options a batch was submitted with, parsed again inside its jobs."""
+    args = gpu_parser('alphafold-run', '', True).parse_args(list(run_args))
+    args.output_dir = output_dir
+    args.db_preset = args.db_preset or 'full_dbs'
+    args.max_template_date = args.max_template_date or '2100-01-01'
+    return args

@@ -110,3 +110,34 @@ def confidence_json(plddt):
 def pae_json(pae, max_pae):
     from alphafold.common import confidence
     return getattr(confidence, 'pae_json', _pae_json)(pae, max_pae)
+
+
+def process_features(runner, feats, random_seed, num_res):
+    """RunModel.process_features, padded to num_res residues when that is longer than the
+    sequence: AlphaFold's own input pipeline with crop_size = num_res, so the real residues get
+    exactly the stock features and the padding gets zeros and zero masks."""
+    from alphafold.model import features as af
+    if runner.multimer_mode or num_res <= int(feats['seq_length'][0]):
+        return runner.process_features(feats, random_seed=random_seed)
+    cfg, names = af.make_data_config(runner.config, num_res=num_res)
+    example = dict(feats)
+    if 'deletion_matrix_int' in example:
+        example['deletion_matrix'] = example.pop('deletion_matrix_int').astype('float32')
+    tf = af.tf   # TensorFlow, or the ColabFold fork's numpy stand-in for it
+    graph = tf.Graph()
+    with graph.as_default(), tf.device('/device:CPU:0'):
+        tf.compat.v1.set_random_seed(random_seed)
+        tensors = af.proteins_dataset.np_to_tensor_dict(np_example=example, features=names)
+        processed = af.input_pipeline.process_tensors_from_config(tensors, cfg)
+    graph.finalize()
+    with tf.Session(graph=graph) as sess:
+        out = sess.run(processed)
+    return {k: v for k, v in out.items() if v.dtype != 'O'}
+
+
+def masked_confidence():
+    """True when the model computes pLDDT means, pTM and ranking over seq_mask only (the ColabFold
+    fork), so padded residues cannot change a ranking: the condition for length buckets."""
+    import inspect
+    from alphafold.common import confidence
+    return 'mask' in inspect.signature(confidence.get_confidence_metrics).parameters

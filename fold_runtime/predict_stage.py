@@ -10,11 +10,11 @@ import os
 import pickle
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
-from fold_runtime import atomic, compat, meta, outputs
+from fold_runtime import atomic, compat, meta, outputs, padding
 from fold_runtime.errors import (EXIT_GPU, EXIT_MISMATCH, EXIT_RELAX, KitError)
 from fold_runtime.msa_stage import FEATURES_FILE, merge_timings
 
@@ -34,6 +34,7 @@ class Options:
     models_to_relax: str = 'best'
     use_gpu_relax: bool = False
     result_pkl: bool = True
+    buckets: Tuple[int, ...] = ()   # length-bucket edges; () runs each target at its own length
 
 
 def load_features(tdir, expected=None):
@@ -80,6 +81,7 @@ class Models(object):
             t0 = time.time()
             self.runners[name] = weights.load_runner(opts.data_dir, name, opts.model_preset, opts.num_recycle)
             log('loaded %s weights in %.1f s' % (name, time.time() - t0))
+        _share_executables(self.runners)
         self.index = {name: i for i, name in enumerate(weights.PRESET_MODELS[opts.model_preset])}
 
 
@@ -88,22 +90,28 @@ def predict_target(tdir, feats, models, opts, clock, log=print):
     from alphafold.common import protein, residue_constants
     timings, confidences, unrelaxed_pdbs, unrelaxed = {}, {}, {}, {}
     label = 'plddts'
+    length = int(feats['seq_length'][0])
+    num_res = padding.bucket(length, opts.buckets)
+    timings['padded_length'] = num_res
     for name in models.names:
         # run_alphafold.py: model_index + random_seed * num_models, index within the preset.
         seed = models.index[name] + opts.random_seed * models.num_preset_models
         runner = models.runners[name]
         t0 = time.time()
-        processed = runner.process_features(feats, random_seed=seed)
+        processed = compat.process_features(runner, feats, seed, num_res)
         timings['process_features_%s' % name] = time.time() - t0
-        compile_before = clock.snapshot()[0]
+        compile_before, compiles_before = clock.snapshot()
         t0 = time.time()
         try:
-            result = compat.predict(runner, processed, seed)
+            result = padding.crop_result(compat.predict(runner, processed, seed), length, num_res)
         except Exception as exc:
             raise out_of_memory_error(exc) or exc
+        if num_res != length:
+            processed = padding.crop_features(processed, length)
         total = time.time() - t0
-        compile_s = clock.snapshot()[0] - compile_before
+        compile_s, compiles = (a - b for a, b in zip(clock.snapshot(), (compile_before, compiles_before)))
         timings.update({'predict_and_compile_%s' % name: total, 'compile_%s' % name: compile_s,
+                        'compiles_%s' % name: compiles,
                         'predict_%s' % name: max(0.0, total - compile_s)})
         confidences[name] = float(result['ranking_confidence'])
         if 'iptm' in result:
@@ -126,6 +134,20 @@ def predict_target(tdir, feats, models, opts, clock, log=print):
                        % (', '.join(failed), relax_metrics[failed[0]]['error']),
                        'rerun with --no-gpu-relax, or --models-to-relax none', EXIT_RELAX)
     return ranked, timings
+
+
+def _share_executables(runners):
+    """Models with identical configs (model_1/model_2 without their differing MSA depths, ...)
+    differ only in weights, which jit takes as an argument: one jitted function serves them all,
+    so each shape compiles once per process, not once per model."""
+    seen = []
+    for runner in runners.values():
+        cfg = runner.config.to_dict()
+        twin = next((r for c, r in seen if c == cfg), None)
+        if twin is None:
+            seen.append((cfg, runner))
+        else:
+            runner.apply = twin.apply
 
 
 def relax(tdir, names, unrelaxed, use_gpu, timings, log):

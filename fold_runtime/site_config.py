@@ -11,7 +11,9 @@ DEFAULTS = {
     'memory': {'mode': 'auto', 'unified_threshold': '1200', 'mem_fraction': ''},
     'slurm': {'cpu_partition': 'cpu', 'gpu_partition': 'gpu', 'account': '', 'qos': '',
               'cpus_per_task': '20', 'cpu_time': '12:00:00', 'gpu_time': '12:00:00',
-              'cpu_mem': '64G', 'gpu_mem': '64G', 'max_concurrent_msa': '20', 'extra_sbatch': ''},
+              'cpu_mem': '64G', 'gpu_mem': '64G', 'max_concurrent_msa': '20', 'extra_sbatch': '',
+              'gpu_cpus_per_task': '8', 'gpu_workers': '4'},
+    'batch': {'length_buckets': ''},
     'cache': {'feature_cache': '', 'jax_cache': ''},
 }
 

@@ -1,0 +1,289 @@
+"""alphafold-batch (python -m fold_runtime batch): submit, status, retry, report, cancel.
+
+submit reads every target, deduplicates identical sequences, records the batch under
+<out>/.batch/ and runs it with the local or the slurm executor. Everything a later command needs
+is on disk, so status, retry and a second submit work from any shell, after any kill.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+from fold_runtime import batch_inputs, batch_state, cli, errors, site_config
+from fold_runtime.errors import KitError
+
+def add_batch_options(p):
+    g = p.add_argument_group('batch')
+    g.add_argument('--executor', choices=('local', 'slurm'), default='local',
+                   help='local: a process pool and GPU workers here (default); slurm: job arrays')
+    for opt, what in (('--cpu-partition', 'CPU-stage partition'), ('--gpu-partition', 'GPU-stage partition'),
+                      ('--account', 'Slurm account')):
+        g.add_argument(opt, help='%s (default: the site config)' % what)
+    g.add_argument('--gpu-workers', type=int, help='GPU worker jobs (slurm; default: the site config)')
+    g.add_argument('--cpus-per-task', type=int,
+                   help='CPUs of each CPU-stage task (default: the site config); local runs --cpus / this at once')
+    g.add_argument('--wait', action='store_true', help='block until every target has finished; exit 1 if any failed')
+    g.add_argument('--dry-run', action='store_true', help='write and print the job scripts, submit nothing')
+    g.add_argument('--no-progress', action='store_true', help='no progress bar (local)')
+
+
+def submit_parser():
+    p = cli.gpu_parser('alphafold-batch submit', 'Run many targets: CPU stages in bulk, GPU stage in '
+                       'workers that load weights once. --fasta takes multi-record FASTA files and '
+                       'directories of FASTA files.', True)
+    add_batch_options(p)
+    return p
+
+
+def split_argv(argv):
+    """(batch options, the alphafold-run options every stage re-parses)."""
+    batch_parser = argparse.ArgumentParser(add_help=False)
+    add_batch_options(batch_parser)
+    batch_args, run_args = batch_parser.parse_known_args(argv)
+    return batch_args, run_args
+
+
+def settings_for(batch_args, run_args):
+    conf = site_config.load()
+    settings = dict(conf['slurm'], executor=batch_args.executor, buckets=conf['batch']['length_buckets'] or None)
+    for key in ('cpu_partition', 'gpu_partition', 'account', 'gpu_workers', 'cpus_per_task'):
+        if getattr(batch_args, key) is not None:
+            settings[key] = str(getattr(batch_args, key))
+    return settings
+
+
+def run_submit(argv):
+    args = submit_parser().parse_args(argv)            # validates everything, prints --help
+    batch_args, run_args = split_argv(argv)
+    if not args.output_dir or not args.fasta:
+        raise KitError('submit needs --fasta and --output-dir', 'see alphafold-batch submit --help')
+    if not args.feature_cache and site_config.load()['cache']['feature_cache']:
+        run_args += ['--feature-cache', site_config.load()['cache']['feature_cache']]
+    out = os.path.abspath(args.output_dir)
+    targets = batch_inputs.read(cli.fasta_list(args.fasta))
+    groups = batch_inputs.units(targets)
+    if not batch_args.dry_run:
+        _refuse_if_running(out)
+    batch_state.save(out, targets, groups, run_args, settings_for(batch_args, run_args))
+    cli.log('%d targets, %d unique sequences (%d duplicates) -> %s'
+            % (len(targets), len(groups), len(targets) - len(groups), out))
+    return launch(out, list(groups), batch_args)
+
+
+def launch(out, unit_names, batch_args):
+    """Run or submit the units not yet finished among unit_names."""
+    batch = batch_state.load(out)
+    status = {s['name']: s for s in batch_state.statuses(out, batch)}
+    groups = batch_state.units(batch)
+    todo = [u for u in unit_names if any(status[t['name']]['stage'] != 'done' for t in groups[u])]
+    msa = [u for u in todo if batch_state.read_stage(out, u, 'msa').get('state') != 'done'
+           or not os.path.exists(os.path.join(out, u, 'features.pkl'))]
+    if not todo:
+        cli.log('every target is done already; nothing to run')
+        return 0
+    cli.log('to run: %d CPU stage(s), %d prediction(s)' % (len(msa), len(todo)))
+    settings = batch['settings']
+    if not batch_args.dry_run:
+        for u in todo:   # earlier failures and stale records make way for this run
+            if u in msa:
+                batch_state.clear_stage(out, u, 'msa')
+            batch_state.clear_stage(out, u, 'predict')
+        batch_state.clear_claims(out)
+    if settings['executor'] == 'slurm':
+        from fold_runtime import slurm_executor
+        record = slurm_executor.submit(out, msa, len(todo), settings, batch_args.dry_run, log=print)
+        if batch_args.dry_run:
+            return 0
+        batch_state.add_submission(out, record)
+        return watch(out, until_finished=True) if batch_args.wait else 0
+    if batch_args.dry_run:
+        cli.log('--dry-run: the local executor writes no job scripts; would run %s' % ', '.join(todo))
+        return 0
+    from fold_runtime import local_executor
+    batch_state.add_submission(out, {'executor': 'local', 'pid': os.getpid(), 'msa_targets': msa})
+    per_task = batch_args.cpus_per_task or int(settings['cpus_per_task'])
+    unfinished = local_executor.run(out, msa, len(batch['targets']), cli.stage_args(batch['run_args'], out).cpus,
+                                per_task, progress=not batch_args.no_progress)
+    print_table(batch_state.statuses(out))
+    return 1 if unfinished else 0
+
+
+def _refuse_if_running(out):
+    if not os.path.exists(batch_state.batch_dir(out, 'batch.json')):
+        return
+    active = _active(out)
+    if active:
+        raise KitError('the batch in %s still has active jobs: %s' % (out, ', '.join(active)),
+                       'wait for them (alphafold-batch status --watch) or stop them (alphafold-batch cancel)')
+
+
+def _active(out):
+    """Jobs or local runs of this batch still going."""
+    from fold_runtime import slurm_executor
+    subs = batch_state.read_submissions(out)
+    ids = [j for s in subs for j in (s.get('msa_job'), s.get('predict_job')) if j]
+    active = slurm_executor.active_jobs(ids)
+    for s in subs:
+        if s.get('pid') and s['pid'] != os.getpid() and _alive(s['pid']):
+            active.append('local run pid %d' % s['pid'])
+    return active
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
+def run_retry(argv):
+    p = argparse.ArgumentParser(prog='alphafold-batch retry', description='Run the failed targets again, '
+                                'with the batch\'s options (fix the cause first; alphafold-batch status shows it).')
+    p.add_argument('output_dir')
+    p.add_argument('--wait', action='store_true', help='block until they have finished')
+    p.add_argument('--dry-run', action='store_true')
+    p.add_argument('--no-progress', action='store_true')
+    args = p.parse_args(argv)
+    out = os.path.abspath(args.output_dir)
+    _refuse_if_running(out)
+    failed = sorted({s['primary'] for s in batch_state.statuses(out) if s['stage'] == 'failed'})
+    if not failed:
+        cli.log('no failed targets in %s' % out)
+        return 0
+    cli.log('retrying %d failed unit(s): %s' % (len(failed), ', '.join(failed)))
+    args.cpus_per_task = None
+    return launch(out, failed, args)
+
+
+def status_rows(out):
+    from fold_runtime import slurm_executor
+    rows = batch_state.statuses(out)
+    jobs = slurm_executor.job_states([r[k] for r in rows for k in ('msa_job', 'predict_job')
+                                      if r[k] and not r[k].startswith('local:')])
+    for r in rows:
+        r['job_states'] = {k: jobs.get(r[k]) for k in ('msa_job', 'predict_job') if r[k] in jobs}
+    return rows
+
+
+def print_table(rows, stream=sys.stdout):
+    counts = {st: sum(1 for r in rows if r['stage'] == st) for st in batch_state.STAGES}
+    print('  '.join('%s %d' % (k, v) for k, v in counts.items()), file=stream)
+    print('%-28s %-10s %-24s %-16s %-16s %s' % ('TARGET', 'STAGE', 'FEATURES', 'MSA JOB', 'PREDICT JOB', 'ERROR'),
+          file=stream)
+    for r in rows:
+        jobs = ['%s %s' % (r[k], r['job_states'].get(k, '')) if r.get('job_states') else (r[k] or '-')
+                for k in ('msa_job', 'predict_job')]
+        error = (r['error'] or '').splitlines()[0][:100] if r['error'] else ''
+        print('%-28s %-10s %-24s %-16s %-16s %s' % (r['name'], r['stage'], r['features'] or '-',
+                                                    jobs[0].strip() or '-', jobs[1].strip() or '-', error), file=stream)
+
+
+def run_status(argv):
+    p = argparse.ArgumentParser(prog='alphafold-batch status', description='Targets by stage (pending, msa, '
+                                'ready, predicting, done, failed), their jobs and errors.')
+    p.add_argument('output_dir')
+    p.add_argument('--json', action='store_true', help='one JSON object per target, as a list')
+    p.add_argument('--watch', type=float, nargs='?', const=10.0, metavar='SECONDS',
+                   help='refresh every SECONDS (default 10) until every target has finished')
+    args = p.parse_args(argv)
+    out = os.path.abspath(args.output_dir)
+    batch_state.load(out)
+    if args.watch:
+        return watch(out, until_finished=True, interval=args.watch, clear=True)
+    rows = status_rows(out)
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2, sort_keys=True)
+        print()
+    else:
+        print_table(rows)
+    return 1 if any(r['stage'] == 'failed' for r in rows) else 0
+
+
+def watch(out, until_finished, interval=5.0, clear=False):
+    """Print the table until every target is done or failed and no job is left; 1 if any failed."""
+    while True:
+        rows = status_rows(out)
+        finished = all(r['stage'] in ('done', 'failed') for r in rows)
+        if clear:
+            sys.stdout.write('\033[H\033[J')
+        print(time.strftime('%H:%M:%S'))
+        print_table(rows)
+        sys.stdout.flush()
+        if finished or (until_finished and not _active(out)):   # no job left: nothing will change
+            return 1 if any(r['stage'] != 'done' for r in rows) else 0
+        time.sleep(interval)
+
+
+def run_cancel(argv):
+    p = argparse.ArgumentParser(prog='alphafold-batch cancel', description='Stop the batch\'s jobs; '
+                                'finished outputs stay, and submit or retry resumes the rest.')
+    p.add_argument('output_dir')
+    out = os.path.abspath(p.parse_args(argv).output_dir)
+    batch_state.load(out)
+    from fold_runtime import slurm_executor
+    active = _active(out)
+    slurm_executor.cancel([a for a in active if not a.startswith('local')])
+    for s in batch_state.read_submissions(out):
+        if s.get('pid') and _alive(s['pid']):
+            os.kill(s['pid'], 15)
+    cli.log('cancelled: %s' % (', '.join(active) or 'nothing was running'))
+    return 0
+
+
+def run_report(argv):
+    p = argparse.ArgumentParser(prog='alphafold-batch report', description='Write <out>/report.png (timeline '
+                                'of CPU and GPU stages, stage-time distributions) and <out>/report.json.')
+    p.add_argument('output_dir')
+    out = os.path.abspath(p.parse_args(argv).output_dir)
+    from fold_runtime import report
+    summary = report.write(out)
+    print(json.dumps({k: v for k, v in summary.items() if not isinstance(v, (dict, list))}, indent=2, sort_keys=True))
+    return 0
+
+
+def run_msa_task(argv):
+    p = argparse.ArgumentParser(prog='alphafold-batch msa-task', description='(job scripts) one CPU stage')
+    p.add_argument('output_dir')
+    p.add_argument('--target', required=True)
+    p.add_argument('--cpus', type=int)
+    args = p.parse_args(argv)
+    from fold_runtime import batch_msa
+    return batch_msa.run(os.path.abspath(args.output_dir), args.target, args.cpus)
+
+
+def run_gpu_worker(argv):
+    p = argparse.ArgumentParser(prog='alphafold-batch gpu-worker', description='(job scripts) one GPU worker')
+    p.add_argument('output_dir')
+    p.add_argument('--worker', default='0')
+    p.add_argument('--cpu-job', help='the CPU-stage array job to wait for')
+    p.add_argument('--cpu-flag', help='a file whose appearance ends the CPU stage (local executor)')
+    p.add_argument('--parent-pid', type=int, help='stop when this process (a local batch) is gone')
+    p.add_argument('--poll', type=float, default=10.0, help='seconds between looks for ready features')
+    args = p.parse_args(argv)
+    from fold_runtime import gpu_worker
+    return gpu_worker.Worker(os.path.abspath(args.output_dir), args.worker, args.cpu_job, args.cpu_flag,
+                             args.parent_pid, args.poll).run()
+
+
+COMMANDS = {'submit': run_submit, 'status': run_status, 'retry': run_retry, 'report': run_report,
+            'cancel': run_cancel, 'msa-task': run_msa_task, 'gpu-worker': run_gpu_worker}
+USAGE = '''usage: alphafold-batch {submit,status,retry,report,cancel} ...
+
+  submit   --fasta FILES/DIRS --output-dir OUT [alphafold-run options] [--executor local|slurm] [--wait]
+  status   OUT [--json] [--watch [SECONDS]]
+  retry    OUT [--wait]           run the failed targets again
+  report   OUT                    OUT/report.png and OUT/report.json
+  cancel   OUT                    stop the batch's jobs
+(msa-task and gpu-worker are what the job scripts run.)  --help after a command for its options.
+
+%s''' % errors.EXIT_HELP
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in COMMANDS:
+        print(USAGE, file=sys.stderr if argv and argv[0] not in ('-h', '--help') else sys.stdout)
+        sys.exit(0 if argv and argv[0] in ('-h', '--help') else 2)
+    sys.exit(cli.guarded(COMMANDS[argv[0]], argv[1:], 'alphafold-batch ' + argv[0]))
