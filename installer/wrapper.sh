@@ -12,10 +12,13 @@ case "$cmd" in
   alphafold-msa)     entry=(-m fold_runtime msa);     gpu=0 ;;
   alphafold-predict) entry=(-m fold_runtime predict); gpu=1 ;;
   alphafold-run)     entry=(-m fold_runtime run);     gpu=1 ;;
-  alphafold-batch)   entry=(-m fold_runtime batch);   gpu=0 ;;
+  alphafold-batch)   entry=(-m fold_runtime batch)    # its GPU worker is what batch job scripts run
+                     gpu=0; [ "${1:-}" = gpu-worker ] && gpu=1 ;;
   alphafold-data)    entry=(-m data_sync);            gpu=0 ;;
   *) echo "alphafold wrapper: unknown command name '$cmd'" >&2; exit 2 ;;
 esac
+# Batch job scripts call the kit through these wrappers, in or out of the image.
+export ALPHAFOLD_KIT_BIN="$vdir/bin"
 die() { printf '%s: error: %s\n  fix: %s\n' "$cmd" "$1" "$2" >&2; exit 3; }
 
 if [ "$KIT_METHOD" != apptainer ]; then
@@ -44,6 +47,8 @@ for arg in "$@"; do
     --data-dir=*|--data_dir=*) data_dirs+=("${arg#*=}") ;;
     --output-dir=*|--output_dir=*|--target-dir=*|--target_dir=*) out_dirs+=("${arg#*=}") ;;
   esac
+  # alphafold-batch names its batch directory as an argument (status OUT, gpu-worker OUT, ...)
+  [ "$cmd" = alphafold-batch ] && [ -d "$arg" ] && out_dirs+=("$arg")
   prev=$arg
 done
 for d in "${data_dirs[@]}"; do bind "$d" ro; done

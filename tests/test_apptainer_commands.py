@@ -85,6 +85,15 @@ def test_exec_command_lines_binds_gpu_flag_and_environment(standin, tmp_path):
         assert call['env']['APPTAINERENV_SLURM_JOB_NODELIST'] == 'gpu[01-02],gpu07'
         assert call['env']['APPTAINERENV_CUDA_VISIBLE_DEVICES'] == '1'
         assert call['env']['APPTAINERENV_ALPHAFOLD_DATA_DIR'] == str(data)
+        assert call['env']['APPTAINERENV_ALPHAFOLD_KIT_BIN'] == str(bindir)   # batch job scripts call back
+    out.mkdir(exist_ok=True)
+    subprocess.run([str(bindir / 'alphafold-batch'), 'gpu-worker', str(out), '--worker', '0'], cwd=str(tmp_path),
+                   env=run_env, check=True)
+    argv = calls()[-1]['argv']
+    assert argv[:3] == ['exec', '--cleanenv', '--nv'] and '%s:%s' % (out, out) in argv   # the GPU worker gets --nv
+    assert argv[-7:] == ['-m', 'fold_runtime', 'batch', 'gpu-worker', str(out), '--worker', '0']
+    subprocess.run([str(bindir / 'alphafold-batch'), 'status', str(out)], cwd=str(tmp_path), env=run_env, check=True)
+    assert '--nv' not in calls()[-1]['argv']
 
 
 def test_clear_errors_without_apptainer_or_conda(tmp_path):

@@ -1,6 +1,7 @@
 """Real Lmod and real environment-modules load the installed modulefile in a fresh bash."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -115,11 +116,16 @@ def test_end_to_end_through_the_module(installed_kit, targets, tmp_path):
     out = tmp_path / 'my outputs'      # a path with a space
     script = ('module load alphafold\nset -e\nalphafold-msa --fasta "%s" --output-dir "%s" --cpus 2\n'
               'alphafold-predict --fasta "%s" --output-dir "%s" %s\n'
-              % (targets['conotoxin'], out, targets['conotoxin'], out, ' '.join(GPU_ARGS)))
+              'alphafold-batch submit --fasta "%s" --output-dir "%s/batch" %s --models-to-relax none --no-progress\n'
+              'alphafold-batch status "%s/batch"\n'
+              % (targets['conotoxin'], out, targets['conotoxin'], out, ' '.join(GPU_ARGS),
+                 targets['conotoxin'], out, ' '.join(GPU_ARGS), out))
     res = shell('lmod', installed_kit, script)
     assert res.returncode == 0, res.stdout + res.stderr
     assert (out / 'conotoxin' / 'features.pkl').exists()
     assert (out / 'conotoxin' / 'ranked_0.pdb').read_text().startswith('ATOM')
+    assert (out / 'batch' / 'conotoxin' / 'ranked_0.pdb').exists()         # alphafold-batch, local executor
+    assert re.search(r'conotoxin\s+done\s+cpu_stage', res.stdout), res.stdout
     assert 'USING RANDOM TEST WEIGHTS' in res.stderr
     assert 'memory mode default (requested auto, longest protein 24 residues, threshold 1000)' in res.stderr
 
