@@ -7,6 +7,7 @@ weights, compiling, preparing features and waiting for the CPU stage count as id
 """
 import os
 import shutil
+import signal
 import time
 
 from fold_runtime import atomic, batch_state, cli, compat, meta, padding, slurm_executor
@@ -24,6 +25,10 @@ class Worker(object):
         self.owner = batch_state.job_id()
         self.started = time.time()
         self.held_elsewhere = set()   # units another worker claimed
+        self.current = None
+        # An exception raised from a signal handler can land in a jax callback, which swallows it:
+        # record the stop and leave at once instead (outputs are written atomically).
+        signal.signal(signal.SIGTERM, self._terminated)
         self.record = {'worker': worker_id, 'job': self.owner, 'started': self.started, 'targets': {}}
 
     def run(self):
@@ -70,6 +75,13 @@ class Worker(object):
                 todo.append(group)
         return todo
 
+    def _terminated(self, signum, frame):
+        if self.current:
+            batch_state.write_stage(self.out, self.current, 'predict', 'failed',
+                                    error=batch_state.terminated(SystemExit(128 + signum)))
+        self._write_record()
+        os._exit(128 + signum)
+
     def _orphaned(self):
         if self.parent_pid and os.getppid() != self.parent_pid:
             self.log('worker %s: the local batch that started it is gone; stopping' % self.worker_id)
@@ -85,6 +97,7 @@ class Worker(object):
         entry = group[0]
         name, tdir = entry['name'], os.path.join(self.out, entry['name'])
         batch_state.write_stage(self.out, name, 'predict', 'running', worker=self.worker_id)
+        self.current = name
         t0 = time.time()
         try:
             feats, _ = self.predict_stage.load_features(tdir, {'sequence_sha256': meta.sequence_sha256(entry['sequence'])})
@@ -92,11 +105,9 @@ class Worker(object):
             error = None
         except KitError as exc:
             error, timings = str(exc), {}
-        except SystemExit as exc:
-            batch_state.write_stage(self.out, name, 'predict', 'failed', error=batch_state.terminated(exc))
-            raise
         except Exception as exc:   # one bad target must not stop the worker's others
             error, timings = '%s: %s' % (type(exc).__name__, exc), {}
+        self.current = None
         # Compiles while predicting; relaxation's eager jax ops compile too, but count as relax time.
         stats = {'length': len(entry['sequence']), 'padded_length': timings.get('padded_length'),
                  'compiles': int(_sum(timings, 'compiles_')), 'compile_s': round(_sum(timings, 'compile_'), 3),

@@ -12,8 +12,8 @@ case "$cmd" in
   alphafold-msa)     entry=(-m fold_runtime msa);     gpu=0 ;;
   alphafold-predict) entry=(-m fold_runtime predict); gpu=1 ;;
   alphafold-run)     entry=(-m fold_runtime run);     gpu=1 ;;
-  alphafold-batch)   entry=(-m fold_runtime batch)    # its GPU worker is what batch job scripts run
-                     gpu=0; [ "${1:-}" = gpu-worker ] && gpu=1 ;;
+  alphafold-batch)   entry=(-m fold_runtime batch)    # GPU workers: in job scripts and local runs
+                     case "${1:-}" in gpu-worker|submit|retry) gpu=1 ;; *) gpu=0 ;; esac ;;
   alphafold-data)    entry=(-m data_sync);            gpu=0 ;;
   *) echo "alphafold wrapper: unknown command name '$cmd'" >&2; exit 2 ;;
 esac

@@ -125,6 +125,8 @@ def test_local_batch_dedupes_reports_failure_and_retry_completes_it(targets, ful
     st = statuses(out)
     assert {r['stage'] for r in st.values()} == {'done'}
     assert st['hbb30']['features'] == 'cpu_stage'
+    watch = run_kit('batch', 'status', out, '--watch', '1')      # all finished: prints once, returns
+    assert watch.returncode == 0 and 'done 4' in watch.stdout, watch.stdout
     for name in st:
         assert os.path.exists(os.path.join(out, name, 'ranked_0.pdb')), name
     dup_meta = json.load(open(os.path.join(out, 'conotoxin_copy', 'features.meta.json')))
@@ -174,7 +176,7 @@ def test_slurm_batch_arrays_throttle_order_and_dedupe(slurm, targets, full_data_
     conf = tmp_path / 'site.conf'
     conf.write_text('[slurm]\ncpu_partition = nosuch\ngpu_partition = gpu\ncpus_per_task = 1\ngpu_cpus_per_task = 1\n'
                     'cpu_mem = 500M\ngpu_mem = 1500M\ncpu_time = 30:00\ngpu_time = 30:00\nmax_concurrent_msa = 1\n'
-                    'gpu_workers = 1\n')
+                    'gpu_workers = 1\n[cache]\nfeature_cache = %s\n' % (tmp_path / 'feature cache'))
     env = {'SLURM_CONF': slurm.conf, 'ALPHAFOLD_SITE_CONFIG': str(conf)}
     out = str(tmp_path / 'out')
     submit = ('batch', 'submit', '--fasta', *batch_inputs(targets, tmp_path), '--output-dir', out,
@@ -193,6 +195,8 @@ def test_slurm_batch_arrays_throttle_order_and_dedupe(slurm, targets, full_data_
     assert st['conotoxin_copy']['features'] == 'duplicate of conotoxin'
     for name in st:
         assert os.path.exists(os.path.join(out, name, 'ranked_0.pdb')), name
+    cached = [d for d in os.listdir(str(tmp_path / 'feature cache')) if not d.startswith('.')]
+    assert sum(len(os.listdir(str(tmp_path / 'feature cache' / d))) for d in cached) == 3   # the site's cache
     job = json.load(open(os.path.join(out, '.batch', 'jobs.json')))[-1]
     assert sorted(job['msa_targets']) == ['conotoxin', 'hbb30', 'hbb_40']      # one CPU task per unique sequence
     assert slurm.field(job['msa_job'], 'JobName') == 'alphafold-msa'
