@@ -5,6 +5,7 @@ submit reads every target, deduplicates identical sequences, records the batch u
 is on disk, so status, retry and a second submit work from any shell, after any kill.
 """
 import argparse
+import io
 import json
 import os
 import sys
@@ -38,7 +39,7 @@ def submit_parser():
 
 def split_argv(argv):
     """(batch options, the alphafold-run options every stage re-parses)."""
-    batch_parser = argparse.ArgumentParser(add_help=False)
+    batch_parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)   # --cpus is not --cpus-per-task
     add_batch_options(batch_parser)
     batch_args, run_args = batch_parser.parse_known_args(argv)
     return batch_args, run_args
@@ -203,14 +204,19 @@ def run_status(argv):
 
 def watch(out, until_finished, interval=5.0, clear=False):
     """Print the table until every target is done or failed and no job is left; 1 if any failed."""
+    shown = None
     while True:
         rows = status_rows(out)
         finished = all(r['stage'] in ('done', 'failed') for r in rows)
-        if clear:
-            sys.stdout.write('\033[H\033[J')
-        print(time.strftime('%H:%M:%S'))
-        print_table(rows)
-        sys.stdout.flush()
+        table = io.StringIO()
+        print_table(rows, table)
+        if clear or table.getvalue() != shown:   # --wait logs a table only when something changed
+            if clear:
+                sys.stdout.write('\033[H\033[J')
+            print(time.strftime('%H:%M:%S'))
+            sys.stdout.write(table.getvalue())
+            sys.stdout.flush()
+            shown = table.getvalue()
         if finished or (until_finished and not _active(out)):   # no job left: nothing will change
             return 1 if any(r['stage'] != 'done' for r in rows) else 0
         time.sleep(interval)

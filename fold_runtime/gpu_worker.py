@@ -64,20 +64,22 @@ class Worker(object):
         return 1 if failed else 0
 
     def _todo(self):
-        """Units this worker may still predict: not finished, not failed, not held by another."""
+        """Units this worker may still predict: not finished, not failed (a target interrupted by
+        preemption is taken again, e.g. by the requeued job), not held by another worker."""
         todo = []
         for name, group in self.units.items():
-            pred = batch_state.read_stage(self.out, name, 'predict').get('state')
+            record = batch_state.read_stage(self.out, name, 'predict')
+            pred = record.get('state')
             if pred == 'done':
                 self._copy_duplicates(group)
-            elif pred != 'failed' and name not in self.held_elsewhere and \
+            elif (pred != 'failed' or record.get('interrupted')) and name not in self.held_elsewhere and \
                     batch_state.read_stage(self.out, name, 'msa').get('state') != 'failed':
                 todo.append(group)
         return todo
 
     def _terminated(self, signum, frame):
         if self.current:
-            batch_state.write_stage(self.out, self.current, 'predict', 'failed',
+            batch_state.write_stage(self.out, self.current, 'predict', 'failed', interrupted=True,
                                     error=batch_state.terminated(SystemExit(128 + signum)))
         self._write_record()
         os._exit(128 + signum)
