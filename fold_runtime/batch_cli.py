@@ -45,7 +45,7 @@ def split_argv(argv):
     return batch_args, run_args
 
 
-def settings_for(batch_args, run_args):
+def settings_for(batch_args):
     conf = site_config.load()
     settings = dict(conf['slurm'], executor=batch_args.executor, buckets=conf['batch']['length_buckets'] or None)
     for key in ('cpu_partition', 'gpu_partition', 'account', 'gpu_workers', 'cpus_per_task'):
@@ -66,7 +66,7 @@ def run_submit(argv):
     groups = batch_inputs.units(targets)
     if not batch_args.dry_run:
         _refuse_if_running(out)
-    batch_state.save(out, targets, groups, run_args, settings_for(batch_args, run_args))
+    batch_state.save(out, targets, groups, run_args, settings_for(batch_args))
     cli.log('%d targets, %d unique sequences (%d duplicates) -> %s'
             % (len(targets), len(groups), len(targets) - len(groups), out))
     return launch(out, list(groups), batch_args)
@@ -103,9 +103,8 @@ def launch(out, unit_names, batch_args):
         return 0
     from fold_runtime import local_executor
     batch_state.add_submission(out, {'executor': 'local', 'pid': os.getpid(), 'msa_targets': msa})
-    per_task = batch_args.cpus_per_task or int(settings['cpus_per_task'])
     unfinished = local_executor.run(out, msa, len(batch['targets']), cli.stage_args(batch['run_args'], out).cpus,
-                                per_task, progress=not batch_args.no_progress)
+                                    int(settings['cpus_per_task']), progress=not batch_args.no_progress)
     print_table(batch_state.statuses(out))
     return 1 if unfinished else 0
 
@@ -154,7 +153,6 @@ def run_retry(argv):
         cli.log('no failed targets in %s' % out)
         return 0
     cli.log('retrying %d failed unit(s): %s' % (len(failed), ', '.join(failed)))
-    args.cpus_per_task = None
     return launch(out, failed, args)
 
 

@@ -115,6 +115,7 @@ class Worker(object):
                  'compiles': int(_sum(timings, 'compiles_')), 'compile_s': round(_sum(timings, 'compile_'), 3),
                  'predict_s': round(_sum(timings, 'predict_'), 3), 'relax_s': round(_sum(timings, 'relax_'), 3),
                  'wall_s': round(time.time() - t0, 3), 'start': t0, 'error': error}
+        stats['gpu_busy_fraction'] = round((stats['predict_s'] + stats['relax_s']) / max(stats['wall_s'], 1e-9), 4)
         self.record['targets'][name] = stats
         if error:
             self.log('%s FAILED: %s' % (name, error))
