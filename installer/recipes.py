@@ -45,6 +45,10 @@ def conda_yml(name, row):
         '  - kalign3=%s' % row['kalign'],
         '  - openmm=%s' % row['openmm'],
         '  - pdbfixer',
+        # the kit's own needs: downloads, progress bars, batch reports
+        '  - requests',
+        '  - tqdm',
+        '  - matplotlib-base',
         '  - pip',
         '  - pip:',
         '    - --find-links %s' % JAX_WHEELS['legacy' if legacy else 'current'],
