@@ -141,3 +141,32 @@ def masked_confidence():
     import inspect
     from alphafold.common import confidence
     return 'mask' in inspect.signature(confidence.get_confidence_metrics).parameters
+
+
+def confidences_of_real_residues(result, config):
+    """pLDDT, pTM and the ranking over the real residues of a cropped padded prediction. The
+    ColabFold fork computes them under seq_mask already; upstream AlphaFold computes them over
+    every residue, padding included, so they are recomputed here from the cropped outputs, with
+    upstream's formulas (alphafold.common.confidence)."""
+    import numpy as np
+    from alphafold.common import confidence
+    if masked_confidence():
+        return result
+    result = dict(result)
+    result['plddt'] = confidence.compute_plddt(np.asarray(result['predicted_lddt']['logits'], np.float32))
+    result['ranking_confidence'] = float(np.mean(result['plddt']))
+    if 'aligned_confidence_probs' in result:
+        head = config.model.heads.predicted_aligned_error
+        result['ptm'] = _ptm_from_probs(np.asarray(result['aligned_confidence_probs'], np.float64),
+                                        np.linspace(0., head.max_error_bin, head.num_bins - 1))
+    return result
+
+
+def _ptm_from_probs(probs, breaks):
+    """confidence.predicted_tm_score for one chain, from the softmax it starts with."""
+    import numpy as np
+    step = breaks[1] - breaks[0]
+    centers = np.append(breaks + step / 2, breaks[-1] + step * 1.5)
+    d0 = 1.24 * (max(probs.shape[0], 19) - 15) ** (1. / 3) - 1.8
+    per_alignment = np.sum(probs * (1. / (1 + np.square(centers) / np.square(d0))), axis=-1).mean(axis=-1)
+    return float(per_alignment.max())

@@ -10,7 +10,7 @@ import shutil
 import signal
 import time
 
-from fold_runtime import atomic, batch_state, cli, compat, meta, padding, slurm_executor
+from fold_runtime import atomic, batch_state, cli, meta, padding, slurm_executor
 from fold_runtime.errors import KitError
 
 
@@ -37,9 +37,6 @@ class Worker(object):
         edges = padding.parse_edges(args.buckets or self.batch['settings'].get('buckets'))
         longest = max(len(group[0]['sequence']) for group in self.units.values())
         self.opts, self.models, self.clock = cli.start_gpu_stage(args, longest, edges)
-        if edges and not compat.masked_confidence():   # after start_gpu_stage: it imports jax
-            self.log('length buckets off: this AlphaFold computes confidences over padded residues too')
-            self.opts.buckets = edges = ()
         self.record.update(load_s=round(time.time() - self.started, 3), buckets=list(edges),
                            models=self.models.names)
         self.predict_stage = predict_stage

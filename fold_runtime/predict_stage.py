@@ -108,6 +108,7 @@ def predict_target(tdir, feats, models, opts, clock, log=print):
             raise out_of_memory_error(exc) or exc
         if num_res != length:
             processed = padding.crop_features(processed, length)
+            result = compat.confidences_of_real_residues(result, runner.config)
         total = time.time() - t0
         compile_s, compiles = (a - b for a, b in zip(clock.snapshot(), (compile_before, compiles_before)))
         timings.update({'predict_and_compile_%s' % name: total, 'compile_%s' % name: compile_s,

@@ -59,7 +59,7 @@ def test_inputs_are_named_uniquely_and_deduplicated(tmp_path):
 
 
 def test_padded_prediction_matches_unpadded_and_nothing_of_the_padding_leaks(conotoxin_features, full_data_dir,
-                                                                              tmp_path):
+                                                                              tmp_path, monkeypatch):
     """Tolerance: pLDDT within 0.5, CA within 0.05 A, PAE within 0.25 A (the padding is masked;
     only float rounding differs)."""
     import shutil
@@ -86,6 +86,19 @@ def test_padded_prediction_matches_unpadded_and_nothing_of_the_padding_leaks(con
           for k, d in runs.items()}
     assert ca['padded'].shape == (24, 3)
     assert np.abs(ca['plain'] - ca['padded']).max() <= 0.05
+    # Upstream AlphaFold (not the ColabFold fork here) scores padded residues too; the kit then
+    # recomputes pLDDT, pTM and the ranking from the cropped outputs. They must equal the fork's
+    # masked values, and pTM upstream's own predicted_tm_score on the same probabilities.
+    from alphafold.common import confidence
+    from fold_runtime import compat, weights
+    monkeypatch.setattr(compat, 'masked_confidence', lambda: False)
+    redone = compat.confidences_of_real_residues(padded, weights.model_config('model_1_ptm', 'monomer_ptm'))
+    assert abs(redone['ptm'] - float(padded['ptm'])) <= 1e-3
+    assert np.abs(redone['plddt'] - padded['plddt']).max() <= 0.05
+    assert abs(redone['ranking_confidence'] - float(padded['ranking_confidence'])) <= 0.05
+    upstream = confidence.predicted_tm_score(np.log(padded['aligned_confidence_probs'].astype(np.float64) + 1e-12),
+                                             np.linspace(0., 31., 63))
+    assert abs(redone['ptm'] - float(upstream)) <= 1e-4
     conf = json.loads((runs['padded'] / 'confidence_model_1_ptm.json').read_text())
     pae = json.loads((runs['padded'] / 'pae_model_1_ptm.json').read_text())
     assert len(conf['residueNumber']) == 24 and len(pae[0]['predicted_aligned_error']) == 24
