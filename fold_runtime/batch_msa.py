@@ -19,16 +19,18 @@ def run(out, name, cpus=None, log=cli.log):
     try:
         opts = cli.cpu_stage_options(args)
         timings = msa_stage.run_target(target, opts, msa_stage.Environment(opts), log=log)
-    except KitError as exc:
-        batch_state.write_stage(out, name, 'msa', 'failed', error=str(exc))
-        raise
-    except SystemExit as exc:   # SIGTERM: time limit, scancel, preemption (a requeue reruns it)
-        batch_state.write_stage(out, name, 'msa', 'failed', error=batch_state.terminated(exc))
-        raise
-    except Exception as exc:
-        batch_state.write_stage(out, name, 'msa', 'failed', error='%s: %s' % (type(exc).__name__, exc))
+    except BaseException as exc:   # SystemExit: SIGTERM from a time limit, scancel or preemption
+        batch_state.write_stage(out, name, 'msa', 'failed', error=_describe(exc))
         raise
     source = meta.load(os.path.join(out, name)).get('features_source', 'cpu_stage')
     batch_state.write_stage(out, name, 'msa', 'done', features_source=source,
                             seconds=timings.get('features'))
     return 0
+
+
+def _describe(exc):
+    if isinstance(exc, KitError):
+        return str(exc)
+    if isinstance(exc, SystemExit):
+        return batch_state.terminated(exc.code)
+    return '%s: %s' % (type(exc).__name__, exc)

@@ -67,9 +67,9 @@ def write_stage(out, name, stage, state, **fields):
     return record
 
 
-def terminated(exc):
-    return ('terminated (exit %s): time limit, scancel or preemption; alphafold-batch retry resumes it'
-            % exc.code)
+def terminated(status):
+    return ('terminated (exit %s): time limit, cancel or preemption; alphafold-batch retry resumes it'
+            % status)
 
 
 def read_stage(out, name, stage):

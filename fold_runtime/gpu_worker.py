@@ -10,7 +10,7 @@ import shutil
 import signal
 import time
 
-from fold_runtime import atomic, batch_state, cli, meta, padding, slurm_executor
+from fold_runtime import atomic, batch_state, cli, meta, padding, predict_stage, slurm_executor
 from fold_runtime.errors import KitError
 
 
@@ -32,14 +32,12 @@ class Worker(object):
         self.record = {'worker': worker_id, 'job': self.owner, 'started': self.started, 'targets': {}}
 
     def run(self):
-        from fold_runtime import predict_stage
         args = cli.stage_args(self.batch['run_args'], self.out)
         edges = padding.parse_edges(args.buckets or self.batch['settings'].get('buckets'))
         longest = max(len(group[0]['sequence']) for group in self.units.values())
         self.opts, self.models, self.clock = cli.start_gpu_stage(args, longest, edges)
         self.record.update(load_s=round(time.time() - self.started, 3), buckets=list(edges),
                            models=self.models.names)
-        self.predict_stage = predict_stage
         while not self._orphaned():
             active = self._cpu_stage_active()
             todo = self._todo()
@@ -77,7 +75,7 @@ class Worker(object):
     def _terminated(self, signum, frame):
         if self.current:
             batch_state.write_stage(self.out, self.current, 'predict', 'failed', interrupted=True,
-                                    error=batch_state.terminated(SystemExit(128 + signum)))
+                                    error=batch_state.terminated(128 + signum))
         self._write_record()
         os._exit(128 + signum)
 
@@ -99,8 +97,8 @@ class Worker(object):
         self.current = name
         t0 = time.time()
         try:
-            feats, _ = self.predict_stage.load_features(tdir, {'sequence_sha256': meta.sequence_sha256(entry['sequence'])})
-            _, timings = self.predict_stage.predict_target(tdir, feats, self.models, self.opts, self.clock, self.log)
+            feats, _ = predict_stage.load_features(tdir, {'sequence_sha256': meta.sequence_sha256(entry['sequence'])})
+            _, timings = predict_stage.predict_target(tdir, feats, self.models, self.opts, self.clock, self.log)
             error = None
         except KitError as exc:
             error, timings = str(exc), {}

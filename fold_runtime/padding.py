@@ -28,14 +28,11 @@ def parse_edges(text):
         return DEFAULT_EDGES
     if text.strip().lower() in ('', 'none', 'off'):
         return ()
-    try:
-        edges = sorted({int(x) for x in text.split(',') if x.strip()})
-    except ValueError:
-        edges = [0]
-    if not edges or edges[0] < 1:
+    fields = [x.strip() for x in text.split(',') if x.strip()]
+    if not fields or not all(x.isdigit() and int(x) > 0 for x in fields):
         from fold_runtime.errors import KitError
         raise KitError('bad length buckets %r' % text, 'give increasing residue counts, e.g. 64,128,256, or none')
-    return tuple(edges)
+    return tuple(sorted({int(x) for x in fields}))
 
 
 def bucket(length, edges):
