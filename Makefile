@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 # Test databases live in a cache keyed by the builder's content (tests/build_test_dbs.py).
 TESTDATA_CACHE ?= $(HOME)/.cache/alphafold-hpc-kit
 
-.PHONY: help deps testdata test demo check-py38 clean install uninstall check-install recipes
+.PHONY: help deps testdata test test-fast test-integration demo check-py38 clean install uninstall check-install recipes
 
 # make install PREFIX=/opt/alphafold VARIANT=cuda12 METHOD=apptainer|conda|venv [SITE_CONFIG=site.conf]
 PREFIX ?= /opt/alphafold
@@ -19,7 +19,8 @@ INSTALL_PY ?= python3
 help:
 	@echo "make deps       install system tools (as root) and the virtualenv at $(VENV)"
 	@echo "make testdata   build the small real-data databases (cached)"
-	@echo "make test       run the whole test suite"
+	@echo "make test       run the whole test suite (test-fast, then test-integration)"
+	@echo "make test-fast  the fast tier: no services, no databases, no models (under 2 minutes)"
 	@echo "make demo       run the main job end to end on small real data"
 	@echo "make install    PREFIX=... VARIANT=cuda12|legacy-cuda11.0|legacy-cuda10.1 METHOD=apptainer|conda|venv [SITE_CONFIG=...]"
 	@echo "make uninstall  PREFIX=... VARIANT=...;  make check-install PREFIX=... [GPU=1]"
@@ -39,11 +40,18 @@ $(VENV)/.deps-stamp: requirements.txt pyproject.toml
 testdata: deps
 	$(PY) tests/build_test_dbs.py --cache $(TESTDATA_CACHE)
 
+# Everything that runs inside the legacy images or on login nodes must import on Python 3.8.
 check-py38:
-	$(VENV)/bin/vermin --no-tips --violations -t=3.8- --backport typing fold_runtime data_sync
+	$(VENV)/bin/vermin --no-tips --violations -t=3.8- --backport typing kit_common fold_runtime data_sync installer
 
-test: deps check-py38
-	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+test-fast: deps check-py38
+	$(PY) -m pytest -q tests/fast $(PYTEST_ARGS)
+
+# Real Slurm, Lmod, environment-modules, HTTP/rsync servers, HMMER/HH-suite, AlphaFold and OpenMM.
+test-integration: deps
+	$(PY) -m pytest -q tests/integration $(PYTEST_ARGS)
+
+test: test-fast test-integration
 
 demo: deps
 	scripts/demo.sh

@@ -64,8 +64,8 @@ def sequences(db_dir):
 def stock_one(features_path, data_dir, num_recycle):
     """One stock process: every model loaded and compiled, all five relaxed. Prints its figures."""
     import pickle
-    from fold_runtime.jax_setup import CompileClock   # measures only: a jax.monitoring listener
-    from fold_runtime import weights
+    from fold_runtime.gpu_stage.jax_setup import CompileClock   # measures only: a jax.monitoring listener
+    from fold_runtime.gpu_stage import weights
     from alphafold.relax import relax
     from stock_alphafold import stock_predict_structure
     clock = CompileClock()

@@ -3,6 +3,7 @@ status, prune."""
 import argparse
 import glob
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -10,8 +11,10 @@ import sys
 import time
 
 from data_sync import layout, manifest, registry, stage as staging, store, sync
-from fold_runtime import site_config
-from fold_runtime.errors import EXIT_IO, EXIT_MISMATCH, KitError
+from kit_common import entry, files, site_config
+from kit_common.errors import EXIT_IO, EXIT_MISMATCH, KitError
+
+log = logging.getLogger(__name__)
 
 # Monitoring-style exit codes for `status`.
 OK, WARNING, CRITICAL = 0, 1, 2
@@ -93,7 +96,7 @@ def cmd_verify(args):
 def cmd_download(args):
     """Download and unpack into DATA_ROOT/.incoming (resumable); `publish` then makes it current."""
     archives, fetched = sync.download(args.data_root, selected(args), args.mirror, args.rsync_mirror,
-                                      args.downloader, args.verify, args.quiet, log=args.log)
+                                      args.downloader, args.verify, args.quiet)
     with open(os.path.join(args.data_root, '.incoming', '.archives.json'), 'w') as f:
         json.dump({'archives': archives, 'fetched': fetched}, f)
     return 0
@@ -114,7 +117,7 @@ def cmd_publish(args):
         os.rename(source, incoming)
     records = os.path.join(incoming, '.archives.json')
     saved = json.load(open(records)) if os.path.exists(records) else {}
-    sync.publish(args.data_root, saved.get('archives'), saved.get('fetched', ['(from %s)' % source]), log=args.log)
+    sync.publish(args.data_root, saved.get('archives'), saved.get('fetched', ['(from %s)' % source]))
     return 0
 
 
@@ -123,19 +126,19 @@ def cmd_sync(args):
     try:
         handle = sync.lock(args.data_root)
     except sync.Locked:
-        args.log('another alphafold-data sync holds %s/.sync.lock; exiting' % args.data_root)
+        log.info('another alphafold-data sync holds %s/.sync.lock; exiting', args.data_root)
         return 0
     with handle:
         archives, fetched = sync.download(args.data_root, selected(args), args.mirror, args.rsync_mirror,
-                                          args.downloader, args.verify, args.quiet, log=args.log)
-        sync.publish(args.data_root, archives, fetched, log=args.log)
+                                          args.downloader, args.verify, args.quiet)
+        sync.publish(args.data_root, archives, fetched)
     return 0
 
 
 def cmd_stage(args):
     if not args.local_root:
         raise KitError('no node-local root', 'pass --local-root DIR or set local_root in the site config')
-    staging.stage(args.data_root, args.local_root, jobs=args.jobs, log=args.log)
+    staging.stage(args.data_root, args.local_root, jobs=args.jobs)
     return 0
 
 
@@ -184,24 +187,27 @@ def cmd_status(args):
 
 
 def cmd_prune(args):
-    store.prune(args.data_root, args.keep, log=args.log)
+    store.prune(args.data_root, args.keep)
     return 0
 
 
+COMMANDS = {'plan': cmd_plan, 'download': cmd_download, 'verify': cmd_verify, 'publish': cmd_publish,
+            'sync': cmd_sync, 'stage': cmd_stage, 'warm': cmd_warm, 'status': cmd_status, 'prune': cmd_prune}
+
+
 def parser():
-    site = site_config.load()
+    """The command line; site-config defaults are filled in after parsing (fill_defaults), so
+    --help works whatever the site config holds."""
     p = argparse.ArgumentParser(prog='alphafold-data', description='AlphaFold databases: plan, verify, '
                                 'publish, stage to node-local disk, warm, status, prune.')
     sub = p.add_subparsers(dest='command', required=True)
-    commands = {'plan': cmd_plan, 'download': cmd_download, 'verify': cmd_verify, 'publish': cmd_publish,
-                'sync': cmd_sync, 'stage': cmd_stage, 'warm': cmd_warm, 'status': cmd_status, 'prune': cmd_prune}
-    for name, func in commands.items():
+    for name, func in COMMANDS.items():
         s = sub.add_parser(name, help=(func.__doc__ or '').split('\n')[0])
         s.set_defaults(func=func)
-        s.add_argument('--data-root', default=site['data']['shared_root'], help='shared copy (default: site config)')
-        s.add_argument('--local-root', default=site['data']['local_root'] or None, help='node-local copy')
-        s.add_argument('--mirror', default=site['data']['mirror'] or None, help='base URL of an https mirror')
-        s.add_argument('--rsync-mirror', default=site['data']['rsync_mirror'] or None, help='rsync mirror for mmCIF')
+        s.add_argument('--data-root', help='shared copy (default: the site config\'s shared_root)')
+        s.add_argument('--local-root', help='node-local copy (default: the site config\'s local_root)')
+        s.add_argument('--mirror', help='base URL of an https mirror (default: the site config)')
+        s.add_argument('--rsync-mirror', help='rsync mirror for mmCIF (default: the site config)')
         s.add_argument('--databases', help='comma-separated subset, e.g. uniref90,mgnify')
         s.add_argument('--preset', default='full_dbs', choices=sorted(registry.DOWNLOAD_PRESETS))
         s.add_argument('--db-version', default='2.3', choices=sorted(registry.DATABASES),
@@ -224,25 +230,25 @@ def parser():
     return p
 
 
-def logger(args):
-    path = args.log_file or (os.path.join(args.data_root, 'sync.log') if args.command == 'sync' else None)
+def fill_defaults(args):
+    data = site_config.load().data
+    for key in ('data_root', 'local_root', 'mirror', 'rsync_mirror'):
+        if getattr(args, key) is None:
+            setattr(args, key, getattr(data, 'shared_root' if key == 'data_root' else key) or None)
+    if not args.data_root:
+        raise KitError('no data root', 'pass --data-root DIR or set shared_root in the site config')
 
-    def log(message):
-        if not args.quiet:
-            print(message, flush=True)
-        if path:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            with open(path, 'a') as f:
-                f.write('%s %s\n' % (time.strftime('%Y-%m-%dT%H:%M:%S'), message))
-    return log
+
+def run(argv):
+    args = parser().parse_args(argv)
+    fill_defaults(args)
+    log_file = args.log_file or (os.path.join(args.data_root, 'sync.log') if args.command == 'sync' else None)
+    if log_file:
+        files.make_dirs(os.path.dirname(os.path.abspath(log_file)))
+    # Progress on stdout (cron mails it unless --quiet), errors on stderr, both in the log file.
+    entry.setup_logging(sys.stdout, log_file, args.quiet)
+    return args.func(args)
 
 
 def main(argv=None):
-    args = parser().parse_args(argv)
-    args.log = logger(args)
-    try:
-        sys.exit(args.func(args))
-    except KitError as exc:
-        args.log('error: %s' % exc)
-        print('alphafold-data %s: error: %s' % (args.command, exc), file=sys.stderr)
-        sys.exit(exc.exit_code)
+    entry.main(run, argv, 'alphafold-data')

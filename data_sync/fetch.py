@@ -6,14 +6,14 @@ URL or mirror. mmCIF files come with rsync, which is incremental by nature.
 """
 import errno
 import gzip
-import hashlib
 import os
 import shutil
 import subprocess
 import tarfile
 import time
 
-from fold_runtime.errors import EXIT_IO, EXIT_MISSING, EXIT_TOOL, KitError
+from kit_common import files, tools
+from kit_common.errors import EXIT_MISSING, EXIT_TOOL, KitError
 
 RETRY_STATUS = (429, 500, 502, 503, 504)
 
@@ -29,10 +29,7 @@ def download(url, dest, downloader='auto', retries=6, backoff=1.0, connections=4
         else:
             _requests(url, part, retries, backoff, quiet)
     except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise KitError('no space left while downloading %s' % url,
-                           'free space on the data root; the published version is untouched', EXIT_IO)
-        raise
+        raise files.io_error(dest, exc, 'free space on the data root; the published version is untouched')
     os.replace(part, dest)
     return dest
 
@@ -94,19 +91,9 @@ def _requests(url, part, retries, backoff, quiet):
 
 def rsync_tree(url, dest):
     os.makedirs(dest, exist_ok=True)
-    res = subprocess.run(['rsync', '-rlpt', '--delete', '--timeout=600', url.rstrip('/') + '/', dest + '/'],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True)
-    if res.returncode != 0:
-        raise KitError('rsync from %s failed (exit %d): %s' % (url, res.returncode, res.stderr.strip()[-300:]),
-                       'check --rsync-mirror and the network; rerun to resume', EXIT_IO if 'No space' in res.stderr else EXIT_TOOL)
-
-
-def md5(path):
-    digest = hashlib.md5()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 22), b''):
-            digest.update(block)
-    return digest.hexdigest()
+    tools.run(['rsync', '-rlpt', '--delete', '--timeout=600', url.rstrip('/') + '/', dest + '/'],
+              'rsync from %s' % url, 'check --rsync-mirror and the network; rerun to resume',
+              install_hint='install the "rsync" package')
 
 
 def unpack(source, archive_path, tree, append=False):
@@ -129,8 +116,8 @@ def unpack(source, archive_path, tree, append=False):
     elif source.archive == 'rsync':
         # AlphaFold's layout: every <id>.cif.gz of the divided tree, unzipped into one flat folder.
         os.makedirs(target, exist_ok=True)
-        for directory, _, files in os.walk(archive_path):
-            for name in files:
+        for directory, _, names in os.walk(archive_path):
+            for name in names:
                 if name.endswith('.cif.gz'):
                     with gzip.open(os.path.join(directory, name), 'rb') as src, \
                             open(os.path.join(target, name[:-3]), 'wb') as dst:

@@ -3,24 +3,15 @@
 manifest.json lists files (relative path -> size, sha256) and, where known, the archives they
 came from; manifest.id is a short hash of the file list, so equal trees get equal ids.
 """
-import hashlib
 import json
 import os
 
-from fold_runtime.atomic import write_json, write_text
 from data_sync.layout import MANIFEST_ID_FILE, STAMP_FILE
+from kit_common.digests import file_digest, json_digest
+from kit_common.files import write_json, write_text
 
 MANIFEST_FILE = 'manifest.json'
 OWN_FILES = (MANIFEST_FILE, MANIFEST_ID_FILE, STAMP_FILE)
-CHUNK = 1 << 22
-
-
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(CHUNK), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def walk(tree):
@@ -34,9 +25,9 @@ def walk(tree):
 
 
 def build(tree, archives=None):
-    files = {rel: {'size': os.path.getsize(os.path.join(tree, rel)), 'sha256': sha256(os.path.join(tree, rel))}
+    files = {rel: {'size': os.path.getsize(os.path.join(tree, rel)), 'sha256': file_digest(os.path.join(tree, rel))}
              for rel in walk(tree)}
-    ident = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
+    ident = json_digest(files)[:16]
     return {'id': ident, 'files': files, 'archives': archives or {}}
 
 
@@ -65,6 +56,6 @@ def verify(tree, manifest, checksum=None, databases=None):
             problems.append('%s: missing' % rel)
         elif os.path.getsize(path) != entry['size']:
             problems.append('%s: size %d, manifest says %d' % (rel, os.path.getsize(path), entry['size']))
-        elif (checksum is None or rel in checksum) and sha256(path) != entry['sha256']:
+        elif (checksum is None or rel in checksum) and file_digest(path) != entry['sha256']:
             problems.append('%s: checksum differs from the manifest (corrupt)' % rel)
     return problems

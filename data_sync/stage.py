@@ -3,17 +3,20 @@ stamp it, then switch LOCAL/current. Unchanged files are hard-linked from the pr
 version (--link-dest), so re-staging costs almost nothing and a job reading the old version
 keeps working.
 """
+import logging
 import os
 import shutil
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 from data_sync import layout, manifest, store
-from fold_runtime.atomic import write_text
-from fold_runtime.errors import EXIT_IO, EXIT_MISSING, EXIT_MISMATCH, KitError
+from kit_common import tools
+from kit_common.errors import EXIT_MISSING, EXIT_MISMATCH, KitError
+from kit_common.files import write_text
+
+log = logging.getLogger(__name__)
 
 
-def stage(shared_root, local_root, jobs=4, log=print):
+def stage(shared_root, local_root, jobs=4):
     """Returns the number of files rsync transferred (0 when the local copy was already current)."""
     if not shutil.which('rsync'):
         raise KitError('rsync not found on PATH (stage copies with rsync)', 'install the "rsync" package', EXIT_MISSING)
@@ -28,7 +31,7 @@ def stage(shared_root, local_root, jobs=4, log=print):
     local_id, local_dir = store.current_version(local_root)
     if local_id == ident and layout.read_id(os.path.join(local_dir, layout.STAMP_FILE)) == ident \
             and not manifest.verify(local_dir, wanted, checksum=()):
-        log('node-local copy %s is current (%s)' % (local_dir, ident))
+        log.info('node-local copy %s is current (%s)', local_dir, ident)
         return 0
     target = os.path.join(local_root, ident)
     marker = os.path.join(source, store.IN_USE_FILE)
@@ -50,7 +53,7 @@ def stage(shared_root, local_root, jobs=4, log=print):
                        'rerun alphafold-data stage; if it persists, check the local disk', EXIT_MISMATCH)
     write_text(os.path.join(target, layout.STAMP_FILE), ident + '\n')
     store.switch_current(local_root, target)
-    log('staged %s to %s: %d files copied, %d verified by size' % (ident, target, len(changed), len(wanted['files'])))
+    log.info('staged %s to %s: %d files copied, %d verified by size', ident, target, len(changed), len(wanted['files']))
     return len(changed)
 
 
@@ -61,11 +64,7 @@ def _rsync(source, target, name, link_dest):
     if link_dest:
         cmd.append('--link-dest=%s' % os.path.join(link_dest, name if os.path.isdir(src) else ''))
     cmd += [src + ('/' if os.path.isdir(src) else ''), os.path.join(target, name) + ('/' if os.path.isdir(src) else '')]
-    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
-    if res.returncode != 0:
-        full = 'No space left' in res.stderr
-        raise KitError('rsync of %s failed (exit %d): %s' % (name, res.returncode, res.stderr.strip()[-500:]),
-                       'free space on the node-local disk' if full else 'check both file systems and rerun',
-                       EXIT_IO)
+    res = tools.run(cmd, 'rsync of %s' % name, 'check both file systems and rerun',
+                    install_hint='install the "rsync" package', full_fix='free space on the node-local disk')
     prefix = name + '/' if os.path.isdir(src) else ''
     return [prefix + line for line in res.stdout.splitlines() if line and not line.endswith('/')]

@@ -3,11 +3,15 @@
 Used for the shared copy (publish) and for node-local copies (stage): a reader that resolved
 `current` keeps reading its version while a new one is switched in.
 """
+import logging
 import os
 import shutil
 import time
 
 from data_sync import layout
+from kit_common import files
+
+log = logging.getLogger(__name__)
 
 
 def current_version(root):
@@ -35,7 +39,7 @@ def publish(root, incoming, ident):
     final = os.path.join(versions, ident)
     if os.path.exists(final):          # the same content again (a repaired copy): a new directory
         final = '%s.%s' % (final, time.strftime('%Y%m%d%H%M%S'))
-    os.rename(incoming, final)
+    files.publish_dir(incoming, final)
     switch_current(root, final)
     return final
 
@@ -52,7 +56,7 @@ def versions(root):
 IN_USE_FILE = '.in-use'
 
 
-def prune(root, keep, log=print):
+def prune(root, keep):
     """Delete all but the newest `keep` versions; never `current`, never one marked in use."""
     _, current = current_version(root)
     candidates = [v for v in versions(root) if os.path.realpath(v) != current]
@@ -60,11 +64,11 @@ def prune(root, keep, log=print):
     removed = []
     for path in removable:
         if _in_use(path):
-            log('keeping %s: in use (%s)' % (path, IN_USE_FILE))
+            log.info('keeping %s: in use (%s)', path, IN_USE_FILE)
             continue
         shutil.rmtree(path)
         removed.append(path)
-        log('removed %s' % path)
+        log.info('removed %s', path)
     return removed
 
 

@@ -5,14 +5,17 @@ again; the rest are downloaded (resumably, into ROOT/downloads) and unpacked int
 Only a complete set is published, and `current` moves only then: a failed sync never changes
 what jobs read.
 """
-import errno
 import fcntl
+import logging
 import os
 import shutil
 import subprocess
 
 from data_sync import fetch, manifest, registry, store
-from fold_runtime.errors import EXIT_IO, EXIT_MISMATCH, EXIT_TOOL, KitError
+from kit_common import digests, files
+from kit_common.errors import EXIT_MISMATCH, EXIT_TOOL, KitError
+
+log = logging.getLogger(__name__)
 
 
 class Locked(Exception):
@@ -35,7 +38,7 @@ def top_dirs(db):
 
 
 def download(root, databases, mirror=None, rsync_mirror=None, downloader='auto', verify='size',
-             quiet=False, log=print):
+             quiet=False):
     """Fill ROOT/.incoming with a complete tree for `databases`; returns the archives' records and
     the names of the databases fetched (not kept from the current version)."""
     _, current = store.current_version(root)
@@ -49,19 +52,17 @@ def download(root, databases, mirror=None, rsync_mirror=None, downloader='auto',
             for d in top_dirs(db):
                 subprocess.run(['cp', '-al', os.path.join(current, d), os.path.join(incoming, d)], check=True)
             archives.update({s.url: old['archives'][s.url] for s in db.sources if s.url in old.get('archives', {})})
-            log('%-12s unchanged, kept from version %s' % (db.name, os.path.basename(current)))
+            log.info('%-12s unchanged, kept from version %s', db.name, os.path.basename(current))
             continue
         fetched.append(db.name)
         for i, src in enumerate(db.sources):
             try:
                 archives[src.url] = _fetch_source(root, db, src, incoming,
                                                   i > 0 and db.sources[i - 1].target == src.target,
-                                                  mirror, rsync_mirror, downloader, quiet, log)
+                                                  mirror, rsync_mirror, downloader, quiet)
             except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
-                raise KitError('no space left on %s while fetching %s' % (root, db.name),
-                               'free space (alphafold-data plan shows the need); current was not changed', EXIT_IO)
+                raise files.io_error(incoming, exc, 'free space (alphafold-data plan shows the need); '
+                                                    'current was not changed')
     incomplete = [rel for db in databases for rel in db.required if not os.path.exists(os.path.join(incoming, rel))]
     if incomplete:
         raise KitError('the downloaded set is incomplete: %s' % ', '.join(incomplete[:5]),
@@ -75,11 +76,11 @@ def _intact(current, old, db, verify):
                                            databases=set(top_dirs(db)))
 
 
-def _fetch_source(root, db, src, incoming, append, mirror, rsync_mirror, downloader, quiet, log):
+def _fetch_source(root, db, src, incoming, append, mirror, rsync_mirror, downloader, quiet):
     cache = os.path.join(root, 'downloads', db.name)
     if src.archive == 'rsync':
         url = registry.mirrored(src.url, rsync_mirror)
-        log('%-12s rsync %s' % (db.name, url))
+        log.info('%-12s rsync %s', db.name, url)
         raw = os.path.join(cache, 'rsync')
         fetch.rsync_tree(url, raw)
         fetch.unpack(src, raw, incoming)
@@ -87,7 +88,7 @@ def _fetch_source(root, db, src, incoming, append, mirror, rsync_mirror, downloa
     url = registry.mirrored(src.url, mirror)
     path = os.path.join(cache, os.path.basename(src.url))
     for attempt in (1, 2):
-        log('%-12s download %s' % (db.name, url))
+        log.info('%-12s download %s', db.name, url)
         fetch.download(url, path, downloader=downloader, quiet=quiet)
         if not src.md5_listing or _md5_ok(path, registry.mirrored(src.md5_listing, mirror), cache, downloader):
             break
@@ -95,8 +96,8 @@ def _fetch_source(root, db, src, incoming, append, mirror, rsync_mirror, downloa
         if attempt == 2:
             raise KitError('%s does not match the md5 that upstream publishes, twice' % url,
                            'try another --mirror or later; current was not changed', EXIT_MISMATCH)
-        log('%-12s md5 mismatch, fetching again' % db.name)
-    record = {'size': os.path.getsize(path), 'sha256': manifest.sha256(path), 'url': url}
+        log.info('%-12s md5 mismatch, fetching again', db.name)
+    record = {'size': os.path.getsize(path), 'sha256': digests.file_digest(path), 'url': url}
     fetch.unpack(src, path, incoming, append=append)
     os.unlink(path)            # the manifest keeps its checksum; the space goes to the next database
     return record
@@ -110,10 +111,10 @@ def _md5_ok(path, listing_url, cache, downloader):
     name = os.path.basename(path)
     if name not in sums:
         raise KitError('%s lists no md5 for %s' % (listing_url, name), 'check the mirror', EXIT_TOOL)
-    return fetch.md5(path) == sums[name]
+    return digests.file_digest(path, 'md5') == sums[name]
 
 
-def publish(root, archives=None, fetched=(), log=print):
+def publish(root, archives=None, fetched=()):
     """Publish ROOT/.incoming. A tree identical to the current version is not republished, unless
     databases were fetched again (a repair of a corrupted current version)."""
     incoming = os.path.join(root, '.incoming')
@@ -121,9 +122,9 @@ def publish(root, archives=None, fetched=(), log=print):
     ident, current = store.current_version(root)
     if ident == built['id'] and not fetched:
         shutil.rmtree(incoming)
-        log('up to date: version %s' % ident)
+        log.info('up to date: version %s', ident)
         return current
     manifest.write(incoming, built)
     final = store.publish(root, incoming, built['id'])
-    log('published version %s at %s' % (built['id'], final))
+    log.info('published version %s at %s', built['id'], final)
     return final

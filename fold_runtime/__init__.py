@@ -1,4 +1,5 @@
-"""The AlphaFold HPC kit's runtime: split CPU/GPU stages, batch mode.
+"""The AlphaFold HPC kit's runtime: the CPU stage (cpu_stage/), the GPU stage (gpu_stage/) and
+batch mode (batch/), with the command lines (cli.py) and their typed options (options.py).
 
 Runs inside the legacy images too, so it must stay importable on Python 3.8.
 """

@@ -1,7 +1,8 @@
 """python -m fold_runtime <stage> ...: the same commands as the alphafold-* wrappers."""
 import sys
 
-from fold_runtime import batch_cli, cli
+from fold_runtime import cli
+from fold_runtime.batch import cli as batch_cli
 
 COMMANDS = {'msa': cli.msa_main, 'predict': cli.predict_main, 'run': cli.run_main, 'batch': batch_cli.main}
 

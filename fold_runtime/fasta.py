@@ -2,7 +2,7 @@
 import os
 from typing import List, NamedTuple
 
-from fold_runtime.errors import EXIT_INPUT, KitError
+from kit_common.errors import EXIT_INPUT, KitError
 
 # IUPAC protein letters. B, Z, U, O are mapped to X by AlphaFold's featurizer, as in stock runs.
 AMINO_ACIDS = frozenset('ACDEFGHIKLMNPQRSTVWYXBZUO')

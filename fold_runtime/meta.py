@@ -3,12 +3,12 @@
 ParallelFold reuses any features.pkl by path alone; a stale file then silently predicts the
 wrong protein. Here every reuse compares these inputs first.
 """
-import hashlib
 import json
 import os
 
 from fold_runtime import __version__
-from fold_runtime.errors import EXIT_MISMATCH, KitError
+from kit_common import digests
+from kit_common.errors import EXIT_MISMATCH, KitError
 
 META_FILE = 'features.meta.json'
 # Keys that decide whether features can be reused; the rest is provenance.
@@ -16,7 +16,7 @@ INPUT_KEYS = ('sequence_sha256', 'db_preset', 'max_template_date', 'databases', 
 
 
 def sequence_sha256(sequence):
-    return hashlib.sha256(sequence.encode('ascii')).hexdigest()
+    return digests.text_digest(sequence)
 
 
 def build(target, preset, max_template_date, databases, manifest_id, tools, alphafold_version):

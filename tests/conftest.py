@@ -41,6 +41,13 @@ def run_kit(*args, env=None, timeout=600, **kw):
                           universal_newlines=True, env=full_env, timeout=timeout, cwd=ROOT, **kw)
 
 
+def run_data(*args):
+    """Run `python -m data_sync ARGS` with no site config; stdout+stderr as text."""
+    return subprocess.run([sys.executable, '-m', 'data_sync'] + [str(a) for a in args], cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                          env=dict(os.environ, ALPHAFOLD_SITE_CONFIG=''))
+
+
 @pytest.fixture
 def kit():
     return run_kit

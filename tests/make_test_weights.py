@@ -24,7 +24,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from fold_runtime import weights  # noqa: E402
+from fold_runtime.gpu_stage import weights  # noqa: E402
 
 TEST_CONFIG = {
     'model.embeddings_and_evoformer.evoformer_num_block': 2,

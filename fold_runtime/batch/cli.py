@@ -1,0 +1,283 @@
+"""alphafold-batch (python -m fold_runtime batch): submit, status, retry, report, cancel.
+
+submit reads every target, deduplicates identical sequences, records the batch under
+<out>/.batch/ and runs it with the local or the slurm executor. Everything a later command needs
+is on disk, so status, retry and a second submit work from any shell, after any kill.
+"""
+import argparse
+import dataclasses
+import io
+import json
+import logging
+import os
+import sys
+import time
+
+from fold_runtime import options
+from fold_runtime.batch import executors, inputs, state as batch_state
+from kit_common import entry, site_config
+from kit_common.errors import EXIT_HELP, KitError
+
+log = logging.getLogger(__name__)
+
+
+def add_batch_options(p):
+    g = p.add_argument_group('batch')
+    g.add_argument('--executor', choices=options.EXECUTORS, default='local',
+                   help='local: a process pool and GPU workers here (default); slurm: job arrays')
+    for opt, what in (('--cpu-partition', 'CPU-stage partition'), ('--gpu-partition', 'GPU-stage partition'),
+                      ('--account', 'Slurm account')):
+        g.add_argument(opt, help='%s (default: the site config)' % what)
+    g.add_argument('--gpu-workers', type=int, help='GPU worker jobs (slurm; default: the site config)')
+    g.add_argument('--cpus-per-task', type=int,
+                   help='CPUs of each CPU-stage task (default: the site config); local runs --cpus / this at once')
+    g.add_argument('--wait', action='store_true', help='block until every target has finished; exit 1 if any failed')
+    g.add_argument('--dry-run', action='store_true', help='write and print the job scripts, submit nothing')
+    g.add_argument('--no-progress', action='store_true', help='no progress bar (local)')
+
+
+def submit_parser():
+    p = options.gpu_stage_parser('alphafold-batch submit', 'Run many targets: CPU stages in bulk, GPU stage in '
+                                 'workers that load weights once. --fasta takes multi-record FASTA files and '
+                                 'directories of FASTA files.')
+    add_batch_options(p)
+    return p
+
+
+def settings_from(args, site):
+    """The batch's executor settings: the site config's [slurm] and [batch], overridden by options."""
+    overrides = {k: getattr(args, k) for k in ('cpu_partition', 'gpu_partition', 'account', 'gpu_workers',
+                                              'cpus_per_task') if getattr(args, k) is not None}
+    return options.batch_settings({'executor': args.executor, 'buckets': site.batch.edges,
+                                   'slurm': dataclasses.replace(site.slurm, **overrides)})
+
+
+def _absolute(path):
+    return os.path.abspath(path) if path else path
+
+
+def stage_options_from(args, site):
+    """Both stages' options with every path absolute, so jobs resolve them as submit did."""
+    cpu_opts = options.cpu_options_from_args(args)
+    cpu_opts = dataclasses.replace(
+        cpu_opts, data_dir=_absolute(cpu_opts.data_dir),
+        feature_cache=_absolute(cpu_opts.feature_cache or site.cache.feature_cache or None),
+        binary_paths={t: _absolute(p) for t, p in cpu_opts.binary_paths.items()})
+    gpu_opts = options.gpu_options_from_args(args)
+    gpu_opts = dataclasses.replace(gpu_opts, data_dir=_absolute(gpu_opts.data_dir),
+                                   compile_cache_dir=_absolute(gpu_opts.compile_cache_dir))
+    return cpu_opts, gpu_opts
+
+
+def run_submit(argv):
+    args = submit_parser().parse_args(argv)
+    if not args.output_dir or not args.fasta:
+        raise KitError('submit needs --fasta and --output-dir', 'see alphafold-batch submit --help')
+    site = site_config.load()
+    cpu_opts, gpu_opts = stage_options_from(args, site)   # every option checked before any work
+    settings = settings_from(args, site)
+    out = os.path.abspath(args.output_dir)
+    targets = inputs.read(options.fasta_list(args.fasta))
+    groups = inputs.units(targets)
+    if not args.dry_run:
+        _refuse_if_running(out)
+    batch_state.save(out, targets, groups, cpu_opts, gpu_opts, settings)
+    log.info('%d targets, %d unique sequences (%d duplicates) -> %s',
+             len(targets), len(groups), len(targets) - len(groups), out)
+    return launch(out, list(groups), args)
+
+
+def launch(out, unit_names, args):
+    """Run or submit the units not yet finished among unit_names."""
+    batch = batch_state.load(out)
+    status = {s['name']: s for s in batch_state.statuses(out, batch)}
+    groups = batch_state.units(batch)
+    todo = [u for u in unit_names if any(status[t['name']]['stage'] != 'done' for t in groups[u])]
+    msa = [u for u in todo if batch_state.read_stage(out, u, 'msa').get('state') != 'done'
+           or not os.path.exists(os.path.join(out, u, 'features.pkl'))]
+    if not todo:
+        log.info('every target is done already; nothing to run')
+        return 0
+    log.info('to run: %d CPU stage(s), %d prediction(s)', len(msa), len(todo))
+    settings = batch_state.stored_options(batch)[2]
+    if not args.dry_run:
+        for u in todo:   # earlier failures and stale records make way for this run
+            if u in msa:
+                batch_state.clear_stage(out, u, 'msa')
+            batch_state.clear_stage(out, u, 'predict')
+        batch_state.clear_claims(out)
+    executor = executors.EXECUTORS[settings.executor](out, settings)
+    unfinished = executor.submit(msa, len(todo), args.dry_run, not args.no_progress,
+                                 lambda record: batch_state.add_submission(out, record))
+    if args.dry_run:
+        return 0
+    if settings.executor == 'local':
+        print_table(batch_state.statuses(out))
+        return 1 if unfinished else 0
+    return watch(out, until_finished=True) if args.wait else 0
+
+
+def _refuse_if_running(out):
+    if not os.path.exists(batch_state.batch_dir(out, 'batch.json')):
+        return
+    active = _active(out)
+    if active:
+        raise KitError('the batch in %s still has active jobs: %s' % (out, ', '.join(active)),
+                       'wait for them (alphafold-batch status --watch) or stop them (alphafold-batch cancel)')
+
+
+def _active(out):
+    """Jobs or local runs of this batch still going."""
+    return executors.active(batch_state.read_submissions(out))
+
+
+def run_retry(argv):
+    p = argparse.ArgumentParser(prog='alphafold-batch retry', description='Run the failed targets again, '
+                                'with the batch\'s options (fix the cause first; alphafold-batch status shows it).')
+    p.add_argument('output_dir')
+    p.add_argument('--wait', action='store_true', help='block until they have finished')
+    p.add_argument('--dry-run', action='store_true')
+    p.add_argument('--no-progress', action='store_true')
+    args = p.parse_args(argv)
+    out = os.path.abspath(args.output_dir)
+    batch_state.load(out)
+    _refuse_if_running(out)
+    failed = sorted({s['primary'] for s in batch_state.statuses(out) if s['stage'] == 'failed'})
+    if not failed:
+        log.info('no failed targets in %s', out)
+        return 0
+    log.info('retrying %d failed unit(s): %s', len(failed), ', '.join(failed))
+    return launch(out, failed, args)
+
+
+def status_rows(out):
+    rows = batch_state.statuses(out)
+    jobs = executors.job_states([r[k] for r in rows for k in ('msa_job', 'predict_job')])
+    for r in rows:
+        r['job_states'] = {k: jobs.get(r[k]) for k in ('msa_job', 'predict_job') if r[k] in jobs}
+    return rows
+
+
+def print_table(rows, stream=sys.stdout):
+    counts = {st: sum(1 for r in rows if r['stage'] == st) for st in batch_state.STAGES}
+    print('  '.join('%s %d' % (k, v) for k, v in counts.items()), file=stream)
+    print('%-28s %-10s %-24s %-16s %-16s %s' % ('TARGET', 'STAGE', 'FEATURES', 'MSA JOB', 'PREDICT JOB', 'ERROR'),
+          file=stream)
+    for r in rows:
+        jobs = ['%s %s' % (r[k], r['job_states'].get(k, '')) if r.get('job_states') else (r[k] or '-')
+                for k in ('msa_job', 'predict_job')]
+        error = (r['error'] or '').splitlines()[0][:100] if r['error'] else ''
+        print('%-28s %-10s %-24s %-16s %-16s %s' % (r['name'], r['stage'], r['features'] or '-',
+                                                    jobs[0].strip() or '-', jobs[1].strip() or '-', error), file=stream)
+
+
+def run_status(argv):
+    p = argparse.ArgumentParser(prog='alphafold-batch status', description='Targets by stage (pending, msa, '
+                                'ready, predicting, done, failed), their jobs and errors.')
+    p.add_argument('output_dir')
+    p.add_argument('--json', action='store_true', help='one JSON object per target, as a list')
+    p.add_argument('--watch', type=float, nargs='?', const=10.0, metavar='SECONDS',
+                   help='refresh every SECONDS (default 10) until every target has finished')
+    args = p.parse_args(argv)
+    out = os.path.abspath(args.output_dir)
+    batch_state.load(out)
+    if args.watch:
+        return watch(out, until_finished=True, interval=args.watch, clear=True)
+    rows = status_rows(out)
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2, sort_keys=True)
+        print()
+    else:
+        print_table(rows)
+    return 1 if any(r['stage'] == 'failed' for r in rows) else 0
+
+
+def watch(out, until_finished, interval=5.0, clear=False):
+    """Print the table until every target is done or failed and no job is left; 1 if any failed."""
+    shown = None
+    while True:
+        rows = status_rows(out)
+        finished = all(r['stage'] in ('done', 'failed') for r in rows)
+        table = io.StringIO()
+        print_table(rows, table)
+        if clear or table.getvalue() != shown:   # --wait logs a table only when something changed
+            if clear:
+                sys.stdout.write('\033[H\033[J')
+            print(time.strftime('%H:%M:%S'))
+            sys.stdout.write(table.getvalue())
+            sys.stdout.flush()
+            shown = table.getvalue()
+        if finished or (until_finished and not _active(out)):   # no job left: nothing will change
+            return 1 if any(r['stage'] != 'done' for r in rows) else 0
+        time.sleep(interval)
+
+
+def run_cancel(argv):
+    p = argparse.ArgumentParser(prog='alphafold-batch cancel', description='Stop the batch\'s jobs; '
+                                'finished outputs stay, and submit or retry resumes the rest.')
+    p.add_argument('output_dir')
+    out = os.path.abspath(p.parse_args(argv).output_dir)
+    batch_state.load(out)
+    active = _active(out)
+    executors.cancel(batch_state.read_submissions(out))
+    log.info('cancelled: %s', ', '.join(active) or 'nothing was running')
+    return 0
+
+
+def run_report(argv):
+    p = argparse.ArgumentParser(prog='alphafold-batch report', description='Write <out>/report.png (timeline '
+                                'of CPU and GPU stages, stage-time distributions) and <out>/report.json.')
+    p.add_argument('output_dir')
+    out = os.path.abspath(p.parse_args(argv).output_dir)
+    batch_state.load(out)
+    from fold_runtime.batch import report
+    summary = report.write(out)
+    print(json.dumps({k: v for k, v in summary.items() if not isinstance(v, (dict, list))}, indent=2, sort_keys=True))
+    return 0
+
+
+def run_msa_task(argv):
+    p = argparse.ArgumentParser(prog='alphafold-batch msa-task', description='(job scripts) one CPU stage')
+    p.add_argument('output_dir')
+    p.add_argument('--target', required=True)
+    p.add_argument('--cpus', type=int)
+    args = p.parse_args(argv)
+    from fold_runtime.batch import msa_task
+    return msa_task.run(os.path.abspath(args.output_dir), args.target, args.cpus)
+
+
+def run_gpu_worker(argv):
+    p = argparse.ArgumentParser(prog='alphafold-batch gpu-worker', description='(job scripts) one GPU worker')
+    p.add_argument('output_dir')
+    p.add_argument('--worker', default='0')
+    p.add_argument('--executor', choices=options.EXECUTORS, default='slurm', help='the executor that started it')
+    p.add_argument('--cpu-stage', help="the executor's token for the CPU stage to wait for (a Slurm job id, "
+                                       'a flag file)')
+    p.add_argument('--parent-pid', type=int, help='stop when this process (a local batch) is gone')
+    p.add_argument('--poll', type=float, default=10.0, help='seconds between looks for ready features')
+    args = p.parse_args(argv)
+    from fold_runtime.batch import worker
+    return worker.Worker(os.path.abspath(args.output_dir), args.worker, args.executor, args.cpu_stage,
+                         args.parent_pid, args.poll).run()
+
+
+COMMANDS = {'submit': run_submit, 'status': run_status, 'retry': run_retry, 'report': run_report,
+            'cancel': run_cancel, 'msa-task': run_msa_task, 'gpu-worker': run_gpu_worker}
+USAGE = '''usage: alphafold-batch {submit,status,retry,report,cancel} ...
+
+  submit   --fasta FILES/DIRS --output-dir OUT [alphafold-run options] [--executor local|slurm] [--wait]
+  status   OUT [--json] [--watch [SECONDS]]
+  retry    OUT [--wait]           run the failed targets again
+  report   OUT                    OUT/report.png and OUT/report.json
+  cancel   OUT                    stop the batch's jobs
+(msa-task and gpu-worker are what the job scripts run.)  --help after a command for its options.
+
+%s''' % EXIT_HELP
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in COMMANDS:
+        print(USAGE, file=sys.stderr if argv and argv[0] not in ('-h', '--help') else sys.stdout)
+        sys.exit(0 if argv and argv[0] in ('-h', '--help') else 2)
+    entry.main(COMMANDS[argv[0]], argv[1:], 'alphafold-batch ' + argv[0])

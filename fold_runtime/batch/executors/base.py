@@ -1,0 +1,42 @@
+"""The interface every executor implements (as Snakemake's executor plugins share one): submit
+the work, tell which of its submissions are still active, cancel them, report job states, and
+tell a GPU worker whether the CPU stage may still produce features."""
+
+
+class Executor(object):
+    name = None
+
+    def __init__(self, out, settings):
+        """out: the batch directory; settings: options.BatchSettings."""
+        self.out, self.settings = out, settings
+
+    def submit(self, msa_units, n_units, dry_run, progress, on_submitted):
+        """Run or submit the CPU stages of msa_units and GPU workers for n_units units. Calls
+        on_submitted(record) once the work exists (a record that active() and cancel() read back).
+        Returns the number of units left unfinished when it waited for them, else 0."""
+        raise NotImplementedError
+
+    @classmethod
+    def active(cls, submission):
+        """Descriptions of this submission's jobs or processes that are still queued or running."""
+        raise NotImplementedError
+
+    @classmethod
+    def cancel(cls, submission):
+        raise NotImplementedError
+
+    @classmethod
+    def owns(cls, job_id):
+        """Whether a job id recorded in a target's state belongs to this executor."""
+        raise NotImplementedError
+
+    @classmethod
+    def job_states(cls, job_ids):
+        """{job id: scheduler state} for the ids this executor owns; {} when it has no scheduler."""
+        return {}
+
+    @classmethod
+    def cpu_stage_active(cls, token):
+        """For a GPU worker: whether the CPU stage named by token (what submit() passed to the
+        worker) may still produce features."""
+        raise NotImplementedError

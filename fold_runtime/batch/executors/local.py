@@ -1,0 +1,157 @@
+"""The local executor: CPU stages in a pool of processes sized to --cpus, and one GPU worker per
+visible GPU (one CPU worker when there is none) that takes targets as their features appear.
+A progress bar follows the targets' states on disk."""
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from fold_runtime.batch import state
+from fold_runtime.batch.executors.base import Executor
+
+log = logging.getLogger(__name__)
+CPU_DONE_FLAG = 'cpu-stage.done'
+
+
+def visible_gpus():
+    """GPU indices from CUDA_VISIBLE_DEVICES, else nvidia-smi; [] on a CPU-only machine."""
+    env = os.environ.get('CUDA_VISIBLE_DEVICES')
+    if env is not None:
+        return [d for d in env.split(',') if d.strip() and d.strip() != 'NoDevFiles']
+    try:
+        res = subprocess.run(['nvidia-smi', '-L'], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             universal_newlines=True)
+    except FileNotFoundError:
+        return []
+    return [str(i) for i, line in enumerate(res.stdout.splitlines()) if line.startswith('GPU ')]
+
+
+def process_start(pid):
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22), or None: with
+    the pid and the host it names one process, so a recycled pid is never mistaken for it."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return int(f.read().rsplit(')', 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _kit(*args):
+    return [sys.executable, '-m', 'fold_runtime', 'batch'] + [str(a) for a in args]
+
+
+def _start(cmd, log_path, env=None):
+    with open(log_path, 'ab') as log_file:
+        return subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+class LocalExecutor(Executor):
+    name = 'local'
+
+    def submit(self, msa_units, n_units, dry_run, progress, on_submitted):
+        if dry_run:
+            log.info('--dry-run: the local executor writes no job scripts; would run %s', ', '.join(msa_units) or
+                     'the GPU stage only')
+            return 0
+        on_submitted({'executor': self.name, 'pid': os.getpid(), 'host': socket.gethostname(),
+                      'pid_start': process_start(os.getpid()), 'msa_targets': msa_units})
+        return self._run(msa_units, n_units, progress)
+
+    def _run(self, msa_units, n_units, progress):
+        """Run the batch to the end here; returns the number of targets not done."""
+        out, flag = self.out, state.batch_dir(self.out, CPU_DONE_FLAG)
+        if os.path.exists(flag):
+            os.unlink(flag)
+        workers = [_start(_kit('gpu-worker', out, '--worker', i, '--executor', self.name, '--cpu-stage', flag,
+                               '--parent-pid', os.getpid(), '--poll', 1),
+                          state.batch_dir(out, 'logs', 'gpu-worker-%d.log' % i),
+                          dict(os.environ, **({'CUDA_VISIBLE_DEVICES': device} if device is not None else {})))
+                   for i, device in enumerate(visible_gpus() or [None])]
+        cpus = self._cpus_per_task()
+        pool = ThreadPoolExecutor(max_workers=max(1, self.settings_cpus // cpus))
+        children = set(workers)
+
+        def msa(name):
+            proc = _start(_kit('msa-task', out, '--target', name, '--cpus', cpus),
+                          state.batch_dir(out, 'logs', 'msa-%s.log' % name))
+            children.add(proc)
+            return proc.wait()
+
+        bar = _progress_bar(len(state.load(out)['targets']), progress)
+        try:
+            futures = [pool.submit(msa, name) for name in msa_units]
+            while not all(f.done() for f in futures):
+                _update(bar, out)
+                time.sleep(1)
+            open(flag, 'w').close()
+            while any(w.poll() is None for w in workers):
+                _update(bar, out)
+                time.sleep(1)
+            _update(bar, out)
+        except BaseException:
+            for proc in children:   # Ctrl-C or SIGTERM: stop every stage, outputs stay consistent
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGTERM)
+            raise
+        finally:
+            pool.shutdown(wait=False)
+            bar.close()
+        for i, w in enumerate(workers):
+            if w.returncode not in (0, 1):   # 1: some target failed, which status reports
+                log.info('GPU worker %d exited with status %s; its log: %s', i, w.returncode,
+                         state.batch_dir(out, 'logs', 'gpu-worker-%d.log' % i))
+        return sum(1 for s in state.statuses(out) if s['stage'] != 'done')
+
+    @property
+    def settings_cpus(self):
+        """The CPUs the whole local batch may use: the CPU-stage options' --cpus."""
+        return state.load(self.out)['cpu_options']['cpus']
+
+    def _cpus_per_task(self):
+        return max(1, min(self.settings.slurm.cpus_per_task, self.settings_cpus))
+
+    @classmethod
+    def _alive(cls, submission):
+        pid = submission.get('pid')
+        if not pid or pid == os.getpid() or submission.get('host', socket.gethostname()) != socket.gethostname():
+            return False
+        return process_start(pid) is not None and process_start(pid) == submission.get('pid_start')
+
+    @classmethod
+    def active(cls, submission):
+        return ['local run pid %d' % submission['pid']] if cls._alive(submission) else []
+
+    @classmethod
+    def cancel(cls, submission):
+        if cls._alive(submission):
+            os.kill(submission['pid'], signal.SIGTERM)
+
+    @classmethod
+    def owns(cls, job_id):
+        return job_id.startswith('local:')
+
+    @classmethod
+    def cpu_stage_active(cls, token):
+        return not os.path.exists(token)
+
+
+def _progress_bar(total, enabled):
+    from tqdm import tqdm
+    return tqdm(total=total, desc='alphafold-batch', unit='target', disable=not enabled, file=sys.stderr)
+
+
+def _update(bar, out):
+    counts = {}
+    for s in state.statuses(out):
+        counts[s['stage']] = counts.get(s['stage'], 0) + 1
+    finished = counts.get('done', 0) + counts.get('failed', 0)
+    postfix = {k: counts[k] for k in state.STAGES if counts.get(k)}
+    if finished != bar.n or postfix != getattr(bar, 'kit_postfix', None):   # redraw on change only
+        bar.kit_postfix = postfix
+        bar.set_postfix(postfix, refresh=False)
+        bar.update(finished - bar.n)
+        bar.refresh()

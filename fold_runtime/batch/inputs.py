@@ -1,0 +1,67 @@
+"""A batch's targets: multi-record FASTA files and/or directories of FASTA files, turned into
+sanitised unique names, and grouped by sequence so identical sequences share one CPU stage and
+one prediction (each name still gets its own output directory)."""
+import os
+import re
+from collections import OrderedDict
+
+from fold_runtime import fasta, meta
+from kit_common.errors import EXIT_INPUT, KitError
+
+FASTA_SUFFIXES = ('.fa', '.fasta', '.faa', '.fas', '.fsa')
+MAX_NAME = 80
+
+
+def fasta_files(paths):
+    """The FASTA files named, and those (by suffix, sorted) in the directories named."""
+    files = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = sorted(os.path.join(path, f) for f in os.listdir(path) if f.lower().endswith(FASTA_SUFFIXES))
+            if not found:
+                raise KitError('directory %s holds no FASTA files (%s)' % (path, ', '.join(FASTA_SUFFIXES)),
+                               'point --fasta at FASTA files or a directory of them', EXIT_INPUT)
+            files.extend(found)
+        elif os.path.isfile(path):
+            files.append(path)
+        else:
+            raise KitError('input %s does not exist' % path, 'check the paths given to --fasta', EXIT_INPUT)
+    return files
+
+
+def sanitise(text):
+    """A safe directory and job name: letters, digits, '.', '_' and '-' only."""
+    name = re.sub(r'[^A-Za-z0-9._-]+', '_', text).strip('._-')[:MAX_NAME]
+    return name or 'target'
+
+
+def read(paths):
+    """Targets of every record in every input, named after the record's first word (a
+    single-record file: after the file, as AlphaFold does), made unique with _2, _3, ..."""
+    targets, used = [], set()
+    for path in fasta_files(paths):
+        try:
+            with open(path) as f:
+                records = fasta.parse_records(f.read(), path)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise KitError('cannot read FASTA file %s: %s' % (path, exc), 'give plain-text FASTA files', EXIT_INPUT)
+        for description, sequence in records:
+            base = fasta.target_name(path) if len(records) == 1 else (description.split() or [''])[0]
+            name = sanitise(base)
+            unique, n = name, 1
+            while unique.lower() in used:   # case-insensitive: file systems may fold case
+                n += 1
+                unique = '%s_%d' % (name, n)
+            used.add(unique.lower())
+            targets.append(fasta.Target(unique, description, sequence, os.path.abspath(path)))
+    if not targets:
+        raise KitError('no targets given', 'pass --fasta with FASTA files or directories')
+    return targets
+
+
+def units(targets):
+    """{primary name: [target, duplicates...]}: one unit per distinct sequence, in input order."""
+    groups = OrderedDict()
+    for t in targets:
+        groups.setdefault(meta.sequence_sha256(t.sequence), []).append(t)
+    return OrderedDict((group[0].name, group) for group in groups.values())

@@ -1,0 +1,37 @@
+"""One batch target's CPU stage, as a Slurm array task or a local pool job runs it: the CPU
+stage of alphafold-msa, with its start, end, features source and any error recorded on disk."""
+import dataclasses
+import os
+
+from fold_runtime import fasta, meta
+from fold_runtime.batch import state
+from fold_runtime.cpu_stage import stage
+from kit_common.errors import KitError
+
+
+def run(out, name, cpus=None):
+    batch = state.load(out)
+    entry = next((t for t in batch['targets'] if t['name'] == name), None)
+    if entry is None:
+        raise KitError('target %s is not in the batch at %s' % (name, out), 'see alphafold-batch status %s' % out)
+    cpu_opts = state.stored_options(batch)[0]
+    if cpus:
+        cpu_opts = dataclasses.replace(cpu_opts, cpus=cpus)
+    target = fasta.Target(entry['name'], entry['description'], entry['sequence'], entry['fasta'])
+    state.write_stage(out, name, 'msa', 'running')
+    try:
+        timings = stage.run_target(target, out, stage.Environment(cpu_opts))
+    except BaseException as exc:   # SystemExit: SIGTERM from a time limit, scancel or preemption
+        state.write_stage(out, name, 'msa', 'failed', error=_describe(exc))
+        raise
+    source = meta.load(os.path.join(out, name)).get('features_source', 'cpu_stage')
+    state.write_stage(out, name, 'msa', 'done', features_source=source, seconds=timings.get('features'))
+    return 0
+
+
+def _describe(exc):
+    if isinstance(exc, KitError):
+        return str(exc)
+    if isinstance(exc, SystemExit):
+        return state.terminated(exc.code)
+    return '%s: %s' % (type(exc).__name__, exc)

@@ -1,0 +1,176 @@
+"""A batch's state on disk, under <out>/.batch/: what was asked (batch.json), each target's
+stage records (state/<name>.msa.json, .predict.json, written atomically by the process doing the
+stage), GPU workers' claims, submitted jobs, job scripts, logs and worker timings.
+
+Nothing lives only in memory, so status, resume and retry work after any kill or requeue.
+"""
+import errno
+import json
+import os
+import socket
+import time
+
+from fold_runtime import options
+from kit_common import files, typed
+from kit_common.errors import EXIT_INPUT, KitError
+
+STAGES = ('pending', 'msa', 'ready', 'predicting', 'done', 'failed')
+# 2: typed options as JSON (cpu_options, gpu_options, settings); 1 stored argv ('run_args').
+FORMAT = 2
+
+
+def batch_dir(out, *parts):
+    return os.path.join(out, '.batch', *parts)
+
+
+def save(out, targets, groups, cpu_opts, gpu_opts, settings):
+    """batch.json: the targets (with their unit's primary name), both stages' options and the
+    executor settings, as JSON that every job reads back."""
+    for sub in ('state', 'claims', 'scripts', 'logs', 'timings'):
+        files.make_dirs(batch_dir(out, sub))
+    primary = {t.name: p for p, group in groups.items() for t in group}
+    files.write_json(batch_dir(out, 'batch.json'), {
+        'format': FORMAT,
+        'targets': [{'name': t.name, 'description': t.description, 'sequence': t.sequence,
+                     'fasta': t.fasta_path, 'primary': primary[t.name]} for t in targets],
+        'cpu_options': typed.to_dict(cpu_opts), 'gpu_options': typed.to_dict(gpu_opts),
+        'settings': typed.to_dict(settings)})
+
+
+def load(out):
+    try:
+        with open(batch_dir(out, 'batch.json')) as f:
+            batch = json.load(f)
+    except FileNotFoundError:
+        raise KitError('%s holds no batch (no .batch/batch.json)' % out,
+                       'start one with: alphafold-batch submit --fasta ... --output-dir %s' % out, EXIT_INPUT)
+    except ValueError as exc:
+        raise KitError('%s is not valid JSON: %s' % (batch_dir(out, 'batch.json'), exc),
+                       'start the batch again in a new --output-dir', EXIT_INPUT)
+    if not isinstance(batch, dict) or batch.get('format') != FORMAT:
+        raise KitError('the batch in %s was written by an older version of the kit (it stored command lines, '
+                       'this version stores typed options)' % out,
+                       'finish it with the kit version that started it, or submit it again into a new '
+                       '--output-dir (finished targets can be copied over: their features are reused)', EXIT_INPUT)
+    return batch
+
+
+def stored_options(batch):
+    """(CpuStageOptions, GpuStageOptions, BatchSettings) of a loaded batch.json."""
+    return (options.cpu_options(batch['cpu_options']), options.gpu_options(batch['gpu_options']),
+            options.batch_settings(batch['settings']))
+
+
+def units(batch):
+    """{primary: [target entries, primary first]} from batch.json."""
+    groups = {}
+    for t in batch['targets']:
+        groups.setdefault(t['primary'], []).append(t)
+    return groups
+
+
+def job_id():
+    """This process's Slurm job (array jobs as JOB_TASK), or local:<pid>."""
+    env = os.environ
+    if env.get('SLURM_ARRAY_JOB_ID'):
+        return '%s_%s' % (env['SLURM_ARRAY_JOB_ID'], env.get('SLURM_ARRAY_TASK_ID', ''))
+    return env.get('SLURM_JOB_ID') or 'local:%d' % os.getpid()
+
+
+def write_stage(out, name, stage, state, **fields):
+    """Record a target's stage ('msa' or 'predict') as running, done or failed."""
+    path = batch_dir(out, 'state', '%s.%s.json' % (name, stage))
+    record = read_stage(out, name, stage) if state != 'running' else {}
+    record.update(fields, state=state, host=socket.gethostname(), job=job_id())
+    record['started' if state == 'running' else 'finished'] = time.time()
+    files.write_json(path, record)
+    return record
+
+
+def terminated(status):
+    return ('terminated (exit %s): time limit, cancel or preemption; alphafold-batch retry resumes it'
+            % status)
+
+
+def read_stage(out, name, stage):
+    try:
+        with open(batch_dir(out, 'state', '%s.%s.json' % (name, stage))) as f:
+            return json.load(f)
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def clear_stage(out, name, stage):
+    try:
+        os.unlink(batch_dir(out, 'state', '%s.%s.json' % (name, stage)))
+    except FileNotFoundError:
+        pass
+
+
+def target_status(out, entry):
+    """One target's stage, features source, error and stage times."""
+    name, primary = entry['name'], entry['primary']
+    msa = read_stage(out, primary, 'msa')
+    own = read_stage(out, name, 'predict')
+    pred = own if name == primary else read_stage(out, primary, 'predict')
+    if own.get('state') == 'done' or pred.get('state') == 'failed':
+        stage = own.get('state') if own.get('state') == 'done' else 'failed'
+    elif pred.get('state') in ('running', 'done'):
+        stage = 'predicting'
+    elif msa.get('state') == 'failed':
+        stage = 'failed'
+    else:
+        stage = {'done': 'ready', 'running': 'msa'}.get(msa.get('state'), 'pending')
+    source = msa.get('features_source')
+    if name != primary:
+        source = 'duplicate of %s' % primary
+    return {'name': name, 'primary': primary, 'stage': stage, 'features': source,
+            'error': pred.get('error') or msa.get('error') if stage == 'failed' else None,
+            'msa_job': msa.get('job'), 'predict_job': pred.get('job'),
+            'msa_start': msa.get('started'), 'msa_end': msa.get('finished') if msa.get('state') == 'done' else None,
+            'predict_start': pred.get('started'),
+            'predict_end': pred.get('finished') if pred.get('state') == 'done' else None,
+            'length': len(entry['sequence'])}
+
+
+def statuses(out, batch=None):
+    batch = batch or load(out)
+    return [target_status(out, t) for t in batch['targets']]
+
+
+def claim(out, name, owner):
+    """Take a unit for one GPU worker: exclusive create, so two workers never predict it twice.
+    A requeued job keeps its job id and so takes back what it held."""
+    path = batch_dir(out, 'claims', name)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except OSError as exc:
+        if exc.errno != errno.EEXIST:
+            raise
+        with open(path) as f:
+            return f.read().strip() == owner
+    with os.fdopen(fd, 'w') as f:
+        f.write(owner + '\n')
+    return True
+
+
+def clear_claims(out):
+    """A new submission voids the claims of workers that are gone."""
+    directory = batch_dir(out, 'claims')
+    for name in os.listdir(directory) if os.path.isdir(directory) else ():
+        os.unlink(os.path.join(directory, name))
+
+
+def add_submission(out, record):
+    path = batch_dir(out, 'jobs.json')
+    jobs = read_submissions(out)
+    jobs.append(dict(record, submitted=time.time()))
+    files.write_json(path, jobs)
+
+
+def read_submissions(out):
+    try:
+        with open(batch_dir(out, 'jobs.json')) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return []

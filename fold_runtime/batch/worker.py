@@ -1,0 +1,172 @@
+"""The batch GPU worker: loads each model's weights once, then predicts target after target as
+their features become ready, shortest first, each padded up to its length bucket so compiled
+executables are reused (and shared across jobs through the persistent compilation cache).
+
+GPU-busy fraction = time in prediction and relaxation over the worker's wall time; loading
+weights, compiling, preparing features and waiting for the CPU stage count as idle.
+"""
+import logging
+import os
+import shutil
+import signal
+import time
+
+from fold_runtime import meta
+from fold_runtime.batch import state as batch_state
+from fold_runtime.batch.executors import EXECUTORS
+from fold_runtime.gpu_stage import padding, predict
+from kit_common import files
+from kit_common.errors import KitError
+
+log = logging.getLogger(__name__)
+
+
+class Worker(object):
+    def __init__(self, out, worker_id, executor, cpu_stage=None, parent_pid=None, poll=5.0):
+        """The executor says whether the CPU stage named by cpu_stage (its token: a Slurm job id,
+        a flag file) may still produce features; a local worker stops when its parent is gone."""
+        self.out, self.worker_id, self.poll = out, worker_id, poll
+        self.executor, self.cpu_stage, self.parent_pid = EXECUTORS[executor], cpu_stage, parent_pid
+        self.batch = batch_state.load(out)
+        self.units = batch_state.units(self.batch)
+        self.owner = batch_state.job_id()
+        self.started = time.time()
+        self.held_elsewhere = set()   # units another worker claimed
+        self.current = None
+        # An exception raised from a signal handler can land in a jax callback, which swallows it:
+        # record the stop and leave at once instead (outputs are written atomically).
+        signal.signal(signal.SIGTERM, self._terminated)
+        self.record = {'worker': worker_id, 'job': self.owner, 'started': self.started, 'targets': {}}
+
+    def run(self):
+        from fold_runtime.gpu_stage.session import Session
+        _, gpu_opts, settings = batch_state.stored_options(self.batch)
+        edges = next(e for e in (gpu_opts.buckets, settings.buckets, padding.DEFAULT_EDGES) if e is not None)
+        longest = max(len(group[0]['sequence']) for group in self.units.values())
+        self.session = Session(gpu_opts, longest, edges)
+        self.record.update(load_s=round(time.time() - self.started, 3), buckets=list(edges),
+                           models=self.session.models.names)
+        while not self._orphaned():
+            active = self._cpu_stage_active()
+            todo = self._todo()
+            ready = [g for g in todo if batch_state.read_stage(self.out, g[0]['name'], 'msa').get('state') == 'done']
+            if not ready:
+                if not todo or not active:
+                    break
+                time.sleep(self.poll)
+                continue
+            group = min(ready, key=lambda g: len(g[0]['sequence']))
+            if batch_state.claim(self.out, group[0]['name'], self.owner):
+                self._predict(group)
+            else:
+                self.held_elsewhere.add(group[0]['name'])
+        self._write_record()
+        failed = [n for n, t in self.record['targets'].items() if t.get('error')]
+        log.info('worker %s: %d targets, %d failed, GPU-busy %.0f%%', self.worker_id, len(self.record['targets']),
+                 len(failed), 100 * self.record['gpu_busy_fraction'])
+        return 1 if failed else 0
+
+    def _todo(self):
+        """Units this worker may still predict: not finished, not failed (a target interrupted by
+        preemption is taken again, e.g. by the requeued job), not held by another worker."""
+        todo = []
+        for name, group in self.units.items():
+            record = batch_state.read_stage(self.out, name, 'predict')
+            pred = record.get('state')
+            if pred == 'done':
+                self._copy_duplicates(group)
+            elif (pred != 'failed' or record.get('interrupted')) and name not in self.held_elsewhere and \
+                    batch_state.read_stage(self.out, name, 'msa').get('state') != 'failed':
+                todo.append(group)
+        return todo
+
+    def _terminated(self, signum, frame):
+        if self.current:
+            batch_state.write_stage(self.out, self.current, 'predict', 'failed', interrupted=True,
+                                    error=batch_state.terminated(128 + signum))
+        self._write_record()
+        os._exit(128 + signum)
+
+    def _orphaned(self):
+        if self.parent_pid and os.getppid() != self.parent_pid:
+            log.info('worker %s: the local batch that started it is gone; stopping', self.worker_id)
+            return True
+        return False
+
+    def _cpu_stage_active(self):
+        return bool(self.cpu_stage) and self.executor.cpu_stage_active(self.cpu_stage)
+
+    def _predict(self, group):
+        entry = group[0]
+        name, tdir = entry['name'], os.path.join(self.out, entry['name'])
+        batch_state.write_stage(self.out, name, 'predict', 'running', worker=self.worker_id)
+        self.current = name
+        t0 = time.time()
+        try:
+            feats, _ = predict.load_features(tdir, {'sequence_sha256': meta.sequence_sha256(entry['sequence'])})
+            _, timings = predict.predict_target(tdir, feats, self.session)
+            error = None
+        except KitError as exc:
+            error, timings = str(exc), {}
+        except Exception as exc:   # one bad target must not stop the worker's others
+            error, timings = '%s: %s' % (type(exc).__name__, exc), {}
+        self.current = None
+        # Compiles while predicting; relaxation's eager jax ops compile too, but count as relax time.
+        stats = {'length': len(entry['sequence']), 'padded_length': timings.get('padded_length'),
+                 'compiles': int(_sum(timings, 'compiles_')), 'compile_s': round(_sum(timings, 'compile_'), 3),
+                 'predict_s': round(_sum(timings, 'predict_'), 3), 'relax_s': round(_sum(timings, 'relax_'), 3),
+                 'wall_s': round(time.time() - t0, 3), 'start': t0, 'error': error}
+        stats['gpu_busy_fraction'] = round((stats['predict_s'] + stats['relax_s']) / max(stats['wall_s'], 1e-9), 4)
+        self.record['targets'][name] = stats
+        if error:
+            log.info('%s FAILED: %s', name, error)
+            batch_state.write_stage(self.out, name, 'predict', 'failed', error=error, **_times(stats))
+        else:
+            batch_state.write_stage(self.out, name, 'predict', 'done', **_times(stats))
+            self._copy_duplicates(group)
+            log.info('%s: %d aa (padded to %s): predict %.1f s, compile %.1f s (%d), relax %.1f s', name,
+                     stats['length'], stats['padded_length'], stats['predict_s'], stats['compile_s'],
+                     stats['compiles'], stats['relax_s'])
+        self._write_record()
+
+    def _copy_duplicates(self, group):
+        """Each duplicate name gets the primary's outputs (hard links where possible) and a meta
+        that names it and its source."""
+        src = os.path.join(self.out, group[0]['name'])
+        for entry in group[1:]:
+            if batch_state.read_stage(self.out, entry['name'], 'predict').get('state') == 'done':
+                continue
+            tmp = os.path.join(files.temp_dir(self.out, 'copy-'), entry['name'])
+            shutil.copytree(src, tmp, copy_function=_link_or_copy, ignore=shutil.ignore_patterns('.tmp-*', '.work'))
+            stored = meta.load(tmp)
+            files.write_json(os.path.join(tmp, meta.META_FILE),
+                             dict(stored, target=entry['name'], features_source='duplicate of %s' % group[0]['name']))
+            files.publish_dir(tmp, os.path.join(self.out, entry['name']), replace=True)
+            os.rmdir(os.path.dirname(tmp))
+            batch_state.write_stage(self.out, entry['name'], 'predict', 'done', duplicate_of=group[0]['name'])
+
+    def _write_record(self):
+        targets = self.record['targets'].values()
+        wall = time.time() - self.started
+        busy = sum(t['predict_s'] + t['relax_s'] for t in targets)
+        self.record.update(wall_s=round(wall, 3), busy_s=round(busy, 3),
+                           gpu_busy_fraction=round(busy / wall, 4) if wall else 0.0,
+                           compiles=sum(t['compiles'] for t in targets),
+                           compile_s=round(sum(t['compile_s'] for t in targets), 3))
+        files.write_json(batch_state.batch_dir(self.out, 'timings', 'worker-%s-%s.json'
+                                                % (self.worker_id, self.owner.replace(':', '-'))), self.record)
+
+
+def _sum(timings, prefix):
+    return sum(v for k, v in timings.items() if k.startswith(prefix) and not k.startswith('predict_and_compile'))
+
+
+def _times(stats):
+    return {k: stats[k] for k in ('compiles', 'compile_s', 'predict_s', 'relax_s', 'padded_length')}
+
+
+def _link_or_copy(src, dst):
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)

@@ -1,0 +1,168 @@
+"""The CPU stage's database searches, run concurrently as separate processes.
+
+Each search runs AlphaFold's own tool wrapper (alphafold.data.tools.*) in a forked child
+process in its own session, so the command lines, flags and caps are exactly AlphaFold's, while
+this module can time a search out and kill the child and its tool together. Forking (not a
+fresh interpreter) keeps the start-up cost near zero. Each child writes its result to msas/
+atomically, so a killed run resumes from the searches that finished.
+"""
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from typing import Dict, List, NamedTuple, Optional
+
+from alphafold.data.tools import hhblits, hhsearch, jackhmmer
+
+from fold_runtime import compat
+from kit_common import files
+from kit_common.errors import EXIT_TOOL, KitError
+
+log = logging.getLogger(__name__)
+STDERR_TAIL_LINES = 20
+
+
+class Search(NamedTuple):
+    name: str                 # key in timings.json: uniref90, mgnify, bfd_uniref30, small_bfd, pdb70
+    tool: str                 # jackhmmer, hhblits or hhsearch
+    out_file: str             # AlphaFold's file name under msas/
+    databases: List[str]
+    max_sequences: Optional[int] = None
+    cpus: int = 1
+    after: Optional[str] = None   # a search whose output is this one's input
+
+
+def split_cpus(total, n=3):
+    """AlphaFold's 8:8:4 thread proportion (jackhmmer, jackhmmer, hhblits), at least 1 each."""
+    first = max(1, int(round(total * 0.4)))
+    second = max(1, int(round(total * 0.4)))
+    return [first, second, max(1, total - first - second)][:n]
+
+
+def plan(paths, preset, cpus):
+    """The searches of a preset, in the stock pipeline's order."""
+    c_uniref, c_mgnify, c_bfd = split_cpus(cpus)
+    searches = [
+        Search('uniref90', 'jackhmmer', 'uniref90_hits.sto', [paths['uniref90']],
+               compat.UNIREF_MAX_HITS, c_uniref),
+        Search('mgnify', 'jackhmmer', 'mgnify_hits.sto', [paths['mgnify']],
+               compat.MGNIFY_MAX_HITS, c_mgnify),
+        Search('pdb70', 'hhsearch', 'pdb_hits.hhr', [paths['pdb70']], after='uniref90'),
+    ]
+    if preset == 'reduced_dbs':
+        searches.append(Search('small_bfd', 'jackhmmer', 'small_bfd_hits.sto',
+                               [paths['small_bfd']], None, c_bfd))
+    else:
+        searches.append(Search('bfd_uniref30', 'hhblits', 'bfd_uniref_hits.a3m',
+                               [paths['bfd'], paths['uniref30']], None, c_bfd))
+    return searches
+
+
+class _Running(NamedTuple):
+    search: Search
+    proc: multiprocessing.Process
+    stderr_path: str
+    started: float
+
+
+def run_all(searches, binaries, query_fasta, msa_dir, work_dir, timeout=None, serial=False) -> Dict[str, float]:
+    """Run searches whose output is not in msa_dir yet; return wall seconds per search run.
+
+    Concurrent by default: a search starts as soon as its input exists. serial=True runs them
+    one after another in the stock order, for comparison.
+    """
+    done = {s.name for s in searches if os.path.exists(os.path.join(msa_dir, s.out_file))}
+    pending = [s for s in searches if s.name not in done]
+    for name in sorted(done):
+        log.info('  %-13s reusing its stored result', name)
+    running = []   # type: List[_Running]
+    timings = {}
+    try:
+        while pending or running:
+            for s in list(pending):
+                if serial and running:
+                    break
+                if s.after and s.after not in done:
+                    if serial:
+                        break
+                    continue
+                pending.remove(s)
+                running.append(_start(s, binaries[s.tool], query_fasta, msa_dir, work_dir))
+                log.info('  %-13s started: %s on %s', s.name, s.tool, ', '.join(
+                    os.path.basename(d) for d in s.databases))
+            time.sleep(0.05)
+            for r in list(running):
+                elapsed = time.time() - r.started
+                if r.proc.is_alive():
+                    if timeout and elapsed > timeout:
+                        raise KitError('search %s (%s) exceeded --timeout %gs' % (r.search.name, r.search.tool, timeout),
+                                       'raise --timeout, or stage the databases on local disk '
+                                       '(alphafold-data stage) if the file system is slow', EXIT_TOOL)
+                    continue
+                running.remove(r)
+                r.proc.join()
+                if r.proc.exitcode != 0:
+                    raise KitError('search %s (%s) failed with exit status %d; last lines of its output:\n%s'
+                                   % (r.search.name, r.search.tool, r.proc.exitcode, _tail(r.stderr_path)),
+                                   'check the database files and the message above; rerun to resume '
+                                   'from the searches that finished', EXIT_TOOL)
+                timings[r.search.name] = round(elapsed, 3)
+                done.add(r.search.name)
+                log.info('  %-13s finished in %.1f s', r.search.name, elapsed)
+    finally:
+        for r in running:
+            _kill(r.proc)
+    return timings
+
+
+def _start(search, binary, query_fasta, msa_dir, work_dir):
+    spec = dict(search._asdict(), binary=binary, query_fasta=query_fasta, msa_dir=msa_dir)
+    stderr_path = os.path.join(work_dir, search.name + '.log')
+    proc = multiprocessing.get_context('fork').Process(target=_child, args=(spec, stderr_path))
+    proc.start()
+    return _Running(search, proc, stderr_path, time.time())
+
+
+def _kill(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)   # the child leads its own session: tool included
+    except OSError:
+        pass
+    proc.join()
+
+
+def _tail(path):
+    with open(path, errors='replace') as f:
+        lines = [l.rstrip() for l in f if l.strip()]
+    return '\n'.join('    ' + l for l in lines[-STDERR_TAIL_LINES:]) or '    (no output)'
+
+
+def _child(spec, stderr_path):
+    """In the forked child: own session (so a timeout kills the tool too), stderr to a log."""
+    os.setsid()
+    fd = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 2)
+    sys.stderr = os.fdopen(2, 'w', buffering=1)
+    try:
+        _run_search(spec)
+    except Exception as exc:  # the parent shows this text; a traceback would bury the tool's message
+        print('%s: %s' % (type(exc).__name__, exc), file=sys.stderr)
+        os._exit(1)
+    os._exit(0)
+
+
+def _run_search(spec):
+    """One search with AlphaFold's own wrapper, its output written atomically."""
+    tool, dbs = spec['tool'], spec['databases']
+    if tool == 'jackhmmer':
+        runner = jackhmmer.Jackhmmer(binary_path=spec['binary'], database_path=dbs[0], n_cpu=spec['cpus'])
+        result = compat.jackhmmer_sto(runner, spec['query_fasta'], spec['max_sequences'])
+    elif tool == 'hhblits':
+        runner = hhblits.HHBlits(binary_path=spec['binary'], databases=dbs, n_cpu=spec['cpus'])
+        result = runner.query(spec['query_fasta'])[0]['a3m']
+    else:
+        runner = hhsearch.HHSearch(binary_path=spec['binary'], databases=dbs)
+        result = runner.query(compat.template_query_a3m(os.path.join(spec['msa_dir'], 'uniref90_hits.sto')))
+    files.write_text(os.path.join(spec['msa_dir'], spec['out_file']), result)

@@ -1,0 +1,134 @@
+"""The CPU stage: searches run concurrently, then features.pkl and its meta, per target.
+
+Imports no jax and loads no weights: it runs on CPU nodes.
+"""
+import json
+import logging
+import os
+import shutil
+import time
+
+from data_sync.layout import MANIFEST_ID_FILE, read_id
+from fold_runtime import meta
+from fold_runtime.cpu_stage import binaries, databases, feature_cache, searches
+from fold_runtime.options import TOOLS, resolve_data_dir
+from kit_common import files
+from kit_common.errors import EXIT_MISMATCH, KitError
+
+log = logging.getLogger(__name__)
+FEATURES_FILE = 'features.pkl'
+TIMINGS_FILE = 'timings.json'
+
+
+def tools_for(preset):
+    """reduced_dbs searches small BFD with jackhmmer, so it needs no HHblits."""
+    return [t for t in TOOLS if not (t == 'hhblits' and preset == 'reduced_dbs')]
+
+
+class Environment(object):
+    """What a run resolves once for all its targets, on the node that runs it: the data
+    directory (node-local when staged), tools, database paths and the wanted meta."""
+
+    def __init__(self, opts):
+        from fold_runtime import compat
+        self.opts = opts
+        self.data_dir = resolve_data_dir(opts.data_dir)
+        self.manifest_id = read_id(os.path.join(self.data_dir, MANIFEST_ID_FILE)) or None if self.data_dir else None
+        self.binaries = {t: binaries.resolve(t, opts.binary_paths.get(t)) for t in tools_for(opts.db_preset)}
+        self.paths = databases.preset_paths(self.data_dir, opts.db_preset, compat.DB_VERSION)
+        self.fingerprint = databases.fingerprint(self.data_dir, opts.db_preset, compat.DB_VERSION)
+        self.tool_versions = {t: binaries.version(p) for t, p in self.binaries.items()}
+        self.alphafold_version = _alphafold_version()
+
+
+def _alphafold_version():
+    try:
+        from importlib import metadata
+    except ImportError:  # Python 3.7 images
+        return ''
+    for dist in ('alphafold', 'alphafold-colabfold'):
+        try:
+            return '%s %s' % (dist, metadata.version(dist))
+        except metadata.PackageNotFoundError:
+            continue
+    return ''
+
+
+def target_dir(output_dir, target):
+    return os.path.join(output_dir, target.name)
+
+
+def run_target(target, output_dir, env):
+    """Make <output>/<target>/features.pkl, or reuse it when its meta matches. Returns timings."""
+    opts = env.opts
+    tdir = target_dir(output_dir, target)
+    files.make_dirs(tdir)
+    wanted = meta.build(target, opts.db_preset, opts.max_template_date, env.fingerprint,
+                        env.manifest_id, env.tool_versions, env.alphafold_version)
+    features_path = os.path.join(tdir, FEATURES_FILE)
+    msa_dir = os.path.join(tdir, 'msas')
+    if opts.overwrite:
+        _clear(tdir)
+    else:
+        stored = meta.load(tdir)
+        if stored is None and (os.path.exists(features_path) or os.path.isdir(msa_dir)):
+            raise KitError('%s holds results without %s, so their inputs cannot be checked'
+                           % (tdir, meta.META_FILE),
+                           'rerun with --overwrite to recompute them, or use another --output-dir',
+                           EXIT_MISMATCH)
+        if stored is not None:
+            meta.check_match(tdir, stored, wanted)
+            if os.path.exists(features_path):
+                log.info('%s: features.pkl matches its inputs, reusing it', target.name)
+                return {}
+            log.info('%s: resuming an interrupted CPU stage', target.name)
+    if opts.feature_cache and feature_cache.fetch(opts.feature_cache, wanted, target, tdir):
+        log.info('%s: features from the shared cache %s (no CPU stage needed)', target.name, opts.feature_cache)
+        return {}
+    files.write_json(os.path.join(tdir, meta.META_FILE), dict(wanted, features_source='cpu_stage'))
+    files.make_dirs(msa_dir)
+    files.remove_debris(tdir, msa_dir)
+    work_dir = os.path.join(tdir, '.work')
+    shutil.rmtree(work_dir, ignore_errors=True)
+    files.make_dirs(work_dir)
+
+    started = time.time()
+    query = os.path.join(work_dir, 'query.fasta')
+    files.write_text(query, '>%s\n%s\n' % (target.description, target.sequence))
+    log.info('%s: %d residues, %s, %s searches on %d cpu', target.name, len(target.sequence), opts.db_preset,
+             'serial' if opts.serial else 'concurrent', opts.cpus)
+    plan = searches.plan(env.paths, opts.db_preset, opts.cpus)
+    search_times = searches.run_all(plan, env.binaries, query, msa_dir, work_dir,
+                                    timeout=opts.timeout, serial=opts.serial)
+    t0 = time.time()
+    from fold_runtime.cpu_stage import features
+    feats = features.assemble(target, msa_dir, env.paths, opts.db_preset, env.binaries,
+                              opts.max_template_date)
+    files.write_pickle(features_path, feats)
+    timings = {'search_' + k: v for k, v in search_times.items()}
+    timings['assemble_features'] = round(time.time() - t0, 3)
+    timings['features'] = round(time.time() - started, 3)
+    merge_timings(tdir, timings)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    if opts.feature_cache:
+        feature_cache.store(opts.feature_cache, wanted, tdir)
+    log.info('%s: wrote %s (%.1f s)', target.name, features_path, timings['features'])
+    return timings
+
+
+def merge_timings(tdir, timings):
+    """timings.json is shared by both stages; each adds its own keys."""
+    path = os.path.join(tdir, TIMINGS_FILE)
+    merged = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            merged = json.load(f)
+    merged.update(timings)
+    files.write_json(path, merged)
+
+
+def _clear(tdir):
+    for name in (FEATURES_FILE, meta.META_FILE, TIMINGS_FILE):
+        if os.path.exists(os.path.join(tdir, name)):
+            os.unlink(os.path.join(tdir, name))
+    shutil.rmtree(os.path.join(tdir, 'msas'), ignore_errors=True)

@@ -1,0 +1,48 @@
+"""jax set-up shared by the GPU stage and the batch worker: the persistent compilation cache,
+and a clock that separates XLA compile time from prediction time."""
+import logging
+import threading
+
+import jax
+
+_COMPILE_EVENTS = ('/jax/core/compile/backend_compile_duration',
+                   '/jax/core/compile/jaxpr_trace_duration',
+                   '/jax/core/compile/jaxpr_to_mlir_module_duration')
+log = logging.getLogger(__name__)
+
+
+def use_compilation_cache(directory):
+    """Share compiled executables across processes and jobs (array tasks reuse each other's)."""
+    if not directory:
+        return
+    jax.config.update('jax_compilation_cache_dir', directory)
+    jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
+    jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
+    log.info('JAX compilation cache: %s', directory)
+
+
+class CompileClock(object):
+    """Seconds jax spent tracing and compiling, and the number of backend compiles."""
+
+    def __init__(self):
+        self.seconds = 0.0
+        self.compiles = 0
+        self._lock = threading.Lock()
+        jax.monitoring.register_event_duration_secs_listener(self._on_event)
+
+    def _on_event(self, event, duration, **kwargs):
+        if event in _COMPILE_EVENTS:
+            with self._lock:
+                self.seconds += duration
+                if event == _COMPILE_EVENTS[0]:
+                    self.compiles += 1
+
+    def snapshot(self):
+        return self.seconds, self.compiles
+
+
+def gpu_count():
+    try:
+        return len(jax.devices('gpu'))
+    except RuntimeError:
+        return 0

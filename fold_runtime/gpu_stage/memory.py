@@ -1,0 +1,52 @@
+"""GPU memory policy: turned into XLA's environment variables before jax starts.
+
+The paper's settings let long proteins (over ~1,200 residues) finish: unified memory lets XLA
+spill to host RAM, and a fraction above 1 lets it use more than the GPU holds. The site's policy
+arrives in the kit's own variables (ALPHAFOLD_MEMORY_MODE, ...), so `auto` still decides per
+protein, and a user's own XLA_* / TF_* exports always win.
+"""
+import logging
+import os
+import sys
+
+log = logging.getLogger(__name__)
+DEFAULT_THRESHOLD = 1200
+DEFAULT_UNIFIED_FRACTION = 4.0
+VARIABLES = ('TF_FORCE_UNIFIED_MEMORY', 'XLA_PYTHON_CLIENT_MEM_FRACTION', 'XLA_PYTHON_CLIENT_ALLOCATOR')
+
+
+def choose(mode, length, threshold=DEFAULT_THRESHOLD):
+    if mode == 'auto':
+        return 'unified' if length > threshold else 'default'
+    return mode
+
+
+def settings(mode, fraction=None):
+    """XLA environment for a resolved mode; an explicit fraction applies in any mode."""
+    env = {}
+    if mode == 'unified':
+        env = {'TF_FORCE_UNIFIED_MEMORY': '1',
+               'XLA_PYTHON_CLIENT_MEM_FRACTION': str(fraction or DEFAULT_UNIFIED_FRACTION),
+               'XLA_PYTHON_CLIENT_ALLOCATOR': 'platform'}
+    elif fraction:
+        env = {'XLA_PYTHON_CLIENT_MEM_FRACTION': str(fraction)}
+    return env
+
+
+def apply(mode, length, fraction=None, threshold=DEFAULT_THRESHOLD):
+    """Set the environment for the longest protein this process will predict. Must run before
+    jax is imported: XLA reads these once, when its GPU client starts."""
+    if 'jax' in sys.modules:
+        raise RuntimeError('memory settings must be applied before jax is imported')
+    chosen = choose(mode, length, threshold)
+    wanted = settings(chosen, fraction)
+    applied, kept = {}, {}
+    for key in VARIABLES:
+        if key in os.environ:
+            kept[key] = os.environ[key]   # the user's own export wins
+        elif key in wanted:
+            os.environ[key] = applied[key] = wanted[key]
+    log.info('memory mode %s (requested %s, longest protein %d residues, threshold %d)%s%s',
+             chosen, mode, length, threshold, ''.join('; set %s=%s' % kv for kv in sorted(applied.items())),
+             ''.join('; kept your %s=%s' % kv for kv in sorted(kept.items())))
+    return chosen

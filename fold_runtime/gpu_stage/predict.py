@@ -1,0 +1,173 @@
+"""The GPU stage: predict from a verified features.pkl, rank, relax only the best.
+
+Mirrors run_alphafold.py's predict_structure (v2.3.2): per model, process_features and predict
+with seed model_index + random_seed * num_models; rank by ranking_confidence; relax the chosen
+models with AmberRelaxation; write AlphaFold's files. Differences are additions only: a model
+subset, atomic writes, compile time split from predict time, and relax failures that keep the
+unrelaxed outputs.
+"""
+import logging
+import os
+import pickle
+import time
+
+import numpy as np
+
+from fold_runtime import compat, meta
+from fold_runtime.cpu_stage.stage import FEATURES_FILE, merge_timings
+from fold_runtime.gpu_stage import outputs, padding
+from kit_common import files
+from kit_common.errors import EXIT_GPU, EXIT_MISMATCH, EXIT_RELAX, KitError
+
+log = logging.getLogger(__name__)
+# run_alphafold.py's relaxation settings.
+RELAX = dict(max_iterations=0, tolerance=2.39, stiffness=10.0, exclude_residues=[],
+             max_outer_iterations=3)
+
+
+def load_features(tdir, expected=None):
+    """features.pkl after checking it against features.meta.json (and `expected` meta keys)."""
+    stored = meta.load(tdir)
+    path = os.path.join(tdir, FEATURES_FILE)
+    if stored is None:
+        raise KitError('%s has no %s, so its features cannot be checked' % (tdir, meta.META_FILE),
+                       'run the CPU stage first: alphafold-msa with the same --fasta and --output-dir',
+                       EXIT_MISMATCH)
+    diffs = meta.differences(stored, dict(stored, **(expected or {})))
+    if diffs:
+        raise KitError('features in %s were made from other inputs:\n    %s' % (tdir, '\n    '.join(diffs)),
+                       'rerun alphafold-msa --overwrite for this target, or check --fasta/--db-preset',
+                       EXIT_MISMATCH)
+    if not os.path.exists(path):
+        raise KitError('%s is missing' % path, 'run alphafold-msa for this target first', EXIT_MISMATCH)
+    try:
+        with open(path, 'rb') as f:
+            feats = pickle.load(f)
+        sequence = feats['sequence'][0].decode()
+    except Exception as exc:
+        raise KitError('%s is unreadable (%s: %s)' % (path, type(exc).__name__, exc),
+                       'recreate it with alphafold-msa --overwrite', EXIT_MISMATCH)
+    if meta.sequence_sha256(sequence) != stored['sequence_sha256']:
+        raise KitError('%s holds another sequence than %s records' % (path, meta.META_FILE),
+                       'recreate it with alphafold-msa --overwrite', EXIT_MISMATCH)
+    return feats, stored
+
+
+class Models(object):
+    """The chosen models' runners, weights loaded once for every target of the process."""
+
+    def __init__(self, opts, data_dir):
+        from fold_runtime.gpu_stage import weights
+        self.names = weights.select_models(opts.model_preset, opts.models)
+        self.num_preset_models = len(weights.PRESET_MODELS[opts.model_preset])
+        note = weights.test_weights_note(data_dir)
+        if note:
+            log.info('*** USING RANDOM TEST WEIGHTS from %s: %s ***',
+                     os.path.join(data_dir, 'params'), note.get('note', ''))
+        self.runners = {}
+        for name in self.names:
+            t0 = time.time()
+            self.runners[name] = weights.load_runner(data_dir, name, opts.model_preset, opts.num_recycle)
+            log.info('loaded %s weights in %.1f s', name, time.time() - t0)
+        _share_executables(self.runners)
+        self.index = {name: i for i, name in enumerate(weights.PRESET_MODELS[opts.model_preset])}
+
+
+def predict_target(tdir, feats, session):
+    """Every chosen model on one target, then ranking, relaxation and AlphaFold's outputs."""
+    from alphafold.common import protein, residue_constants
+    opts, models, clock = session.opts, session.models, session.clock
+    timings, confidences, unrelaxed_pdbs, unrelaxed = {}, {}, {}, {}
+    label = 'plddts'
+    length = int(feats['seq_length'][0])
+    num_res = padding.bucket(length, session.buckets)
+    timings['padded_length'] = num_res
+    for name in models.names:
+        # run_alphafold.py: model_index + random_seed * num_models, index within the preset.
+        seed = models.index[name] + opts.random_seed * models.num_preset_models
+        runner = models.runners[name]
+        t0 = time.time()
+        processed = compat.process_features(runner, feats, seed, num_res)
+        timings['process_features_%s' % name] = time.time() - t0
+        compile_before, compiles_before = clock.snapshot()
+        t0 = time.time()
+        try:
+            result = padding.crop_result(compat.predict(runner, processed, seed), length, num_res)
+        except Exception as exc:
+            raise out_of_memory_error(exc) or exc
+        if num_res != length:
+            processed = padding.crop_features(processed, length)
+            result = compat.confidences_of_real_residues(result, runner.config)
+        total = time.time() - t0
+        compile_s, compiles = (a - b for a, b in zip(clock.snapshot(), (compile_before, compiles_before)))
+        timings.update({'predict_and_compile_%s' % name: total, 'compile_%s' % name: compile_s,
+                        'compiles_%s' % name: compiles,
+                        'predict_%s' % name: max(0.0, total - compile_s)})
+        confidences[name] = float(result['ranking_confidence'])
+        if 'iptm' in result:
+            label = 'iptm+ptm'
+        b_factors = np.repeat(np.asarray(result['plddt'])[:, None], residue_constants.atom_type_num, axis=-1)
+        unrelaxed[name] = protein.from_prediction(features=processed, result=result, b_factors=b_factors,
+                                                  remove_leading_feature_dimension=not runner.multimer_mode)
+        unrelaxed_pdbs[name] = protein.to_pdb(unrelaxed[name])
+        outputs.model_outputs(tdir, name, result, unrelaxed_pdbs[name], opts.result_pkl)
+        log.info('  %s: ranking confidence %.2f, %.1f s (compile %.1f s)', name, confidences[name], total, compile_s)
+    ranked = sorted(confidences, key=lambda n: confidences[n], reverse=True)
+    to_relax = {'best': ranked[:1], 'all': ranked, 'none': []}[opts.models_to_relax]
+    relaxed_pdbs, relax_metrics, failed = relax(tdir, to_relax, unrelaxed, session.use_gpu_relax, timings)
+    outputs.ranked_outputs(tdir, ranked, confidences, label, unrelaxed_pdbs, relaxed_pdbs)
+    if opts.models_to_relax != 'none':
+        files.write_json(os.path.join(tdir, 'relax_metrics.json'), relax_metrics)
+    merge_timings(tdir, {k: round(v, 3) for k, v in timings.items()})
+    if failed:
+        raise KitError('relaxation failed for %s (%s); ranked_*.pdb hold the unrelaxed models'
+                       % (', '.join(failed), relax_metrics[failed[0]]['error']),
+                       'rerun with --no-gpu-relax, or --models-to-relax none', EXIT_RELAX)
+    return ranked, timings
+
+
+def _share_executables(runners):
+    """Models with identical configs (model_1/model_2 without their differing MSA depths, ...)
+    differ only in weights, which jit takes as an argument: one jitted function serves them all,
+    so each shape compiles once per process, not once per model."""
+    seen = []
+    for runner in runners.values():
+        cfg = runner.config.to_dict()
+        twin = next((r for c, r in seen if c == cfg), None)
+        if twin is None:
+            seen.append((cfg, runner))
+        else:
+            runner.apply = twin.apply
+
+
+def relax(tdir, names, unrelaxed, use_gpu, timings):
+    """AmberRelaxation of the chosen models; a failure is recorded, not fatal to the outputs."""
+    from alphafold.relax import relax as amber
+    relaxer = amber.AmberRelaxation(use_gpu=use_gpu, **RELAX)
+    relaxed, metrics, failed = {}, {}, []
+    for name in names:
+        t0 = time.time()
+        try:
+            pdb, _, violations = relaxer.process(prot=unrelaxed[name])
+        except Exception as exc:  # OpenMM raises many types; the outputs must survive all of them
+            metrics[name] = {'error': '%s: %s' % (type(exc).__name__, str(exc).splitlines()[0] if str(exc) else '')}
+            failed.append(name)
+            log.info('  relax %s FAILED: %s', name, metrics[name]['error'])
+            continue
+        timings['relax_%s' % name] = time.time() - t0
+        metrics[name] = {'remaining_violations': violations,
+                         'remaining_violations_count': sum(violations)}
+        relaxed[name] = pdb
+        files.write_text(os.path.join(tdir, 'relaxed_%s.pdb' % name), pdb)
+        log.info('  relaxed %s in %.1f s', name, timings['relax_%s' % name])
+    return relaxed, metrics, failed
+
+
+def out_of_memory_error(exc):
+    """A KitError for an XLA out-of-memory error, else None."""
+    text = str(exc)
+    if 'RESOURCE_EXHAUSTED' in text or 'Out of memory' in text or 'out of memory' in text:
+        return KitError('the GPU ran out of memory: %s' % text.splitlines()[0][:300],
+                        'rerun with --memory-mode unified (and --mem-fraction 4.0), or on a GPU with '
+                        'more memory', EXIT_GPU)
+    return None

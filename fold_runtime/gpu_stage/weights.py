@@ -1,0 +1,80 @@
+"""AlphaFold model configs and weights: params/params_<model>.npz under the data directory.
+
+Random *test* weights (tests/make_test_weights.py) carry params/test_weights.json, whose config
+overrides (fewer Evoformer blocks, smaller MSA crops) make them runnable on a CPU; the runtime
+applies them and says plainly that predictions from such weights are meaningless.
+"""
+import json
+import os
+
+from kit_common.errors import EXIT_MISSING, KitError
+
+TEST_WEIGHTS_FILE = 'test_weights.json'
+PRESET_MODELS = {
+    'monomer': tuple('model_%d' % i for i in range(1, 6)),
+    'monomer_casp14': tuple('model_%d' % i for i in range(1, 6)),
+    'monomer_ptm': tuple('model_%d_ptm' % i for i in range(1, 6)),
+    'multimer': tuple('model_%d_multimer_v3' % i for i in range(1, 6)),
+}
+
+
+def params_path(data_dir, model_name):
+    return os.path.join(data_dir, 'params', 'params_%s.npz' % model_name)
+
+
+def test_weights_note(data_dir):
+    """The test-weights marker's content, or None for real weights."""
+    path = os.path.join(data_dir, 'params', TEST_WEIGHTS_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def select_models(preset, subset=None):
+    """The preset's models, or the --models subset of them (ParallelFold's -m), in preset order."""
+    models = PRESET_MODELS[preset]
+    if not subset:
+        return list(models)
+    wanted = [m.strip() for m in subset.split(',') if m.strip()]
+    # Accept the short form: --models model_1,model_3 under monomer_ptm.
+    suffix = {'monomer_ptm': '_ptm', 'multimer': '_multimer_v3'}.get(preset, '')
+    full = [m if m in models else m + suffix for m in wanted]
+    unknown = [w for w, f in zip(wanted, full) if f not in models]
+    if unknown:
+        raise KitError('unknown model(s) for --model-preset %s: %s' % (preset, ', '.join(unknown)),
+                       'choose from %s' % ', '.join(models))
+    return [m for m in models if m in full]
+
+
+def model_config(model_name, preset, num_recycle=None, overrides=None):
+    """AlphaFold's config for a model, set as run_alphafold.py sets it for the preset."""
+    from alphafold.model import config
+    cfg = config.model_config(model_name)
+    # run_alphafold.py: eight ensembles for monomer_casp14, one otherwise.
+    cfg.data.eval.num_ensemble = 8 if preset == 'monomer_casp14' else 1
+    if num_recycle is not None:
+        cfg.model.num_recycle = num_recycle
+        if 'common' in cfg.data:
+            cfg.data.common.num_recycle = num_recycle
+    if overrides:
+        cfg.update_from_flattened_dict(dict(overrides))
+    return cfg
+
+
+def load_params(data_dir, model_name):
+    """Weights through AlphaFold's own loader; a missing file names itself and its download."""
+    from alphafold.model import data
+    path = params_path(data_dir, model_name)
+    if not os.path.exists(path):
+        raise KitError('weights file missing: %s' % path,
+                       'fetch the weights with "alphafold-data download --databases params" '
+                       '(or point --data-dir at a directory with params/)', EXIT_MISSING)
+    return data.get_model_haiku_params(model_name=model_name, data_dir=data_dir)
+
+
+def load_runner(data_dir, model_name, preset, num_recycle=None):
+    from alphafold.model import model
+    note = test_weights_note(data_dir)
+    cfg = model_config(model_name, preset, num_recycle, note and note.get('config_overrides'))
+    return model.RunModel(cfg, load_params(data_dir, model_name))

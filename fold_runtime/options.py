@@ -1,0 +1,295 @@
+"""The stages' options as typed objects, and the command-line options that build them.
+
+alphafold-msa, -predict and -run build CpuStageOptions and GpuStageOptions from their command
+lines; alphafold-batch stores the same objects as JSON in batch.json and its jobs read them back,
+so renaming a command-line option never breaks resuming a batch. Every value, including the
+kit's environment variables, is checked here, before any search or model runs.
+"""
+import argparse
+import datetime
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+from kit_common import site_config, typed
+from kit_common.errors import EXIT_HELP, EXIT_INPUT, KitError
+
+log = logging.getLogger(__name__)
+
+TOOLS = ('jackhmmer', 'hhblits', 'hhsearch', 'kalign')
+DB_PRESETS = ('full_dbs', 'reduced_dbs')
+MODEL_PRESETS = ('monomer', 'monomer_ptm', 'monomer_casp14')
+RELAX_CHOICES = ('best', 'all', 'none')
+MAX_RECYCLE = 100   # AlphaFold uses 3 (monomer) to 20 (multimer); more only burns GPU hours
+FIX = 'see --help for the accepted values'
+
+
+@dataclass
+class CpuStageOptions:
+    """What the CPU stage is asked to do; data_dir as given (the node-local choice is made at
+    run time, on the node that runs the stage)."""
+    data_dir: Optional[str] = None
+    db_preset: str = 'full_dbs'
+    max_template_date: str = '2100-01-01'
+    cpus: int = 1
+    serial: bool = False
+    timeout: Optional[float] = None
+    overwrite: bool = False
+    feature_cache: Optional[str] = None
+    binary_paths: Dict[str, Optional[str]] = field(default_factory=dict)
+
+    def check(self):
+        if self.db_preset not in DB_PRESETS:
+            return 'db_preset %r is not one of %s' % (self.db_preset, ', '.join(DB_PRESETS))
+        if not valid_date(self.max_template_date):
+            return 'max_template_date %r is not a date of the form YYYY-MM-DD' % self.max_template_date
+        if self.cpus < 1:
+            return 'cpus must be at least 1, got %d' % self.cpus
+        if self.timeout is not None and self.timeout <= 0:
+            return 'timeout must be a positive number of seconds, got %g' % self.timeout
+        unknown = sorted(set(self.binary_paths) - set(TOOLS))
+        return 'unknown tool(s) %s' % ', '.join(unknown) if unknown else None
+
+
+@dataclass
+class GpuStageOptions:
+    """What the GPU stage is asked to do. buckets None: no padding (alphafold-predict) or the
+    site's list (alphafold-batch); use_gpu_relax None: relax on the GPU when one is visible."""
+    data_dir: Optional[str] = None
+    model_preset: str = 'monomer'
+    models: Optional[str] = None
+    num_recycle: Optional[int] = None
+    random_seed: int = 0
+    models_to_relax: str = 'best'
+    use_gpu_relax: Optional[bool] = None
+    memory_mode: str = 'auto'
+    mem_fraction: Optional[float] = None
+    unified_threshold: int = 1200
+    require_gpu: bool = False
+    result_pkl: bool = True
+    buckets: Optional[Tuple[int, ...]] = None
+    compile_cache_dir: Optional[str] = None
+
+    def check(self):
+        if self.model_preset not in MODEL_PRESETS:
+            return 'model_preset %r is not one of %s' % (self.model_preset, ', '.join(MODEL_PRESETS))
+        if self.models_to_relax not in RELAX_CHOICES:
+            return 'models_to_relax %r is not one of %s' % (self.models_to_relax, ', '.join(RELAX_CHOICES))
+        if self.memory_mode not in site_config.MEMORY_MODES:
+            return 'memory mode %r is not one of %s' % (self.memory_mode, ', '.join(site_config.MEMORY_MODES))
+        if self.num_recycle is not None and not 0 <= self.num_recycle <= MAX_RECYCLE:
+            return 'num_recycle must be between 0 and %d, got %d' % (MAX_RECYCLE, self.num_recycle)
+        if self.mem_fraction is not None and not 0 < self.mem_fraction <= 64:
+            return 'mem_fraction must be above 0 and at most 64, got %g' % self.mem_fraction
+        if self.unified_threshold < 1:
+            return 'unified_threshold must be at least 1, got %d' % self.unified_threshold
+        if self.buckets and min(self.buckets) < 1:
+            return 'length buckets must be positive'
+        from fold_runtime.gpu_stage.weights import select_models   # no jax: names only
+        select_models(self.model_preset, self.models)
+        return None
+
+
+def valid_date(text):
+    try:
+        datetime.datetime.strptime(text, '%Y-%m-%d')
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def cpu_options(values):
+    return typed.build(CpuStageOptions, values, 'option', FIX)
+
+
+def gpu_options(values):
+    return typed.build(GpuStageOptions, values, 'option', FIX)
+
+
+# ---- the data directory -------------------------------------------------------------------------
+
+def resolve_data_dir(data_dir):
+    """--data-dir, else $ALPHAFOLD_DATA_DIR, else the site config's node-local copy when its stamp
+    matches the shared manifest, else the shared copy (data_sync.layout's rule). Decided in the
+    job, on its node: a login node's choice would be wrong on the compute node."""
+    given = data_dir or os.environ.get('ALPHAFOLD_DATA_DIR')
+    if given:
+        return os.path.abspath(given)
+    site = site_config.load()
+    if not site.path or not site.data.shared_root:
+        return None
+    from data_sync.layout import choose_data_dir
+    chosen, reason = choose_data_dir(site.data.shared_root, site.data.local_root)
+    log.info('data directory %s (%s)', chosen, reason)
+    return chosen
+
+
+# ---- command-line options -------------------------------------------------------------------------
+
+def add(parser, name, *aliases, **kwargs):
+    """An option with dashes, plus AlphaFold's underscore spelling and any extra aliases."""
+    names = [name]
+    for alias in ('--' + name[2:].replace('-', '_'),) + aliases:
+        if alias not in names:
+            names.append(alias)
+    parser.add_argument(*names, **kwargs)
+
+
+def default_cpus():
+    """$SLURM_CPUS_PER_TASK inside a Slurm job, else the CPUs this process may run on."""
+    if os.environ.get('SLURM_CPUS_PER_TASK', '').isdigit():
+        return int(os.environ['SLURM_CPUS_PER_TASK'])
+    return len(os.sched_getaffinity(0))
+
+
+def fasta_list(values):
+    """--fasta a.fa b.fa, or AlphaFold's comma-separated --fasta_paths=a.fa,b.fa."""
+    return [p for v in values or () for p in v.split(',') if p]
+
+
+def add_cpu_stage_options(parser, for_gpu_stage=False):
+    """The CPU stage's options. The GPU stage accepts them too, so CPU and GPU job scripts can
+    pass identical arguments; there --db-preset and --max-template-date, when given, are checked
+    against the features' meta instead of defaulting."""
+    add(parser, '--fasta', '--fasta_paths', nargs='+', required=not for_gpu_stage, metavar='PATH',
+        help='FASTA files, one monomer target each, named after the file')
+    add(parser, '--output-dir', required=not for_gpu_stage, help='outputs go to OUTPUT_DIR/<target>/')
+    add(parser, '--data-dir', help='AlphaFold databases and params/ (default: $ALPHAFOLD_DATA_DIR, else the '
+                                   "site config's node-local copy when staged, else its shared copy)")
+    add(parser, '--db-preset', choices=DB_PRESETS, default=None if for_gpu_stage else 'full_dbs',
+        help='full_dbs: HHblits on BFD+UniRef30; reduced_dbs: jackhmmer on small BFD (default: full_dbs)')
+    add(parser, '--max-template-date', default=None if for_gpu_stage else '2100-01-01', metavar='YYYY-MM-DD',
+        help='ignore templates released after this date (default: 2100-01-01)')
+    add(parser, '--cpus', type=int, default=default_cpus(),
+        help='CPUs to split among the searches 8:8:4 (default: $SLURM_CPUS_PER_TASK, else the '
+             'CPUs available: %(default)s)')
+    add(parser, '--serial', action='store_true',
+        help='run the searches one after another, in the stock order (for comparison)')
+    add(parser, '--timeout', type=float, metavar='SECONDS', help='limit for each search')
+    add(parser, '--overwrite', action='store_true',
+        help='recompute even when outputs from other inputs exist')
+    add(parser, '--feature-cache', metavar='DIR',
+        help='shared, content-addressed cache of CPU-stage results (default: $ALPHAFOLD_FEATURE_CACHE)')
+    for tool in TOOLS:
+        add(parser, '--%s-binary' % tool, '--%s_binary_path' % tool, metavar='PATH',
+            help='%s executable (default: from PATH)' % tool)
+
+
+def add_gpu_stage_options(parser):
+    add(parser, '--target-dir', nargs='+', metavar='DIR',
+        help='target directories holding features.pkl (instead of --fasta/--output-dir)')
+    add(parser, '--model-preset', choices=MODEL_PRESETS, default='monomer', help='default: %(default)s')
+    add(parser, '--models', metavar='LIST',
+        help='comma-separated subset of the preset, e.g. model_1,model_3 (skip low scorers)')
+    add(parser, '--num-recycle', type=int,
+        help='recycling iterations, 0 to %d (default: the model config, 3)' % MAX_RECYCLE)
+    add(parser, '--random-seed', type=int, default=0,
+        help='model i gets seed i + random_seed * num_models, as in AlphaFold (default: %(default)s)')
+    add(parser, '--models-to-relax', choices=RELAX_CHOICES, default='best',
+        help='AMBER-relax only the best model by pLDDT (default), all, or none')
+    relax = parser.add_mutually_exclusive_group()
+    relax.add_argument('--use-gpu-relax', '--use_gpu_relax', dest='use_gpu_relax', action='store_true',
+                       default=None, help='relax on the GPU (default: when a GPU is visible)')
+    relax.add_argument('--no-gpu-relax', '--nouse_gpu_relax', dest='use_gpu_relax', action='store_false')
+    add(parser, '--memory-mode', choices=site_config.MEMORY_MODES,
+        help='unified: TF_FORCE_UNIFIED_MEMORY=1, XLA_PYTHON_CLIENT_MEM_FRACTION, platform allocator; '
+             'auto: unified above --unified-threshold residues (default: $ALPHAFOLD_MEMORY_MODE, else auto)')
+    add(parser, '--mem-fraction', type=float,
+        help='XLA_PYTHON_CLIENT_MEM_FRACTION (default: $ALPHAFOLD_MEM_FRACTION, else 4.0 in unified mode)')
+    add(parser, '--unified-threshold', type=int,
+        help='length above which auto picks unified memory (default: $ALPHAFOLD_UNIFIED_THRESHOLD, else 1200)')
+    add(parser, '--require-gpu', action='store_true', help='fail unless a GPU is visible')
+    add(parser, '--no-result-pkl', action='store_true', help='skip the large result_<model>.pkl files')
+    add(parser, '--buckets', metavar='EDGES',
+        help='pad targets up to these lengths (e.g. 64,128,256) so one compiled model serves many '
+             'proteins; outputs are cropped back (default: none here; alphafold-batch uses the '
+             "site config's [batch] length_buckets, else a ColabFold-style list)")
+    add(parser, '--compile-cache-dir',
+        help='persistent JAX compilation cache shared across jobs (default: $ALPHAFOLD_JAX_CACHE_DIR)')
+
+
+def cpu_stage_parser(prog='alphafold-msa'):
+    p = argparse.ArgumentParser(
+        prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description='AlphaFold CPU stage: run the MSA and template searches concurrently and '
+                    'write <output-dir>/<target>/features.pkl for the GPU stage.',
+        epilog='example:\n  %s --fasta T1050.fasta --output-dir out --data-dir /data/alphafold '
+               '--cpus 20\n\n%s' % (prog, EXIT_HELP))
+    add_cpu_stage_options(p)
+    return p
+
+
+def gpu_stage_parser(prog, description):
+    p = argparse.ArgumentParser(prog=prog, description=description,
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXIT_HELP)
+    add_cpu_stage_options(p.add_argument_group('targets and CPU stage'), for_gpu_stage=True)
+    add_gpu_stage_options(p.add_argument_group('GPU stage'))
+    return p
+
+
+def _env(var, kind=str):
+    """A kit variable's value (None when unset or empty), checked like the option it stands for."""
+    text = os.environ.get(var)
+    if not text:
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        raise KitError('%s=%r is not %s' % (var, text, 'an integer' if kind is int else 'a number'),
+                       'fix or unset %s (module load alphafold sets it from the site config)' % var, EXIT_INPUT)
+
+
+def _first(*values):
+    return next((v for v in values if v is not None), None)
+
+
+def cpu_options_from_args(args):
+    return cpu_options(dict(
+        data_dir=args.data_dir, db_preset=args.db_preset or 'full_dbs',
+        max_template_date=args.max_template_date or '2100-01-01', cpus=args.cpus, serial=args.serial,
+        timeout=args.timeout, overwrite=args.overwrite,
+        feature_cache=args.feature_cache or _env('ALPHAFOLD_FEATURE_CACHE'),
+        binary_paths={t: getattr(args, t + '_binary') for t in TOOLS}))
+
+
+def gpu_options_from_args(args):
+    buckets = None
+    if args.buckets is not None:
+        try:
+            buckets = site_config.length_edges(args.buckets)
+        except ValueError as exc:
+            raise KitError('--buckets %r: give %s' % (args.buckets, exc), FIX, EXIT_INPUT)
+    mode = args.memory_mode or _env('ALPHAFOLD_MEMORY_MODE') or 'auto'
+    if mode not in site_config.MEMORY_MODES:
+        raise KitError('ALPHAFOLD_MEMORY_MODE=%r is not one of %s' % (mode, ', '.join(site_config.MEMORY_MODES)),
+                       'fix or unset ALPHAFOLD_MEMORY_MODE, or pass --memory-mode', EXIT_INPUT)
+    return gpu_options(dict(
+        data_dir=args.data_dir, model_preset=args.model_preset, models=args.models,
+        num_recycle=args.num_recycle, random_seed=args.random_seed, models_to_relax=args.models_to_relax,
+        use_gpu_relax=args.use_gpu_relax, memory_mode=mode,
+        mem_fraction=_first(args.mem_fraction, _env('ALPHAFOLD_MEM_FRACTION', float)),
+        unified_threshold=_first(args.unified_threshold, _env('ALPHAFOLD_UNIFIED_THRESHOLD', int), 1200),
+        require_gpu=args.require_gpu, result_pkl=not args.no_result_pkl, buckets=buckets,
+        compile_cache_dir=args.compile_cache_dir or _env('ALPHAFOLD_JAX_CACHE_DIR')))
+
+
+EXECUTORS = ('local', 'slurm')
+
+
+@dataclass
+class BatchSettings:
+    """How alphafold-batch runs: the executor, the Slurm settings (the site config's [slurm],
+    overridden by submit's options) and the length-bucket edges (None: the kit's default list)."""
+    executor: str = 'local'
+    slurm: site_config.Slurm = field(default_factory=site_config.Slurm)
+    buckets: Optional[Tuple[int, ...]] = None
+
+    def check(self):
+        if self.executor not in EXECUTORS:
+            return 'executor %r is not one of %s' % (self.executor, ', '.join(EXECUTORS))
+        return None
+
+
+def batch_settings(values):
+    return typed.build(BatchSettings, values, 'batch setting', FIX)

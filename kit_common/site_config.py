@@ -1,0 +1,142 @@
+"""The one site configuration file, parsed and validated once into typed sections.
+
+The installer copies it to PREFIX/<version>/etc/site.conf and renders the modulefiles from it;
+the modulefile exports ALPHAFOLD_SITE_CONFIG; the runtime and alphafold-data read it from there.
+An unknown section or key, a value of the wrong type and an unreadable file are KitErrors that
+name the file, the key and the fix. installer/site.conf.example documents every key.
+"""
+import configparser
+import os
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+from kit_common import typed
+from kit_common.errors import EXIT_INPUT, KitError
+
+ENV_VAR = 'ALPHAFOLD_SITE_CONFIG'
+MEMORY_MODES = ('auto', 'default', 'unified')
+FIX = 'edit the site config (see installer/site.conf.example for every key and its type)'
+
+
+@dataclass(frozen=True)
+class Data:
+    shared_root: str = '/shared/alphafold'
+    local_root: str = ''
+    mirror: str = ''
+    rsync_mirror: str = ''
+
+
+@dataclass(frozen=True)
+class Memory:
+    mode: str = 'auto'
+    unified_threshold: int = 1200
+    mem_fraction: Optional[float] = None
+
+    def check(self):
+        if self.mode not in MEMORY_MODES:
+            return 'mode = %r is not one of %s' % (self.mode, ', '.join(MEMORY_MODES))
+        if self.unified_threshold < 1:
+            return 'unified_threshold must be at least 1'
+        if self.mem_fraction is not None and not 0 < self.mem_fraction <= 64:
+            return 'mem_fraction must be above 0 (and at most 64)'
+        return None
+
+
+@dataclass(frozen=True)
+class Slurm:
+    cpu_partition: str = 'cpu'
+    gpu_partition: str = 'gpu'
+    account: str = ''
+    qos: str = ''
+    cpus_per_task: int = 20
+    cpu_time: str = '12:00:00'
+    gpu_time: str = '12:00:00'
+    cpu_mem: str = '64G'
+    gpu_mem: str = '64G'
+    max_concurrent_msa: int = 20
+    extra_sbatch: str = ''
+    gpu_cpus_per_task: int = 8
+    gpu_workers: int = 4
+
+    def check(self):
+        for key in ('cpus_per_task', 'max_concurrent_msa', 'gpu_cpus_per_task', 'gpu_workers'):
+            if getattr(self, key) < 1:
+                return '%s must be at least 1' % key
+        return None
+
+
+def length_edges(text):
+    """Length-bucket edges: '' -> None (the kit's default list), 'none'/'off' -> () (no
+    padding), '64,128,256' -> (64, 128, 256). Raises ValueError on anything else."""
+    if text is None or not text.strip():
+        return None
+    if text.strip().lower() in ('none', 'off'):
+        return ()
+    fields = [x.strip() for x in text.split(',') if x.strip()]
+    if not fields or not all(x.isdigit() and int(x) > 0 for x in fields):
+        raise ValueError('positive residue counts separated by commas, e.g. 64,128,256, or none')
+    return tuple(sorted({int(x) for x in fields}))
+
+
+@dataclass(frozen=True)
+class Batch:
+    length_buckets: str = ''
+
+    def check(self):
+        try:
+            length_edges(self.length_buckets)
+        except ValueError as exc:
+            return 'length_buckets = %r: give %s' % (self.length_buckets, exc)
+        return None
+
+    @property
+    def edges(self) -> Optional[Tuple[int, ...]]:
+        return length_edges(self.length_buckets)
+
+
+@dataclass(frozen=True)
+class Cache:
+    feature_cache: str = ''
+    jax_cache: str = ''
+
+
+SECTIONS = {'data': Data, 'memory': Memory, 'slurm': Slurm, 'batch': Batch, 'cache': Cache}
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    path: Optional[str] = None
+    data: Data = field(default_factory=Data)
+    memory: Memory = field(default_factory=Memory)
+    slurm: Slurm = field(default_factory=Slurm)
+    batch: Batch = field(default_factory=Batch)
+    cache: Cache = field(default_factory=Cache)
+
+
+def path_from_env():
+    return os.environ.get(ENV_VAR) or None
+
+
+def load(path=None):
+    """The site config from path, else $ALPHAFOLD_SITE_CONFIG, else the defaults alone."""
+    path = path or path_from_env()
+    if not path:
+        return SiteConfig()
+    parser = configparser.ConfigParser(interpolation=None, strict=True)
+    try:
+        with open(path) as f:
+            parser.read_file(f)
+    except OSError as exc:
+        raise KitError('cannot read the site config %s: %s' % (path, exc.strerror),
+                       'fix the path in %s (or unset it to use the defaults)' % ENV_VAR
+                       if path == path_from_env() else 'give a readable site config file', EXIT_INPUT)
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        raise KitError('the site config %s is malformed: %s' % (path, str(exc).splitlines()[0]), FIX, EXIT_INPUT)
+    unknown = [s for s in parser.sections() if s not in SECTIONS]
+    if unknown:
+        raise KitError('site config %s: unknown section(s) [%s]' % (path, '], ['.join(unknown)),
+                       '%s; known sections: %s' % (FIX, ', '.join(SECTIONS)), EXIT_INPUT)
+    sections = {name: typed.build(cls, dict(parser[name]) if parser.has_section(name) else {},
+                                  'site config %s [%s]' % (path, name), FIX, from_text=True)
+                for name, cls in SECTIONS.items()}
+    return SiteConfig(path=os.path.abspath(path), **sections)

@@ -1,0 +1,54 @@
+"""alphafold-data's registry and plan: no databases, no servers (tmpfs mounts stand for small disks)."""
+import subprocess
+
+from conftest import run_data as data
+from data_sync import registry
+
+
+def test_registry_covers_both_database_sets_with_sources():
+    for version, names in (('2.3', ['params', 'bfd', 'small_bfd', 'mgnify', 'pdb70', 'pdb_mmcif', 'pdb_seqres',
+                                    'uniref30', 'uniref90', 'uniprot']),
+                           ('2.0', ['params', 'bfd', 'small_bfd', 'mgnify', 'pdb70', 'pdb_mmcif', 'uniclust30',
+                                    'uniref90'])):
+        assert sorted(registry.DATABASES[version]) == sorted(names)
+        for db in registry.DATABASES[version].values():
+            assert db.sources and db.required and db.unpacked_bytes >= db.download_bytes > 0, db.name
+    assert registry.DATABASES['2.3']['pdb_mmcif'].transport == 'rsync'
+    total = sum(db.unpacked_bytes for db in registry.DATABASES['2.3'].values())
+    assert 2.5e12 < total < 2.8e12   # AlphaFold 2.3's 2.62 TB
+
+
+def test_plan_shows_mirrored_urls_keeping_upstream_paths(tmp_path):
+    res = data('plan', '--data-root', tmp_path, '--preset', 'multimer', '--show-urls',
+               '--mirror', 'http://mirror.example/af', '--databases', 'mgnify,uniprot')
+    assert 'http://mirror.example/af/alphafold-databases/v2.3/mgy_clusters_2022_05.fa.gz' in res.stdout
+    assert 'http://mirror.example/af/pub/databases/uniprot/current_release/knowledgebase/complete/uniprot_sprot.fasta.gz' in res.stdout
+
+
+def test_plan_refuses_when_it_will_not_fit(tmp_path):
+    small = tmp_path / 'small'
+    small.mkdir()
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', str(small)], check=True)
+    try:
+        res = data('plan', '--data-root', small, '--databases', 'uniref90')
+        assert res.returncode == 5 and 'not enough space' in res.stdout and 'limit --databases' in res.stdout
+    finally:
+        subprocess.run(['umount', str(small)], check=True)
+
+
+def test_plan_checks_the_node_local_file_system_too(tmp_path):
+    local = tmp_path / 'local'
+    local.mkdir()
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', str(local)], check=True)
+    try:
+        res = data('plan', '--data-root', tmp_path / 'shared', '--local-root', local, '--databases', 'pdb_seqres')
+        assert res.returncode == 5, res.stdout
+        assert 'not enough space on %s: 0.2 GB needed' % local in res.stdout
+        assert 'needed 0.4 GB' in res.stdout and str(tmp_path / 'shared') in res.stdout
+    finally:
+        subprocess.run(['umount', str(local)], check=True)
+
+
+def test_unknown_database_is_a_clear_error(tmp_path):
+    res = data('plan', '--data-root', tmp_path, '--databases', 'uniref91')
+    assert res.returncode == 2 and "unknown database(s): uniref91" in res.stdout and 'uniref90' in res.stdout

@@ -1,0 +1,47 @@
+"""The architecture holds: the CPU-stage package never imports jax, the shared layer needs only
+the standard library, and both executors implement the one interface."""
+import ast
+import inspect
+import os
+import subprocess
+import sys
+
+from conftest import ROOT
+from fold_runtime.batch.executors import EXECUTORS, base
+
+MODEL_MODULES = ('jax', 'jaxlib', 'haiku', 'tensorflow', 'alphafold.model')
+
+
+def test_the_cpu_stage_package_imports_no_jax():
+    code = ('import sys, pkgutil, importlib, fold_runtime.cpu_stage as p, fold_runtime.cli, '
+            'fold_runtime.batch.msa_task\n'
+            'for m in pkgutil.iter_modules(p.__path__): importlib.import_module("fold_runtime.cpu_stage." + m.name)\n'
+            'print([m for m in %r if m in sys.modules])' % (MODEL_MODULES,))
+    res = subprocess.run([sys.executable, '-c', code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         universal_newlines=True)
+    assert res.returncode == 0 and res.stdout.strip().splitlines()[-1] == '[]', res.stdout
+
+
+def test_the_shared_layer_uses_the_standard_library_only():
+    folder = os.path.join(ROOT, 'kit_common')
+    for name in os.listdir(folder):
+        if not name.endswith('.py'):
+            continue
+        tree = ast.parse(open(os.path.join(folder, name)).read())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+                for module in modules:
+                    top = module.split('.')[0]
+                    assert top == 'kit_common' or top in sys.stdlib_module_names, (name, module)
+
+
+def test_every_executor_implements_the_interface():
+    abstract = [n for n, f in vars(base.Executor).items()
+                if callable(getattr(f, '__func__', f)) and 'NotImplementedError' in inspect.getsource(
+                    getattr(f, '__func__', f))]
+    assert set(abstract) == {'submit', 'active', 'cancel', 'owns', 'cpu_stage_active'}
+    for name, cls in EXECUTORS.items():
+        assert issubclass(cls, base.Executor) and cls.name == name
+        for method in abstract:
+            assert method in vars(cls), (name, method)

@@ -1,0 +1,87 @@
+"""Options are typed objects: checked before any work, stored by a batch as JSON and read back
+equal; a batch written by the previous (argv-storing) version is refused with a clear message."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from fold_runtime import options
+from fold_runtime.batch import state
+from kit_common import site_config, typed
+from kit_common.errors import KitError
+
+
+def kit_args(*args, **env):
+    return subprocess.run([sys.executable, '-m', 'fold_runtime'] + list(args), cwd=ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True, env=dict(os.environ, **env))
+
+
+def test_options_round_trip_through_json():
+    cpu = options.cpu_options({'data_dir': '/d', 'cpus': 6, 'timeout': 30.0,
+                               'binary_paths': {'jackhmmer': '/x/jackhmmer', 'kalign': None}})
+    gpu = options.gpu_options({'model_preset': 'monomer_ptm', 'models': 'model_1', 'num_recycle': 1,
+                               'buckets': (64, 128), 'use_gpu_relax': None})
+    settings = options.batch_settings({'executor': 'slurm', 'buckets': None,
+                                       'slurm': typed.to_dict(site_config.Slurm(gpu_workers=2))})
+    for obj, build in ((cpu, options.cpu_options), (gpu, options.gpu_options), (settings, options.batch_settings)):
+        assert build(json.loads(json.dumps(typed.to_dict(obj)))) == obj
+    assert settings.slurm.gpu_workers == 2 and gpu.buckets == (64, 128)
+
+
+@pytest.mark.parametrize('values, words', [
+    ({'num_recycle': -1}, 'num_recycle must be between 0 and 100'),
+    ({'num_recycle': 100000000}, 'num_recycle must be between 0 and 100'),
+    ({'mem_fraction': 0.0}, 'mem_fraction must be above 0'),
+    ({'memory_mode': 'unifed'}, "memory mode 'unifed'"),
+    ({'models': 'model_9'}, 'unknown model(s)'),
+    ({'random_seed': '1'}, "random_seed = '1' is not an integer"),
+    ({'modelpreset': 'monomer'}, 'unknown setting(s) modelpreset'),
+])
+def test_bad_gpu_options_are_refused(values, words):
+    with pytest.raises(KitError) as err:
+        options.gpu_options(values)
+    assert words in str(err.value)
+
+
+@pytest.mark.parametrize('values, words', [
+    ({'max_template_date': '2022-13-45'}, 'not a date of the form YYYY-MM-DD'),
+    ({'timeout': 0.0}, 'timeout must be a positive number'),
+    ({'cpus': 0}, 'cpus must be at least 1'),
+    ({'db_preset': 'small'}, "db_preset 'small'"),
+])
+def test_bad_cpu_options_are_refused(values, words):
+    with pytest.raises(KitError) as err:
+        options.cpu_options(values)
+    assert words in str(err.value)
+
+
+@pytest.mark.parametrize('args, env, words', [
+    (('--max-template-date', '2022-13-45'), {}, 'YYYY-MM-DD'),
+    (('--num-recycle', '-1'), {}, 'num_recycle must be between'),
+    (('--timeout', '0'), {}, 'timeout must be a positive'),
+    ((), {'ALPHAFOLD_MEM_FRACTION': 'lots'}, "ALPHAFOLD_MEM_FRACTION='lots' is not a number"),
+    ((), {'ALPHAFOLD_UNIFIED_THRESHOLD': 'abc'}, "ALPHAFOLD_UNIFIED_THRESHOLD='abc' is not an integer"),
+    ((), {'ALPHAFOLD_MEMORY_MODE': 'unifed'}, "ALPHAFOLD_MEMORY_MODE='unifed'"),
+])
+def test_commands_check_options_and_variables_before_any_work(tmp_path, args, env, words):
+    """No data directory exists: a run that got past validation would fail on it instead."""
+    fasta = tmp_path / 'x.fasta'
+    fasta.write_text('>x\nMKV\n')
+    res = kit_args('run', '--fasta', str(fasta), '--output-dir', str(tmp_path / 'out'),
+                   '--data-dir', str(tmp_path / 'nothing'), *args, **env)
+    assert res.returncode == 2 and words in res.stdout and 'Traceback' not in res.stdout, res.stdout
+    assert not (tmp_path / 'out').exists()
+
+
+def test_a_batch_from_the_previous_version_is_refused(tmp_path):
+    (tmp_path / '.batch').mkdir()
+    (tmp_path / '.batch' / 'batch.json').write_text(json.dumps({'targets': [], 'run_args': ['--cpus', '2'],
+                                                                'settings': {}}))
+    with pytest.raises(KitError) as err:
+        state.load(str(tmp_path))
+    assert 'older version of the kit' in str(err.value) and 'new --output-dir' in err.value.fix
+    res = kit_args('batch', 'status', str(tmp_path))
+    assert res.returncode == 2 and 'older version' in res.stdout and 'Traceback' not in res.stdout

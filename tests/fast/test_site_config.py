@@ -1,0 +1,78 @@
+"""The site config is parsed and checked once: a typo or a wrong type is an error that names the
+file, the key and the fix, never a silent default or a traceback."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from kit_common import site_config
+from kit_common.errors import KitError
+
+EXAMPLE = os.path.join(ROOT, 'installer', 'site.conf.example')
+
+
+def load_text(tmp_path, text):
+    path = tmp_path / 'site.conf'
+    path.write_text(text)
+    return site_config.load(str(path))
+
+
+def test_the_example_is_valid_and_typed():
+    conf = site_config.load(EXAMPLE)
+    assert conf.slurm.gpu_workers == 4 and conf.slurm.cpus_per_task == 20
+    assert conf.memory.unified_threshold == 1200 and conf.memory.mem_fraction is None
+    assert conf.batch.edges is None and conf.data.local_root == '/local/nvme/alphafold'
+
+
+def test_no_file_means_the_defaults(monkeypatch):
+    monkeypatch.delenv('ALPHAFOLD_SITE_CONFIG', raising=False)
+    conf = site_config.load()
+    assert conf.path is None and conf.slurm == site_config.Slurm()
+
+
+@pytest.mark.parametrize('text, words', [
+    ('[slurm]\ngpu_worker = 4\n', ['[slurm]', 'unknown setting(s) gpu_worker', 'known: ', 'gpu_workers']),
+    ('[slurm]\ngpu_workers = four\n', ['gpu_workers', "'four' is not an integer"]),
+    ('[slurm]\ngpu_workers = 0\n', ['gpu_workers must be at least 1']),
+    ('[memory]\nmem_fraction = lots\n', ['mem_fraction', 'is not a number']),
+    ('[memory]\nmode = unifed\n', ["mode = 'unifed' is not one of auto, default, unified"]),
+    ('[batch]\nlength_buckets = 64,big\n', ['length_buckets', 'positive residue counts']),
+    ('[dataa]\nshared_root = /x\n', ['unknown section(s) [dataa]', 'known sections: data']),
+    ('[data]\nshared_root = /x\n  /y\n', ['shared_root', 'is not one line of text']),
+    ('shared_root = /x\n', ['malformed']),
+])
+def test_mistakes_name_the_file_the_key_and_the_fix(tmp_path, text, words):
+    with pytest.raises(KitError) as err:
+        load_text(tmp_path, text)
+    message = str(err.value)
+    assert str(tmp_path / 'site.conf') in message and 'fix:' in message
+    for word in words:
+        assert word in message, message
+    assert err.value.exit_code == 2
+
+
+def test_length_buckets_parse_to_edges(tmp_path):
+    assert load_text(tmp_path, '[batch]\nlength_buckets = 128, 64\n').batch.edges == (64, 128)
+    assert load_text(tmp_path, '[batch]\nlength_buckets = none\n').batch.edges == ()
+
+
+@pytest.mark.parametrize('command', [['fold_runtime', 'msa', '--help'], ['fold_runtime', 'batch', 'submit', '--help'],
+                                     ['data_sync', 'status', '--help']])
+def test_help_works_whatever_the_site_config_holds(tmp_path, command):
+    bad = tmp_path / 'bad.conf'
+    bad.write_text('[slurm]\ngpu_workers = four\n')
+    for conf in (bad, tmp_path / 'missing.conf'):
+        res = subprocess.run([sys.executable, '-m'] + command, cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, universal_newlines=True,
+                             env=dict(os.environ, ALPHAFOLD_SITE_CONFIG=str(conf)))
+        assert res.returncode == 0 and 'usage:' in res.stdout, res.stdout
+
+
+def test_a_bad_site_config_is_a_clear_error_not_a_traceback(tmp_path):
+    res = subprocess.run([sys.executable, '-m', 'data_sync', 'status'], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, universal_newlines=True,
+                         env=dict(os.environ, ALPHAFOLD_SITE_CONFIG=str(tmp_path / 'missing.conf')))
+    assert res.returncode == 2 and 'cannot read the site config' in res.stdout, res.stdout
+    assert 'ALPHAFOLD_SITE_CONFIG' in res.stdout and 'Traceback' not in res.stdout

@@ -1,0 +1,211 @@
+"""alphafold-batch: inputs and deduplication, length-bucket padding, the local executor with a
+failure and retry, a SIGKILL'd batch resumed by a second submit, and the slurm executor on the
+real one-node cluster (tests/slurm_cluster.py). Predictions use the STAND-IN test weights on the
+CPU; the GPU workers' GPUs are STAND-INs too (GRES on /dev/tty*, or none locally)."""
+import json
+import os
+import pickle
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from conftest import ROOT, run_kit
+
+# One model, one recycle, no relaxation: the batch machinery is under test, not AlphaFold.
+BATCH_GPU = ('--model-preset', 'monomer_ptm', '--models', 'model_1', '--num-recycle', '1',
+             '--models-to-relax', 'none', '--no-result-pkl', '--db-preset', 'reduced_dbs', '--no-progress')
+
+
+def sequence(path):
+    with open(path) as f:
+        return ''.join(l.strip() for l in f if not l.startswith('>'))
+
+
+def batch_inputs(targets, tmp_path):
+    """4 targets, 3 unique sequences: a multi-record FASTA (with a duplicate) and a directory."""
+    cono, hbb = sequence(targets['conotoxin']), sequence(targets['hbb_human'])
+    multi = tmp_path / 'targets.fasta'
+    multi.write_text('>conotoxin first\n%s\n>conotoxin/copy the same sequence\n%s\n>hbb30 prefix\n%s\n'
+                     % (cono, cono, hbb[:30]))
+    more = tmp_path / 'more'
+    more.mkdir()
+    (more / 'hbb 40.fasta').write_text('>anything\n%s\n' % hbb[:40])
+    return [str(multi), str(more)]
+
+
+def statuses(out):
+    res = run_kit('batch', 'status', out, '--json')
+    return {r['name']: r for r in json.loads(res.stdout[res.stdout.index('['):])}
+
+
+def msa_intervals(out, names):
+    states = [json.load(open(os.path.join(out, '.batch', 'state', n + '.msa.json'))) for n in names]
+    return sorted((s['started'], s['finished']) for s in states)
+
+
+def test_padded_prediction_matches_unpadded_and_nothing_of_the_padding_leaks(conotoxin_features, full_data_dir,
+                                                                              tmp_path, monkeypatch):
+    """Tolerance: pLDDT within 0.5, CA within 0.05 A, PAE within 0.25 A (the padding is masked;
+    only float rounding differs)."""
+    import shutil
+    from alphafold.common import protein
+    runs = {}
+    for name, extra in (('plain', ()), ('padded', ('--buckets', '64'))):
+        tdir = tmp_path / name / 'conotoxin'
+        shutil.copytree(conotoxin_features, str(tdir))
+        res = run_kit('predict', '--target-dir', tdir, '--data-dir', full_data_dir, '--model-preset', 'monomer_ptm',
+                      '--models', 'model_1', '--num-recycle', '1', '--models-to-relax', 'none', *extra)
+        assert res.returncode == 0, res.stdout
+        runs[name] = tdir
+    assert json.loads((runs['padded'] / 'timings.json').read_text())['padded_length'] == 64
+    results = {k: pickle.load(open(str(d / 'result_model_1_ptm.pkl'), 'rb')) for k, d in runs.items()}
+    plain, padded = results['plain'], results['padded']
+    assert padded['plddt'].shape == (24,)
+    assert padded['predicted_aligned_error'].shape == (24, 24)
+    assert padded['distogram']['logits'].shape[:2] == (24, 24)
+    assert padded['masked_msa']['logits'].shape[1] == 24
+    assert padded['structure_module']['final_atom_positions'].shape[0] == 24
+    assert np.abs(plain['plddt'] - padded['plddt']).max() <= 0.5
+    assert np.abs(plain['predicted_aligned_error'] - padded['predicted_aligned_error']).max() <= 0.25
+    ca = {k: protein.from_pdb_string((d / 'unrelaxed_model_1_ptm.pdb').read_text()).atom_positions[:, 1]
+          for k, d in runs.items()}
+    assert ca['padded'].shape == (24, 3)
+    assert np.abs(ca['plain'] - ca['padded']).max() <= 0.05
+    # Upstream AlphaFold (not the ColabFold fork here) scores padded residues too; the kit then
+    # recomputes pLDDT, pTM and the ranking from the cropped outputs. They must equal the fork's
+    # masked values, and pTM upstream's own predicted_tm_score on the same probabilities.
+    from alphafold.common import confidence
+    from fold_runtime import compat
+    from fold_runtime.gpu_stage import weights
+    monkeypatch.setattr(compat, 'masked_confidence', lambda: False)
+    redone = compat.confidences_of_real_residues(padded, weights.model_config('model_1_ptm', 'monomer_ptm'))
+    assert abs(redone['ptm'] - float(padded['ptm'])) <= 1e-3
+    assert np.abs(redone['plddt'] - padded['plddt']).max() <= 0.05
+    assert abs(redone['ranking_confidence'] - float(padded['ranking_confidence'])) <= 0.05
+    upstream = confidence.predicted_tm_score(np.log(padded['aligned_confidence_probs'].astype(np.float64) + 1e-12),
+                                             np.linspace(0., 31., 63))
+    assert abs(redone['ptm'] - float(upstream)) <= 1e-4
+    conf = json.loads((runs['padded'] / 'confidence_model_1_ptm.json').read_text())
+    pae = json.loads((runs['padded'] / 'pae_model_1_ptm.json').read_text())
+    assert len(conf['residueNumber']) == 24 and len(pae[0]['predicted_aligned_error']) == 24
+
+
+def failing_jackhmmer(tmp_path, fail_on):
+    """A jackhmmer that fails for one sequence while a flag file exists: the cause to fix."""
+    import shutil
+    flag = tmp_path / 'broken'
+    flag.write_text('')
+    script = tmp_path / 'jackhmmer'
+    script.write_text('#!/bin/bash\nq=${@: -2:1}\n'   # jackhmmer ... QUERY.fasta DATABASE
+                      'if [ -e %s ] && grep -qx %s "$q"; then echo "disk quota exceeded" >&2; exit 1; fi\n'
+                      'exec %s "$@"\n' % (flag, fail_on, shutil.which('jackhmmer')))
+    script.chmod(0o755)
+    return str(script), flag
+
+
+def test_local_batch_dedupes_reports_failure_and_retry_completes_it(targets, full_data_dir, tmp_path):
+    out = str(tmp_path / 'out')
+    jackhmmer, flag = failing_jackhmmer(tmp_path, sequence(targets['hbb_human'])[:30])
+    submit = ('batch', 'submit', '--fasta', *batch_inputs(targets, tmp_path), '--output-dir', out,
+              '--data-dir', full_data_dir, '--jackhmmer-binary', jackhmmer, *BATCH_GPU)
+    res = run_kit(*submit)
+    assert res.returncode == 1, res.stdout
+    st = statuses(out)
+    assert st['hbb30']['stage'] == 'failed' and 'jackhmmer' in st['hbb30']['error'], st['hbb30']
+    assert {n: st[n]['stage'] for n in ('conotoxin', 'conotoxin_copy', 'hbb_40')} == dict.fromkeys(
+        ('conotoxin', 'conotoxin_copy', 'hbb_40'), 'done')
+    assert st['conotoxin_copy']['features'] == 'duplicate of conotoxin'
+    assert 'hbb30' in run_kit('batch', 'status', out).stdout
+
+    flag.unlink()                                          # the fix
+    res = run_kit('batch', 'retry', out, '--no-progress')
+    assert res.returncode == 0, res.stdout
+    assert 'retrying 1 failed unit(s): hbb30' in res.stdout
+    st = statuses(out)
+    assert {r['stage'] for r in st.values()} == {'done'}
+    assert st['hbb30']['features'] == 'cpu_stage'
+    watch = run_kit('batch', 'status', out, '--watch', '1')      # all finished: prints once, returns
+    assert watch.returncode == 0 and 'done 4' in watch.stdout, watch.stdout
+    for name in st:
+        assert os.path.exists(os.path.join(out, name, 'ranked_0.pdb')), name
+    dup_meta = json.load(open(os.path.join(out, 'conotoxin_copy', 'features.meta.json')))
+    assert dup_meta['target'] == 'conotoxin_copy' and dup_meta['features_source'] == 'duplicate of conotoxin'
+    # One CPU stage per unique sequence (the duplicate ran none), each finished before its prediction.
+    logs = sorted(f for f in os.listdir(os.path.join(out, '.batch', 'logs')) if f.startswith('msa-'))
+    assert logs == ['msa-conotoxin.log', 'msa-hbb30.log', 'msa-hbb_40.log']
+    for name in ('conotoxin', 'hbb30', 'hbb_40'):
+        assert st[name]['predict_start'] >= st[name]['msa_end']
+
+    res = run_kit('batch', 'report', out)
+    assert res.returncode == 0, res.stdout
+    report = json.load(open(os.path.join(out, 'report.json')))
+    assert (report['done'], report['duplicates'], report['cpu_stage_runs']) == (4, 1, 3)
+    assert 0 < report['gpu_busy_fraction'] <= 1 and report['compiles'] >= 1
+    with open(os.path.join(out, 'report.png'), 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    res = run_kit(*submit)                                # a second submit: nothing left to do
+    assert res.returncode == 0 and 'every target is done already' in res.stdout, res.stdout
+
+
+def test_sigkilled_local_batch_is_resumed_by_a_second_submit(targets, full_data_dir, tmp_path):
+    out = str(tmp_path / 'out')
+    fasta = tmp_path / 'two.fasta'
+    fasta.write_text('>cono\n%s\n>hbb\n%s\n' % (sequence(targets['conotoxin']), sequence(targets['hbb_human'])[:36]))
+    cmd = ('batch', 'submit', '--fasta', fasta, '--output-dir', out, '--data-dir', full_data_dir, *BATCH_GPU)
+    proc = subprocess.Popen([sys.executable, '-m', 'fold_runtime'] + [str(a) for a in cmd], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = os.path.join(out, '.batch', 'state')
+    deadline = time.time() + 300
+    while not any(f.endswith('.predict.json') for f in (os.listdir(state) if os.path.isdir(state) else ())):
+        assert time.time() < deadline and proc.poll() is None, 'the batch never reached the GPU stage'
+        time.sleep(0.5)
+    time.sleep(2)
+    subprocess.run(['pkill', '-KILL', '-f', out])          # the node dies: every process of the batch
+    proc.wait()
+    assert any(s['stage'] != 'done' for s in statuses(out).values())
+    res = run_kit(*cmd)
+    assert res.returncode == 0, res.stdout
+    assert {r['stage'] for r in statuses(out).values()} == {'done'}
+    for name in ('cono', 'hbb'):
+        assert (tmp_path / 'out' / name / 'ranked_0.pdb').read_text().rstrip().endswith('END')
+
+
+def test_slurm_batch_arrays_throttle_order_and_dedupe(slurm, targets, full_data_dir, tmp_path):
+    """The CPU array throttled to one task at a time (%1) on a 2-CPU node, one GPU worker job."""
+    conf = tmp_path / 'site.conf'
+    conf.write_text('[slurm]\ncpu_partition = nosuch\ngpu_partition = gpu\ncpus_per_task = 1\ngpu_cpus_per_task = 1\n'
+                    'cpu_mem = 500M\ngpu_mem = 1500M\ncpu_time = 30:00\ngpu_time = 30:00\nmax_concurrent_msa = 1\n'
+                    'gpu_workers = 1\n[cache]\nfeature_cache = %s\n' % (tmp_path / 'feature cache'))
+    env = {'SLURM_CONF': slurm.conf, 'ALPHAFOLD_SITE_CONFIG': str(conf)}
+    out = str(tmp_path / 'out')
+    submit = ('batch', 'submit', '--fasta', *batch_inputs(targets, tmp_path), '--output-dir', out,
+              '--data-dir', full_data_dir, *BATCH_GPU, '--executor', 'slurm', '--cpu-partition', 'cpu')
+    dry = run_kit(*submit, '--dry-run', env=env)
+    assert dry.returncode == 0, dry.stdout
+    for line in ('#SBATCH --job-name=alphafold-msa', '#SBATCH --array=0-2%1', '#SBATCH --partition=cpu',
+                 '#SBATCH --gres=gpu:1', '#SBATCH --dependency=afterany:<cpu-array-job-id>_0'):
+        assert line in dry.stdout, line
+    assert not os.path.exists(os.path.join(out, '.batch', 'jobs.json'))   # nothing submitted
+
+    res = run_kit(*submit, '--wait', env=env, timeout=900)
+    assert res.returncode == 0, res.stdout
+    st = statuses(out)
+    assert {r['stage'] for r in st.values()} == {'done'}
+    assert st['conotoxin_copy']['features'] == 'duplicate of conotoxin'
+    for name in st:
+        assert os.path.exists(os.path.join(out, name, 'ranked_0.pdb')), name
+    cached = [d for d in os.listdir(str(tmp_path / 'feature cache')) if not d.startswith('.')]
+    assert sum(len(os.listdir(str(tmp_path / 'feature cache' / d))) for d in cached) == 3   # the site's cache
+    job = json.load(open(os.path.join(out, '.batch', 'jobs.json')))[-1]
+    assert sorted(job['msa_targets']) == ['conotoxin', 'hbb30', 'hbb_40']      # one CPU task per unique sequence
+    assert slurm.field(job['msa_job'], 'JobName') == 'alphafold-msa'
+    assert slurm.field(job['predict_job'], 'JobName') == 'alphafold-predict'
+    assert slurm.field(job['msa_job'], 'ArrayTaskThrottle') == '1'
+    intervals = msa_intervals(out, ['conotoxin', 'hbb30', 'hbb_40'])
+    assert all(a[1] <= b[0] for a, b in zip(intervals, intervals[1:])), intervals   # %1 held
+    assert slurm.field(job['msa_job'] + '_0', 'EndTime') <= slurm.field(job['predict_job'] + '_0', 'StartTime')
+    for name in ('conotoxin', 'hbb30', 'hbb_40'):
+        assert st[name]['predict_start'] >= st[name]['msa_end']                     # no GPU task before its CPU task
+        assert st[name]['msa_job'].startswith(job['msa_job'] + '_')

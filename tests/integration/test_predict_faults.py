@@ -1,0 +1,78 @@
+"""Bad input and faults in the GPU stage: a clear message and a distinct non-zero exit."""
+import os
+
+from conftest import GPU_ARGS
+from fold_runtime.gpu_stage.predict import out_of_memory_error
+
+QUICK = ('--model-preset', 'monomer_ptm', '--models', 'model_1', '--num-recycle', '0')
+
+
+def assert_failed(res, code, *words):
+    assert res.returncode == code, res.stdout
+    assert 'error:' in res.stdout and 'fix:' in res.stdout, res.stdout
+    for word in words:
+        assert word in res.stdout, (word, res.stdout)
+
+
+def test_missing_weights_file_is_named_with_its_download(kit, conotoxin_dir, weights_dir, tmp_path):
+    partial = tmp_path / 'data' / 'params'
+    partial.mkdir(parents=True)
+    (partial / 'params_model_1_ptm.npz').symlink_to(os.path.join(weights_dir, 'params', 'params_model_1_ptm.npz'))
+    res = kit('predict', '--target-dir', conotoxin_dir, '--data-dir', tmp_path / 'data', *GPU_ARGS)
+    assert_failed(res, 3, str(partial / 'params_model_3_ptm.npz'), 'alphafold-data download --databases params')
+
+
+def test_features_for_another_sequence_are_refused(kit, conotoxin_dir, weights_dir, tmp_path):
+    other = tmp_path / 'conotoxin.fasta'
+    other.write_text('>conotoxin\nHPPCCLYGKCRRYPGCSSASCCQRK\n')
+    res = kit('predict', '--fasta', other, '--output-dir', conotoxin_dir.parent, '--data-dir', weights_dir, *QUICK)
+    assert_failed(res, 6, 'sequence_sha256', '--overwrite')
+
+
+def test_features_for_another_preset_are_refused(kit, conotoxin_dir, weights_dir):
+    res = kit('predict', '--target-dir', conotoxin_dir, '--data-dir', weights_dir, '--db-preset', 'reduced_dbs', *QUICK)
+    assert_failed(res, 6, "db_preset: existing 'full_dbs', now 'reduced_dbs'")
+
+
+def test_swapped_features_file_is_refused(kit, conotoxin_dir, weights_dir, tmp_path, data_dir, targets):
+    res = kit('msa', '--fasta', targets['e2_dbd'], '--output-dir', tmp_path / 'e2', '--data-dir', data_dir,
+              '--db-preset', 'reduced_dbs')
+    assert res.returncode == 0, res.stdout
+    os.replace(str(tmp_path / 'e2' / 'e2_dbd' / 'features.pkl'), str(conotoxin_dir / 'features.pkl'))
+    res = kit('predict', '--target-dir', conotoxin_dir, '--data-dir', weights_dir, *QUICK)
+    assert_failed(res, 6, 'holds another sequence')
+
+
+def test_corrupt_or_unmatched_features(kit, conotoxin_dir, weights_dir):
+    pkl = conotoxin_dir / 'features.pkl'
+    pkl.write_bytes(pkl.read_bytes()[:1000])
+    res = kit('predict', '--target-dir', conotoxin_dir, '--data-dir', weights_dir, *QUICK)
+    assert_failed(res, 6, 'features.pkl is unreadable', 'alphafold-msa --overwrite')
+    (conotoxin_dir / 'features.meta.json').unlink()
+    res = kit('predict', '--target-dir', conotoxin_dir, '--data-dir', weights_dir, *QUICK)
+    assert_failed(res, 6, 'has no features.meta.json', 'run the CPU stage first')
+
+
+def test_no_gpu_with_require_gpu(kit, conotoxin_dir, weights_dir):
+    res = kit('predict', '--target-dir', conotoxin_dir, '--data-dir', weights_dir, '--require-gpu', *QUICK)
+    assert_failed(res, 7, 'no GPU is visible', 'CUDA_VISIBLE_DEVICES')
+
+
+def test_failed_relaxation_keeps_unrelaxed_outputs(kit, conotoxin_dir, weights_dir):
+    """A real failure: OpenMM has no CUDA platform on this machine, so GPU relax fails."""
+    res = kit('predict', '--target-dir', conotoxin_dir, '--data-dir', weights_dir, *QUICK, '--use-gpu-relax')
+    assert_failed(res, 8, 'relaxation failed for model_1_ptm', '--no-gpu-relax')
+    assert (conotoxin_dir / 'ranked_0.pdb').read_text() == (conotoxin_dir / 'unrelaxed_model_1_ptm.pdb').read_text()
+    import json
+    metrics = json.loads((conotoxin_dir / 'relax_metrics.json').read_text())
+    assert 'Minimization failed' in metrics['model_1_ptm']['error']
+    assert not list(conotoxin_dir.glob('relaxed_*.pdb'))
+
+
+def test_out_of_memory_handler_suggests_unified_memory():
+    """Injected error: XLA's out-of-memory text, as raised from a GPU (no GPU here to exhaust)."""
+    exc = RuntimeError('RESOURCE_EXHAUSTED: Out of memory while trying to allocate 23.5GiB.')
+    err = out_of_memory_error(exc)
+    assert err is not None and err.exit_code == 7
+    assert '--memory-mode unified' in err.fix and 'RESOURCE_EXHAUSTED' in err.problem
+    assert out_of_memory_error(ValueError('shapes do not match')) is None
