@@ -12,14 +12,16 @@ from kit_common.errors import EXIT_MISMATCH, KitError
 
 META_FILE = 'features.meta.json'
 # Keys that decide whether features can be reused; the rest is provenance.
-INPUT_KEYS = ('sequence_sha256', 'db_preset', 'max_template_date', 'databases', 'data_manifest_id')
+# semantics: features made under other AlphaFold semantics (compat.fidelity) are never reused.
+INPUT_KEYS = ('sequence_sha256', 'db_preset', 'max_template_date', 'databases', 'data_manifest_id', 'semantics')
 
 
 def sequence_sha256(sequence):
     return digests.text_digest(sequence)
 
 
-def build(target, preset, max_template_date, databases, manifest_id, tools, alphafold_version):
+def build(target, preset, max_template_date, databases, manifest_id, tools, alphafold, semantics):
+    """alphafold: (distribution, version) of the installed AlphaFold; semantics: what the kit ran."""
     return {
         'target': target.name,
         'sequence_sha256': sequence_sha256(target.sequence),
@@ -30,7 +32,9 @@ def build(target, preset, max_template_date, databases, manifest_id, tools, alph
         'data_manifest_id': manifest_id,
         'databases': None if manifest_id else databases,
         'tools': tools,
-        'alphafold_version': alphafold_version,
+        'alphafold_distribution': alphafold[0],
+        'alphafold_version': alphafold[1],
+        'semantics': semantics,
         'kit_version': __version__,
     }
 

@@ -209,6 +209,20 @@ def add_gpu_stage_options(parser):
         help='persistent JAX compilation cache shared across jobs (default: $ALPHAFOLD_JAX_CACHE_DIR)')
 
 
+class Explain(argparse.Action):
+    """--explain: what the kit changes in the installed AlphaFold, and why (then exit)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help='list what the kit changes in the installed AlphaFold to give DeepMind '
+                              "v2.3.2's results, and why, then exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from fold_runtime.compat import fidelity
+        print(fidelity.report())
+        parser.exit()
+
+
 def cpu_stage_parser(prog='alphafold-msa'):
     p = argparse.ArgumentParser(
         prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -217,6 +231,7 @@ def cpu_stage_parser(prog='alphafold-msa'):
         epilog='example:\n  %s --fasta T1050.fasta --output-dir out --data-dir /data/alphafold '
                '--cpus 20\n\n%s' % (prog, EXIT_HELP))
     add_cpu_stage_options(p)
+    p.add_argument('--explain', action=Explain)
     return p
 
 
@@ -225,6 +240,7 @@ def gpu_stage_parser(prog, description):
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXIT_HELP)
     add_cpu_stage_options(p.add_argument_group('targets and CPU stage'), for_gpu_stage=True)
     add_gpu_stage_options(p.add_argument_group('GPU stage'))
+    p.add_argument('--explain', action=Explain)
     return p
 
 

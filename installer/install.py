@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 COMMANDS = ('alphafold-msa', 'alphafold-predict', 'alphafold-run', 'alphafold-batch', 'alphafold-data')
 GPU_PROBE = 'import jax, sys; sys.exit(0 if jax.devices("gpu") else 1)'
+KALIGN_PROBE = 'from fold_runtime.cpu_stage import binaries; binaries.resolve("kalign")'
 
 
 def version_dir(prefix, version=__version__):
@@ -143,8 +144,10 @@ def check_install(prefix, want_gpu=False):
     data_dir = os.environ.get('ALPHAFOLD_DATA_DIR') or choose_data_dir(site.data.shared_root,
                                                                        site.data.local_root)[0]
     checks = [('%s runtime present: %s' % (method.name, runtime), lambda: os.path.exists(runtime))]
-    for tool in ('jackhmmer', 'hhblits', 'hhsearch', 'kalign'):
+    for tool in ('jackhmmer', 'hhblits', 'hhsearch'):
         checks.append(('%s runs' % tool, _runs(method.command(runtime, [tool, '-h']), path)))
+    checks.append(('kalign 2.04 found (template realignment as DeepMind\'s)',
+                   _runs(method.python(runtime, KALIGN_PROBE), path)))
     checks.append(('python imports alphafold, fold_runtime, data_sync',
                    _runs(method.python(runtime, 'import alphafold, fold_runtime, data_sync'), path)))
     checks.append(('data directory readable: %s' % data_dir,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo: the main job end to end on small real data.
 # Builds the real-data test databases, runs the CPU stage on the HPV E2 DNA-binding domain
-# (real homologs, real template 1A7G), then the GPU stage (on the CPU here) to ranked_0.pdb.
+# (real homologs; its own structure 1A7G is found and, as in DeepMind's pipeline, rejected as a
+# near-duplicate of the query), then the GPU stage (on the CPU here) to ranked_0.pdb.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python

@@ -2,8 +2,8 @@
 """STAND-IN for AlphaFold's weights, which no reachable registry carries.
 
 Makes random parameters in exactly the official format (params/params_<model>.npz, flat
-'<module>//<name>' keys, read by alphafold.model.data.get_model_haiku_params) by initialising
-the real AlphaFold network with haiku, jitted. The test config is smaller (2 Evoformer blocks,
+'<module>//<name>' keys, read by alphafold.model.data.get_model_haiku_params; triangle-multiplication
+weights unfused, as DeepMind ships them) by initialising the real AlphaFold network with haiku, jitted. The test config is smaller (2 Evoformer blocks,
 small MSA crops, float32 on CPU), recorded in params/test_weights.json, which the runtime reads
 and announces. AlphaFold's own `zero_init=False` switch gives the output heads non-zero weights, so
 models differ and ranking has something to rank.

@@ -31,6 +31,7 @@ class Environment(object):
 
     def __init__(self, opts):
         from fold_runtime import compat
+        compat.fidelity.apply_data()   # DeepMind's data semantics, before any pipeline object exists
         self.opts = opts
         self.data_dir = resolve_data_dir(opts.data_dir)
         self.manifest_id = read_id(os.path.join(self.data_dir, MANIFEST_ID_FILE)) or None if self.data_dir else None
@@ -38,20 +39,8 @@ class Environment(object):
         self.paths = databases.preset_paths(self.data_dir, opts.db_preset, compat.DB_VERSION)
         self.fingerprint = databases.fingerprint(self.data_dir, opts.db_preset, compat.DB_VERSION)
         self.tool_versions = {t: binaries.version(p) for t, p in self.binaries.items()}
-        self.alphafold_version = _alphafold_version()
-
-
-def _alphafold_version():
-    try:
-        from importlib import metadata
-    except ImportError:  # Python 3.7 images
-        return ''
-    for dist in ('alphafold', 'alphafold-colabfold'):
-        try:
-            return '%s %s' % (dist, metadata.version(dist))
-        except metadata.PackageNotFoundError:
-            continue
-    return ''
+        self.alphafold = compat.fidelity.distribution()
+        self.semantics = compat.SEMANTICS
 
 
 def target_dir(output_dir, target):
@@ -64,7 +53,7 @@ def run_target(target, output_dir, env):
     tdir = target_dir(output_dir, target)
     files.make_dirs(tdir)
     wanted = meta.build(target, opts.db_preset, opts.max_template_date, env.fingerprint,
-                        env.manifest_id, env.tool_versions, env.alphafold_version)
+                        env.manifest_id, env.tool_versions, env.alphafold, env.semantics)
     features_path = os.path.join(tdir, FEATURES_FILE)
     msa_dir = os.path.join(tdir, 'msas')
     if opts.overwrite:

@@ -3,8 +3,10 @@ import os
 
 import numpy as np
 
-from fold_runtime import compat
+from fold_runtime import __version__, compat
 from kit_common import files
+
+PROVENANCE_FILE = 'prediction.meta.json'
 
 
 def model_outputs(tdir, model_name, result, unrelaxed_pdb, write_result_pkl=True):
@@ -27,6 +29,16 @@ def ranked_outputs(tdir, ranked_order, confidences, label, unrelaxed_pdbs, relax
                           relaxed_pdbs.get(name, unrelaxed_pdbs[name]))
     files.write_json(os.path.join(tdir, 'ranking_debug.json'),
                       {label: {k: float(v) for k, v in confidences.items()}, 'order': ranked_order})
+
+
+def provenance(tdir, seeds, num_recycle):
+    """prediction.meta.json: which AlphaFold ran the models, under which semantics, with which
+    seeds and recycles."""
+    distribution, version = compat.fidelity.distribution()
+    files.write_json(os.path.join(tdir, PROVENANCE_FILE), {
+        'alphafold_distribution': distribution, 'alphafold_version': version, 'semantics': compat.SEMANTICS,
+        'kit_version': __version__, 'models': {name: {'seed': seed, 'num_recycle': num_recycle[name]}
+                                               for name, seed in seeds.items()}})
 
 
 def to_numpy(tree):

@@ -33,7 +33,7 @@ def load_features(tdir, expected=None):
         raise KitError('%s has no %s, so its features cannot be checked' % (tdir, meta.META_FILE),
                        'run the CPU stage first: alphafold-msa with the same --fasta and --output-dir',
                        EXIT_MISMATCH)
-    diffs = meta.differences(stored, dict(stored, **(expected or {})))
+    diffs = meta.differences(stored, dict(stored, semantics=compat.SEMANTICS, **(expected or {})))
     if diffs:
         raise KitError('features in %s were made from other inputs:\n    %s' % (tdir, '\n    '.join(diffs)),
                        'rerun alphafold-msa --overwrite for this target, or check --fasta/--db-preset',
@@ -77,14 +77,14 @@ def predict_target(tdir, feats, session):
     """Every chosen model on one target, then ranking, relaxation and AlphaFold's outputs."""
     from alphafold.common import protein, residue_constants
     opts, models, clock = session.opts, session.models, session.clock
-    timings, confidences, unrelaxed_pdbs, unrelaxed = {}, {}, {}, {}
+    timings, confidences, unrelaxed_pdbs, unrelaxed, seeds = {}, {}, {}, {}, {}
     label = 'plddts'
     length = int(feats['seq_length'][0])
     num_res = padding.bucket(length, session.buckets)
     timings['padded_length'] = num_res
     for name in models.names:
         # run_alphafold.py: model_index + random_seed * num_models, index within the preset.
-        seed = models.index[name] + opts.random_seed * models.num_preset_models
+        seed = seeds[name] = models.index[name] + opts.random_seed * models.num_preset_models
         runner = models.runners[name]
         t0 = time.time()
         processed = compat.process_features(runner, feats, seed, num_res)
@@ -116,6 +116,7 @@ def predict_target(tdir, feats, session):
     to_relax = {'best': ranked[:1], 'all': ranked, 'none': []}[opts.models_to_relax]
     relaxed_pdbs, relax_metrics, failed = relax(tdir, to_relax, unrelaxed, session.use_gpu_relax, timings)
     outputs.ranked_outputs(tdir, ranked, confidences, label, unrelaxed_pdbs, relaxed_pdbs)
+    outputs.provenance(tdir, seeds, {name: runner.config.model.num_recycle for name, runner in models.runners.items()})
     if opts.models_to_relax != 'none':
         files.write_json(os.path.join(tdir, 'relax_metrics.json'), relax_metrics)
     merge_timings(tdir, {k: round(v, 3) for k, v in timings.items()})

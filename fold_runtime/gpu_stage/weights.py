@@ -48,9 +48,11 @@ def select_models(preset, subset=None):
 
 
 def model_config(model_name, preset, num_recycle=None, overrides=None):
-    """AlphaFold's config for a model, set as run_alphafold.py sets it for the preset."""
+    """AlphaFold's config for a model, set as run_alphafold.py sets it for the preset, with
+    DeepMind's numerics (compat.fidelity)."""
     from alphafold.model import config
-    cfg = config.model_config(model_name)
+    from fold_runtime.compat import fidelity
+    cfg = fidelity.model_config(config.model_config(model_name))
     # run_alphafold.py: eight ensembles for monomer_casp14, one otherwise.
     cfg.data.eval.num_ensemble = 8 if preset == 'monomer_casp14' else 1
     if num_recycle is not None:
@@ -64,17 +66,17 @@ def model_config(model_name, preset, num_recycle=None, overrides=None):
 
 def load_params(data_dir, model_name):
     """Weights through AlphaFold's own loader; a missing file names itself and its download."""
-    from alphafold.model import data
+    from fold_runtime.compat import fidelity
     path = params_path(data_dir, model_name)
     if not os.path.exists(path):
         raise KitError('weights file missing: %s' % path,
                        'fetch the weights with "alphafold-data download --databases params" '
                        '(or point --data-dir at a directory with params/)', EXIT_MISSING)
-    return data.get_model_haiku_params(model_name=model_name, data_dir=data_dir)
+    return fidelity.load_params(model_name, data_dir)
 
 
 def load_runner(data_dir, model_name, preset, num_recycle=None):
-    from alphafold.model import model
+    from fold_runtime.compat import fidelity
     note = test_weights_note(data_dir)
     cfg = model_config(model_name, preset, num_recycle, note and note.get('config_overrides'))
-    return model.RunModel(cfg, load_params(data_dir, model_name))
+    return fidelity.runner(cfg, load_params(data_dir, model_name))

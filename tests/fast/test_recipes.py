@@ -47,7 +47,7 @@ def test_conda_file_pins_exactly_its_row(variant):
     with open('%s/%s.conda.yml' % (recipes.RECIPES, variant)) as f:
         lines = [l.strip().lstrip('- ').strip() for l in f]
     for pin in ('python=' + row['python'], 'cudnn=' + row['cudnn'], 'hmmer=' + row['hmmer'],
-                'hhsuite=' + row['hhsuite'], 'kalign3=' + row['kalign'], 'openmm=' + row['openmm'],
+                'hhsuite=' + row['hhsuite'], 'kalign2=' + row['kalign'], 'openmm=' + row['openmm'],
                 'jax==' + row['jax'], 'jaxlib==' + row['jaxlib'], 'tensorflow-cpu==' + row['tensorflow'],
                 'git+https://github.com/google-deepmind/alphafold.git@' + row['alphafold']):
         assert pin in lines, pin

@@ -46,7 +46,7 @@ def msa_intervals(out, names):
 
 
 def test_padded_prediction_matches_unpadded_and_nothing_of_the_padding_leaks(conotoxin_features, full_data_dir,
-                                                                              tmp_path, monkeypatch):
+                                                                              tmp_path):
     """Tolerance: pLDDT within 0.5, CA within 0.05 A, PAE within 0.25 A (the padding is masked;
     only float rounding differs)."""
     import shutil
@@ -73,20 +73,16 @@ def test_padded_prediction_matches_unpadded_and_nothing_of_the_padding_leaks(con
           for k, d in runs.items()}
     assert ca['padded'].shape == (24, 3)
     assert np.abs(ca['plain'] - ca['padded']).max() <= 0.05
-    # Upstream AlphaFold (not the ColabFold fork here) scores padded residues too; the kit then
-    # recomputes pLDDT, pTM and the ranking from the cropped outputs. They must equal the fork's
-    # masked values, and pTM upstream's own predicted_tm_score on the same probabilities.
+    # DeepMind's model scores padded residues too, so the kit recomputes pLDDT, pTM and the ranking
+    # from the cropped outputs: they must equal the unpadded run's, and pTM DeepMind's own
+    # predicted_tm_score on the same probabilities.
+    assert abs(float(plain['ptm']) - float(padded['ptm'])) <= 1e-3
+    ranking = {k: json.loads((d / 'ranking_debug.json').read_text())['plddts']['model_1_ptm'] for k, d in runs.items()}
+    assert abs(ranking['plain'] - ranking['padded']) <= 0.05
     from alphafold.common import confidence
-    from fold_runtime import compat
-    from fold_runtime.gpu_stage import weights
-    monkeypatch.setattr(compat, 'masked_confidence', lambda: False)
-    redone = compat.confidences_of_real_residues(padded, weights.model_config('model_1_ptm', 'monomer_ptm'))
-    assert abs(redone['ptm'] - float(padded['ptm'])) <= 1e-3
-    assert np.abs(redone['plddt'] - padded['plddt']).max() <= 0.05
-    assert abs(redone['ranking_confidence'] - float(padded['ranking_confidence'])) <= 0.05
-    upstream = confidence.predicted_tm_score(np.log(padded['aligned_confidence_probs'].astype(np.float64) + 1e-12),
+    deepmind = confidence.predicted_tm_score(np.log(padded['aligned_confidence_probs'].astype(np.float64) + 1e-12),
                                              np.linspace(0., 31., 63))
-    assert abs(redone['ptm'] - float(upstream)) <= 1e-4
+    assert abs(float(padded['ptm']) - float(deepmind)) <= 1e-4
     conf = json.loads((runs['padded'] / 'confidence_model_1_ptm.json').read_text())
     pae = json.loads((runs['padded'] / 'pae_model_1_ptm.json').read_text())
     assert len(conf['residueNumber']) == 24 and len(pae[0]['predicted_aligned_error']) == 24

@@ -135,7 +135,7 @@ def test_check_install_runs_the_tools_inside_the_environment(installed_kit, kit_
                          cwd=ROOT,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
     assert res.returncode == 0, res.stdout
-    for line in ('OK   venv runtime present', 'OK   jackhmmer runs', 'OK   hhblits runs',
+    for line in ('OK   venv runtime present', 'OK   jackhmmer runs', 'OK   hhblits runs', 'OK   kalign 2.04 found',
                  'OK   python imports alphafold, fold_runtime, data_sync',
                  'OK   data directory readable: %s/shared/current' % kit_site):
         assert line in res.stdout, line

@@ -76,7 +76,7 @@ def test_missing_binary_names_its_package(kit, data_dir, targets, tmp_path):
     res = msa(kit, data_dir, targets['e2_dbd'], tmp_path / 'out', env={'PATH': str(tmp_path / 'bin')})
     assert_failed(res, 3, 'jackhmmer not found on PATH', 'hmmer', out=tmp_path)
     res = msa(kit, data_dir, targets['e2_dbd'], tmp_path / 'out', '--kalign-binary', '/no/kalign')
-    assert_failed(res, 3, 'kalign not found at /no/kalign', 'apt install kalign', out=tmp_path)
+    assert_failed(res, 3, 'kalign not found at /no/kalign', 'pip install colabfold-binaries', out=tmp_path)
     # reduced_dbs runs no HHblits, so it does not need one.
     res = msa(kit, data_dir, targets['e2_dbd'], tmp_path / 'out', '--hhblits-binary', '/no/hhblits')
     assert res.returncode == 0, res.stdout

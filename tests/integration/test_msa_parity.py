@@ -1,9 +1,12 @@
-"""Parity: features.pkl from the concurrent CPU stage equals stock DataPipeline's, array for array."""
+"""Parity: features.pkl from the concurrent CPU stage equals stock DataPipeline's, array for array,
+where stock means DeepMind's v2.3.2 semantics (tests/stock_alphafold.py restores them on the fork)."""
+import json
 import os
 import pickle
 
 import numpy as np
 import pytest
+from alphafold.common import residue_constants
 
 from stock_alphafold import stock_features
 
@@ -38,11 +41,32 @@ def test_concurrent_stage_equals_stock_pipeline(kit, data_dir, targets, tmp_path
         assert sorted(os.listdir(out / name / 'msas')) == sorted(os.listdir(stock_msas))
         for fname in os.listdir(stock_msas):
             assert comparable(out / name / 'msas' / fname) == comparable(stock_msas / fname), fname
-    # The test data is real: the globin finds many homologs, the E2 domain its own structure.
+        assert_deepmind_msa(ours, name)
+    # The test data is real: the globin finds many homologs. The E2 domain finds its own structure,
+    # 1A7G, which DeepMind's prefilter rejects (an exact subsequence covering > 95% of the query).
     with open(out / 'hbb_human' / 'features.pkl', 'rb') as f:
         assert pickle.load(f)['msa'].shape[0] > 20
     with open(out / 'e2_dbd' / 'features.pkl', 'rb') as f:
-        assert b'1a7g_E' in list(pickle.load(f)['template_domain_names'])
+        e2 = pickle.load(f)
+    assert b'1a7g_E' not in list(e2['template_domain_names']) and len(e2['template_domain_names']) >= 1
+    assert json.loads((out / 'e2_dbd' / 'features.meta.json').read_text())['tools']['kalign'].startswith('2.04')
+
+
+def assert_deepmind_msa(feats, name):
+    """DeepMind's make_msa_features: every aligned sequence once, the query as row 0, and
+    num_alignments the number of rows."""
+    rows = [tuple(r) for r in feats['msa']]
+    assert len(set(rows)) == len(rows), name
+    assert ''.join(residue_constants.ID_TO_HHBLITS_AA[i] for i in rows[0]) == feats['sequence'][0].decode()
+    assert set(feats['num_alignments']) == {len(rows)}
+
+
+def test_the_forks_features_differ_where_deepmind_semantics_change_them(data_dir, targets, tmp_path):
+    """The fork as it ships keeps duplicate rows and 1A7G: the parity test above would notice."""
+    fork = stock_features(data_dir, 'reduced_dbs', targets['e2_dbd'], str(tmp_path / 'fork'), fork_defaults=True)
+    rows = [tuple(r) for r in fork['msa']]
+    assert len(set(rows)) < len(rows) and fork['num_alignments'][0] == len(rows)
+    assert b'1a7g_E' in list(fork['template_domain_names'])
 
 
 def test_serial_mode_gives_the_same_features(kit, data_dir, targets, tmp_path):

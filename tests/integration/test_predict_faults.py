@@ -76,3 +76,15 @@ def test_out_of_memory_handler_suggests_unified_memory():
     assert err is not None and err.exit_code == 7
     assert '--memory-mode unified' in err.fix and 'RESOURCE_EXHAUSTED' in err.problem
     assert out_of_memory_error(ValueError('shapes do not match')) is None
+
+
+def test_features_made_under_other_semantics_are_refused(kit, conotoxin_dir, weights_dir):
+    """A features.pkl made by the fork as it ships (or an older kit) is not DeepMind's: exit 6."""
+    import json
+    meta_path = conotoxin_dir / 'features.meta.json'
+    meta = json.loads(meta_path.read_text())
+    assert meta['semantics'] == 'deepmind-v2.3.2' and meta['alphafold_distribution'] == 'alphafold-colabfold'
+    meta['semantics'] = 'colabfold-2.3.27'
+    meta_path.write_text(json.dumps(meta))
+    res = kit('predict', '--target-dir', conotoxin_dir, '--data-dir', weights_dir, *QUICK)
+    assert_failed(res, 6, "semantics: existing 'colabfold-2.3.27', now 'deepmind-v2.3.2'", 'alphafold-msa --overwrite')

@@ -1,9 +1,9 @@
-"""Parity: alphafold-predict gives stock run_alphafold.py's ranking and coordinates.
+"""Parity: alphafold-predict gives stock run_alphafold.py's ranking, coordinates and pLDDT, where
+stock is DeepMind's v2.3.2 numerics: float32, unfused weights, no float16 casts (the fork's
+RunModel set so in tests/stock_alphafold.py).
 
 Same features, STAND-IN test weights and seed; the stock loop runs in this process with its own
-RunModel objects. Tolerance: both sides run the same XLA CPU executables on the same inputs,
-so unrelaxed coordinates agree to float32 rounding (1e-3 A allows for a different thread split
-of reductions). Relaxed coordinates cannot be compared that way: stock AlphaFold's relaxation is
+RunModel objects. Tolerance (issue #11): C-alpha within 0.01 A, pLDDT within 0.05. Relaxed coordinates cannot be compared that way: stock AlphaFold's relaxation is
 itself not reproducible, because PDBFixer/OpenMM place hydrogens and missing atoms with random
 numbers (two stock relaxations of the same random-weight model differed here by 3-6 A heavy-atom
 RMSD). So the relaxed model is checked to be the same model (the best-ranked), with the same
@@ -40,14 +40,21 @@ def test_predict_matches_stock_loop(kit, weights_dir, targets, conotoxin_dir):
         features = pickle.load(f)
     with open(os.path.join(weights_dir, 'params', 'test_weights.json')) as f:
         overrides = json.load(f)['config_overrides']
-    ranked, unrelaxed, relaxed_best = stock_predict_structure(
+    ranked, unrelaxed, relaxed_best, results = stock_predict_structure(
         features, weights_dir, ['model_1_ptm', 'model_3_ptm'], random_seed=3, num_recycle=1,
         config_overrides=overrides)
 
     assert json.loads((conotoxin_dir / 'ranking_debug.json').read_text())['order'] == ranked
     for name, prot in unrelaxed.items():
         ours = (conotoxin_dir / ('unrelaxed_%s.pdb' % name)).read_text()
-        np.testing.assert_allclose(ca_coords(ours), ca_coords(protein.to_pdb(prot)), atol=1e-3)
+        np.testing.assert_allclose(ca_coords(ours), ca_coords(protein.to_pdb(prot)), atol=0.01)
+        with open(conotoxin_dir / ('result_%s.pkl' % name), 'rb') as f:
+            result = pickle.load(f)
+        np.testing.assert_allclose(result['plddt'], results[name]['plddt'], atol=0.05)
+        assert np.float16 not in (result['plddt'].dtype, result['ptm'].dtype)   # DeepMind's: float64, float32
+    provenance = json.loads((conotoxin_dir / 'prediction.meta.json').read_text())
+    assert provenance['semantics'] == 'deepmind-v2.3.2' and provenance['alphafold_distribution']
+    assert provenance['models']['model_3_ptm'] == {'seed': 2 + 3 * 5, 'num_recycle': 1}
     ranked_0 = (conotoxin_dir / 'ranked_0.pdb').read_text()
     assert ranked_0 == (conotoxin_dir / ('relaxed_%s.pdb' % ranked[0])).read_text()
     assert heavy_atom_names(ranked_0) == heavy_atom_names(relaxed_best)

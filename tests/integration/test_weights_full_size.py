@@ -24,6 +24,11 @@ def test_full_size_params_load_into_the_full_network(tmp_path):
     assert stack['weights'].shape == (48, 256, 1024)
     n_params = sum(int(np.prod(v.shape)) for m in runner.params.values() for v in m.values())
     assert n_params > 90_000_000   # AlphaFold2 monomer_ptm has ~93M parameters
+    # DeepMind ships monomer weights unfused, and the runtime runs them so (compat.fidelity).
+    evo = 'alphafold/alphafold_iteration/evoformer/evoformer_iteration/triangle_multiplication_outgoing/'
+    assert evo + 'left_projection' in runner.params and evo + 'projection' not in runner.params
     # Tracing apply with these parameters fails on any name or shape the network does not expect.
-    out = jax.eval_shape(runner.apply, runner.params, jax.random.PRNGKey(0), init_inputs(runner, init_batch()))
+    batch = init_inputs(runner, init_batch())
+    prev = {k: v.astype(np.float32) for k, v in batch.pop('prev').items()}
+    out, _ = jax.eval_shape(runner.apply, runner.params, jax.random.PRNGKey(0), batch, prev)
     assert out['structure_module']['final_atom_positions'].shape == (16, 37, 3)

@@ -1,4 +1,5 @@
-"""The AlphaFold API differences between v2.0.x (legacy images) and v2.3.x, kept in one place.
+"""The AlphaFold API differences between v2.0.x (legacy images) and v2.3.x, kept in one place,
+and (compat.fidelity) DeepMind's v2.3.2 semantics restored on ColabFold's fork.
 
 v2.3 passes MSAs around as parsers.Msa and truncates in the tools; v2.0 uses
 (sequences, deletion_matrix) tuples, truncates after parsing, and featurizes templates with a
@@ -6,8 +7,13 @@ date-aware signature. Everything else in fold_runtime calls these functions only
 """
 from alphafold.data import parsers, pipeline, templates
 
+from fold_runtime.compat import fidelity
+
 IS_V2_0 = not hasattr(parsers, 'Msa')
 DB_VERSION = '2.0' if IS_V2_0 else '2.3'
+# What features.meta.json and prediction.meta.json record; features made under other semantics
+# are not reused.
+SEMANTICS = 'deepmind-v2.0' if IS_V2_0 else fidelity.SEMANTICS
 # run_alphafold.py's caps.
 UNIREF_MAX_HITS = 10000
 MGNIFY_MAX_HITS = 501
@@ -79,9 +85,8 @@ def msa_features(msas):
 
 
 def predict(runner, processed, random_seed):
-    """RunModel.predict's result dict; the ColabFold fork also returns the recycles it ran."""
-    out = runner.predict(processed, random_seed=random_seed)
-    return out[0] if isinstance(out, tuple) else out
+    """The result dict of DeepMind's RunModel.predict (fidelity.Runner on the fork)."""
+    return runner.predict(processed, random_seed=random_seed)
 
 
 def _confidence_json(plddt):
@@ -135,38 +140,16 @@ def process_features(runner, feats, random_seed, num_res):
     return {k: v for k, v in out.items() if v.dtype != 'O'}
 
 
-def masked_confidence():
-    """True when the model computes pLDDT means, pTM and ranking over seq_mask only (the ColabFold
-    fork), so padded residues cannot change a ranking: the condition for length buckets."""
-    import inspect
-    from alphafold.common import confidence
-    return 'mask' in inspect.signature(confidence.get_confidence_metrics).parameters
-
-
 def confidences_of_real_residues(result, config):
-    """pLDDT, pTM and the ranking over the real residues of a cropped padded prediction. The
-    ColabFold fork computes them under seq_mask already; upstream AlphaFold computes them over
-    every residue, padding included, so they are recomputed here from the cropped outputs, with
-    upstream's formulas (alphafold.common.confidence)."""
+    """pLDDT, pTM and the ranking over the real residues of a cropped padded prediction: DeepMind's
+    model scores every residue, padding included, so they are recomputed from the cropped outputs
+    with DeepMind's formulas."""
     import numpy as np
-    from alphafold.common import confidence
-    if masked_confidence():
-        return result
     result = dict(result)
-    result['plddt'] = confidence.compute_plddt(np.asarray(result['predicted_lddt']['logits'], np.float32))
+    result['plddt'] = fidelity.plddt(result['predicted_lddt']['logits'])
     result['ranking_confidence'] = float(np.mean(result['plddt']))
     if 'aligned_confidence_probs' in result:
         head = config.model.heads.predicted_aligned_error
-        result['ptm'] = _ptm_from_probs(np.asarray(result['aligned_confidence_probs'], np.float64),
-                                        np.linspace(0., head.max_error_bin, head.num_bins - 1))
+        result['ptm'] = float(fidelity.predicted_tm_score(np.asarray(result['aligned_confidence_probs'], np.float64),
+                                                          np.linspace(0., head.max_error_bin, head.num_bins - 1)))
     return result
-
-
-def _ptm_from_probs(probs, breaks):
-    """confidence.predicted_tm_score for one chain, from the softmax it starts with."""
-    import numpy as np
-    step = breaks[1] - breaks[0]
-    centers = np.append(breaks + step / 2, breaks[-1] + step * 1.5)
-    d0 = 1.24 * (max(probs.shape[0], 19) - 15) ** (1. / 3) - 1.8
-    per_alignment = np.sum(probs * (1. / (1 + np.square(centers) / np.square(d0))), axis=-1).mean(axis=-1)
-    return float(per_alignment.max())

@@ -1,0 +1,119 @@
+"""DeepMind v2.3.2 semantics on ColabFold's fork (fold_runtime.compat.fidelity), piece by piece.
+The end-to-end parity tests are tests/integration/test_msa_parity.py and test_predict_parity.py."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from fold_runtime.compat import fidelity
+from fold_runtime.cpu_stage import binaries
+from kit_common.errors import KitError
+
+MMCIF_WITH_MSE = '/usr/share/doc/python-biopython-doc/Tests/PDB/1A8O.cif.gz'   # HIV capsid domain, SeMet
+
+
+def test_selenomethionine_becomes_methionine_in_template_sequences():
+    """In fresh interpreters: fidelity patches modules, and mmcif_parsing caches its parses."""
+    code = ('import gzip, sys\n'
+            'from fold_runtime.compat import fidelity\n'
+            'if sys.argv[1:] == ["deepmind"]: fidelity.apply_data()\n'
+            'from alphafold.data import mmcif_parsing\n'
+            'text = gzip.open(%r, "rt").read()\n'
+            'print(mmcif_parsing.parse(file_id="1a8o", mmcif_string=text).mmcif_object.chain_to_seqres["A"])'
+            % MMCIF_WITH_MSE)
+    fork = subprocess.run([sys.executable, '-c', code], cwd=ROOT, stdout=subprocess.PIPE, universal_newlines=True)
+    deepmind = subprocess.run([sys.executable, '-c', code, 'deepmind'], cwd=ROOT, stdout=subprocess.PIPE,
+                              universal_newlines=True)
+    fork_seq, deepmind_seq = fork.stdout.split()[-1], deepmind.stdout.split()[-1]
+    assert fork_seq.startswith('XDIRQ') and deepmind_seq.startswith('MDIRQ')
+    assert deepmind_seq.count('X') == 0 and fork_seq.count('X') == 4
+    assert [i for i, (a, b) in enumerate(zip(fork_seq, deepmind_seq)) if a != b] == [i for i, c in enumerate(fork_seq)
+                                                                                     if c == 'X']
+
+
+def msa(sequences, descriptions=None):
+    from alphafold.data import parsers
+    return parsers.Msa(sequences, [[0] * len(sequences[0])] * len(sequences),
+                       descriptions or ['s%d' % i for i in range(len(sequences))])
+
+
+def test_msa_features_keep_each_aligned_sequence_once_at_its_first_occurrence():
+    feats = fidelity.make_msa_features([msa(['MKV', 'MRV', 'MKV']), msa(['MKV', 'AAA', 'MRV'])])
+    from alphafold.common import residue_constants
+    rows = [''.join(residue_constants.ID_TO_HHBLITS_AA[i] for i in r) for r in feats['msa']]
+    assert rows == ['MKV', 'MRV', 'AAA']
+    assert list(feats['num_alignments']) == [3, 3, 3] and feats['deletion_matrix_int'].shape == (3, 3)
+    assert feats['msa'].dtype == np.int32 and feats['msa_species_identifiers'].dtype == object
+
+
+class Hit(object):
+    def __init__(self, hit_sequence, aligned_cols):
+        self.hit_sequence, self.aligned_cols = hit_sequence, aligned_cols
+
+
+@pytest.mark.parametrize('hit, error', [
+    (Hit('MKVLAAGIVAL', 1), 'AlignRatioError'),                     # 1 of 20 columns aligned
+    (Hit('MKVLAAGIVALLGAAVSEAA', 20), 'DuplicateError'),             # the query itself
+    (Hit('KVLAAGIVALLGAAVSEAA', 19), None),                          # a subsequence of exactly 95%: kept
+    (Hit('MKVLAAGIV', 9), 'LengthError'),                            # under 10 residues
+    (Hit('MKVLAAGIVALLGAAVSE', 18), None),                           # 90%: kept
+    (Hit('MKVLAAGIVALLGAAVSEAW', 20), None),                         # not a subsequence: kept
+])
+def test_template_prefilter_is_deepmind_s(hit, error):
+    import datetime
+    from alphafold.data import templates
+    query = 'MKVLAAGIVALLGAAVSEAA'
+    call = lambda: fidelity.assess_hhsearch_hit(hit, '1abc', query, {}, datetime.datetime(2100, 1, 1),
+                                                max_subsequence_ratio=1.0)   # what the fork's caller passes
+    if error is None:
+        assert call() is True
+    else:
+        with pytest.raises(getattr(templates, error)):
+            call()
+
+
+def test_confidences_follow_deepmind_s_formulas():
+    from alphafold.common import confidence
+    rng = np.random.RandomState(0)
+    logits = {'lddt': rng.normal(size=(30, 50)).astype(np.float32), 'pae': rng.normal(size=(30, 30, 64)).astype(np.float32)}
+    breaks = np.linspace(0., 31., 63)
+    metrics = fidelity.confidence_metrics({'predicted_lddt': {'logits': logits['lddt']},
+                                           'predicted_aligned_error': {'logits': logits['pae'], 'breaks': breaks}})
+    np.testing.assert_allclose(metrics['plddt'], confidence.compute_plddt(logits['lddt']), rtol=1e-5)
+    assert abs(metrics['ptm'] - confidence.predicted_tm_score(logits['pae'], breaks)) < 1e-6
+    assert metrics['ranking_confidence'] == pytest.approx(np.mean(metrics['plddt']))
+    assert metrics['aligned_confidence_probs'].shape == (30, 30, 64) and metrics['max_predicted_aligned_error'] > 31
+
+
+def test_model_config_is_float32_and_unfused():
+    from alphafold.model import config
+    cfg = fidelity.model_config(config.model_config('model_1_ptm'))
+    assert cfg.model.global_config.bfloat16 is False
+    keys = list(fidelity._keys_named(cfg.to_dict(), 'fuse_projection_weights'))
+    assert len(keys) >= 2   # the Evoformer's and the template stack's triangle multiplications
+    for key in keys:
+        node = cfg
+        for part in key.split('.'):
+            node = node[part]
+        assert node is False, key
+
+
+def test_kalign_is_2_04_and_kalign_3_is_refused():
+    path = binaries.resolve('kalign')
+    assert binaries.version(path) == '2.04'
+    kalign3 = '/usr/bin/kalign'
+    assert binaries.version(kalign3).startswith('3.')
+    with pytest.raises(KitError) as err:
+        binaries.resolve('kalign', kalign3)
+    assert 'kalign 3.' in str(err.value) and 'colabfold-binaries' in err.value.fix
+
+
+def test_explain_lists_every_change_and_the_semantics():
+    res = subprocess.run([sys.executable, '-m', 'fold_runtime', 'msa', '--explain'], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    assert res.returncode == 0, res.stdout
+    assert 'alphafold-colabfold' in res.stdout and 'deepmind-v2.3.2' in res.stdout
+    for where, _ in fidelity.CHANGES:
+        assert where in res.stdout
