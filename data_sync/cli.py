@@ -1,8 +1,8 @@
 """alphafold-data (python -m data_sync): plan, download, verify, publish, sync, stage, warm,
 status, prune."""
 import argparse
+import contextlib
 import glob
-import json
 import logging
 import os
 import shutil
@@ -11,8 +11,8 @@ import sys
 import time
 
 from data_sync import layout, manifest, registry, stage as staging, store, sync
-from kit_common import entry, files, site_config
-from kit_common.errors import EXIT_IO, EXIT_MISMATCH, KitError
+from kit_common import entry, files, locks, site_config
+from kit_common.errors import EXIT_INPUT, EXIT_IO, EXIT_MISMATCH, KitError
 
 log = logging.getLogger(__name__)
 
@@ -61,20 +61,41 @@ def cmd_plan(args):
 
 
 def check_space(needs):
-    """Refuse when a file system cannot hold what is planned for it (roots on one device add up)."""
+    """Refuse when a file system cannot hold what is planned for it (roots on one device add up).
+    Nothing is created: a root that does not exist yet is measured at its nearest existing parent."""
     by_device = {}
     for root, need in needs.items():
-        os.makedirs(root, exist_ok=True)
-        by_device.setdefault(os.stat(root).st_dev, []).append((root, need))
+        where = existing_dir(root)
+        by_device.setdefault(os.stat(where).st_dev, []).append((root, need, where))
     for entries in by_device.values():
-        roots = ' and '.join(r for r, _ in entries)
-        need = sum(n for _, n in entries)
-        free = shutil.disk_usage(entries[0][0]).free
+        roots = ' and '.join(r for r, _, _ in entries)
+        need = sum(n for _, n, _ in entries)
+        free = shutil.disk_usage(entries[0][2]).free
         print('needed %.1f GB, free %.1f GB on %s' % (need / 1e9, free / 1e9, roots))
         if need > free:
             raise KitError('not enough space on %s: %.1f GB needed, %.1f GB free' % (roots, need / 1e9, free / 1e9),
                            'free space, choose another --data-root/--local-root, or limit --databases / '
                            'use --preset reduced_dbs', EXIT_IO)
+
+
+def existing_dir(path):
+    """The nearest existing directory at or above path; a root that can never be created (a
+    file on its way) is an input error."""
+    path = os.path.abspath(path)
+    while not os.path.isdir(path):
+        if os.path.lexists(path):
+            raise KitError('%s is not a directory, so nothing can be created under it' % path,
+                           'choose another --data-root / --local-root', EXIT_INPUT)
+        path = os.path.dirname(path)
+    return path
+
+
+@contextlib.contextmanager
+def shared_lock(args, wait=True):
+    """The data root's lock, held by every command that changes the shared tree."""
+    files.make_dirs(args.data_root)
+    with locks.exclusive(args.data_root, 'alphafold-data %s' % args.command, wait=wait):
+        yield
 
 
 def cmd_verify(args):
@@ -95,43 +116,40 @@ def cmd_verify(args):
 
 def cmd_download(args):
     """Download and unpack into DATA_ROOT/.incoming (resumable); `publish` then makes it current."""
-    archives, fetched = sync.download(args.data_root, selected(args), args.mirror, args.rsync_mirror,
-                                      args.downloader, args.verify, args.quiet)
-    with open(os.path.join(args.data_root, '.incoming', '.archives.json'), 'w') as f:
-        json.dump({'archives': archives, 'fetched': fetched}, f)
+    with shared_lock(args):
+        sync.download(args.data_root, selected(args), args.mirror, args.rsync_mirror, args.downloader, args.verify,
+                      args.quiet)
     return 0
 
 
 def cmd_publish(args):
-    """Publish a complete unpacked tree (DATA_ROOT/.incoming, or --from DIR) as the current version."""
-    incoming = os.path.join(args.data_root, '.incoming')
+    """Publish a complete unpacked tree (DATA_ROOT/.incoming, or a copy of --from DIR) as the current version."""
+    incoming = os.path.join(args.data_root, sync.INCOMING)
     source = os.path.abspath(args.source) if args.source else incoming
-    incomplete = {db.name: missing_files(source, db) for db in selected(args) if missing_files(source, db)}
-    if incomplete:
-        raise KitError('%s is incomplete: %s' % (source, '; '.join('%s misses %s' % (k, ', '.join(v[:3]))
-                                                                     for k, v in incomplete.items())),
-                       'download the missing databases first; `current` was not changed', EXIT_MISMATCH)
-    if source != incoming:
-        os.makedirs(args.data_root, exist_ok=True)
-        shutil.rmtree(incoming, ignore_errors=True)
-        os.rename(source, incoming)
-    records = os.path.join(incoming, '.archives.json')
-    saved = json.load(open(records)) if os.path.exists(records) else {}
-    sync.publish(args.data_root, saved.get('archives'), saved.get('fetched', ['(from %s)' % source]))
+    if args.move and not args.source:
+        raise KitError('--move needs --from DIR', 'give the tree to move with --from')
+    with shared_lock(args):
+        incomplete = {db.name: missing_files(source, db) for db in selected(args) if missing_files(source, db)}
+        if incomplete:
+            raise KitError('%s is incomplete: %s' % (source, '; '.join('%s misses %s' % (k, ', '.join(v[:3]))
+                                                                         for k, v in incomplete.items())),
+                           'download the missing databases first; `current` was not changed', EXIT_MISMATCH)
+        if source == incoming:
+            sync.publish(args.data_root, incoming, default_fetched=['(from %s)' % incoming])
+        else:
+            sync.publish_from(args.data_root, source, move=args.move)
     return 0
 
 
 def cmd_sync(args):
-    """download, verify, publish: the cron entry point (flock-protected; --quiet prints only failures)."""
+    """download, verify, publish: the cron entry point (locked; --quiet prints only failures)."""
     try:
-        handle = sync.lock(args.data_root)
-    except sync.Locked:
-        log.info('another alphafold-data sync holds %s/.sync.lock; exiting', args.data_root)
-        return 0
-    with handle:
-        archives, fetched = sync.download(args.data_root, selected(args), args.mirror, args.rsync_mirror,
-                                          args.downloader, args.verify, args.quiet)
-        sync.publish(args.data_root, archives, fetched)
+        with shared_lock(args, wait=False):
+            sync.download(args.data_root, selected(args), args.mirror, args.rsync_mirror, args.downloader,
+                          args.verify, args.quiet)
+            sync.publish(args.data_root, os.path.join(args.data_root, sync.INCOMING))
+    except locks.Busy as exc:
+        log.info('another %s; exiting', exc)      # cron's next run will do it
     return 0
 
 
@@ -167,14 +185,17 @@ def cmd_warm(args):
 def cmd_status(args):
     code = OK
     ident, tree = store.current_version(args.data_root)
+    recorded = manifest.load(tree) if tree else None
     tree = tree or layout.shared_dir(args.data_root)
     missing = [db.name for db in selected(args) if missing_files(tree, db)]
-    age_days = (time.time() - os.path.getmtime(tree)) / 86400 if os.path.exists(tree) else float('nan')
-    recorded = manifest.load(tree) if os.path.isdir(tree) else None
-    size = sum(f['size'] for f in recorded['files'].values()) / 1e9 if recorded else float('nan')
-    print('shared  %s: version %s, %s, %.2f GB, %.1f days old%s' % (
-        args.data_root, ident or 'unversioned', 'incomplete' if missing else 'complete', size, age_days,
-        '; missing: ' + ', '.join(missing) if missing else ''))
+    state = 'incomplete' if missing else 'complete'
+    if recorded:
+        size = sum(f['size'] for f in recorded['files'].values()) / 1e9
+        age_days = (time.time() - os.path.getmtime(tree)) / 86400
+        what = 'version %s, %s, %.2f GB, %.1f days old' % (ident, state, size, age_days)
+    else:
+        what = 'no published version, %s' % state
+    print('shared  %s: %s%s' % (args.data_root, what, '; missing: ' + ', '.join(missing) if missing else ''))
     if missing:
         code = CRITICAL
     if args.local_root:
@@ -187,7 +208,9 @@ def cmd_status(args):
 
 
 def cmd_prune(args):
-    store.prune(args.data_root, args.keep)
+    """Remove old versions of the shared copy (never current, never one a stage reads)."""
+    with shared_lock(args):
+        store.prune(args.data_root, args.keep)
     return 0
 
 
@@ -195,14 +218,18 @@ COMMANDS = {'plan': cmd_plan, 'download': cmd_download, 'verify': cmd_verify, 'p
             'sync': cmd_sync, 'stage': cmd_stage, 'warm': cmd_warm, 'status': cmd_status, 'prune': cmd_prune}
 
 
+LOCKS_HELP = ('locks: download, publish, sync and prune hold DATA_ROOT/.lock, stage holds LOCAL_ROOT/.lock; '
+              'a second one waits for the first, except sync, which exits 0 (cron runs it again)')
+
+
 def parser():
     """The command line; site-config defaults are filled in after parsing (fill_defaults), so
     --help works whatever the site config holds."""
     p = argparse.ArgumentParser(prog='alphafold-data', description='AlphaFold databases: plan, verify, '
-                                'publish, stage to node-local disk, warm, status, prune.')
+                                'publish, stage to node-local disk, warm, status, prune.', epilog=LOCKS_HELP)
     sub = p.add_subparsers(dest='command', required=True)
     for name, func in COMMANDS.items():
-        s = sub.add_parser(name, help=(func.__doc__ or '').split('\n')[0])
+        s = sub.add_parser(name, help=(func.__doc__ or '').split('\n')[0], epilog=LOCKS_HELP)
         s.set_defaults(func=func)
         s.add_argument('--data-root', help='shared copy (default: the site config\'s shared_root)')
         s.add_argument('--local-root', help='node-local copy (default: the site config\'s local_root)')
@@ -215,7 +242,10 @@ def parser():
         if name == 'plan':
             s.add_argument('--show-urls', action='store_true', help='print every URL it would fetch')
         if name == 'publish':
-            s.add_argument('--from', dest='source', help='unpacked tree to publish (default: DATA_ROOT/.incoming)')
+            s.add_argument('--from', dest='source', help='unpacked tree to publish (default: DATA_ROOT/.incoming); '
+                           'it is copied in (hard links where possible) and left as it is')
+            s.add_argument('--move', action='store_true', help='with --from: move the tree in instead of copying it '
+                           '(across file systems: copied, then removed once published)')
         if name in ('download', 'sync'):
             s.add_argument('--downloader', choices=('auto', 'aria2c', 'requests'), default='auto',
                            help='auto: aria2c when installed, else requests')

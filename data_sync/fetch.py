@@ -4,13 +4,16 @@ Downloads resume (HTTP Range, or aria2c --continue), use parallel connections wi
 retry with exponential backoff, and show a progress bar. A 404 is not retried: it means a wrong
 URL or mirror. mmCIF files come with rsync, which is incremental by nature.
 """
+import contextlib
 import errno
 import gzip
 import os
 import shutil
+import stat
 import subprocess
 import tarfile
 import time
+import zlib
 
 from kit_common import files, tools
 from kit_common.errors import EXIT_MISSING, EXIT_TOOL, KitError
@@ -34,24 +37,53 @@ def download(url, dest, downloader='auto', retries=6, backoff=1.0, connections=4
     return dest
 
 
+# aria2c's exit statuses worth another run: unknown error (a refused connection), timeout, too
+# slow, network problem, unfinished download, name resolution, bad response header, server busy.
+ARIA2C_TRANSIENT = (1, 2, 5, 6, 7, 19, 22, 29)
+ARIA2C_RUNS = 3
+
+
 def _aria2c(url, part, retries, backoff, connections, quiet):
+    """aria2c retries within a run (--max-tries); a run that still ends in a transient failure is
+    repeated, with backoff. Its errors go to a log file, so the message can quote them whether or
+    not its console output is shown."""
+    log_file = part + '.aria2c.log'
     cmd = ['aria2c', '--continue=true', '--allow-overwrite=true', '--auto-file-renaming=false',
            '--max-tries=%d' % retries, '--retry-wait=%d' % max(1, int(backoff)),
            '--max-connection-per-server=%d' % connections, '--split=%d' % connections, '--min-split-size=1M',
            '--file-allocation=none', '--console-log-level=error', '--summary-interval=0',
+           '--log=%s' % log_file, '--log-level=error',
            '--dir', os.path.dirname(part), '--out', os.path.basename(part), url]
     if quiet:
         cmd.insert(1, '--quiet=true')
-    res = subprocess.run(cmd, stdout=None if not quiet else subprocess.DEVNULL, stderr=subprocess.PIPE,
-                         universal_newlines=True)
-    if res.returncode == 9:
-        raise OSError(errno.ENOSPC, 'disk full')
-    if res.returncode != 0:
-        missing = res.returncode == 3 or '404' in res.stderr   # aria2c's 3: resource not found
-        raise KitError('download of %s failed (aria2c exit %d%s): %s' % (
-                           url, res.returncode, ', 404 Not Found' if missing else '', res.stderr.strip()[-300:]),
-                       'check the URL or --mirror (the mirror must keep upstream paths)' if missing else
-                       'rerun: the download resumes where it stopped', EXIT_MISSING if missing else EXIT_TOOL)
+    for run in range(ARIA2C_RUNS):
+        files.remove(log_file)
+        res = subprocess.run(cmd, stdout=subprocess.DEVNULL if quiet else None)
+        said = _aria2c_errors(log_file)
+        files.remove(log_file)
+        if res.returncode == 0:
+            return
+        if res.returncode == 9 or tools.disk_full(said):
+            raise OSError(errno.ENOSPC, 'disk full')
+        if res.returncode not in ARIA2C_TRANSIENT or run == ARIA2C_RUNS - 1:
+            break
+        time.sleep(backoff * 2 ** run)
+    missing = res.returncode == 3 or '404' in said   # aria2c's 3: resource not found
+    raise KitError('download of %s failed (aria2c exit %d%s): %s' % (
+                       url, res.returncode, ', 404 Not Found' if missing else '', said or '(aria2c said nothing)'),
+                   'check the URL or --mirror (the mirror must keep upstream paths)' if missing else
+                   'rerun: the download resumes where it stopped', EXIT_MISSING if missing else EXIT_TOOL)
+
+
+def _aria2c_errors(log_file):
+    """The innermost reason in aria2c's error log (its last errorCode line), e.g.
+    'errorCode=3 Resource not found'."""
+    try:
+        with open(log_file, errors='replace') as f:
+            reasons = [line for line in f if 'errorCode=' in line]
+    except OSError:
+        return ''
+    return 'errorCode=' + reasons[-1].split('errorCode=', 1)[1].strip() if reasons else ''
 
 
 def _requests(url, part, retries, backoff, quiet):
@@ -90,8 +122,10 @@ def _requests(url, part, retries, backoff, quiet):
 
 
 def rsync_tree(url, dest):
+    """Mirror the mmCIF tree. Regular files only (no -l, -D or -p): a link or device on the mirror
+    is skipped, never recreated, and no setuid bit arrives."""
     os.makedirs(dest, exist_ok=True)
-    tools.run(['rsync', '-rlpt', '--delete', '--timeout=600', url.rstrip('/') + '/', dest + '/'],
+    tools.run(['rsync', '-rt', '--delete', '--timeout=600', url.rstrip('/') + '/', dest + '/'],
               'rsync from %s' % url, 'check --rsync-mirror and the network; rerun to resume',
               install_hint='install the "rsync" package')
 
@@ -100,15 +134,12 @@ def unpack(source, archive_path, tree, append=False):
     """Unpack one downloaded source into the version tree at source.target."""
     target = os.path.join(tree, source.target)
     if source.archive in ('tar', 'tar.gz'):
-        os.makedirs(target, exist_ok=True)
-        with tarfile.open(archive_path) as tar:
-            for member in tar.getmembers():
-                if member.name.startswith('/') or '..' in member.name.split('/'):
-                    raise KitError('unsafe path %r in %s' % (member.name, archive_path), 'check the mirror', EXIT_TOOL)
-            tar.extractall(target)
+        with _unreadable_archive(archive_path):
+            extract_tar(archive_path, target)
     elif source.archive == 'gz':
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        with gzip.open(archive_path, 'rb') as src, open(target, 'ab' if append else 'wb') as dst:
+        with _unreadable_archive(archive_path), gzip.open(archive_path, 'rb') as src, \
+                open(target, 'ab' if append else 'wb') as dst:
             shutil.copyfileobj(src, dst, 1 << 22)
     elif source.archive == 'file':
         os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -119,6 +150,76 @@ def unpack(source, archive_path, tree, append=False):
         for directory, _, names in os.walk(archive_path):
             for name in names:
                 if name.endswith('.cif.gz'):
-                    with gzip.open(os.path.join(directory, name), 'rb') as src, \
-                            open(os.path.join(target, name[:-3]), 'wb') as dst:
+                    path = os.path.join(directory, name)
+                    if not stat.S_ISREG(os.lstat(path).st_mode):
+                        raise _refused(archive_path, os.path.relpath(path, archive_path), 'not a regular file')
+                    with gzip.open(path, 'rb') as src, open(os.path.join(target, name[:-3]), 'wb') as dst:
                         shutil.copyfileobj(src, dst)
+
+
+def extract_tar(archive_path, target):
+    """Extract regular files and directories, each inside target; any other member (a link, a
+    device, a FIFO, a setuid file, a path leaving target) stops the unpack with its name. One
+    pass over the stream: BFD's archive is 272 GB. Python's 'data' filter does the extraction
+    where it exists (3.8.17+, 3.11.4+), a plain file copy otherwise."""
+    os.makedirs(target, exist_ok=True)
+    root = os.path.realpath(target)
+    with tarfile.open(archive_path, 'r|*') as tar:
+        for member in tar:
+            problem = member_problem(member, root)
+            if problem:
+                raise _refused(archive_path, member.name, problem)
+            if DATA_FILTER:
+                tar.extract(member, root, filter='data')
+            else:
+                _extract_plain(tar, member, root)
+
+
+DATA_FILTER = hasattr(tarfile, 'data_filter')
+
+
+def member_problem(member, root):
+    """Why member may not be extracted under root (a real path), or None."""
+    if not (member.isreg() or member.isdir()):
+        return 'a %s, not a regular file or directory' % (
+            'symbolic link' if member.issym() else 'hard link' if member.islnk() else
+            'FIFO' if member.isfifo() else 'device' if member.isdev() else 'special member')
+    if member.name.startswith('/') or '..' in member.name.split('/'):
+        return 'an absolute path or one with ..'
+    if member.isreg() and member.mode & 0o6000:      # directories: the data filter ignores their mode
+        return 'setuid or setgid'
+    path = os.path.realpath(os.path.join(root, member.name))
+    if os.path.commonpath([path, root]) != root:
+        return 'a path outside the tree'
+    return None
+
+
+def _extract_plain(tar, member, root):
+    """What the data filter does for the members member_problem lets through: directories, and
+    regular files written with default permissions, owned by whoever unpacks."""
+    path = os.path.join(root, member.name)
+    if member.isdir():
+        os.makedirs(path, exist_ok=True)
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o755 if member.mode & 0o100 else 0o644)
+    with os.fdopen(fd, 'wb') as dst:
+        shutil.copyfileobj(tar.extractfile(member), dst, 1 << 22)
+    os.utime(path, (member.mtime, member.mtime))
+
+
+@contextlib.contextmanager
+def _unreadable_archive(path):
+    try:
+        yield
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise KitError('%s is not a readable archive: %s' % (path, exc),
+                       'rerun: the file is fetched again (check --mirror if it persists); current was not changed',
+                       EXIT_TOOL)
+
+
+def _refused(archive, member, problem):
+    return KitError('%s: member %r is %s; only regular files and directories inside the tree are unpacked'
+                    % (archive, member, problem),
+                    'the archive is not what upstream publishes: check --mirror / --rsync-mirror; current was not changed',
+                    EXIT_TOOL)

@@ -6,9 +6,25 @@ Node-local:    LOCAL/<id>/..., LOCAL/current -> <id>, with current/staged.id onc
 The modulefiles (Lua and Tcl) implement choose_data_dir's rule too; keep them in step.
 """
 import os
+import re
+
+from kit_common.errors import EXIT_MISMATCH, KitError
 
 MANIFEST_ID_FILE = 'manifest.id'
 STAMP_FILE = 'staged.id'
+# What the kit writes: manifest.build's 16 hex digits, and a republished version's directory adds
+# '.<YYYYmmddHHMMSS>' (store.publish).
+VERSION_ID = re.compile(r'[0-9a-f]{16}(\.[0-9]{14})?')
+
+
+def check_id(text, where):
+    """text, when it is a version id the kit writes; else a KitError. Ids read from a tree that
+    others can write become paths (stage writes LOCAL/<id>), so '../x' or '/etc' stop here."""
+    if not isinstance(text, str) or not VERSION_ID.fullmatch(text):
+        raise KitError('%s holds %r, which is not a version id (16 hex digits, as the kit writes them)'
+                       % (where, text), 'the tree was changed by hand or tampered with: republish it '
+                       '(alphafold-data sync or publish) before using it', EXIT_MISMATCH)
+    return text
 
 
 def read_id(path):

@@ -5,13 +5,17 @@ came from; manifest.id is a short hash of the file list, so equal trees get equa
 """
 import json
 import os
+import re
+import stat
 
-from data_sync.layout import MANIFEST_ID_FILE, STAMP_FILE
+from data_sync.layout import MANIFEST_ID_FILE, STAMP_FILE, check_id
 from kit_common.digests import file_digest, json_digest
+from kit_common.errors import EXIT_MISMATCH, KitError
 from kit_common.files import write_json, write_text
 
 MANIFEST_FILE = 'manifest.json'
 OWN_FILES = (MANIFEST_FILE, MANIFEST_ID_FILE, STAMP_FILE)
+SHA256 = re.compile(r'[0-9a-f]{64}')
 
 
 def walk(tree):
@@ -24,9 +28,23 @@ def walk(tree):
                 yield rel
 
 
-def build(tree, archives=None):
-    files = {rel: {'size': os.path.getsize(os.path.join(tree, rel)), 'sha256': file_digest(os.path.join(tree, rel))}
-             for rel in walk(tree)}
+def build(tree, archives=None, known=None):
+    """The manifest of tree. Files in `known` (path -> the entry a previous manifest recorded) keep
+    that entry and are not hashed again: a kept file that rotted in place must keep its recorded
+    checksum, so that verify still reports it, instead of being certified as it now is."""
+    known = known or {}
+    files = {}
+    for rel in walk(tree):
+        path = os.path.join(tree, rel)
+        info = os.lstat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise KitError('%s is not a regular file' % path, 'a published version holds regular files only: '
+                           'copy the file in place of the link or special file', EXIT_MISMATCH)
+        if rel in known and known[rel]['size'] != info.st_size:
+            raise KitError('%s changed since it was kept from the current version (size %d, recorded %d)'
+                           % (path, info.st_size, known[rel]['size']),
+                           'run alphafold-data sync again: it fetches what no longer matches', EXIT_MISMATCH)
+        files[rel] = known.get(rel) or {'size': info.st_size, 'sha256': file_digest(path)}
     ident = json_digest(files)[:16]
     return {'id': ident, 'files': files, 'archives': archives or {}}
 
@@ -37,11 +55,44 @@ def write(tree, manifest):
 
 
 def load(tree):
+    """tree's manifest, or None; checked, because its id and paths become paths."""
     path = os.path.join(tree, MANIFEST_FILE)
     if not os.path.exists(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            manifest = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise KitError('cannot read %s: %s' % (path, exc), 'republish the version (alphafold-data sync)', EXIT_MISMATCH)
+    return checked(manifest, path)
+
+
+def checked(manifest, where):
+    """manifest, when it has the shape the kit writes; else a KitError naming what is wrong."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get('files'), dict):
+        raise KitError('%s is not a manifest (no file list)' % where, 'republish the version (alphafold-data sync)',
+                       EXIT_MISMATCH)
+    check_id(manifest.get('id'), where)
+    check_entries(manifest['files'], where)
+    return manifest
+
+
+def check_entries(entries, where):
+    for rel, entry in entries.items():
+        if not safe_relative(rel):
+            raise KitError('%s lists the path %r, which leaves the tree' % (where, rel),
+                           'the manifest was changed by hand or tampered with: republish the version', EXIT_MISMATCH)
+        if not (isinstance(entry, dict) and type(entry.get('size')) is int and entry['size'] >= 0
+                and isinstance(entry.get('sha256'), str) and SHA256.fullmatch(entry['sha256'])):
+            raise KitError('%s: the entry of %s is not a size and a SHA-256' % (where, rel),
+                           'republish the version (alphafold-data sync)', EXIT_MISMATCH)
+
+
+def safe_relative(rel):
+    """A path that stays inside its tree: relative, no '.' or '..' parts, nothing rsync's
+    --files-from or a shell line could misread."""
+    parts = rel.split('/') if isinstance(rel, str) else ['']
+    return all(p not in ('', '.', '..') for p in parts) and not any(c in rel for c in '\0\n\r')
 
 
 def verify(tree, manifest, checksum=None, databases=None):
@@ -52,10 +103,15 @@ def verify(tree, manifest, checksum=None, databases=None):
         if databases and rel.split('/', 1)[0] not in databases:
             continue
         path = os.path.join(tree, rel)
-        if not os.path.exists(path):
+        try:
+            info = os.lstat(path)
+        except OSError:
             problems.append('%s: missing' % rel)
-        elif os.path.getsize(path) != entry['size']:
-            problems.append('%s: size %d, manifest says %d' % (rel, os.path.getsize(path), entry['size']))
+            continue
+        if not stat.S_ISREG(info.st_mode):
+            problems.append('%s: not a regular file' % rel)
+        elif info.st_size != entry['size']:
+            problems.append('%s: size %d, manifest says %d' % (rel, info.st_size, entry['size']))
         elif (checksum is None or rel in checksum) and file_digest(path) != entry['sha256']:
             problems.append('%s: checksum differs from the manifest (corrupt)' % rel)
     return problems

@@ -2,6 +2,11 @@
 stamp it, then switch LOCAL/current. Unchanged files are hard-linked from the previous local
 version (--link-dest), so re-staging costs almost nothing and a job reading the old version
 keeps working.
+
+Stage often runs as root while others can write the shared tree, so: the id and the link are
+checked before they become paths (store.current_version), exactly the manifest's files are
+copied (rsync --files-from), as regular files without their owners or setuid bits, and nothing
+outside LOCAL is ever written or removed. One stage at a time per node (LOCAL/.lock).
 """
 import logging
 import os
@@ -9,17 +14,26 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 from data_sync import layout, manifest, store
-from kit_common import tools
+from kit_common import files, locks, tools
 from kit_common.errors import EXIT_MISSING, EXIT_MISMATCH, KitError
 from kit_common.files import write_text
 
 log = logging.getLogger(__name__)
+KEEP_LOCAL = 2     # the current copy and the one before it (jobs that started on it)
 
 
 def stage(shared_root, local_root, jobs=4):
     """Returns the number of files rsync transferred (0 when the local copy was already current)."""
     if not shutil.which('rsync'):
         raise KitError('rsync not found on PATH (stage copies with rsync)', 'install the "rsync" package', EXIT_MISSING)
+    files.make_dirs(local_root)
+    with locks.exclusive(local_root, 'alphafold-data stage'):
+        copied = _stage(shared_root, local_root, jobs)
+        store.prune(local_root, KEEP_LOCAL, local=True)
+    return copied
+
+
+def _stage(shared_root, local_root, jobs):
     ident, source = store.current_version(shared_root)
     if not source:
         raise KitError('%s has no published version (no current link)' % shared_root,
@@ -27,26 +41,23 @@ def stage(shared_root, local_root, jobs=4):
     wanted = manifest.load(source)
     if wanted is None:
         raise KitError('%s has no manifest' % source, 'run alphafold-data publish on the shared copy', EXIT_MISSING)
-    os.makedirs(local_root, exist_ok=True)
+    if wanted['id'] != ident:
+        raise KitError('%s: manifest.json is version %s but manifest.id says %s' % (source, wanted['id'], ident),
+                       'republish the shared copy (alphafold-data sync)', EXIT_MISMATCH)
     local_id, local_dir = store.current_version(local_root)
     if local_id == ident and layout.read_id(os.path.join(local_dir, layout.STAMP_FILE)) == ident \
             and not manifest.verify(local_dir, wanted, checksum=()):
         log.info('node-local copy %s is current (%s)', local_dir, ident)
         return 0
     target = os.path.join(local_root, ident)
-    marker = os.path.join(source, store.IN_USE_FILE)
-    write_text(marker, '%d\n' % os.getpid())       # prune keeps a version a stage is reading
+    link_dest = local_dir if local_dir and local_dir != os.path.realpath(target) else None
     try:
-        tops = sorted(n for n in os.listdir(source) if not n.startswith('.'))
-        link_dest = local_dir if local_dir and local_dir != target else None
-        with ThreadPoolExecutor(max(1, jobs)) as pool:
-            changed = [f for files in pool.map(lambda n: _rsync(source, target, n, link_dest), tops) for f in files]
+        with store.in_use(source):     # prune on the shared copy keeps what a stage reads
+            changed = _copy(source, target, wanted, link_dest, jobs)
     except KitError:
-        if os.path.realpath(target) != (local_dir or ''):
-            shutil.rmtree(target, ignore_errors=True)   # the previous version stays current
+        if os.path.realpath(target) != local_dir:        # never the current copy: jobs read it
+            shutil.rmtree(target, ignore_errors=True)    # target is LOCAL/<checked id>
         raise
-    finally:
-        os.unlink(marker)
     problems = manifest.verify(target, wanted, checksum=set(changed))
     if problems:
         raise KitError('node-local copy %s does not match the manifest:\n    %s' % (target, '\n    '.join(problems[:10])),
@@ -57,14 +68,26 @@ def stage(shared_root, local_root, jobs=4):
     return len(changed)
 
 
-def _rsync(source, target, name, link_dest):
-    os.makedirs(target, exist_ok=True)
-    src = os.path.join(source, name)
-    cmd = ['rsync', '-a', '--delete', '--out-format=%n']
+def _copy(source, target, wanted, link_dest, jobs):
+    """rsync the manifest's files (and the manifest), one database directory per job; returns the
+    paths rsync transferred."""
+    groups = {}
+    for rel in sorted(wanted['files']):
+        groups.setdefault(rel.split('/', 1)[0], []).append(rel)
+    groups[''] = [manifest.MANIFEST_FILE, layout.MANIFEST_ID_FILE]
+    files.make_dirs(target)
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        return [f for done in pool.map(lambda g: _rsync(source, target, g, link_dest), groups.values()) for f in done]
+
+
+def _rsync(source, target, paths, link_dest):
+    # No -a: -l, -D, -p, -o and -g would recreate links, devices, setuid bits and the owners that
+    # whoever wrote the shared tree chose. --times keeps the quick check (and --link-dest) working.
+    cmd = ['rsync', '--times', '--from0', '--files-from=-', '--out-format=%n']
     if link_dest:
-        cmd.append('--link-dest=%s' % os.path.join(link_dest, name if os.path.isdir(src) else ''))
-    cmd += [src + ('/' if os.path.isdir(src) else ''), os.path.join(target, name) + ('/' if os.path.isdir(src) else '')]
-    res = tools.run(cmd, 'rsync of %s' % name, 'check both file systems and rerun',
-                    install_hint='install the "rsync" package', full_fix='free space on the node-local disk')
-    prefix = name + '/' if os.path.isdir(src) else ''
-    return [prefix + line for line in res.stdout.splitlines() if line and not line.endswith('/')]
+        cmd.append('--link-dest=%s' % link_dest)
+    cmd += [source + '/', target + '/']
+    res = tools.run(cmd, 'rsync of %s' % paths[0].split('/', 1)[0], 'check both file systems and rerun',
+                    install_hint='install the "rsync" package', full_fix='free space on the node-local disk',
+                    input='\0'.join(paths))
+    return [line for line in res.stdout.splitlines() if line and not line.endswith('/')]

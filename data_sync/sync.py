@@ -1,36 +1,27 @@
 """download -> verify -> publish, the cron entry point.
 
-Databases still intact in the current version are hard-linked into the new tree, not fetched
-again; the rest are downloaded (resumably, into ROOT/downloads) and unpacked into ROOT/.incoming.
-Only a complete set is published, and `current` moves only then: a failed sync never changes
-what jobs read.
+Databases still intact in the current version, and every database not asked for, are hard-linked
+into the new tree with the entries the current manifest recorded for them (never hashed again, so
+a file that rotted in place is still reported by verify, not certified); the rest are downloaded
+(resumably, into ROOT/downloads) and unpacked into ROOT/.incoming. Only a complete set is
+published, and `current` moves only then: a failed sync never changes what jobs read. The caller
+holds the data root's lock (kit_common.locks).
 """
-import fcntl
+import errno
+import json
 import logging
 import os
 import shutil
-import subprocess
 
 from data_sync import fetch, manifest, registry, store
 from kit_common import digests, files
 from kit_common.errors import EXIT_MISMATCH, EXIT_TOOL, KitError
 
 log = logging.getLogger(__name__)
-
-
-class Locked(Exception):
-    """Another sync holds the data root's lock."""
-
-
-def lock(root):
-    os.makedirs(root, exist_ok=True)
-    handle = open(os.path.join(root, '.sync.lock'), 'w')
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        raise Locked()
-    return handle
+INCOMING = '.incoming'
+# What download() leaves beside the tree for publish(): archives' checksums, the databases fetched,
+# and the kept files' recorded manifest entries.
+RECORD_FILE = '.archives.json'
 
 
 def top_dirs(db):
@@ -39,19 +30,19 @@ def top_dirs(db):
 
 def download(root, databases, mirror=None, rsync_mirror=None, downloader='auto', verify='size',
              quiet=False):
-    """Fill ROOT/.incoming with a complete tree for `databases`; returns the archives' records and
-    the names of the databases fetched (not kept from the current version)."""
+    """Fill ROOT/.incoming with a complete tree: `databases` fetched unless intact in the current
+    version, and every other database of the current version kept as it is."""
     _, current = store.current_version(root)
     old = manifest.load(current) if current else None
-    incoming = os.path.join(root, '.incoming')
+    incoming = os.path.join(root, INCOMING)
     shutil.rmtree(incoming, ignore_errors=True)      # debris of a killed run; downloads/ keeps partials
-    os.makedirs(incoming)
-    archives, fetched = {}, []
+    files.make_dirs(incoming)
+    archives, fetched, kept = dict(old.get('archives') or {}) if old else {}, [], {}
+    if old:                                          # checked first: a damaged one stops before any download
+        kept.update(_keep_others(current, old, databases, verify, incoming))
     for db in databases:
         if old and _intact(current, old, db, verify):
-            for d in top_dirs(db):
-                subprocess.run(['cp', '-al', os.path.join(current, d), os.path.join(incoming, d)], check=True)
-            archives.update({s.url: old['archives'][s.url] for s in db.sources if s.url in old.get('archives', {})})
+            kept.update(_keep(current, old, top_dirs(db), incoming))
             log.info('%-12s unchanged, kept from version %s', db.name, os.path.basename(current))
             continue
         fetched.append(db.name)
@@ -67,13 +58,47 @@ def download(root, databases, mirror=None, rsync_mirror=None, downloader='auto',
     if incomplete:
         raise KitError('the downloaded set is incomplete: %s' % ', '.join(incomplete[:5]),
                        'check the sources (alphafold-data plan --show-urls); current was not changed', EXIT_MISMATCH)
-    return archives, fetched
+    files.write_json(os.path.join(incoming, RECORD_FILE), {'archives': archives, 'fetched': fetched, 'kept': kept})
 
 
 def _intact(current, old, db, verify):
-    present = all(os.path.exists(os.path.join(current, rel)) for rel in db.required)
-    return present and not manifest.verify(current, old, checksum=None if verify == 'full' else (),
-                                           databases=set(top_dirs(db)))
+    """Every required path of db is recorded in the old manifest and its files pass the check that
+    --verify asks for (sizes, or SHA-256 with full)."""
+    recorded = all(rel in old['files'] or any(f.startswith(rel + '/') for f in old['files']) for rel in db.required)
+    return recorded and not manifest.verify(current, old, checksum=None if verify == 'full' else (),
+                                            databases=set(top_dirs(db)))
+
+
+def _keep_others(current, old, databases, verify, incoming):
+    """The current version's databases that this sync was not asked for, kept; one that fails
+    the check stops the sync (fetching it was not asked for, publishing it unchecked is wrong)."""
+    asked = {d for db in databases for d in top_dirs(db)}
+    others = sorted({rel.split('/', 1)[0] for rel in old['files']} - asked)
+    if not others:
+        return {}
+    problems = manifest.verify(current, old, checksum=None if verify == 'full' else (), databases=set(others))
+    if problems:
+        raise KitError('the current version does not match its manifest in databases this sync keeps:\n    %s'
+                       % '\n    '.join(problems[:10]),
+                       'add them to --databases (or sync without --databases) to fetch them again; '
+                       'current was not changed', EXIT_MISMATCH)
+    log.info('%-12s kept from version %s (not in --databases)', ', '.join(others), os.path.basename(current))
+    return _keep(current, old, others, incoming)
+
+
+def _keep(current, old, tops, incoming):
+    """Hard-link exactly the old manifest's files under `tops` into incoming; returns their
+    recorded entries."""
+    entries = {rel: e for rel, e in old['files'].items() if rel.split('/', 1)[0] in tops}
+    try:
+        for rel in entries:
+            dst = os.path.join(incoming, rel)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            os.link(os.path.join(current, rel), dst, follow_symlinks=False)
+    except OSError as exc:
+        raise files.io_error(incoming, exc, 'check the data root (hard links within it must work); '
+                                            'current was not changed')
+    return entries
 
 
 def _fetch_source(root, db, src, incoming, append, mirror, rsync_mirror, downloader, quiet):
@@ -114,17 +139,64 @@ def _md5_ok(path, listing_url, cache, downloader):
     return digests.file_digest(path, 'md5') == sums[name]
 
 
-def publish(root, archives=None, fetched=()):
-    """Publish ROOT/.incoming. A tree identical to the current version is not republished, unless
-    databases were fetched again (a repair of a corrupted current version)."""
-    incoming = os.path.join(root, '.incoming')
-    built = manifest.build(incoming, archives)
+def publish(root, tree, default_fetched=()):
+    """Publish tree (ROOT/.incoming, or an admin's tree copied in) with the record download()
+    left in it. A tree identical to the current version is not republished, unless databases
+    were fetched again (a repair of a corrupted current version)."""
+    record = _record(tree, default_fetched)
+    built = manifest.build(tree, record['archives'], known=record['kept'])
     ident, current = store.current_version(root)
-    if ident == built['id'] and not fetched:
-        shutil.rmtree(incoming)
+    if ident == built['id'] and not record['fetched']:
+        shutil.rmtree(tree)
         log.info('up to date: version %s', ident)
         return current
-    manifest.write(incoming, built)
-    final = store.publish(root, incoming, built['id'])
+    manifest.write(tree, built)
+    final = store.publish(root, tree, built['id'])
     log.info('published version %s at %s', built['id'], final)
     return final
+
+
+def _record(tree, default_fetched):
+    path = os.path.join(tree, RECORD_FILE)
+    if not os.path.exists(path):
+        return {'archives': {}, 'fetched': list(default_fetched), 'kept': {}}
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        manifest.check_entries(record['kept'], path)
+        return record
+    except (OSError, ValueError, KeyError, AttributeError) as exc:
+        raise KitError('cannot read %s: %s' % (path, exc), 'run alphafold-data download (or sync) again', EXIT_MISMATCH)
+
+
+def publish_from(root, source, move=False):
+    """Publish an unpacked tree from elsewhere. It is copied into the data root (hard links where
+    the file system allows) and the source is left alone; with move, the source is renamed in
+    (copied, then removed after success, when it lies on another file system)."""
+    staging = files.temp_dir(root, 'publish-')
+    tree = os.path.join(staging, 'tree')
+    moved = move and _rename(source, tree)
+    try:
+        if not moved:
+            files.link_tree(source, tree)
+        final = publish(root, tree, default_fetched=['(from %s)' % source])
+    except BaseException:
+        if moved and os.path.isdir(tree):
+            os.rename(tree, source)           # put the admin's directory back
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
+    if move and not moved:
+        shutil.rmtree(source)
+    return final
+
+
+def _rename(source, dest):
+    """True when source was renamed to dest; False when they lie on different file systems."""
+    try:
+        os.rename(source, dest)
+        return True
+    except OSError as exc:
+        if exc.errno == errno.EXDEV:
+            return False
+        raise files.io_error(dest, exc, 'check both directories; nothing was changed')

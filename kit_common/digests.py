@@ -20,4 +20,8 @@ def json_digest(value):
 
 
 def text_digest(text):
-    return hashlib.sha256(text.encode('utf-8')).hexdigest()
+    return bytes_digest(text.encode('utf-8'))
+
+
+def bytes_digest(data):
+    return hashlib.sha256(data).hexdigest()

@@ -109,6 +109,32 @@ def publish_dir(tmp, final, replace=False):
     return True
 
 
+def link_tree(src, dst):
+    """Copy the tree src to dst (which must not exist), hard-linking each file where the file
+    system allows it (same device, a file this user may link) and copying it otherwise. Links
+    stay links. On failure dst is removed and src is untouched."""
+    try:
+        for directory, dirs, names in os.walk(src, onerror=_raise):
+            out = os.path.normpath(os.path.join(dst, os.path.relpath(directory, src)))
+            os.makedirs(out)
+            for name in names + [d for d in dirs if os.path.islink(os.path.join(directory, d))]:
+                _link_or_copy(os.path.join(directory, name), os.path.join(out, name))
+    except OSError as exc:
+        shutil.rmtree(dst, ignore_errors=True)
+        raise io_error(dst, exc)
+
+
+def _link_or_copy(src, dst):
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except OSError:               # another device, protected_hardlinks, too many links: copy
+        shutil.copy2(src, dst, follow_symlinks=False)
+
+
+def _raise(exc):
+    raise exc
+
+
 def remove_debris(*directories):
     """Delete the temporary files a killed run left behind."""
     for directory in directories:

@@ -1,7 +1,9 @@
 """alphafold-data's registry and plan: no databases, no servers (tmpfs mounts stand for small disks)."""
+import os
 import subprocess
+import sys
 
-from conftest import run_data as data
+from conftest import ROOT, run_data as data
 from data_sync import registry
 
 
@@ -52,3 +54,33 @@ def test_plan_checks_the_node_local_file_system_too(tmp_path):
 def test_unknown_database_is_a_clear_error(tmp_path):
     res = data('plan', '--data-root', tmp_path, '--databases', 'uniref91')
     assert res.returncode == 2 and "unknown database(s): uniref91" in res.stdout and 'uniref90' in res.stdout
+
+
+def test_plan_creates_nothing_and_explains_impossible_roots(tmp_path):
+    res = data('plan', '--data-root', tmp_path / 'new' / 'shared', '--local-root', tmp_path / 'local',
+               '--databases', 'pdb_seqres')
+    assert res.returncode == 0, res.stdout
+    assert os.listdir(str(tmp_path)) == []                      # measured at the parent, not created
+    (tmp_path / 'afile').write_text('')
+    res = data('plan', '--data-root', tmp_path / 'afile' / 'shared', '--databases', 'pdb_seqres')
+    assert res.returncode == 2 and '%s is not a directory' % (tmp_path / 'afile') in res.stdout
+    res = data('plan', '--data-root', '/proc/alphafold', '--databases', 'pdb_seqres')
+    assert res.returncode == 5 and 'not enough space on /proc/alphafold' in res.stdout
+    assert 'Traceback' not in res.stdout
+
+
+def test_status_of_an_empty_root_says_so(tmp_path):
+    res = data('status', '--data-root', tmp_path, '--databases', 'uniref90')
+    assert res.returncode == 2 and 'no published version, incomplete; missing: uniref90' in res.stdout
+    assert 'nan' not in res.stdout
+
+
+def test_an_error_is_printed_once_on_stderr_and_once_in_the_log(tmp_path):
+    log = tmp_path / 'data.log'
+    res = subprocess.run([sys.executable, '-m', 'data_sync', 'stage', '--data-root', str(tmp_path / 'empty'),
+                          '--local-root', str(tmp_path / 'local'), '--log-file', str(log)], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                         env=dict(os.environ, ALPHAFOLD_SITE_CONFIG=''))
+    assert res.returncode == 3 and res.stdout == ''
+    assert res.stderr.count('has no published version') == 1 and res.stderr.startswith('alphafold-data: error:')
+    assert log.read_text().count('has no published version') == 1

@@ -152,7 +152,7 @@ def test_two_concurrent_syncs_do_not_collide(mirror, tmp_path):
     for t in threads:
         t.join()
     assert [r.returncode for r in results] == [0, 0]
-    assert sum('another alphafold-data sync holds' in r.stdout for r in results) == 1
+    assert sum('another alphafold-data sync (pid' in r.stdout and '.lock; exiting' in r.stdout for r in results) == 1
     assert len(os.listdir(str(root / 'versions'))) == 1
     assert data('verify', '--data-root', root).returncode == 0
 

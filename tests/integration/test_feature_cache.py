@@ -5,6 +5,7 @@ import pickle
 import stat
 import threading
 
+import numpy as np
 
 from fold_runtime import meta
 from fold_runtime.cpu_stage import feature_cache
@@ -39,7 +40,7 @@ def test_second_target_with_the_same_sequence_reuses_the_cache(kit, data_dir, ta
     assert res.returncode == 0 and 'started: jackhmmer' in res.stdout
 
 
-def test_concurrent_writers_leave_one_group_writable_entry(kit, data_dir, targets, tmp_path):
+def test_concurrent_writers_leave_one_immutable_entry(kit, data_dir, targets, tmp_path):
     assert kit('msa', '--fasta', targets['conotoxin'], '--output-dir', tmp_path / 'a', '--data-dir', data_dir,
                '--db-preset', 'reduced_dbs').returncode == 0
     tdir = str(tmp_path / 'a' / 'conotoxin')
@@ -55,8 +56,11 @@ def test_concurrent_writers_leave_one_group_writable_entry(kit, data_dir, target
     entry = feature_cache.entry_dir(cache, wanted)
     parent = os.path.dirname(entry)
     assert os.listdir(parent) == [os.path.basename(entry)]          # no temporary debris
-    for d in (cache, parent, entry):
-        assert stat.S_IMODE(os.stat(d).st_mode) & 0o2070 == 0o2070    # group rwx + setgid
-    assert stat.S_IMODE(os.stat(os.path.join(entry, 'features.pkl')).st_mode) & 0o060 == 0o060
-    with open(os.path.join(entry, 'features.pkl'), 'rb') as f:
-        assert pickle.load(f)['aatype'].shape == (24, 21)
+    for d in (cache, parent):                                        # group rwx, setgid, sticky
+        assert stat.S_IMODE(os.stat(d).st_mode) & 0o3070 == 0o3070
+    for directory, _, names in os.walk(entry):                       # immutable: nobody else writes
+        assert stat.S_IMODE(os.stat(directory).st_mode) & 0o072 == 0o050
+        for name in names:
+            assert stat.S_IMODE(os.stat(os.path.join(directory, name)).st_mode) & 0o262 == 0o040
+    with np.load(os.path.join(entry, 'features.npz'), allow_pickle=False) as arrays:   # no pickle
+        assert arrays['aatype'].shape == (24, 21)
