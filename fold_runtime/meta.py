@@ -43,12 +43,16 @@ def load(target_dir):
     path = os.path.join(target_dir, META_FILE)
     try:
         with open(path) as f:
-            return json.load(f)
+            stored = json.load(f)
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
         raise KitError('cannot read %s: %s' % (path, exc),
                        'rerun the CPU stage with --overwrite to recreate it', EXIT_MISMATCH)
+    if not isinstance(stored, dict) or not isinstance(stored.get('sequence_sha256'), str):
+        raise KitError('%s is not a features meta the kit wrote (valid JSON of another shape)' % path,
+                       'rerun the CPU stage with --overwrite to recreate it', EXIT_MISMATCH)
+    return stored
 
 
 def differences(stored, wanted):

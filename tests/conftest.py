@@ -121,3 +121,19 @@ def slurm(tmp_path_factory):
     cluster = SlurmCluster(tmp_path_factory.mktemp('slurm'))
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture
+def mount_tmpfs(tmp_path):
+    """Mount small tmpfs file systems (read-only or full disks) under tmp_path; unmounted after."""
+    mounted = []
+
+    def mount(options):
+        point = tmp_path / ('mnt%d' % len(mounted))
+        point.mkdir()
+        subprocess.run(['mount', '-t', 'tmpfs', '-o', options, 'tmpfs', str(point)], check=True)
+        mounted.append(point)
+        return point
+    yield mount
+    for point in mounted:
+        subprocess.run(['umount', str(point)], check=True)

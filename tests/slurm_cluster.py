@@ -31,6 +31,7 @@ JobCompType=jobcomp/none
 NodeName={host} CPUs={cpus} RealMemory=4000 Gres=gpu:2 State=UNKNOWN
 PartitionName=cpu Nodes={host} Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
 PartitionName=gpu Nodes={host} MaxTime=INFINITE State=UP OverSubscribe=YES
+PartitionName=short Nodes={host} MaxTime=10 State=UP OverSubscribe=YES
 '''
 
 

@@ -16,7 +16,7 @@ import time
 from fold_runtime import options
 from fold_runtime.batch import executors, inputs, state as batch_state
 from kit_common import entry, site_config
-from kit_common.errors import EXIT_HELP, KitError
+from kit_common.errors import EXIT_HELP, EXIT_MISSING, KitError
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,9 @@ def add_batch_options(p):
     g.add_argument('--cpus-per-task', type=int,
                    help='CPUs of each CPU-stage task (default: the site config); local runs --cpus / this at once')
     g.add_argument('--wait', action='store_true', help='block until every target has finished; exit 1 if any failed')
-    g.add_argument('--dry-run', action='store_true', help='write and print the job scripts, submit nothing')
+    g.add_argument('--dry-run', action='store_true', help='print the job scripts; write and submit nothing')
+    g.add_argument('--force', action='store_true',
+                   help='resubmit an existing batch with other options (they replace the stored ones)')
     g.add_argument('--no-progress', action='store_true', help='no progress bar (local)')
 
 
@@ -76,20 +78,45 @@ def run_submit(argv):
     site = site_config.load()
     cpu_opts, gpu_opts = stage_options_from(args, site)   # every option checked before any work
     settings = settings_from(args, site)
+    require_gpu_inputs(gpu_opts)                          # weights: before hours of CPU stages
     out = os.path.abspath(args.output_dir)
     targets = inputs.read(options.fasta_list(args.fasta))
     groups = inputs.units(targets)
-    if not args.dry_run:
-        _refuse_if_running(out)
-    batch_state.save(out, targets, groups, cpu_opts, gpu_opts, settings)
+    batch = batch_state.record(targets, groups, cpu_opts, gpu_opts, settings)
+    if os.path.exists(batch_state.batch_dir(out, 'batch.json')):
+        _refuse_changed_options(out, batch, args.force)
+        if not args.dry_run:
+            _refuse_if_running(out)
     log.info('%d targets, %d unique sequences (%d duplicates) -> %s',
              len(targets), len(groups), len(targets) - len(groups), out)
-    return launch(out, list(groups), args)
+    if not args.dry_run:
+        batch_state.save(out, batch)
+    return launch(out, list(groups), args, batch)
 
 
-def launch(out, unit_names, args):
+def require_gpu_inputs(gpu_opts):
+    """The GPU stage's weights exist (where this node sees the data directory)."""
+    from fold_runtime.gpu_stage import weights
+    data_dir = options.resolve_data_dir(gpu_opts.data_dir)
+    if not data_dir:
+        raise KitError('no data directory given for the weights', 'pass --data-dir or set ALPHAFOLD_DATA_DIR',
+                       EXIT_MISSING)
+    weights.require(data_dir, weights.select_models(gpu_opts.model_preset, gpu_opts.models))
+
+
+def _refuse_changed_options(out, batch, force):
+    changes = batch_state.option_changes(batch_state.load(out), batch)
+    if changes and not force:
+        raise KitError('the batch in %s was submitted with other options:\n    %s' % (out, '\n    '.join(changes)),
+                       'submit with the same options to resume it, pass --force to replace them (finished '
+                       'targets are kept), or use another --output-dir')
+    if changes:
+        log.info('--force: replacing the stored options: %s', '; '.join(changes))
+
+
+def launch(out, unit_names, args, batch=None):
     """Run or submit the units not yet finished among unit_names."""
-    batch = batch_state.load(out)
+    batch = batch or batch_state.load(out)
     status = {s['name']: s for s in batch_state.statuses(out, batch)}
     groups = batch_state.units(batch)
     todo = [u for u in unit_names if any(status[t['name']]['stage'] != 'done' for t in groups[u])]
@@ -129,6 +156,17 @@ def _refuse_if_running(out):
 def _active(out):
     """Jobs or local runs of this batch still going."""
     return executors.active(batch_state.read_submissions(out))
+
+
+def _refuse_never_starting(out):
+    stuck = executors.never_starting(batch_state.read_submissions(out))
+    if stuck:
+        raise KitError('Slurm will never start %s as submitted: %s' % (
+            'these jobs' if len(stuck) > 1 else 'this job', '; '.join('job %s pending (%s)' % j for j in stuck)),
+            'the request exceeds what the partition offers (CPUs, memory, time limit, GPUs or nodes): lower '
+            'cpus_per_task, cpu_mem, cpu_time, gpu_cpus_per_task, gpu_mem or gpu_time in the site config [slurm] '
+            '(or pass --cpus-per-task, --cpu-partition, --gpu-partition), then alphafold-batch cancel %s and '
+            'submit again' % out)
 
 
 def run_retry(argv):
@@ -183,6 +221,7 @@ def run_status(argv):
     batch_state.load(out)
     if args.watch:
         return watch(out, until_finished=True, interval=args.watch, clear=True)
+    _refuse_never_starting(out)
     rows = status_rows(out)
     if args.json:
         json.dump(rows, sys.stdout, indent=2, sort_keys=True)
@@ -196,6 +235,7 @@ def watch(out, until_finished, interval=5.0, clear=False):
     """Print the table until every target is done or failed and no job is left; 1 if any failed."""
     shown = None
     while True:
+        _refuse_never_starting(out)
         rows = status_rows(out)
         finished = all(r['stage'] in ('done', 'failed') for r in rows)
         table = io.StringIO()

@@ -22,16 +22,8 @@ def run(out, name, cpus=None):
     try:
         timings = stage.run_target(target, out, stage.Environment(cpu_opts))
     except BaseException as exc:   # SystemExit: SIGTERM from a time limit, scancel or preemption
-        state.write_stage(out, name, 'msa', 'failed', error=_describe(exc))
+        state.write_stage(out, name, 'msa', 'failed', error=state.describe(exc))
         raise
     source = meta.load(os.path.join(out, name)).get('features_source', 'cpu_stage')
     state.write_stage(out, name, 'msa', 'done', features_source=source, seconds=timings.get('features'))
     return 0
-
-
-def _describe(exc):
-    if isinstance(exc, KitError):
-        return str(exc)
-    if isinstance(exc, SystemExit):
-        return state.terminated(exc.code)
-    return '%s: %s' % (type(exc).__name__, exc)

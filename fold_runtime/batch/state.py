@@ -23,18 +23,35 @@ def batch_dir(out, *parts):
     return os.path.join(out, '.batch', *parts)
 
 
-def save(out, targets, groups, cpu_opts, gpu_opts, settings):
-    """batch.json: the targets (with their unit's primary name), both stages' options and the
-    executor settings, as JSON that every job reads back."""
+def record(targets, groups, cpu_opts, gpu_opts, settings):
+    """What batch.json holds: the targets (with their unit's primary name), both stages' options
+    and the executor settings, as JSON that every job reads back."""
+    primary = {t.name: p for p, group in groups.items() for t in group}
+    return json.loads(json.dumps({'format': FORMAT,
+            'targets': [{'name': t.name, 'description': t.description, 'sequence': t.sequence,
+                         'fasta': t.fasta_path, 'primary': primary[t.name]} for t in targets],
+            'cpu_options': typed.to_dict(cpu_opts), 'gpu_options': typed.to_dict(gpu_opts),
+            'settings': typed.to_dict(settings)}))   # as stored: tuples become lists
+
+
+OPTION_PARTS = ('cpu_options', 'gpu_options', 'settings')
+
+
+def option_changes(old, new):
+    """'part.key: old -> new' for every option that differs between two batch records."""
+    changes = []
+    for part in OPTION_PARTS:
+        before, after = old.get(part) or {}, new[part]
+        for key in sorted(set(before) | set(after)):
+            if before.get(key) != after.get(key):
+                changes.append('%s.%s: %r -> %r' % (part, key, before.get(key), after.get(key)))
+    return changes
+
+
+def save(out, batch):
     for sub in ('state', 'claims', 'scripts', 'logs', 'timings'):
         files.make_dirs(batch_dir(out, sub))
-    primary = {t.name: p for p, group in groups.items() for t in group}
-    files.write_json(batch_dir(out, 'batch.json'), {
-        'format': FORMAT,
-        'targets': [{'name': t.name, 'description': t.description, 'sequence': t.sequence,
-                     'fasta': t.fasta_path, 'primary': primary[t.name]} for t in targets],
-        'cpu_options': typed.to_dict(cpu_opts), 'gpu_options': typed.to_dict(gpu_opts),
-        'settings': typed.to_dict(settings)})
+    files.write_json(batch_dir(out, 'batch.json'), batch)
 
 
 def load(out):
@@ -90,6 +107,15 @@ def write_stage(out, name, stage, state, **fields):
 def terminated(status):
     return ('terminated (exit %s): time limit, cancel or preemption; alphafold-batch retry resumes it'
             % status)
+
+
+def describe(exc):
+    """An exception as a stage record's error: the KitError's message, a termination, or the type."""
+    if isinstance(exc, KitError):
+        return str(exc)
+    if isinstance(exc, SystemExit):
+        return terminated(exc.code)
+    return '%s: %s' % (type(exc).__name__, exc)
 
 
 def read_stage(out, name, stage):

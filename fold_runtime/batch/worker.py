@@ -15,8 +15,7 @@ from fold_runtime import meta
 from fold_runtime.batch import state as batch_state
 from fold_runtime.batch.executors import EXECUTORS
 from fold_runtime.gpu_stage import padding, predict
-from kit_common import files
-from kit_common.errors import KitError
+from kit_common import files, locks
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,11 @@ class Worker(object):
         _, gpu_opts, settings = batch_state.stored_options(self.batch)
         edges = next(e for e in (gpu_opts.buckets, settings.buckets, padding.DEFAULT_EDGES) if e is not None)
         longest = max(len(group[0]['sequence']) for group in self.units.values())
-        self.session = Session(gpu_opts, longest, edges)
+        try:
+            self.session = Session(gpu_opts, longest, edges)
+        except Exception as exc:
+            self._failed_to_start(exc)
+            raise
         self.record.update(load_s=round(time.time() - self.started, 3), buckets=list(edges),
                            models=self.session.models.names)
         while not self._orphaned():
@@ -80,6 +83,14 @@ class Worker(object):
                 todo.append(group)
         return todo
 
+    def _failed_to_start(self, exc):
+        """Every target this worker would have predicted shows why (alphafold-batch status); the
+        record stays retakable, so another worker that starts fine still predicts them."""
+        error = 'GPU worker %s (job %s) could not start: %s' % (self.worker_id, self.owner, batch_state.describe(exc))
+        log.info('%s', error)
+        for group in self._todo():
+            batch_state.write_stage(self.out, group[0]['name'], 'predict', 'failed', error=error, interrupted=True)
+
     def _terminated(self, signum, frame):
         if self.current:
             batch_state.write_stage(self.out, self.current, 'predict', 'failed', interrupted=True,
@@ -106,10 +117,8 @@ class Worker(object):
             feats, _ = predict.load_features(tdir, {'sequence_sha256': meta.sequence_sha256(entry['sequence'])})
             _, timings = predict.predict_target(tdir, feats, self.session)
             error = None
-        except KitError as exc:
-            error, timings = str(exc), {}
         except Exception as exc:   # one bad target must not stop the worker's others
-            error, timings = '%s: %s' % (type(exc).__name__, exc), {}
+            error, timings = batch_state.describe(exc), {}
         self.current = None
         # Compiles while predicting; relaxation's eager jax ops compile too, but count as relax time.
         stats = {'length': len(entry['sequence']), 'padded_length': timings.get('padded_length'),
@@ -137,7 +146,7 @@ class Worker(object):
             if batch_state.read_stage(self.out, entry['name'], 'predict').get('state') == 'done':
                 continue
             tmp = os.path.join(files.temp_dir(self.out, 'copy-'), entry['name'])
-            shutil.copytree(src, tmp, copy_function=_link_or_copy, ignore=shutil.ignore_patterns('.tmp-*', '.work'))
+            shutil.copytree(src, tmp, copy_function=_link_or_copy, ignore=shutil.ignore_patterns('.tmp-*', '.work', locks.LOCK_FILE))
             stored = meta.load(tmp)
             files.write_json(os.path.join(tmp, meta.META_FILE),
                              dict(stored, target=entry['name'], features_source='duplicate of %s' % group[0]['name']))

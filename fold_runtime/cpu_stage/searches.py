@@ -6,6 +6,9 @@ this module can time a search out and kill the child and its tool together. Fork
 fresh interpreter) keeps the start-up cost near zero. Each child writes its result to msas/
 atomically, so a killed run resumes from the searches that finished.
 """
+import ctypes
+import ctypes.util
+import errno
 import logging
 import multiprocessing
 import os
@@ -17,8 +20,8 @@ from typing import Dict, List, NamedTuple, Optional
 from alphafold.data.tools import hhblits, hhsearch, jackhmmer
 
 from fold_runtime import compat
-from kit_common import files
-from kit_common.errors import EXIT_TOOL, KitError
+from kit_common import files, tools
+from kit_common.errors import EXIT_IO, EXIT_TOOL, KitError
 
 log = logging.getLogger(__name__)
 STDERR_TAIL_LINES = 20
@@ -104,10 +107,7 @@ def run_all(searches, binaries, query_fasta, msa_dir, work_dir, timeout=None, se
                 running.remove(r)
                 r.proc.join()
                 if r.proc.exitcode != 0:
-                    raise KitError('search %s (%s) failed with exit status %d; last lines of its output:\n%s'
-                                   % (r.search.name, r.search.tool, r.proc.exitcode, _tail(r.stderr_path)),
-                                   'check the database files and the message above; rerun to resume '
-                                   'from the searches that finished', EXIT_TOOL)
+                    raise _failed(r)
                 timings[r.search.name] = round(elapsed, 3)
                 done.add(r.search.name)
                 log.info('  %-13s finished in %.1f s', r.search.name, elapsed)
@@ -133,6 +133,20 @@ def _kill(proc):
     proc.join()
 
 
+def _failed(r):
+    """The KitError for a search child that failed; a full disk keeps its own exit status (5)."""
+    tail = _tail(r.stderr_path)
+    if r.proc.exitcode == EXIT_IO or tools.disk_full(tail):
+        return KitError('search %s (%s) ran out of disk space; last lines of its output:\n%s'
+                        % (r.search.name, r.search.tool, tail),
+                        'free space on the output file system (msas/ and .work/ are written there); rerun to '
+                        'resume from the searches that finished', EXIT_IO)
+    return KitError('search %s (%s) failed with exit status %d; last lines of its output:\n%s'
+                    % (r.search.name, r.search.tool, r.proc.exitcode, tail),
+                    'check the database files and the message above; rerun to resume '
+                    'from the searches that finished', EXIT_TOOL)
+
+
 def _tail(path):
     with open(path, errors='replace') as f:
         lines = [l.rstrip() for l in f if l.strip()]
@@ -140,8 +154,11 @@ def _tail(path):
 
 
 def _child(spec, stderr_path):
-    """In the forked child: own session (so a timeout kills the tool too), stderr to a log."""
+    """In the forked child: own session (so a timeout kills the tool too), stderr to a log, and
+    the whole session killed when the parent dies (even by SIGKILL, which it cannot catch)."""
     os.setsid()
+    signal.signal(signal.SIGTERM, _kill_own_session)
+    _term_on_parent_death()
     fd = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(fd, 2)
     sys.stderr = os.fdopen(2, 'w', buffering=1)
@@ -149,8 +166,31 @@ def _child(spec, stderr_path):
         _run_search(spec)
     except Exception as exc:  # the parent shows this text; a traceback would bury the tool's message
         print('%s: %s' % (type(exc).__name__, exc), file=sys.stderr)
-        os._exit(1)
+        os._exit(_exit_status(exc))
     os._exit(0)
+
+
+def _exit_status(exc):
+    if isinstance(exc, KitError):
+        return exc.exit_code
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return EXIT_IO
+    return 1
+
+
+def _kill_own_session(signum, frame):
+    os.killpg(0, signal.SIGKILL)   # this child and its tool
+
+
+def _term_on_parent_death():
+    """prctl(PR_SET_PDEATHSIG, SIGTERM): the kernel signals this child when its parent dies."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6', use_errno=True)
+        libc.prctl(1, signal.SIGTERM)   # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return   # not Linux: a killed parent's children run to their end, as before
+    if os.getppid() == 1:   # the parent died before prctl took effect
+        _kill_own_session(signal.SIGTERM, None)
 
 
 def _run_search(spec):

@@ -12,7 +12,7 @@ from data_sync.layout import MANIFEST_ID_FILE, read_id
 from fold_runtime import meta
 from fold_runtime.cpu_stage import binaries, databases, feature_cache, searches
 from fold_runtime.options import TOOLS, resolve_data_dir
-from kit_common import files
+from kit_common import files, locks
 from kit_common.errors import EXIT_MISMATCH, KitError
 
 log = logging.getLogger(__name__)
@@ -48,10 +48,16 @@ def target_dir(output_dir, target):
 
 
 def run_target(target, output_dir, env):
-    """Make <output>/<target>/features.pkl, or reuse it when its meta matches. Returns timings."""
-    opts = env.opts
+    """Make <output>/<target>/features.pkl, or reuse it when its meta matches. Returns timings.
+    One run per target at a time: a second waits for the first (then reuses its features)."""
     tdir = target_dir(output_dir, target)
     files.make_dirs(tdir)
+    with locks.exclusive(tdir, 'alphafold-msa for %s' % target.name):
+        return _run_locked(target, tdir, env)
+
+
+def _run_locked(target, tdir, env):
+    opts = env.opts
     wanted = meta.build(target, opts.db_preset, opts.max_template_date, env.fingerprint,
                         env.manifest_id, env.tool_versions, env.alphafold, env.semantics)
     features_path = os.path.join(tdir, FEATURES_FILE)

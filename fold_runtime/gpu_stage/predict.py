@@ -16,7 +16,7 @@ import numpy as np
 from fold_runtime import compat, meta
 from fold_runtime.cpu_stage.stage import FEATURES_FILE, merge_timings
 from fold_runtime.gpu_stage import outputs, padding
-from kit_common import files
+from kit_common import files, locks
 from kit_common.errors import EXIT_GPU, EXIT_MISMATCH, EXIT_RELAX, KitError
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,13 @@ class Models(object):
 
 
 def predict_target(tdir, feats, session):
-    """Every chosen model on one target, then ranking, relaxation and AlphaFold's outputs."""
+    """Every chosen model on one target, then ranking, relaxation and AlphaFold's outputs. One
+    GPU stage per target at a time: a second waits for the first."""
+    with locks.exclusive(tdir, 'alphafold-predict for %s' % os.path.basename(tdir)):
+        return _predict_locked(tdir, feats, session)
+
+
+def _predict_locked(tdir, feats, session):
     from alphafold.common import protein, residue_constants
     opts, models, clock = session.opts, session.models, session.clock
     timings, confidences, unrelaxed_pdbs, unrelaxed, seeds = {}, {}, {}, {}, {}

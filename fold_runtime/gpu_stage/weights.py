@@ -64,14 +64,19 @@ def model_config(model_name, preset, num_recycle=None, overrides=None):
     return cfg
 
 
+def require(data_dir, model_names):
+    """Every weights file of these models exists; else a KitError naming the missing ones."""
+    missing = [params_path(data_dir, m) for m in model_names if not os.path.exists(params_path(data_dir, m))]
+    if missing:
+        raise KitError('weights file%s missing: %s' % ('s' if len(missing) > 1 else '', ', '.join(missing)),
+                       'fetch the weights with "alphafold-data download --databases params" '
+                       '(or point --data-dir at a directory with params/)', EXIT_MISSING)
+
+
 def load_params(data_dir, model_name):
     """Weights through AlphaFold's own loader; a missing file names itself and its download."""
     from fold_runtime.compat import fidelity
-    path = params_path(data_dir, model_name)
-    if not os.path.exists(path):
-        raise KitError('weights file missing: %s' % path,
-                       'fetch the weights with "alphafold-data download --databases params" '
-                       '(or point --data-dir at a directory with params/)', EXIT_MISSING)
+    require(data_dir, [model_name])
     return fidelity.load_params(model_name, data_dir)
 
 

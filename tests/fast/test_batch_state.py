@@ -11,7 +11,8 @@ def batch(tmp_path):
     out = str(tmp_path)
     targets = [fasta.Target('a', 'a', 'MKV', '/in/a.fa'), fasta.Target('b', 'b', 'MKV', '/in/b.fa'),
                fasta.Target('c', 'c', 'ACD', '/in/c.fa')]
-    state.save(out, targets, inputs.units(targets), CpuStageOptions(), GpuStageOptions(), BatchSettings())
+    state.save(out, state.record(targets, inputs.units(targets), CpuStageOptions(), GpuStageOptions(),
+                                 BatchSettings()))
     return out
 
 
@@ -60,3 +61,14 @@ def test_a_claim_is_exclusive_but_its_owner_takes_it_back(batch):
 def test_stored_options_come_back_typed(batch):
     cpu, gpu, settings = state.stored_options(state.load(batch))
     assert (cpu, gpu, settings) == (CpuStageOptions(), GpuStageOptions(), BatchSettings())
+
+
+def test_option_changes_name_each_difference(batch):
+    stored = state.load(batch)
+    same = state.record([], {}, CpuStageOptions(), GpuStageOptions(), BatchSettings())
+    assert state.option_changes(stored, same) == []
+    other = state.record([], {}, CpuStageOptions(cpus=4), GpuStageOptions(num_recycle=1, buckets=(64,)),
+                         BatchSettings(executor='slurm'))
+    assert state.option_changes(stored, other) == [
+        'cpu_options.cpus: 1 -> 4', 'gpu_options.buckets: None -> [64]', 'gpu_options.num_recycle: None -> 1',
+        "settings.executor: 'local' -> 'slurm'"]

@@ -26,3 +26,45 @@ def test_inputs_are_named_uniquely_and_deduplicated(tmp_path):
     groups = bi.units(targets)
     assert {k: [t.name for t in v] for k, v in groups.items()} == {
         'x': ['x', 'one'], 'X_2': ['X_2', 'we_ird_name'], 'x_3': ['x_3']}
+
+
+def test_a_meta_of_another_shape_is_a_clear_mismatch(tmp_path):
+    import pytest
+    from fold_runtime import meta
+    from kit_common.errors import KitError
+    for text in ('[]', '{"target": "x"}', '"text"'):
+        (tmp_path / meta.META_FILE).write_text(text)
+        with pytest.raises(KitError) as err:
+            meta.load(str(tmp_path))
+        assert err.value.exit_code == 6 and 'another shape' in err.value.problem and '--overwrite' in err.value.fix
+
+
+def test_submit_stores_absolute_paths(tmp_path, monkeypatch):
+    from fold_runtime.batch import cli
+    from kit_common import site_config
+    monkeypatch.chdir(tmp_path)
+    args = cli.submit_parser().parse_args(['--fasta', 'x.fa', '--output-dir', 'out', '--data-dir', 'data',
+                                           '--feature-cache', 'cache', '--jackhmmer-binary', 'bin/jackhmmer',
+                                           '--compile-cache-dir', 'jax'])
+    cpu, gpu = cli.stage_options_from(args, site_config.SiteConfig())
+    assert cpu.data_dir == gpu.data_dir == str(tmp_path / 'data')
+    assert cpu.feature_cache == str(tmp_path / 'cache') and gpu.compile_cache_dir == str(tmp_path / 'jax')
+    assert cpu.binary_paths['jackhmmer'] == str(tmp_path / 'bin' / 'jackhmmer')
+
+
+def test_a_local_run_is_alive_only_as_the_same_process_on_the_same_host():
+    """A recycled pid (same number, another start time) or another host is not the batch's run."""
+    import socket
+    import subprocess
+    from fold_runtime.batch.executors.local import LocalExecutor, process_start
+    proc = subprocess.Popen(['sleep', '30'])
+    try:
+        record = {'executor': 'local', 'pid': proc.pid, 'host': socket.gethostname(),
+                  'pid_start': process_start(proc.pid)}
+        assert LocalExecutor.active(record) == ['local run pid %d' % proc.pid]
+        assert LocalExecutor.active(dict(record, pid_start=record['pid_start'] - 1)) == []
+        assert LocalExecutor.active(dict(record, host='another-node')) == []
+    finally:
+        proc.kill()
+        proc.wait()
+    assert LocalExecutor.active(record) == []

@@ -5,6 +5,7 @@ CPU; the GPU workers' GPUs are STAND-INs too (GRES on /dev/tty*, or none locally
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 import time
@@ -143,6 +144,10 @@ def test_local_batch_dedupes_reports_failure_and_retry_completes_it(targets, ful
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
     res = run_kit(*submit)                                # a second submit: nothing left to do
     assert res.returncode == 0 and 'every target is done already' in res.stdout, res.stdout
+    stored = json.load(open(os.path.join(out, '.batch', 'batch.json')))
+    res = run_kit(*submit, '--num-recycle', '0')          # other options: refused, nothing recorded
+    assert res.returncode == 2 and 'gpu_options.num_recycle: 1 -> 0' in res.stdout and '--force' in res.stdout
+    assert json.load(open(os.path.join(out, '.batch', 'batch.json'))) == stored
 
 
 def test_sigkilled_local_batch_is_resumed_by_a_second_submit(targets, full_data_dir, tmp_path):
@@ -183,7 +188,7 @@ def test_slurm_batch_arrays_throttle_order_and_dedupe(slurm, targets, full_data_
     for line in ('#SBATCH --job-name=alphafold-msa', '#SBATCH --array=0-2%1', '#SBATCH --partition=cpu',
                  '#SBATCH --gres=gpu:1', '#SBATCH --dependency=afterany:<cpu-array-job-id>_0'):
         assert line in dry.stdout, line
-    assert not os.path.exists(os.path.join(out, '.batch', 'jobs.json'))   # nothing submitted
+    assert not os.path.exists(os.path.join(out, '.batch'))                 # nothing written, nothing submitted
 
     res = run_kit(*submit, '--wait', env=env, timeout=900)
     assert res.returncode == 0, res.stdout
@@ -205,3 +210,52 @@ def test_slurm_batch_arrays_throttle_order_and_dedupe(slurm, targets, full_data_
     for name in ('conotoxin', 'hbb30', 'hbb_40'):
         assert st[name]['predict_start'] >= st[name]['msa_end']                     # no GPU task before its CPU task
         assert st[name]['msa_job'].startswith(job['msa_job'] + '_')
+
+
+def test_weights_are_checked_at_submit_and_a_worker_that_cannot_start_says_why(targets, full_data_dir, tmp_path):
+    """Missing weights stop submit before any CPU stage. Weights that vanish after submit make the
+    GPU worker fail at start: it records why on every target it would predict, and status shows it."""
+    from fold_runtime.batch import cli, inputs, state
+    from kit_common import site_config
+    out = str(tmp_path / 'out')
+    fasta = tmp_path / 'one.fasta'
+    fasta.write_text('>cono\n%s\n' % sequence(targets['conotoxin']))
+    data = tmp_path / 'data'
+    data.mkdir()
+    for name in os.listdir(full_data_dir):
+        if name != 'params':
+            os.symlink(os.path.join(full_data_dir, name), str(data / name))
+    argv = ['--fasta', str(fasta), '--output-dir', out, '--data-dir', str(data)] + list(BATCH_GPU)
+    res = run_kit('batch', 'submit', *argv)
+    assert res.returncode == 3 and 'weights file missing' in res.stdout, res.stdout
+    assert not os.path.exists(os.path.join(out, '.batch'))
+    args, site = cli.submit_parser().parse_args(argv), site_config.SiteConfig()
+    found = inputs.read([str(fasta)])
+    state.save(out, state.record(found, inputs.units(found), *cli.stage_options_from(args, site),
+                                 cli.settings_from(args, site)))
+    res = run_kit('batch', 'gpu-worker', out, '--executor', 'local', '--cpu-stage', str(tmp_path / 'no-flag-yet'))
+    assert res.returncode == 3, res.stdout
+    row = statuses(out)['one']   # a single-record file names its target
+    assert row['stage'] == 'failed' and 'could not start' in row['error'] and 'params_model_1_ptm.npz' in row['error']
+
+
+def test_a_job_slurm_can_never_start_fails_at_once(slurm, targets, full_data_dir, tmp_path):
+    """A CPU stage asking for more time than its partition allows stays pending forever (Slurm
+    22.05 says PartitionConfig or PartitionTimeLimit): submit --wait and status say so at once, with the fix."""
+    conf = tmp_path / 'site.conf'
+    conf.write_text('[slurm]\ncpu_partition = short\ncpu_time = 2:00:00\ncpus_per_task = 1\ncpu_mem = 500M\n'
+                    'gpu_cpus_per_task = 1\ngpu_mem = 500M\ngpu_time = 5:00\n')
+    env = {'SLURM_CONF': slurm.conf, 'ALPHAFOLD_SITE_CONFIG': str(conf)}
+    fasta = tmp_path / 'one.fasta'
+    fasta.write_text('>cono\n%s\n' % sequence(targets['conotoxin']))
+    out = str(tmp_path / 'out')
+    try:
+        res = run_kit('batch', 'submit', '--fasta', fasta, '--output-dir', out, '--data-dir', full_data_dir,
+                      *BATCH_GPU, '--executor', 'slurm', '--wait', env=env, timeout=120)
+        assert res.returncode == 2 and 'will never start' in res.stdout, res.stdout
+        assert re.search(r'job \d+_\S* pending \(Partition(Config|TimeLimit)\)', res.stdout), res.stdout
+        assert 'cpu_time' in res.stdout and 'alphafold-batch cancel' in res.stdout
+        res = run_kit('batch', 'status', out, env=env)
+        assert res.returncode == 2 and 'will never start' in res.stdout
+    finally:
+        run_kit('batch', 'cancel', out, env=env)

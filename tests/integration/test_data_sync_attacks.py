@@ -27,7 +27,6 @@ import pytest
 
 from conftest import ROOT
 from test_data_sync_servers import PDB70, PDB70_DIR, SUBSET, UNIREF90, mirror  # noqa: F401 (fixture)
-from test_msa_bad_input import mount_tmpfs  # noqa: F401 (fixture)
 from test_msa_parity import assert_same_features
 
 CODE = os.environ.get('KIT_CODE_ROOT', ROOT)

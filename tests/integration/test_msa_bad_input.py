@@ -97,21 +97,6 @@ def test_search_past_timeout_is_killed(kit, data_dir, targets, tmp_path):
     assert not left, 'search processes survived the timeout'
 
 
-@pytest.fixture
-def mount_tmpfs(tmp_path):
-    mounted = []
-
-    def mount(options):
-        point = tmp_path / ('mnt%d' % len(mounted))
-        point.mkdir()
-        subprocess.run(['mount', '-t', 'tmpfs', '-o', options, 'tmpfs', str(point)], check=True)
-        mounted.append(point)
-        return point
-    yield mount
-    for point in mounted:
-        subprocess.run(['umount', str(point)], check=True)
-
-
 def test_unwritable_output_dir(kit, data_dir, targets, mount_tmpfs):
     readonly = mount_tmpfs('ro,size=1m')
     res = msa(kit, data_dir, targets['e2_dbd'], readonly / 'out')
@@ -138,8 +123,31 @@ def test_sigkill_then_rerun_resumes(kit, data_dir, targets, tmp_path):
     proc.send_signal(signal.SIGKILL)   # mid-run: some searches done, others not
     proc.wait()
     assert not (out / 'hbb_human' / 'features.pkl').exists()
+    deadline = time.time() + 10        # the search children and their tools die with their parent
+    while subprocess.run(['pgrep', '-f', str(out)], stdout=subprocess.PIPE).stdout:
+        assert time.time() < deadline, 'search processes outlived the killed alphafold-msa'
+        time.sleep(0.1)
     res = msa(kit, data_dir, targets['hbb_human'], out, '--db-preset', 'full_dbs')
     assert res.returncode == 0, res.stdout
     assert 'resuming' in res.stdout and 'reusing its stored result' in res.stdout
     assert (out / 'hbb_human' / 'features.pkl').exists()
     assert not [f for d in (out / 'hbb_human', msas) for f in os.listdir(d) if f.startswith('.tmp-')]
+
+
+def test_two_runs_on_one_output_directory_do_not_race(kit, data_dir, targets, tmp_path):
+    """The second waits for the first (a per-target lock), then reuses its features."""
+    cmd = [sys.executable, '-m', 'fold_runtime', 'msa', '--fasta', targets['e2_dbd'], '--output-dir',
+           str(tmp_path / 'out'), '--data-dir', data_dir, '--db-preset', 'reduced_dbs']
+    procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              universal_newlines=True) for _ in range(2)]
+    outputs = [p.communicate()[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert not any('Traceback' in o for o in outputs)
+    assert sum('reusing it' in o for o in outputs) == 1 and any('waiting for' in o for o in outputs), outputs
+
+
+def test_a_full_disk_during_a_search_is_exit_5(kit, data_dir, targets, mount_tmpfs):
+    """The search child's own exit status passes through: a full disk is 5, not a failed search (4)."""
+    small = mount_tmpfs('size=40k')   # the meta and query fit, hbb_human's UniRef90 hits do not
+    res = msa(kit, data_dir, targets['hbb_human'], small, '--db-preset', 'reduced_dbs')
+    assert_failed(res, 5, 'ran out of disk space', 'free space', out=small)

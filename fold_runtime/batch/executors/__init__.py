@@ -11,6 +11,10 @@ def active(submissions):
     return [a for s in submissions for a in EXECUTORS[s['executor']].active(s)]
 
 
+def never_starting(submissions):
+    return [j for s in submissions for j in EXECUTORS[s['executor']].never_starting(s)]
+
+
 def cancel(submissions):
     for s in submissions:
         EXECUTORS[s['executor']].cancel(s)

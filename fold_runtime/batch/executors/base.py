@@ -31,6 +31,11 @@ class Executor(object):
         raise NotImplementedError
 
     @classmethod
+    def never_starting(cls, submission):
+        """(job, reason) for each of the submission's jobs the scheduler will never start as asked."""
+        return []
+
+    @classmethod
     def job_states(cls, job_ids):
         """{job id: scheduler state} for the ids this executor owns; {} when it has no scheduler."""
         return {}

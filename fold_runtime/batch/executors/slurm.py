@@ -17,6 +17,9 @@ from kit_common import files, tools
 
 log = logging.getLogger(__name__)
 DEPENDENCY_PLACEHOLDER = '<cpu-array-job-id>'
+# Pending reasons that mean the job, as asked, will never start (the request exceeds what the
+# partition or its nodes offer); waiting on them would wait forever.
+NEVER_STARTS = ('PartitionConfig', 'PartitionTimeLimit', 'PartitionNodeLimit', 'ReqNodeNotAvail', 'BadConstraints')
 
 
 def kit_command():
@@ -61,6 +64,12 @@ def predict_script(out, workers, slurm, cpu_job):
     return '\n'.join(lines) + '\n'
 
 
+def _write(directory, name, text):
+    path = os.path.join(directory, name)
+    files.write_text(path, text)
+    return path
+
+
 def sbatch(script):
     res = tools.run(['sbatch', '--parsable', script], 'sbatch of %s' % script,
                     'check the partitions, account and limits in the site config or the --cpu-partition, '
@@ -80,19 +89,18 @@ class SlurmExecutor(Executor):
         cpu_job = None
         if msa_units:
             text = msa_script(out, msa_units, slurm)
-            files.write_text(os.path.join(scripts, 'msa.sbatch'), text)
-            cpu_job = DEPENDENCY_PLACEHOLDER if dry_run else sbatch(os.path.join(scripts, 'msa.sbatch'))
-            if dry_run:
+            if dry_run:   # prints the scripts and writes nothing
                 print(text)
+                cpu_job = DEPENDENCY_PLACEHOLDER
             else:
+                cpu_job = sbatch(_write(scripts, 'msa.sbatch', text))
                 log.info('CPU stage: job array %s (%d tasks, at most %d at once)', cpu_job, len(msa_units),
                          slurm.max_concurrent_msa)
         text = predict_script(out, workers, slurm, cpu_job)
-        files.write_text(os.path.join(scripts, 'predict.sbatch'), text)
         if dry_run:
             print(text)
             return 0
-        gpu_job = sbatch(os.path.join(scripts, 'predict.sbatch'))
+        gpu_job = sbatch(_write(scripts, 'predict.sbatch', text))
         log.info('GPU stage: %d worker job(s) %s%s', workers, gpu_job,
                  ', after CPU task %s_0' % cpu_job if cpu_job else '')
         on_submitted({'executor': self.name, 'msa_job': cpu_job, 'predict_job': gpu_job, 'msa_targets': msa_units})
@@ -107,6 +115,19 @@ class SlurmExecutor(Executor):
         ids = cls.active(submission)
         if ids:
             subprocess.run(['scancel'] + ids, check=False)
+
+    @classmethod
+    def never_starting(cls, submission):
+        ids = ','.join(j for j in (submission.get('msa_job'), submission.get('predict_job')) if j)
+        if not ids:
+            return []
+        try:
+            res = subprocess.run(['squeue', '-h', '-t', 'PENDING', '-o', '%i|%r', '-j', ids], stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, universal_newlines=True)
+        except FileNotFoundError:
+            return []
+        pending = (line.split('|', 1) for line in res.stdout.splitlines() if '|' in line)
+        return [(job, reason) for job, reason in pending if reason.split(',')[0].strip('()') in NEVER_STARTS]
 
     @classmethod
     def owns(cls, job_id):
