@@ -23,7 +23,7 @@ help:
 	@echo "make test-fast  the fast tier: no services, no databases, no models (under 2 minutes)"
 	@echo "make demo       run the main job end to end on small real data"
 	@echo "make install    PREFIX=... VARIANT=cuda12|legacy-cuda11.0|legacy-cuda10.1 METHOD=apptainer|conda|venv [SITE_CONFIG=...]"
-	@echo "make uninstall  PREFIX=... VARIANT=...;  make check-install PREFIX=... [GPU=1]"
+	@echo "make uninstall  PREFIX=... [VARIANT=...];  make check-install PREFIX=... [VARIANT=...] [GPU=1]"
 
 deps: $(VENV)/.deps-stamp
 	@if [ "$$(id -u)" = 0 ]; then scripts/install-system-deps.sh; \
@@ -62,11 +62,14 @@ clean:
 install:
 	$(INSTALL_PY) -m installer install --prefix "$(PREFIX)" --variant "$(VARIANT)" --method "$(METHOD)" $(if $(SITE_CONFIG),--site-config "$(SITE_CONFIG)")
 
+# VARIANT only when given (not the default above): with one variant installed it may be left out.
+GIVEN_VARIANT = $(if $(filter-out file,$(origin VARIANT)),--variant "$(VARIANT)")
+
 uninstall:
-	$(INSTALL_PY) -m installer uninstall --prefix "$(PREFIX)" --variant "$(VARIANT)"
+	$(INSTALL_PY) -m installer uninstall --prefix "$(PREFIX)" $(GIVEN_VARIANT)
 
 check-install:
-	$(INSTALL_PY) -m installer check-install --prefix "$(PREFIX)" $(if $(GPU),--gpu)
+	$(INSTALL_PY) -m installer check-install --prefix "$(PREFIX)" $(GIVEN_VARIANT) $(if $(GPU),--gpu)
 
 recipes:
 	$(INSTALL_PY) -m installer recipes

@@ -225,11 +225,11 @@ LOCKS_HELP = ('locks: download, publish, sync and prune hold DATA_ROOT/.lock, st
 def parser():
     """The command line; site-config defaults are filled in after parsing (fill_defaults), so
     --help works whatever the site config holds."""
-    p = argparse.ArgumentParser(prog='alphafold-data', description='AlphaFold databases: plan, verify, '
+    p = argparse.ArgumentParser(allow_abbrev=False, prog='alphafold-data', description='AlphaFold databases: plan, verify, '
                                 'publish, stage to node-local disk, warm, status, prune.', epilog=LOCKS_HELP)
     sub = p.add_subparsers(dest='command', required=True)
     for name, func in COMMANDS.items():
-        s = sub.add_parser(name, help=(func.__doc__ or '').split('\n')[0], epilog=LOCKS_HELP)
+        s = sub.add_parser(name, allow_abbrev=False, help=(func.__doc__ or '').split('\n')[0], epilog=LOCKS_HELP)
         s.set_defaults(func=func)
         s.add_argument('--data-root', help='shared copy (default: the site config\'s shared_root)')
         s.add_argument('--local-root', help='node-local copy (default: the site config\'s local_root)')

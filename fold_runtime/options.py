@@ -225,7 +225,7 @@ class Explain(argparse.Action):
 
 def cpu_stage_parser(prog='alphafold-msa'):
     p = argparse.ArgumentParser(
-        prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False,
         description='AlphaFold CPU stage: run the MSA and template searches concurrently and '
                     'write <output-dir>/<target>/features.pkl for the GPU stage.',
         epilog='example:\n  %s --fasta T1050.fasta --output-dir out --data-dir /data/alphafold '
@@ -236,7 +236,7 @@ def cpu_stage_parser(prog='alphafold-msa'):
 
 
 def gpu_stage_parser(prog, description):
-    p = argparse.ArgumentParser(prog=prog, description=description,
+    p = argparse.ArgumentParser(allow_abbrev=False, prog=prog, description=description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXIT_HELP)
     add_cpu_stage_options(p.add_argument_group('targets and CPU stage'), for_gpu_stage=True)
     add_gpu_stage_options(p.add_argument_group('GPU stage'))

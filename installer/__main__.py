@@ -15,8 +15,8 @@ def parser():
     for name in ('install', 'uninstall', 'check-install'):
         p = sub.add_parser(name)
         p.add_argument('--prefix', required=True)
-        if name != 'check-install':
-            p.add_argument('--variant', required=True)
+        # uninstall and check-install: optional when exactly one variant is installed
+        p.add_argument('--variant', required=name == 'install')
         if name == 'install':
             p.add_argument('--method', required=True, choices=sorted(methods.METHODS))
             p.add_argument('--site-config')
@@ -32,7 +32,7 @@ def run(args):
     elif args.command == 'uninstall':
         install.uninstall(args.prefix, args.variant)
     elif args.command == 'check-install':
-        return 1 if install.check_install(args.prefix, args.gpu) else 0
+        return 1 if install.check_install(args.prefix, args.variant, args.gpu) else 0
     else:
         for path in recipes.generate():
             logger.info('wrote %s', path)

@@ -1,25 +1,28 @@
 """make install / uninstall / check-install.
 
-PREFIX/<version>/bin/        wrappers (alphafold-msa, -predict, -run, -batch, -data)
-PREFIX/<version>/etc/        site.conf (the one site config) and runtime.env (method, image/env)
-PREFIX/<version>/images/     Apptainer images (METHOD=apptainer)
-PREFIX/<version>/envs/       conda or venv environments (METHOD=conda|venv)
+PREFIX/<version>/<variant>/bin/      wrappers (alphafold-msa, -predict, -run, -batch, -data)
+PREFIX/<version>/<variant>/etc/      site.conf (the site config) and runtime.env (method, image/env)
+PREFIX/<version>/<variant>/images/   one directory per build: the Apptainer image and lib/ (METHOD=apptainer)
+PREFIX/<version>/<variant>/envs/     one conda or venv environment per build (METHOD=conda|venv)
 PREFIX/modulefiles/alphafold/<version>-<variant>{,.lua}   Tcl and Lua modulefiles
 
-A build goes into a new file or directory and is switched in (runtime.env rewritten atomically)
-only when it succeeded, so a failed build leaves the previous install usable. Needs only the
-Python standard library: it runs on login nodes without the kit's stack.
+Each variant has its own directory, so variants install, run and uninstall side by side. A build
+goes into a new directory and is switched in (runtime.env rewritten atomically) only when it
+succeeded; the previous build stays for the jobs that run from it (installer/builds.py). Needs
+only the Python standard library: it runs on login nodes without the kit's stack.
 """
+import glob
 import logging
 import os
+import re
 import shlex
 import shutil
 import subprocess
 
 from data_sync.layout import choose_data_dir
 from fold_runtime import __version__
-from installer import ROOT, methods, modulefile, recipes
-from kit_common import site_config, tools
+from installer import ROOT, builds, methods, modulefile, recipes
+from kit_common import locks, site_config, tools
 from kit_common.errors import EXIT_MISSING, KitError
 from kit_common.files import make_dirs, write_bytes, write_text
 
@@ -28,10 +31,15 @@ logger = logging.getLogger(__name__)
 COMMANDS = ('alphafold-msa', 'alphafold-predict', 'alphafold-run', 'alphafold-batch', 'alphafold-data')
 GPU_PROBE = 'import jax, sys; sys.exit(0 if jax.devices("gpu") else 1)'
 KALIGN_PROBE = 'from fold_runtime.cpu_stage import binaries; binaries.resolve("kalign")'
+EXAMPLE_SITE_CONFIG = os.path.join(ROOT, 'installer', 'site.conf.example')
 
 
 def version_dir(prefix, version=__version__):
     return os.path.join(os.path.abspath(prefix), version)
+
+
+def variant_dir(prefix, variant):
+    return os.path.join(version_dir(prefix), variant)
 
 
 def module_dir(prefix):
@@ -42,48 +50,94 @@ def module_name(variant):
     return '%s-%s' % (__version__, variant)
 
 
-def install(prefix, variant, method_name, site_config_path=None):
-    rows = recipes.variants()
-    if variant not in rows:
-        raise KitError('unknown VARIANT %r' % variant, 'choose one of %s (recipes/variants.ini)' % ', '.join(rows))
-    method = methods.get(method_name)
-    site_config.load(site_config_path)   # fail early on a malformed file, before any build
+def installed_variants(prefix):
     vdir = version_dir(prefix)
-    previous = read_runtime_env(vdir).get('KIT_RUNTIME')
-    runtime = method.build(vdir, variant)
-    for sub in ('bin', 'etc'):
-        make_dirs(os.path.join(vdir, sub))
-    conf = install_site_config(vdir, site_config_path)
-    install_wrappers(vdir)
-    # The switch: from here on, wrappers and modules use the new build.
-    write_runtime_env(vdir, method.name, runtime, variant)
-    install_modulefiles(prefix, vdir, variant, method, runtime, site_config.load(conf))
-    # Environments are dated directories, so the replaced one is removed; an image was replaced in place.
-    if previous and previous != runtime and os.path.isdir(previous) and '/envs/' in previous:
-        shutil.rmtree(previous, ignore_errors=True)
-    logger.info('installed AlphaFold HPC kit %s (%s, %s) in %s', __version__, variant, method.name, vdir)
+    return sorted(name for name in (os.listdir(vdir) if os.path.isdir(vdir) else ())
+                  if os.path.exists(os.path.join(vdir, name, 'etc', 'runtime.env')))
+
+
+def install(prefix, variant, method_name, site_config_path=None):
+    """Everything is checked (the inputs, then the modulefiles' text) before anything is written."""
+    method, vardir, conf_source, site = checked_inputs(prefix, variant, method_name, site_config_path)
+    build = builds.new(vardir, method.folder)
+    runtime = method.runtime(build, variant)
+    texts = modulefile_texts(vardir, variant, method, runtime, site)
+    make_dirs(os.path.dirname(build))
+    with locks.exclusive(vardir, 'make install VARIANT=%s' % variant):
+        previous = read_runtime_env(vardir).get('KIT_RUNTIME')
+        builds.make(build, lambda: method.build(build, variant))
+        for sub in ('bin', 'etc'):
+            make_dirs(os.path.join(vardir, sub))
+        install_site_config(vardir, conf_source)
+        install_wrappers(vardir)
+        # The switch: from here on, wrappers and modules use the new build.
+        write_runtime_env(vardir, method.name, runtime, variant)
+        install_modulefiles(prefix, variant, texts)
+        builds.prune(vardir, build, previous and builds.containing(vardir, previous))
+    logger.info('installed AlphaFold HPC kit %s (%s, %s) in %s', __version__, variant, method.name, vardir)
     logger.info('  module use %s && module load alphafold/%s',
                 os.path.join(os.path.abspath(prefix), 'modulefiles'), module_name(variant))
 
 
-def install_site_config(vdir, path):
-    """etc/site.conf: the given file, else the one installed before, else the documented example."""
-    conf = os.path.join(vdir, 'etc', 'site.conf')
-    if path or not os.path.exists(conf):
-        with open(path or os.path.join(ROOT, 'installer', 'site.conf.example'), 'rb') as f:
+def checked_inputs(prefix, variant, method_name, site_config_path):
+    """(method, variant directory, site config to install, its SiteConfig), or a KitError."""
+    rows = recipes.variants()
+    if variant not in rows:
+        raise KitError('unknown VARIANT %r' % variant, 'choose one of %s (recipes/variants.ini)' % ', '.join(rows))
+    method = methods.get(method_name)
+    method.tool()
+    vardir = variant_dir(prefix, variant)
+    conf_source = site_config_source(vardir, site_config_path)
+    site = site_config.load(conf_source)
+    check_separators(method, vardir, site)
+    return method, vardir, conf_source, site
+
+
+def site_config_source(vardir, path):
+    """The site config to install: the given file, else this variant's installed one, else
+    another installed variant's (of this version), else the documented example."""
+    if path:
+        return path
+    siblings = sorted(glob.glob(os.path.join(glob.escape(os.path.dirname(vardir)), '*', 'etc', 'site.conf')))
+    return next((p for p in [os.path.join(vardir, 'etc', 'site.conf')] + siblings if os.path.exists(p)),
+                EXAMPLE_SITE_CONFIG)
+
+
+def check_separators(method, vardir, site):
+    """A ':' in the install directory would split PATH; with Apptainer, a ',' or ':' in a
+    directory the wrapper binds would split --bind."""
+    for what, path in method.paths_to_check(vardir, site):
+        bad = sorted(set(method.separators) & set(path or ''))
+        if bad:
+            raise KitError('%s %r holds %s, which %s cannot take' % (
+                what, path, ' and '.join(repr(c) for c in bad),
+                "Apptainer's --bind" if method.separators != ':' else 'PATH'),
+                'choose a PREFIX and site directories without %s' % ' or '.join(repr(c) for c in method.separators))
+
+
+def modulefile_texts(vardir, variant, method, runtime, site):
+    """{file name: text} of the Lua and Tcl modulefiles; a KitError for values they cannot carry."""
+    s = modulefile.spec(__version__, variant, vardir, site, {method.runtime_var: runtime})
+    name = module_name(variant)
+    return {name + '.lua': modulefile.lua(s), name: modulefile.tcl(s)}
+
+
+def install_site_config(vardir, source):
+    conf = os.path.join(vardir, 'etc', 'site.conf')
+    if os.path.abspath(source) != conf:
+        with open(source, 'rb') as f:
             write_bytes(conf, f.read())
-    return conf
 
 
-def write_runtime_env(vdir, method_name, runtime, variant):
+def write_runtime_env(vardir, method_name, runtime, variant):
     """etc/runtime.env, which the wrappers read with bash's `source`."""
-    write_text(os.path.join(vdir, 'etc', 'runtime.env'), 'KIT_METHOD=%s\nKIT_RUNTIME=%s\nKIT_VARIANT=%s\n'
+    write_text(os.path.join(vardir, 'etc', 'runtime.env'), 'KIT_METHOD=%s\nKIT_RUNTIME=%s\nKIT_VARIANT=%s\n'
                % (shlex.quote(method_name), shlex.quote(runtime), shlex.quote(variant)))
 
 
-def read_runtime_env(vdir):
+def read_runtime_env(vardir):
     """runtime.env as a dict, unquoted as bash's `source` reads it."""
-    path = os.path.join(vdir, 'etc', 'runtime.env')
+    path = os.path.join(vardir, 'etc', 'runtime.env')
     if not os.path.exists(path):
         return {}
     with open(path, encoding='utf-8') as f:
@@ -91,8 +145,8 @@ def read_runtime_env(vdir):
     return dict(word.split('=', 1) for word in words if '=' in word)
 
 
-def install_wrappers(vdir):
-    bindir = os.path.join(vdir, 'bin')
+def install_wrappers(vardir):
+    bindir = os.path.join(vardir, 'bin')
     target = os.path.join(bindir, 'alphafold-kit-wrapper')
     shutil.copyfile(os.path.join(ROOT, 'installer', 'wrapper.sh'), target + '.new')
     os.chmod(target + '.new', 0o755)   # explicit, not from the umask: every user runs it
@@ -103,44 +157,71 @@ def install_wrappers(vdir):
             os.symlink('alphafold-kit-wrapper', link)
 
 
-def install_modulefiles(prefix, vdir, variant, method, runtime, site):
+def install_modulefiles(prefix, variant, texts):
     mdir = module_dir(prefix)
     make_dirs(mdir)
-    s = modulefile.spec(__version__, variant, vdir, site, {method.runtime_var: runtime})
-    name = module_name(variant)
-    write_text(os.path.join(mdir, name + '.lua'), modulefile.lua(s))
-    write_text(os.path.join(mdir, name), modulefile.tcl(s))
+    for name, text in texts.items():
+        write_text(os.path.join(mdir, name), text)
     # The newest install is the default for `module load alphafold` (Lmod and Tcl both read it).
-    write_text(os.path.join(mdir, '.version'), modulefile.version_file(name))
+    write_text(os.path.join(mdir, '.version'), modulefile.version_file(module_name(variant)))
 
 
-def uninstall(prefix, variant):
-    vdir = version_dir(prefix)
-    mdir = module_dir(prefix)
-    name = module_name(variant)
+def chosen_variant(prefix, variant, command):
+    """VARIANT as given, else the only one installed; with several installed, a KitError that lists them."""
+    installed = installed_variants(prefix)
+    if variant:
+        return variant
+    if not installed:
+        raise KitError('no installation in %s' % version_dir(prefix), 'run make install PREFIX=%s first' % prefix,
+                       EXIT_MISSING)
+    if len(installed) > 1:
+        raise KitError('%d variants are installed in %s: %s' % (len(installed), version_dir(prefix),
+                                                                ', '.join(installed)),
+                       'name one: make %s PREFIX=%s VARIANT=%s' % (command, prefix, installed[0]))
+    return installed[0]
+
+
+def uninstall(prefix, variant=None):
+    """Remove one variant: its directory and modulefiles, and the default if it names this variant.
+    Refused while a process on this host runs from it."""
+    variant = chosen_variant(prefix, variant, 'uninstall')
+    vardir, mdir, name = variant_dir(prefix, variant), module_dir(prefix), module_name(variant)
+    users = builds.users_of(vardir) if os.path.isdir(vardir) else []
+    if users:
+        raise KitError('%s is in use by %s' % (vardir, ', '.join(users)),
+                       'wait for those jobs to end (or stop them), then rerun make uninstall')
     for path in (os.path.join(mdir, name), os.path.join(mdir, name + '.lua')):
         if os.path.exists(path):
             os.unlink(path)
-    if read_runtime_env(vdir).get('KIT_VARIANT') == variant:
-        shutil.rmtree(vdir, ignore_errors=True)
-    version_file = os.path.join(mdir, '.version')
-    if os.path.exists(version_file):
-        with open(version_file, encoding='utf-8') as f:
-            is_default = name in f.read()
-        if is_default:
-            os.unlink(version_file)
+    if default_module(mdir) == name:
+        os.unlink(os.path.join(mdir, '.version'))
+    shutil.rmtree(vardir, ignore_errors=True)
+    if os.path.isdir(version_dir(prefix)) and not os.listdir(version_dir(prefix)):
+        os.rmdir(version_dir(prefix))
     logger.info('removed %s from %s', name, os.path.abspath(prefix))
 
 
-def check_install(prefix, want_gpu=False):
+def default_module(mdir):
+    """The module that .version makes the default, or None."""
+    try:
+        with open(os.path.join(mdir, '.version'), encoding='utf-8') as f:
+            match = re.search(r'^set\s+ModulesVersion\s+"?([^"\s]+)"?\s*$', f.read(), re.MULTILINE)
+    except FileNotFoundError:
+        return None
+    return match.group(1) if match else None
+
+
+def check_install(prefix, variant=None, want_gpu=False):
     """Each check prints OK or FAIL; returns the number of failures."""
-    vdir = version_dir(prefix)
-    env = read_runtime_env(vdir)
+    vardir = variant_dir(prefix, chosen_variant(prefix, variant, 'check-install'))
+    env = read_runtime_env(vardir)
     if not env:
-        raise KitError('no installation in %s' % vdir, 'run make install PREFIX=%s first' % prefix, EXIT_MISSING)
+        raise KitError('no installation in %s' % vardir, 'run make install PREFIX=%s VARIANT=%s first, or name '
+                       'an installed one: %s' % (prefix, variant, ', '.join(installed_variants(prefix)) or 'none'),
+                       EXIT_MISSING)
     method, runtime = methods.get(env['KIT_METHOD']), env['KIT_RUNTIME']
     path = method.tool_path(runtime)
-    site = site_config.load(os.path.join(vdir, 'etc', 'site.conf'))
+    site = site_config.load(os.path.join(vardir, 'etc', 'site.conf'))
     data_dir = os.environ.get('ALPHAFOLD_DATA_DIR') or choose_data_dir(site.data.shared_root,
                                                                        site.data.local_root)[0]
     checks = [('%s runtime present: %s' % (method.name, runtime), lambda: os.path.exists(runtime))]

@@ -1,14 +1,13 @@
 """The install methods, one class each: what `make install METHOD=<name>` builds, the module
 variable that names the result, and how check-install runs a command inside it.
 
-Every build goes into a new image file or environment directory; install.py switches to it only
+Every build goes into a new directory (installer/builds.py); install.py switches to it only
 after the build succeeded, so a failed build leaves the installed version usable.
 """
 import logging
 import os
 import shutil
 import sys
-import time
 
 from installer import ROOT
 from installer.recipes import RECIPES
@@ -19,6 +18,8 @@ from kit_common.files import make_dirs
 logger = logging.getLogger(__name__)
 
 RERUN = 'rerun make install once the cause is fixed; the installed version, if any, is unchanged'
+# The kit's own packages, copied beside an image for alphafold-batch's host side (wrapper.sh).
+KIT_PACKAGES = ('kit_common', 'fold_runtime', 'data_sync')
 
 
 def run_step(cmd, what, **kwargs):
@@ -31,10 +32,25 @@ def run_step(cmd, what, **kwargs):
 class Method:
     name = ''
     runtime_var = ''   # the module variable set to the image or environment
+    folder = 'envs'    # where under PREFIX/<version>/<variant>/ its builds go
+    # Characters that must not appear in the install's paths: ':' splits PATH.
+    separators = ':'
 
-    def build(self, vdir, variant):
-        """Build the runtime for variant under vdir; returns its path."""
+    def tool(self):
+        """The build tool; a KitError when it is missing (checked before anything is written)."""
+        return sys.executable
+
+    def runtime(self, build, variant):
+        """The image or environment that a build directory holds."""
+        return build
+
+    def build(self, build, variant):
+        """Build the runtime for variant into the directory build."""
         raise NotImplementedError
+
+    def paths_to_check(self, vardir, site):
+        """The paths whose separators would break the install, with what they are."""
+        return [('PREFIX/<version>/<variant>', vardir)]
 
     def command(self, runtime, argv, gpu=False):
         """argv as run inside the runtime (gpu: with the host's GPUs visible)."""
@@ -53,24 +69,41 @@ class Method:
 
 
 class Apptainer(Method):
-    """One image per variant at images/alphafold-<variant>.sif, replaced only by a finished build."""
+    """Each build is a directory holding the image alphafold-<variant>.sif and lib/, the kit's
+    own source, with which the wrapper runs alphafold-batch's Slurm side on the host."""
     name = 'apptainer'
     runtime_var = 'ALPHAFOLD_IMAGE'
+    folder = 'images'
+    separators = ':,'   # Apptainer's --bind splits at both
 
-    def build(self, vdir, variant):
-        if not shutil.which('apptainer'):
+    def tool(self):
+        path = shutil.which('apptainer')
+        if not path:
             raise KitError('apptainer not found on PATH (METHOD=apptainer builds an image)',
                            'install Apptainer or load its module, or use METHOD=conda or METHOD=venv', EXIT_MISSING)
-        images = os.path.join(vdir, 'images')
-        make_dirs(images)
-        image = os.path.join(images, 'alphafold-%s.sif' % variant)
+        return path
+
+    def runtime(self, build, variant):
+        return os.path.join(build, 'alphafold-%s.sif' % variant)
+
+    def build(self, build, variant):
+        make_dirs(build)
+        image = self.runtime(build, variant)
         tmp = image + '.building'
         fakeroot = [] if os.geteuid() == 0 else ['--fakeroot']   # users without root build unprivileged
         # cwd: the definition's %files copies the kit's checkout (".") into the image.
         run_step(['apptainer', 'build'] + fakeroot + ['--force', tmp, os.path.join(RECIPES, variant + '.def')],
                  'apptainer build', cwd=ROOT)
         os.replace(tmp, image)
-        return image
+        for package in KIT_PACKAGES:
+            shutil.copytree(os.path.join(ROOT, package), os.path.join(build, 'lib', package),
+                            ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+
+    def paths_to_check(self, vardir, site):
+        # The wrapper binds the site config's directories into the image too.
+        return super().paths_to_check(vardir, site) + [
+            ('[data] shared_root', site.data.shared_root), ('[data] local_root', site.data.local_root),
+            ('[cache] feature_cache', site.cache.feature_cache), ('[cache] jax_cache', site.cache.jax_cache)]
 
     def command(self, runtime, argv, gpu=False):
         return ['apptainer', 'exec'] + (['--nv'] if gpu else []) + [runtime] + list(argv)
@@ -84,16 +117,17 @@ class Conda(Method):
     name = 'conda'
     runtime_var = 'ALPHAFOLD_ENV'
 
-    def build(self, vdir, variant):
-        tool = shutil.which('mamba') or shutil.which('conda')
-        if not tool:
+    def tool(self):
+        path = shutil.which('mamba') or shutil.which('conda')
+        if not path:
             raise KitError('neither mamba nor conda found on PATH (METHOD=conda)',
                            'load a conda/mamba module, or use METHOD=venv or METHOD=apptainer', EXIT_MISSING)
-        env = new_env_dir(vdir, variant)
-        run_step([tool, 'env', 'create', '-y', '-p', env, '-f', os.path.join(RECIPES, variant + '.conda.yml')],
-                 'creating the conda environment')
-        run_step([self.interpreter(env), '-m', 'pip', 'install', '-q', '--no-deps', ROOT], 'installing the kit')
-        return env
+        return path
+
+    def build(self, build, variant):
+        run_step([self.tool(), 'env', 'create', '-y', '-p', build, '-f',
+                  os.path.join(RECIPES, variant + '.conda.yml')], 'creating the conda environment')
+        run_step([self.interpreter(build), '-m', 'pip', 'install', '-q', '--no-deps', ROOT], 'installing the kit')
 
     def tool_path(self, runtime):
         # The environment brings its own jackhmmer, hhblits and kalign (bioconda).
@@ -106,20 +140,11 @@ class Venv(Method):
     name = 'venv'
     runtime_var = 'ALPHAFOLD_ENV'
 
-    def build(self, vdir, variant):
-        env = new_env_dir(vdir, 'venv')
-        run_step([sys.executable, '-m', 'venv', env], 'creating the virtualenv')
-        pip = [self.interpreter(env), '-m', 'pip', 'install', '-q']
+    def build(self, build, variant):
+        run_step([self.tool(), '-m', 'venv', build], 'creating the virtualenv')
+        pip = [self.interpreter(build), '-m', 'pip', 'install', '-q']
         run_step(pip + ['-r', os.path.join(ROOT, 'requirements.txt')], 'installing requirements.txt')
         run_step(pip + ['--no-deps', ROOT], 'installing the kit')
-        return env
-
-
-def new_env_dir(vdir, name):
-    """A fresh directory per build: the running install keeps its own until the switch."""
-    envs = os.path.join(vdir, 'envs')
-    make_dirs(envs)
-    return os.path.join(envs, '%s-%s' % (name, time.strftime('%Y%m%d%H%M%S')))
 
 
 METHODS = {method.name: method for method in (Apptainer(), Conda(), Venv())}

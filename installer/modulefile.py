@@ -12,15 +12,17 @@ import os
 from data_sync.layout import MANIFEST_ID_FILE, STAMP_FILE
 from installer import ROOT
 from installer.template import render
+from kit_common.errors import KitError
 
 TEMPLATES = os.path.join(ROOT, 'modulefiles')
 
 
-def spec(version, variant, vdir, site, runtime_env):
-    """What loading the module does. site: the SiteConfig; runtime_env: the ALPHAFOLD_IMAGE or
-    ALPHAFOLD_ENV variable of the install method, as {name: runtime}."""
+def spec(version, variant, vardir, site, runtime_env):
+    """What loading the module does. vardir: the variant's directory, PREFIX/<version>/<variant>;
+    site: the SiteConfig; runtime_env: the ALPHAFOLD_IMAGE or ALPHAFOLD_ENV variable of the
+    install method, as {name: runtime}. A KitError for a value no modulefile can carry."""
     env = [('ALPHAFOLD_KIT_VERSION', version), ('ALPHAFOLD_KIT_VARIANT', variant),
-           ('ALPHAFOLD_SITE_CONFIG', vdir + '/etc/site.conf'),
+           ('ALPHAFOLD_SITE_CONFIG', vardir + '/etc/site.conf'),
            ('ALPHAFOLD_SHARED_DATA', site.data.shared_root)]
     env += list(runtime_env.items())
     optional = [('ALPHAFOLD_LOCAL_DATA', site.data.local_root),
@@ -31,15 +33,26 @@ def spec(version, variant, vdir, site, runtime_env):
                 ('ALPHAFOLD_JAX_CACHE_DIR', site.cache.jax_cache)]
     # Unset settings stay unset, so the runtime's own defaults apply.
     env += [(name, str(value)) for name, value in optional if value not in (None, '')]
+    for name, value in env:   # PREFIX is in ALPHAFOLD_SITE_CONFIG, the site's roots in *_DATA
+        check_value(name, value)
     return {
         'whatis': 'AlphaFold %s (%s): split CPU/GPU stages, batch mode, database staging' % (version, variant),
         'help': render(os.path.join(TEMPLATES, 'help.txt.in'), {'version': version, 'variant': variant}).rstrip('\n'),
         'conflict': 'alphafold',
         'environment': env,
-        'prepend_path': [('PATH', vdir + '/bin')],
+        'prepend_path': [('PATH', vardir + '/bin')],
         'shared_root': site.data.shared_root,
         'local_root': site.data.local_root,
     }
+
+
+def check_value(name, value):
+    """An environment variable holds no NUL, and a newline or other control character (a tab
+    aside) would break the modulefile or the shells that read the variable: refused, named."""
+    bad = sorted({c for c in value if (ord(c) < 32 and c != '\t') or ord(c) == 127})
+    if bad:
+        raise KitError('the module would set %s to %r, which holds %s' % (name, value, ', '.join(repr(c) for c in bad)),
+                       'remove it from the site config value (or from PREFIX)')
 
 
 def lua_quote(value):

@@ -1,60 +1,216 @@
 #!/usr/bin/env bash
 # AlphaFold HPC kit wrapper, installed as alphafold-msa, -predict, -run, -batch and -data.
 # Runs the kit's entry point in the installed Apptainer image (GPU stages with --nv) or directly
-# in the installed conda/venv environment. Needs no host Python.
+# in the installed conda/venv environment. Needs no host Python, except where an Apptainer
+# install's alphafold-batch talks to Slurm: that part runs on the host (see host_batch below).
 set -euo pipefail
 self=$(readlink -f "${BASH_SOURCE[0]}")
-vdir=$(dirname "$(dirname "$self")")
-# KIT_METHOD (apptainer|conda|venv) and KIT_RUNTIME (image file or environment directory)
-source "$vdir/etc/runtime.env"
+vardir=$(dirname "$(dirname "$self")")     # PREFIX/<version>/<variant>
+# KIT_METHOD (apptainer|conda|venv), KIT_RUNTIME (image file or environment directory), KIT_VARIANT
+source "$vardir/etc/runtime.env"
 cmd=$(basename "$0")
+sub=${1:-}
 case "$cmd" in
   alphafold-msa)     entry=(-m fold_runtime msa);     gpu=0 ;;
   alphafold-predict) entry=(-m fold_runtime predict); gpu=1 ;;
   alphafold-run)     entry=(-m fold_runtime run);     gpu=1 ;;
   alphafold-batch)   entry=(-m fold_runtime batch)    # GPU workers: in job scripts and local runs
-                     case "${1:-}" in gpu-worker|submit|retry) gpu=1 ;; *) gpu=0 ;; esac ;;
+                     case "$sub" in gpu-worker|submit|retry) gpu=1 ;; *) gpu=0 ;; esac ;;
   alphafold-data)    entry=(-m data_sync);            gpu=0 ;;
   *) echo "alphafold wrapper: unknown command name '$cmd'" >&2; exit 2 ;;
 esac
 # Batch job scripts call the kit through these wrappers, in or out of the image.
-export ALPHAFOLD_KIT_BIN="$vdir/bin"
-die() { printf '%s: error: %s\n  fix: %s\n' "$cmd" "$1" "$2" >&2; exit 3; }
+export ALPHAFOLD_KIT_BIN="$vardir/bin"
+# This install's site config, unless the module or the user names one.
+if [ -z "${ALPHAFOLD_SITE_CONFIG:-}" ] && [ -f "$vardir/etc/site.conf" ]; then
+  export ALPHAFOLD_SITE_CONFIG="$vardir/etc/site.conf"
+fi
+die() { printf '%s: error: %s\n  fix: %s\n' "$cmd" "$1" "$2" >&2; exit "${3:-3}"; }
 
 if [ "$KIT_METHOD" != apptainer ]; then
   [ -x "$KIT_RUNTIME/bin/python" ] || die "environment $KIT_RUNTIME is missing" "reinstall: make install"
   exec "$KIT_RUNTIME/bin/python" "${entry[@]}" "$@"
 fi
 
+# --- What the command reads and writes, bound into the image at the same absolute path ---
+declare -A bind_mode=()   # path -> ro or rw (rw wins)
+
+absolute() {  # lexically normalised, symlinks kept: the path works inside exactly as given
+  case "$1" in /*) realpath -ms -- "$1" ;; *) realpath -ms -- "$PWD/$1" ;; esac
+}
+bindable() {  # Apptainer's --bind src:dst:opts,... splits at ',' and ':': refuse, never mangle
+  case "$1" in *,*|*:*)
+    die "cannot bind '$1' into the image: Apptainer's --bind splits paths at ',' and ':'" \
+        "rename it, or pass a path without ',' or ':' (e.g. a symlink to it)" 2 ;;
+  esac
+}
+want() {  # want ro|rw PATH: bind PATH (absolute) if it exists
+  local path
+  [ -n "$2" ] || return 0
+  path=$(absolute "$2")
+  bindable "$path"
+  [ -e "$path" ] || return 0
+  [ "${bind_mode[$path]:-}" = rw ] || bind_mode[$path]=$1
+}
+want_made() {  # want_made PATH: a directory the command writes and would create
+  [ -n "$1" ] || return 0
+  bindable "$(absolute "$1")"
+  mkdir -p -- "$(absolute "$1")"
+  want rw "$1"
+}
+want_nearest() {  # want_nearest PATH: a data root the command may create: it, else its nearest existing parent
+  local path
+  [ -n "$1" ] || return 0
+  path=$(absolute "$1")
+  bindable "$path"
+  while [ ! -e "$path" ] && [ "$path" != / ]; do path=$(dirname -- "$path"); done
+  [ "$path" = / ] || want rw "$path"
+}
+want_fasta() {  # --fasta a.fa dir/ or --fasta_paths=a.fa,b.fa: each file's directory (or the directory), read-only
+  local rest="$1," path
+  while [ -n "$rest" ]; do
+    path=${rest%%,*}
+    rest=${rest#*,}
+    [ -n "$path" ] || continue
+    if [ -d "$path" ]; then want ro "$path"; else want ro "$(dirname -- "$(absolute "$path")")"; fi
+  done
+}
+site_value() {  # site_value SECTION KEY: a value of the site config, read as Python's configparser does
+  local file=${ALPHAFOLD_SITE_CONFIG:-} line section='' key
+  local header='^\[(.*)\]' pair='^([^=:[:space:]][^=:]*)[=:](.*)$'
+  [ -r "$file" ] || return 0
+  while IFS= read -r line || [ -n "$line" ]; do
+    line=${line%$'\r'}
+    if [[ $line =~ $header ]]; then
+      section=${BASH_REMATCH[1]}
+    elif [ "$section" = "$1" ] && [[ $line =~ $pair ]]; then
+      key=$(trim "${BASH_REMATCH[1]}")
+      if [ "${key,,}" = "$2" ]; then trim "${BASH_REMATCH[2]}"; return 0; fi
+    fi
+  done < "$file"
+}
+trim() { local s=$1; s=${s#"${s%%[![:space:]]*}"}; printf '%s' "${s%"${s##*[![:space:]]}"}"; }
+
+# Options by name, in both spellings (--opt value, --opt=value; dashes or AlphaFold's underscores).
+data_dirs=() made=() batch_dirs=()
+feature_cache='' jax_cache='' data_root='' local_root='' executor=''
+option() {  # option NAME VALUE: note what a path option names; status 1 for any other option
+  case "${1//_/-}" in
+    --fasta|--fasta-paths) want_fasta "$2" ;;
+    --data-dir) data_dirs+=("$2") ;;
+    --output-dir|--target-dir) made+=("$2") ;;
+    --feature-cache) feature_cache=$2 ;;
+    --compile-cache-dir) jax_cache=$2 ;;
+    --data-root) data_root=$2 ;;
+    --local-root) local_root=$2 ;;
+    --from) want rw "$2" ;;
+    --log-file) want rw "$(dirname -- "$(absolute "$2")")" ;;
+    --executor) executor=$2 ;;
+    *) return 1 ;;
+  esac
+}
+positional() {  # alphafold-batch names its batch directory as an argument (status OUT, gpu-worker OUT, ...)
+  if [ "$cmd" = alphafold-batch ] && [ -d "$1" ]; then
+    want rw "$1"
+    batch_dirs+=("$(absolute "$1")")
+  fi
+}
+opt=''
+for arg in "$@"; do
+  case "$arg" in
+    --*=*) option "${arg%%=*}" "${arg#*=}" || true; opt='' ;;
+    -*) opt=$arg ;;
+    *) if [ -n "$opt" ] && option "$opt" "$arg"; then
+         case "${opt//_/-}" in --fasta|--fasta-paths) ;; *) opt='' ;; esac   # the FASTA list takes several
+       else
+         opt=''
+         positional "$arg"
+       fi ;;
+  esac
+done
+
+if [ "$cmd" = alphafold-data ]; then
+  want_nearest "${data_root:-$(site_value data shared_root)}"
+  want_nearest "${local_root:-$(site_value data local_root)}"
+else
+  if [ ${#data_dirs[@]} = 0 ]; then   # the runtime's default: $ALPHAFOLD_DATA_DIR, else a site root
+    if [ -n "${ALPHAFOLD_DATA_DIR:-}" ]; then data_dirs=("$ALPHAFOLD_DATA_DIR")
+    else data_dirs=("$(site_value data shared_root)" "$(site_value data local_root)"); fi
+  fi
+  for d in "${data_dirs[@]}"; do want ro "$d"; done
+  want rw "${feature_cache:-${ALPHAFOLD_FEATURE_CACHE:-$(site_value cache feature_cache)}}"
+  jax_cache=${jax_cache:-${ALPHAFOLD_JAX_CACHE_DIR:-$(site_value cache jax_cache)}}
+  # jax creates its cache directory, and only warns when it cannot: so does this.
+  if [ -n "$jax_cache" ]; then bindable "$(absolute "$jax_cache")"; mkdir -p -- "$jax_cache" 2>/dev/null || true; fi
+  want rw "$jax_cache"
+  for d in "${made[@]+"${made[@]}"}"; do want_made "$d"; done
+fi
+want ro "${ALPHAFOLD_SITE_CONFIG:-}"
+want rw "$PWD"
+want rw "${TMPDIR:-/tmp}"
+
+# --- alphafold-batch and Slurm: the image has no sbatch, squeue, sacct or scancel ---
+# submit --executor slurm, and status, cancel and retry of a Slurm batch, run here on the host,
+# with the host's python3 (>= 3.8) and the kit's own source that install put beside the image
+# (they import only the standard library). The jobs they submit call this wrapper again
+# ($ALPHAFOLD_KIT_BIN), so the stages themselves run in the image.
+host_batch() {
+  local d
+  [ "$cmd" = alphafold-batch ] || return 1
+  case "$sub" in
+    submit) [ "$executor" = slurm ] ;;
+    status|cancel|retry)
+      for d in "${batch_dirs[@]+"${batch_dirs[@]}"}"; do
+        grep -qs '"executor": *"slurm"' "$d/.batch/batch.json" && return 0
+      done
+      return 1 ;;
+    *) return 1 ;;
+  esac
+}
+HOST_MAIN='import runpy, sys
+sys.path.insert(0, sys.argv.pop(1))
+runpy.run_module("fold_runtime", run_name="__main__", alter_sys=True)'
+if host_batch; then
+  py=${ALPHAFOLD_HOST_PYTHON:-python3}
+  "$py" -c 'import sys; sys.exit(sys.version_info < (3, 8))' >/dev/null 2>&1 ||
+    die "alphafold-batch $sub talks to Slurm (not in the image), so it runs on this host with python3 >= 3.8:
+  '$py' is not one" \
+        "load a Python 3.8+ module, or set ALPHAFOLD_HOST_PYTHON to one (it needs only the standard library)"
+  # lib/ goes in as an argument, not as $PYTHONPATH, so the jobs sbatch starts inherit nothing of it;
+  # -I -S: neither the user's PYTHONPATH nor any site-packages can shadow the kit or the standard library.
+  exec "$py" -I -S -c "$HOST_MAIN" "$(dirname "$KIT_RUNTIME")/lib" batch "$@"
+fi
+
 image=${ALPHAFOLD_IMAGE:-$KIT_RUNTIME}
 command -v apptainer >/dev/null 2>&1 ||
-  die "apptainer not found on PATH" "module load apptainer (or singularity), or install the kit with METHOD=conda or venv"
+  die "apptainer not found on PATH" \
+      "module load apptainer (or singularity), or install the kit with METHOD=conda or venv"
 [ -f "$image" ] || die "image $image not found" "set ALPHAFOLD_IMAGE or reinstall: make install METHOD=apptainer"
 
-# Bind what the command reads and writes: databases read-only, the output and working
-# directories and $TMPDIR read-write.
+# A batch's jobs (msa-task, gpu-worker) and retry run with the options recorded at submit: bind
+# the directories they name too. The image's Python reads the record (a node may have no other).
+RECORDED='import json, sys
+batch = json.load(open(sys.argv[1]))
+for mode, part, key in (("ro", "cpu_options", "data_dir"), ("ro", "gpu_options", "data_dir"),
+                        ("rw", "cpu_options", "feature_cache"), ("rw", "gpu_options", "compile_cache_dir")):
+    path = (batch.get(part) or {}).get(key)
+    if path:
+        sys.stdout.write("%s\0%s\0" % (mode, path))'
+case "$cmd $sub" in
+  "alphafold-batch msa-task"|"alphafold-batch gpu-worker"|"alphafold-batch retry")
+    for d in "${batch_dirs[@]+"${batch_dirs[@]}"}"; do
+      [ -f "$d/.batch/batch.json" ] || continue
+      while IFS= read -r -d '' mode && IFS= read -r -d '' path; do
+        want "$mode" "$path"
+      done < <(apptainer exec --cleanenv --bind "$d:$d:ro" "$image" python -c "$RECORDED" "$d/.batch/batch.json")
+    done ;;
+esac
+
+# Parents before children (byte order), so a nested bind is mounted over its parent's.
 binds=()
-bind() { [ -n "$1" ] && [ -e "$1" ] && binds+=(--bind "$1:$1${2:+:$2}") || true; }
-data_dirs=("${ALPHAFOLD_DATA_DIR:-}")
-out_dirs=()
-prev=
-for arg in "$@"; do
-  case "$prev" in
-    --data-dir|--data_dir) data_dirs+=("$arg") ;;
-    --output-dir|--output_dir|--target-dir|--target_dir) out_dirs+=("$arg") ;;
-  esac
-  case "$arg" in
-    --data-dir=*|--data_dir=*) data_dirs+=("${arg#*=}") ;;
-    --output-dir=*|--output_dir=*|--target-dir=*|--target_dir=*) out_dirs+=("${arg#*=}") ;;
-  esac
-  # alphafold-batch names its batch directory as an argument (status OUT, gpu-worker OUT, ...)
-  [ "$cmd" = alphafold-batch ] && [ -d "$arg" ] && out_dirs+=("$arg")
-  prev=$arg
-done
-for d in "${data_dirs[@]}"; do bind "$d" ro; done
-for d in "${out_dirs[@]+"${out_dirs[@]}"}"; do mkdir -p "$d"; bind "$(readlink -f "$d")"; done
-bind "$PWD"
-bind "${TMPDIR:-/tmp}"
+while IFS= read -r -d '' path; do
+  if [ "${bind_mode[$path]}" = ro ]; then binds+=(--bind "$path:$path:ro"); else binds+=(--bind "$path:$path"); fi
+done < <(for path in "${!bind_mode[@]}"; do printf '%s\0' "$path"; done | LC_ALL=C sort -z)
 
 # A clean environment inside, plus what the job needs: Slurm, GPU selection and the kit's settings.
 for name in $(compgen -e); do
@@ -64,4 +220,4 @@ for name in $(compgen -e); do
 done
 nv=()
 [ "$gpu" = 1 ] && nv=(--nv)
-exec apptainer exec --cleanenv "${nv[@]+"${nv[@]}"}" "${binds[@]}" "$image" python "${entry[@]}" "$@"
+exec apptainer exec --cleanenv "${nv[@]+"${nv[@]}"}" "${binds[@]+"${binds[@]}"}" "$image" python "${entry[@]}" "$@"

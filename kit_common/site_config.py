@@ -1,6 +1,6 @@
 """The one site configuration file, parsed and validated once into typed sections.
 
-The installer copies it to PREFIX/<version>/etc/site.conf and renders the modulefiles from it;
+The installer copies it to PREFIX/<version>/<variant>/etc/site.conf and renders the modulefiles from it;
 the modulefile exports ALPHAFOLD_SITE_CONFIG; the runtime and alphafold-data read it from there.
 An unknown section or key, a value of the wrong type and an unreadable file are KitErrors that
 name the file, the key and the fix. installer/site.conf.example documents every key.

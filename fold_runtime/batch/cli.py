@@ -170,7 +170,7 @@ def _refuse_never_starting(out):
 
 
 def run_retry(argv):
-    p = argparse.ArgumentParser(prog='alphafold-batch retry', description='Run the failed targets again, '
+    p = argparse.ArgumentParser(allow_abbrev=False, prog='alphafold-batch retry', description='Run the failed targets again, '
                                 'with the batch\'s options (fix the cause first; alphafold-batch status shows it).')
     p.add_argument('output_dir')
     p.add_argument('--wait', action='store_true', help='block until they have finished')
@@ -210,7 +210,7 @@ def print_table(rows, stream=sys.stdout):
 
 
 def run_status(argv):
-    p = argparse.ArgumentParser(prog='alphafold-batch status', description='Targets by stage (pending, msa, '
+    p = argparse.ArgumentParser(allow_abbrev=False, prog='alphafold-batch status', description='Targets by stage (pending, msa, '
                                 'ready, predicting, done, failed), their jobs and errors.')
     p.add_argument('output_dir')
     p.add_argument('--json', action='store_true', help='one JSON object per target, as a list')
@@ -253,7 +253,7 @@ def watch(out, until_finished, interval=5.0, clear=False):
 
 
 def run_cancel(argv):
-    p = argparse.ArgumentParser(prog='alphafold-batch cancel', description='Stop the batch\'s jobs; '
+    p = argparse.ArgumentParser(allow_abbrev=False, prog='alphafold-batch cancel', description='Stop the batch\'s jobs; '
                                 'finished outputs stay, and submit or retry resumes the rest.')
     p.add_argument('output_dir')
     out = os.path.abspath(p.parse_args(argv).output_dir)
@@ -265,7 +265,7 @@ def run_cancel(argv):
 
 
 def run_report(argv):
-    p = argparse.ArgumentParser(prog='alphafold-batch report', description='Write <out>/report.png (timeline '
+    p = argparse.ArgumentParser(allow_abbrev=False, prog='alphafold-batch report', description='Write <out>/report.png (timeline '
                                 'of CPU and GPU stages, stage-time distributions) and <out>/report.json.')
     p.add_argument('output_dir')
     out = os.path.abspath(p.parse_args(argv).output_dir)
@@ -277,7 +277,7 @@ def run_report(argv):
 
 
 def run_msa_task(argv):
-    p = argparse.ArgumentParser(prog='alphafold-batch msa-task', description='(job scripts) one CPU stage')
+    p = argparse.ArgumentParser(allow_abbrev=False, prog='alphafold-batch msa-task', description='(job scripts) one CPU stage')
     p.add_argument('output_dir')
     p.add_argument('--target', required=True)
     p.add_argument('--cpus', type=int)
@@ -287,7 +287,7 @@ def run_msa_task(argv):
 
 
 def run_gpu_worker(argv):
-    p = argparse.ArgumentParser(prog='alphafold-batch gpu-worker', description='(job scripts) one GPU worker')
+    p = argparse.ArgumentParser(allow_abbrev=False, prog='alphafold-batch gpu-worker', description='(job scripts) one GPU worker')
     p.add_argument('output_dir')
     p.add_argument('--worker', default='0')
     p.add_argument('--executor', choices=options.EXECUTORS, default='slurm', help='the executor that started it')

@@ -1,8 +1,11 @@
 """Apptainer cannot run here: these are checks of the exact `apptainer build` and `apptainer exec`
 command lines, made by a STAND-IN `apptainer` on PATH that records its arguments and the
-APPTAINERENV_* variables it was given. The installer and wrappers are the real ones."""
+APPTAINERENV_* variables it was given, and STAND-IN `sbatch`, `squeue`, `sacct` and `scancel` that
+record theirs. The installer and wrappers are the real ones."""
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 
@@ -11,8 +14,9 @@ import pytest
 from conftest import ROOT
 
 STANDIN = '''#!/usr/bin/env python3
-# STAND-IN for apptainer: records argv and APPTAINERENV_*; "build" writes the image file.
-import json, os, sys
+# STAND-IN for apptainer: records argv and APPTAINERENV_*; "build" writes the image file; an
+# "exec IMAGE python -c CODE ..." runs CODE with this Python, as the image's Python would.
+import json, os, subprocess, sys
 with open(os.environ['STANDIN_LOG'], 'a') as f:
     f.write(json.dumps({'argv': sys.argv[1:], 'env': {k: v for k, v in os.environ.items()
                         if k.startswith('APPTAINERENV_')}}) + '\\n')
@@ -20,66 +24,106 @@ if os.environ.get('STANDIN_FAIL'):
     sys.exit('FATAL: build failed (stand-in)')
 if sys.argv[1] == 'build':
     open(sys.argv[-2], 'w').write('stand-in image\\n')
+image = next((i for i, a in enumerate(sys.argv) if a.endswith('.sif')), None)
+if sys.argv[1] == 'exec' and sys.argv[image + 1:image + 3] == ['python', '-c']:
+    sys.exit(subprocess.run([sys.executable] + sys.argv[image + 2:]).returncode)
 '''
+# STAND-IN Slurm client: records its argv; sbatch answers with a job id as --parsable does.
+SLURM_STANDIN = '''#!/bin/sh
+printf '%s\\n' "$(basename "$0") $*" >> "$STANDIN_SLURM_LOG"
+[ "$(basename "$0")" = sbatch ] && echo 4242 || true
+'''
+VERSION = '0.1.0'
 
 
 @pytest.fixture
 def standin(tmp_path):
     bindir = tmp_path / 'standin-bin'
     bindir.mkdir()
-    (bindir / 'apptainer').write_text(STANDIN)
-    (bindir / 'apptainer').chmod(0o755)
+    for name, text in [('apptainer', STANDIN)] + [(n, SLURM_STANDIN) for n in ('sbatch', 'squeue', 'sacct', 'scancel')]:
+        (bindir / name).write_text(text)
+        (bindir / name).chmod(0o755)
     log = tmp_path / 'apptainer.log'
-    env = dict(os.environ, PATH='%s:%s' % (bindir, os.environ['PATH']), STANDIN_LOG=str(log))
+    # Nothing of the test run's own kit settings (conftest sets a JAX cache): each test sets its own.
+    env = {k: v for k, v in os.environ.items() if not k.startswith('ALPHAFOLD_')}
+    env.update(PATH='%s:%s' % (bindir, os.environ['PATH']), STANDIN_LOG=str(log),
+               STANDIN_SLURM_LOG=str(tmp_path / 'slurm.log'), TMPDIR=str(tmp_path))
 
     def calls():
         return [json.loads(l) for l in log.read_text().splitlines()] if log.exists() else []
     return env, calls
 
 
-def install(prefix, env, variant='legacy-cuda11.0'):
-    return subprocess.run([sys.executable, '-m', 'installer', 'install', '--prefix', str(prefix), '--variant',
-                           variant, '--method', 'apptainer'], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+def run(args, env, cwd=ROOT):
+    return subprocess.run([str(a) for a in args], cwd=str(cwd), env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, universal_newlines=True)
+
+
+def install(prefix, env, variant='legacy-cuda11.0', *extra):
+    return run([sys.executable, '-m', 'installer', 'install', '--prefix', prefix, '--variant', variant,
+                '--method', 'apptainer'] + list(extra), env)
+
+
+def installed(prefix, env, variant):
+    """Install variant; returns its directory."""
+    res = install(prefix, env, variant)
+    assert res.returncode == 0, res.stdout
+    return prefix / VERSION / variant
+
+
+def runtime(vardir):
+    from installer.install import read_runtime_env
+    return read_runtime_env(str(vardir))['KIT_RUNTIME']   # as the wrapper's `source` reads it
+
+
+def binds(argv):
+    """{path: mode} of the --bind options, after checking that each binds a path onto itself."""
+    found = {}
+    for i, arg in enumerate(argv):
+        if arg == '--bind':
+            src, dst, *opts = argv[i + 1].split(':')
+            assert src == dst, argv[i + 1]
+            found[src] = opts[0] if opts else 'rw'
+    return found
 
 
 def test_build_command_line_and_a_failed_rebuild_keeps_the_old_image(standin, tmp_path):
     env, calls = standin
-    prefix = tmp_path / 'pfx'
-    res = install(prefix, env)
-    assert res.returncode == 0, res.stdout
-    image = prefix / '0.1.0' / 'images' / 'alphafold-legacy-cuda11.0.sif'
-    assert calls()[0]['argv'] == ['build', '--force', str(image) + '.building',
+    vardir = installed(tmp_path / 'pfx', env, 'legacy-cuda11.0')
+    image = runtime(vardir)
+    assert re.fullmatch(r'%s/images/\d{8}-\d{6}-\d{6}/alphafold-legacy-cuda11.0.sif' % vardir, image)
+    assert calls()[0]['argv'] == ['build', '--force', image + '.building',
                                   os.path.join(ROOT, 'recipes', 'legacy-cuda11.0.def')]   # root: no --fakeroot
-    assert image.read_text() == 'stand-in image\n'
-    lua = (prefix / 'modulefiles' / 'alphafold' / '0.1.0-legacy-cuda11.0.lua').read_text()
+    assert open(image).read() == 'stand-in image\n'
+    assert os.path.exists(os.path.join(os.path.dirname(image), 'lib', 'fold_runtime', 'batch', 'cli.py'))
+    lua = (tmp_path / 'pfx' / 'modulefiles' / 'alphafold' / '0.1.0-legacy-cuda11.0.lua').read_text()
     assert 'pushenv("ALPHAFOLD_IMAGE", "%s")' % image in lua
-    res = install(prefix, dict(env, STANDIN_FAIL='1'))
+    res = install(tmp_path / 'pfx', dict(env, STANDIN_FAIL='1'))
     assert res.returncode != 0 and 'build failed' in res.stdout
-    assert image.read_text() == 'stand-in image\n'
-    from installer.install import read_runtime_env
-    assert read_runtime_env(str(prefix / '0.1.0'))['KIT_RUNTIME'] == str(image)   # as the wrapper's `source` reads it
+    assert open(image).read() == 'stand-in image\n' and runtime(vardir) == image
+    assert os.listdir(str(vardir / 'images')) == [os.path.basename(os.path.dirname(image))]   # no half-built one
 
 
 def test_exec_command_lines_binds_gpu_flag_and_environment(standin, tmp_path):
     env, calls = standin
-    prefix = tmp_path / 'pfx'
-    assert install(prefix, env, 'cuda12').returncode == 0
-    image = str(prefix / '0.1.0' / 'images' / 'alphafold-cuda12.sif')
+    vardir = installed(tmp_path / 'pfx', env, 'cuda12')
+    image = runtime(vardir)
     data = tmp_path / 'data dir'
     data.mkdir()
     out = tmp_path / 'out dir'
     run_env = dict(env, ALPHAFOLD_DATA_DIR=str(data), SLURM_JOB_ID='42', CUDA_VISIBLE_DEVICES='1',
-                   SLURM_JOB_NODELIST='gpu[01-02],gpu07', TMPDIR=str(tmp_path))
-    bindir = prefix / '0.1.0' / 'bin'
+                   SLURM_JOB_NODELIST='gpu[01-02],gpu07')
+    bindir = vardir / 'bin'
+    site_conf = str(vardir / 'etc' / 'site.conf')
     for cmd, gpu, entry in (('alphafold-predict', True, ['-m', 'fold_runtime', 'predict']),
                             ('alphafold-msa', False, ['-m', 'fold_runtime', 'msa'])):
         args = ['--fasta', 'my target.fasta', '--output-dir', str(out)]
-        subprocess.run([str(bindir / cmd)] + args, cwd=str(tmp_path), env=run_env, check=True)
+        assert run([bindir / cmd] + args, run_env, tmp_path).returncode == 0
         call = calls()[-1]
+        # Sorted, so a parent is mounted before what lies inside it; $PWD and $TMPDIR once.
         expected = ['exec', '--cleanenv'] + (['--nv'] if gpu else []) + [
-            '--bind', '%s:%s:ro' % (data, data), '--bind', '%s:%s' % (out, out),
-            '--bind', '%s:%s' % (tmp_path, tmp_path), '--bind', '%s:%s' % (tmp_path, tmp_path),
+            '--bind', '%s:%s' % (tmp_path, tmp_path), '--bind', '%s:%s:ro' % (data, data),
+            '--bind', '%s:%s' % (out, out), '--bind', '%s:%s:ro' % (site_conf, site_conf),
             image, 'python'] + entry + args
         assert call['argv'] == expected
         assert call['env']['APPTAINERENV_SLURM_JOB_ID'] == '42'
@@ -87,47 +131,222 @@ def test_exec_command_lines_binds_gpu_flag_and_environment(standin, tmp_path):
         assert call['env']['APPTAINERENV_CUDA_VISIBLE_DEVICES'] == '1'
         assert call['env']['APPTAINERENV_ALPHAFOLD_DATA_DIR'] == str(data)
         assert call['env']['APPTAINERENV_ALPHAFOLD_KIT_BIN'] == str(bindir)   # batch job scripts call back
+        assert call['env']['APPTAINERENV_ALPHAFOLD_SITE_CONFIG'] == site_conf   # this install's, without the module
     out.mkdir(exist_ok=True)
-    subprocess.run([str(bindir / 'alphafold-batch'), 'gpu-worker', str(out), '--worker', '0'], cwd=str(tmp_path),
-                   env=run_env, check=True)
+    assert run([bindir / 'alphafold-batch', 'gpu-worker', out, '--worker', '0'], run_env, tmp_path).returncode == 0
     argv = calls()[-1]['argv']
-    assert argv[:3] == ['exec', '--cleanenv', '--nv'] and '%s:%s' % (out, out) in argv   # the GPU worker gets --nv
+    assert argv[:3] == ['exec', '--cleanenv', '--nv'] and binds(argv)[str(out)] == 'rw'   # the GPU worker gets --nv
     assert argv[-7:] == ['-m', 'fold_runtime', 'batch', 'gpu-worker', str(out), '--worker', '0']
-    subprocess.run([str(bindir / 'alphafold-batch'), 'status', str(out)], cwd=str(tmp_path), env=run_env, check=True)
-    assert '--nv' not in calls()[-1]['argv']
+    assert run([bindir / 'alphafold-batch', 'status', out], run_env, tmp_path).returncode == 0
+    assert '--nv' not in calls()[-1]['argv']   # a local batch's status runs in the image, without GPUs
+
+
+def test_binds_inputs_caches_and_the_site_config_by_absolute_path(standin, tmp_path):
+    """Each path option in both spellings, the comma-separated --fasta_paths, several FASTA files,
+    a relative --data-dir, caches from options and from the environment, a path with a space."""
+    env, calls = standin
+    bindir = installed(tmp_path / 'pfx', env, 'cuda12') / 'bin'
+    work = tmp_path / 'work dir'
+    for d in ('inputs a', 'inputs_b', 'inputs_c', 'data', 'feature cache', 'env cache', 'out'):
+        (work / d).mkdir(parents=True)
+    fastas = ['inputs a/x.fasta', str(work / 'inputs_b' / 'y.fasta')]
+    res = run([bindir / 'alphafold-run', '--fasta'] + fastas + ['--fasta_paths=inputs_c/z.fasta,inputs_b/w.fasta',
+              '--data_dir', 'data', '--output-dir=out', '--feature-cache', 'feature cache',
+              '--compile_cache_dir', 'jax cache'], dict(env, ALPHAFOLD_FEATURE_CACHE=str(work / 'env cache')), work)
+    assert res.returncode == 0, res.stdout
+    got = binds(calls()[-1]['argv'])
+    assert got.pop(str(tmp_path / 'pfx' / VERSION / 'cuda12' / 'etc' / 'site.conf')) == 'ro'
+    assert got == {str(work / 'inputs a'): 'ro', str(work / 'inputs_b'): 'ro', str(work / 'inputs_c'): 'ro',
+                   str(work / 'data'): 'ro', str(work / 'feature cache'): 'rw', str(work / 'jax cache'): 'rw',
+                   str(work / 'out'): 'rw', str(work): 'rw', str(tmp_path): 'rw'}
+    assert (work / 'jax cache').is_dir()   # made, as jax would make it
+    # Without options: the caches named by the environment (as the module sets them).
+    res = run([bindir / 'alphafold-predict', '--target-dir', 'out/t'], dict(
+        env, ALPHAFOLD_FEATURE_CACHE=str(work / 'env cache'), ALPHAFOLD_JAX_CACHE_DIR=str(work / 'env jax')), work)
+    got = binds(calls()[-1]['argv'])
+    assert res.returncode == 0 and got[str(work / 'env cache')] == got[str(work / 'env jax')] == 'rw'
+    assert got[str(work / 'out' / 't')] == 'rw'
+
+
+def write_site(path, **values):
+    sections = {'data': ('shared_root', 'local_root'), 'cache': ('feature_cache', 'jax_cache')}
+    path.write_text(''.join('[%s]\n%s' % (s, ''.join('%s = %s\n' % (k, values[k]) for k in keys if k in values))
+                            for s, keys in sections.items()))
+    return path
+
+
+def test_data_roots_from_options_and_from_the_site_config(standin, tmp_path):
+    env, calls = standin
+    bindir = installed(tmp_path / 'pfx', env, 'cuda12') / 'bin'
+    work = tmp_path / 'work'
+    for d in ('shared', 'local', 'opt-root', 'incoming', 'logs'):
+        (work / d).mkdir(parents=True)
+    conf = write_site(tmp_path / 'site.conf', shared_root=work / 'shared', local_root=work / 'local' / 'new')
+    env = dict(env, ALPHAFOLD_SITE_CONFIG=str(conf))
+    assert run([bindir / 'alphafold-data', 'stage'], env, work).returncode == 0
+    got = binds(calls()[-1]['argv'])
+    # local_root does not exist yet: stage makes it, so its nearest existing parent is bound.
+    assert (got[str(work / 'shared')], got[str(work / 'local')], got[str(conf)]) == ('rw', 'rw', 'ro')
+    assert run([bindir / 'alphafold-data', 'publish', '--data-root=opt-root', '--from', 'incoming', '--log-file',
+                'logs/x.log'], env, work).returncode == 0
+    got = binds(calls()[-1]['argv'])
+    assert got[str(work / 'opt-root')] == got[str(work / 'incoming')] == got[str(work / 'logs')] == 'rw'
+    assert str(work / 'shared') not in got
+    # alphafold-msa without a data dir reads the site root the runtime picks, read-only.
+    conf = write_site(conf, shared_root=work / 'shared', local_root=work / 'local')
+    assert run([bindir / 'alphafold-msa', '--fasta', 'x.fasta', '--output-dir', 'o'], env, tmp_path).returncode == 0
+    got = binds(calls()[-1]['argv'])
+    assert got[str(work / 'shared')] == got[str(work / 'local')] == 'ro'
+
+
+@pytest.mark.parametrize('bad', ['a,b', 'a:b'])
+def test_a_path_with_a_comma_or_colon_is_refused_not_mangled(standin, tmp_path, bad):
+    env, calls = standin
+    bindir = installed(tmp_path / 'pfx', env, 'cuda12') / 'bin'
+    n = len(calls())
+    (tmp_path / bad).mkdir()
+    # (--fasta splits at ',' itself, as AlphaFold's --fasta_paths does)
+    for args in (['--fasta', 'x.fasta', '--feature-cache', bad], ['--fasta', 'x.fasta', '--output-dir=' + bad],
+                 ['--fasta', 'x.fasta', '--output-dir', 'out', '--data-dir', str(tmp_path / bad)]):
+        res = run([bindir / 'alphafold-msa'] + args, env, tmp_path)
+        assert res.returncode == 2, res.stdout
+        assert "cannot bind '%s' into the image" % (tmp_path / bad) in res.stdout and 'fix: rename it' in res.stdout
+    assert len(calls()) == n   # apptainer never ran
+
+
+def batch_setup(tmp_path):
+    """A FASTA file and a data directory whose params/ passes submit's weights check."""
+    (tmp_path / 'data' / 'params').mkdir(parents=True)
+    for i in range(1, 6):
+        (tmp_path / 'data' / 'params' / ('params_model_%d.npz' % i)).write_bytes(b'')
+    (tmp_path / 'in').mkdir()
+    (tmp_path / 'in' / 't1.fasta').write_text('>t1\nMKTAYIAKQRQISFVKSHFSRQ\n')
+
+
+def test_batch_submit_to_slurm_runs_on_the_host_and_its_jobs_in_the_image(standin, tmp_path):
+    env, calls = standin
+    vardir = installed(tmp_path / 'pfx', env, 'cuda12')
+    bindir, n = vardir / 'bin', len(calls())
+    batch_setup(tmp_path)
+    res = run([bindir / 'alphafold-batch', 'submit', '--executor', 'slurm', '--fasta', 'in/t1.fasta',
+               '--output-dir', 'out', '--data-dir', 'data'], env, tmp_path)
+    assert res.returncode == 0, res.stdout
+    assert len(calls()) == n   # no apptainer: sbatch is on the host
+    slurm = (tmp_path / 'slurm.log').read_text().splitlines()
+    assert [l.split()[:2] for l in slurm] == [['sbatch', '--parsable']] * 2, slurm
+    script = (tmp_path / 'out' / '.batch' / 'scripts' / 'msa.sbatch').read_text()
+    assert 'exec %s/alphafold-batch msa-task' % bindir in script   # the job calls the wrapper: the image
+    res = run([bindir / 'alphafold-batch', 'status', 'out'], env, tmp_path)
+    assert res.returncode == 0 and len(calls()) == n, res.stdout
+    assert any(l.startswith(('squeue', 'sacct')) for l in (tmp_path / 'slurm.log').read_text().splitlines()[2:])
+    # The CPU-stage job: in the image, with the data directory the batch recorded bound.
+    res = run([bindir / 'alphafold-batch', 'msa-task', tmp_path / 'out', '--target', 't1', '--cpus', '2'],
+              env, tmp_path / 'out')
+    assert res.returncode == 0, res.stdout
+    argv = calls()[-1]['argv']
+    assert argv[-8:-4] == ['fold_runtime', 'batch', 'msa-task', str(tmp_path / 'out')]
+    assert binds(argv)[str(tmp_path / 'data')] == 'ro' and binds(argv)[str(tmp_path / 'out')] == 'rw'
+    # Without a Python >= 3.8 on the host, a clear error.
+    res = run([bindir / 'alphafold-batch', 'cancel', 'out'], dict(env, ALPHAFOLD_HOST_PYTHON='/bin/false'), tmp_path)
+    assert res.returncode == 3 and 'ALPHAFOLD_HOST_PYTHON' in res.stdout and 'runs on this host' in res.stdout
+
+
+def test_the_host_side_of_alphafold_batch_needs_only_the_standard_library(tmp_path):
+    """What the wrapper runs on the host, run with `python -S`: no site-packages at all."""
+    batch_setup(tmp_path)
+    env = dict(os.environ, PATH='%s:%s' % (tmp_path / 'bin', os.environ['PATH']))
+    (tmp_path / 'bin').mkdir()
+    for sub in (['submit', '--executor', 'slurm', '--dry-run', '--fasta', 'in/t1.fasta', '--output-dir', 'out',
+                 '--data-dir', 'data'], ['status', '--help'], ['cancel', '--help'], ['retry', '--help']):
+        res = run([sys.executable, '-I', '-S', '-c', 'import sys; sys.path.insert(0, %r); import runpy; '
+                   'runpy.run_module("fold_runtime", run_name="__main__", alter_sys=True)' % ROOT, 'batch'] + sub,
+                  env, tmp_path)
+        assert res.returncode == 0, res.stdout
+
+
+def test_variants_side_by_side_and_uninstall_removes_one(standin, tmp_path):
+    env, calls = standin
+    prefix = tmp_path / 'pfx'
+    dirs = {v: installed(prefix, env, v) for v in ('cuda12', 'legacy-cuda11.0')}
+    mdir = prefix / 'modulefiles' / 'alphafold'
+    for variant, vardir in dirs.items():
+        lua = (mdir / ('0.1.0-%s.lua' % variant)).read_text()
+        assert 'prepend_path("PATH", "%s/bin")' % vardir in lua and '"%s/etc/site.conf"' % vardir in lua
+        assert run([vardir / 'bin' / 'alphafold-msa', '--help'], env, tmp_path).returncode == 0
+        assert runtime(vardir) in calls()[-1]['argv']   # each wrapper runs its own image
+    res = run(['make', '-s', 'check-install', 'PREFIX=%s' % prefix], env)
+    assert res.returncode == 2 and 'cuda12, legacy-cuda11.0' in res.stdout and 'VARIANT=' in res.stdout, res.stdout
+    res = run(['make', '-s', 'check-install', 'PREFIX=%s' % prefix, 'VARIANT=cuda12'], env)
+    assert 'OK   apptainer runtime present: %s' % runtime(dirs['cuda12']) in res.stdout, res.stdout
+    # The default is the newest install, legacy-cuda11.0: removing cuda12 keeps it.
+    assert run(['make', '-s', 'uninstall', 'PREFIX=%s' % prefix, 'VARIANT=cuda12'], env).returncode == 0
+    assert not dirs['cuda12'].exists() and sorted(os.listdir(str(mdir))) == [
+        '.version', '0.1.0-legacy-cuda11.0', '0.1.0-legacy-cuda11.0.lua']
+    assert run([dirs['legacy-cuda11.0'] / 'bin' / 'alphafold-msa', '--help'], env, tmp_path).returncode == 0
+    # One variant left: VARIANT may be left out.
+    res = run(['make', '-s', 'uninstall', 'PREFIX=%s' % prefix], env)
+    assert res.returncode == 0, res.stdout
+    assert not (prefix / VERSION).exists() and os.listdir(str(mdir)) == []
+
+
+def test_reinstall_keeps_the_previous_build_and_any_build_in_use(standin, tmp_path):
+    env, _ = standin
+    prefix = tmp_path / 'pfx'
+    first = os.path.dirname(runtime(installed(prefix, env, 'cuda12')))
+    second = os.path.dirname(runtime(installed(prefix, env, 'cuda12')))
+    assert os.path.isdir(first)   # the previous build: jobs may still run from it
+    job = subprocess.Popen(['sleep', '60'], cwd=first)   # a job running from the oldest build
+    try:
+        res = install(prefix, env, 'cuda12')
+        assert res.returncode == 0 and os.path.isdir(first), res.stdout
+        assert 'kept the older build %s: in use by pid %d (sleep)' % (first, job.pid) in res.stdout
+        res = run(['make', '-s', 'uninstall', 'PREFIX=%s' % prefix], env)
+        assert res.returncode == 2 and 'in use by pid %d' % job.pid in res.stdout and os.path.isdir(first)
+    finally:
+        job.send_signal(signal.SIGKILL)
+        job.wait()
+    third = os.path.dirname(runtime(prefix / VERSION / 'cuda12'))
+    res = install(prefix, env, 'cuda12')
+    assert res.returncode == 0 and 'removed the older build %s' % first in res.stdout, res.stdout
+    fourth = os.path.dirname(runtime(prefix / VERSION / 'cuda12'))
+    assert sorted(os.listdir(os.path.dirname(first))) == [os.path.basename(third), os.path.basename(fourth)]
+    assert not os.path.exists(second)
+
+
+@pytest.mark.parametrize('value, words', [('/a\n  /b', 'is not one line of text'), ('/a\x1b[31m', "'\\x1b'"),
+                                          ('/a,b', "holds ',', which Apptainer's --bind cannot take")])
+def test_a_site_value_the_install_cannot_carry_fails_it_before_anything_is_written(standin, tmp_path, value, words):
+    """A newline, a control character a modulefile cannot set, a separator Apptainer's --bind splits at."""
+    env, calls = standin
+    conf = tmp_path / 'site.conf'
+    conf.write_text('[data]\nshared_root = %s\n' % value)
+    prefix = tmp_path / 'pfx'
+    res = run(['make', '-s', 'install', 'PREFIX=%s' % prefix, 'VARIANT=cuda12', 'METHOD=apptainer',
+               'SITE_CONFIG=%s' % conf], env)
+    assert res.returncode == 2 and words in res.stdout and 'fix:' in res.stdout, res.stdout
+    assert not prefix.exists() and calls() == []
 
 
 def test_clear_errors_without_apptainer_or_conda(tmp_path):
     env = dict(os.environ, PATH='/usr/bin:/bin')
     res = install(tmp_path / 'pfx', env)
     assert res.returncode == 3 and 'apptainer not found on PATH' in res.stdout and 'METHOD=conda' in res.stdout
-    res = subprocess.run([sys.executable, '-m', 'installer', 'install', '--prefix', str(tmp_path / 'pfx'),
-                          '--variant', 'cuda12', '--method', 'conda'], cwd=ROOT, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    res = run([sys.executable, '-m', 'installer', 'install', '--prefix', tmp_path / 'pfx', '--variant', 'cuda12',
+               '--method', 'conda'], env)
     assert res.returncode == 3 and 'neither mamba nor conda' in res.stdout
+    assert not (tmp_path / 'pfx').exists()
     # An installed wrapper on a node without apptainer says so.
-    vdir = tmp_path / 'pfx2' / '0.1.0'
-    (vdir / 'etc').mkdir(parents=True)
-    (vdir / 'bin').mkdir()
-    (vdir / 'etc' / 'runtime.env').write_text("KIT_METHOD=apptainer\nKIT_RUNTIME='/x/a.sif'\n")
+    vardir = tmp_path / 'pfx2' / '0.1.0' / 'cuda12'
+    (vardir / 'etc').mkdir(parents=True)
+    (vardir / 'bin').mkdir()
+    (vardir / 'etc' / 'runtime.env').write_text("KIT_METHOD=apptainer\nKIT_RUNTIME='/x/a.sif'\n")
     from installer.install import install_wrappers
-    install_wrappers(str(vdir))
-    res = subprocess.run([str(vdir / 'bin' / 'alphafold-msa'), '--help'], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, universal_newlines=True)
+    install_wrappers(str(vardir))
+    res = run([vardir / 'bin' / 'alphafold-msa', '--help'], env, tmp_path)
     assert res.returncode == 3 and 'apptainer not found on PATH' in res.stdout and 'fix:' in res.stdout
 
 
 def test_unknown_variant_is_refused(tmp_path):
-    res = subprocess.run([sys.executable, '-m', 'installer', 'install', '--prefix', str(tmp_path), '--variant',
-                          'cuda99', '--method', 'venv'], cwd=ROOT, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, universal_newlines=True)
+    res = run([sys.executable, '-m', 'installer', 'install', '--prefix', tmp_path, '--variant', 'cuda99',
+               '--method', 'venv'], os.environ)
     assert res.returncode == 2 and "unknown VARIANT 'cuda99'" in res.stdout and 'legacy-cuda10.1' in res.stdout
-
-
-def test_uninstall_removes_the_version_and_its_modulefiles(standin, tmp_path):
-    env, _ = standin
-    prefix = tmp_path / 'pfx'
-    assert install(prefix, env).returncode == 0
-    subprocess.run(['make', '-s', 'uninstall', 'PREFIX=%s' % prefix, 'VARIANT=legacy-cuda11.0'], cwd=ROOT, check=True)
-    assert not (prefix / '0.1.0').exists()
-    assert os.listdir(str(prefix / 'modulefiles' / 'alphafold')) == []

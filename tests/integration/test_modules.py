@@ -48,10 +48,10 @@ def test_load_sets_the_kit_environment(flavour, installed_kit, kit_site):
     res = shell(flavour, installed_kit, 'module load alphafold\n' + env_json())
     assert res.returncode == 0, res.stderr
     env = json.loads(res.stdout.strip().splitlines()[-1])
-    vdir = '%s/0.1.0' % installed_kit
-    assert env['PATH'].split(':')[0] == vdir + '/bin'
-    assert env['ALPHAFOLD_SITE_CONFIG'] == vdir + '/etc/site.conf'
-    assert env['ALPHAFOLD_ENV'].startswith(vdir + '/envs/venv-')
+    vardir = '%s/0.1.0/cuda12' % installed_kit     # each variant in its own directory
+    assert env['PATH'].split(':')[0] == vardir + '/bin'
+    assert env['ALPHAFOLD_SITE_CONFIG'] == vardir + '/etc/site.conf'
+    assert os.path.dirname(env['ALPHAFOLD_ENV']) == vardir + '/envs'
     assert (env['ALPHAFOLD_MEMORY_MODE'], env['ALPHAFOLD_UNIFIED_THRESHOLD']) == ('auto', '1000')
     assert env['ALPHAFOLD_KIT_VARIANT'] == 'cuda12'
     assert not [k for k in env if k.startswith('XLA_') or k == 'TF_FORCE_UNIFIED_MEMORY']
