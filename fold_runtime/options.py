@@ -193,7 +193,7 @@ def add_gpu_stage_options(parser):
                        default=None, help='relax on the GPU (default: when a GPU is visible)')
     relax.add_argument('--no-gpu-relax', '--nouse_gpu_relax', dest='use_gpu_relax', action='store_false')
     add(parser, '--memory-mode', choices=site_config.MEMORY_MODES,
-        help='unified: TF_FORCE_UNIFIED_MEMORY=1, XLA_PYTHON_CLIENT_MEM_FRACTION, platform allocator; '
+        help='unified: TF_FORCE_UNIFIED_MEMORY=1 and XLA_PYTHON_CLIENT_MEM_FRACTION (XLA\'s default allocator); '
              'auto: unified above --unified-threshold residues (default: $ALPHAFOLD_MEMORY_MODE, else auto)')
     add(parser, '--mem-fraction', type=float,
         help='XLA_PYTHON_CLIENT_MEM_FRACTION (default: $ALPHAFOLD_MEM_FRACTION, else 4.0 in unified mode)')

@@ -15,9 +15,13 @@ def use_compilation_cache(directory):
     """Share compiled executables across processes and jobs (array tasks reuse each other's)."""
     if not directory:
         return
-    jax.config.update('jax_compilation_cache_dir', directory)
-    jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
-    jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
+    try:
+        jax.config.update('jax_compilation_cache_dir', directory)
+        jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
+        jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
+    except AttributeError:   # jax before 0.4 (the legacy images) has no such options
+        log.info('JAX %s has no persistent compilation cache; %s is not used', jax.__version__, directory)
+        return
     log.info('JAX compilation cache: %s', directory)
 
 
@@ -28,7 +32,9 @@ class CompileClock(object):
         self.seconds = 0.0
         self.compiles = 0
         self._lock = threading.Lock()
-        jax.monitoring.register_event_duration_secs_listener(self._on_event)
+        monitoring = getattr(jax, 'monitoring', None)   # absent before jax 0.4: compile time reads 0
+        if monitoring is not None:
+            monitoring.register_event_duration_secs_listener(self._on_event)
 
     def _on_event(self, event, duration, **kwargs):
         if event in _COMPILE_EVENTS:

@@ -4,10 +4,18 @@ The paper's settings let long proteins (over ~1,200 residues) finish: unified me
 spill to host RAM, and a fraction above 1 lets it use more than the GPU holds. The site's policy
 arrives in the kit's own variables (ALPHAFOLD_MEMORY_MODE, ...), so `auto` still decides per
 protein, and a user's own XLA_* / TF_* exports always win.
+
+Unified memory is XLA's BFC allocator with TF_FORCE_UNIFIED_MEMORY=1 and a fraction above 1, as
+AlphaFold's run_docker.py sets it. XLA reads both only in its BFC allocator, so the platform
+allocator (XLA_PYTHON_CLIENT_ALLOCATOR=platform, in the paper's list) would turn unified memory
+off and ignore the fraction: the kit never sets it, and refuses it together with unified mode.
+From jaxlib 0.4.1 the fraction is of the GPU's total memory (before: of its free memory).
 """
 import logging
 import os
 import sys
+
+from kit_common.errors import EXIT_INPUT, KitError
 
 log = logging.getLogger(__name__)
 DEFAULT_THRESHOLD = 1200
@@ -26,8 +34,7 @@ def settings(mode, fraction=None):
     env = {}
     if mode == 'unified':
         env = {'TF_FORCE_UNIFIED_MEMORY': '1',
-               'XLA_PYTHON_CLIENT_MEM_FRACTION': str(fraction or DEFAULT_UNIFIED_FRACTION),
-               'XLA_PYTHON_CLIENT_ALLOCATOR': 'platform'}
+               'XLA_PYTHON_CLIENT_MEM_FRACTION': str(fraction or DEFAULT_UNIFIED_FRACTION)}
     elif fraction:
         env = {'XLA_PYTHON_CLIENT_MEM_FRACTION': str(fraction)}
     return env
@@ -39,6 +46,11 @@ def apply(mode, length, fraction=None, threshold=DEFAULT_THRESHOLD):
     if 'jax' in sys.modules:
         raise RuntimeError('memory settings must be applied before jax is imported')
     chosen = choose(mode, length, threshold)
+    if chosen == 'unified' and os.environ.get('XLA_PYTHON_CLIENT_ALLOCATOR') == 'platform':
+        raise KitError('XLA_PYTHON_CLIENT_ALLOCATOR=platform turns unified memory off (XLA applies '
+                       'TF_FORCE_UNIFIED_MEMORY and the memory fraction only in its default allocator)',
+                       'unset XLA_PYTHON_CLIENT_ALLOCATOR for unified memory, or use --memory-mode default',
+                       EXIT_INPUT)
     wanted = settings(chosen, fraction)
     applied, kept = {}, {}
     for key in VARIABLES:

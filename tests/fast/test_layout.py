@@ -45,3 +45,13 @@ def test_every_executor_implements_the_interface():
         assert issubclass(cls, base.Executor) and cls.name == name
         for method in abstract:
             assert method in vars(cls), (name, method)
+
+
+def test_the_gpu_stage_starts_on_a_jax_without_monitoring():
+    """STAND-IN for jax 0.2.17 (the legacy images): jax with its `monitoring` module removed. The
+    compile clock must read zero there instead of failing every legacy GPU-stage run."""
+    code = ('import jax\ndel jax.monitoring\nfrom fold_runtime.gpu_stage import jax_setup\n'
+            'clock = jax_setup.CompileClock()\njax.jit(lambda x: x + 1)(1)\nprint(clock.snapshot())')
+    res = subprocess.run([sys.executable, '-c', code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         universal_newlines=True)
+    assert res.returncode == 0 and res.stdout.strip().splitlines()[-1] == '(0.0, 0)', res.stdout

@@ -26,10 +26,11 @@ def xla_sees(mode, length, fraction='-', **env):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def test_unified_sets_all_three():
+def test_unified_is_the_bfc_allocator_with_unified_memory_and_a_fraction():
+    """As run_docker.py: the platform allocator would turn unified memory off, so it is never set."""
     assert xla_sees('unified', 100) == {'TF_FORCE_UNIFIED_MEMORY': '1',
                                         'XLA_PYTHON_CLIENT_MEM_FRACTION': '4.0',
-                                        'XLA_PYTHON_CLIENT_ALLOCATOR': 'platform'}
+                                        'XLA_PYTHON_CLIENT_ALLOCATOR': None}
     assert xla_sees('unified', 100, '2.0')['XLA_PYTHON_CLIENT_MEM_FRACTION'] == '2.0'
 
 
@@ -37,6 +38,13 @@ def test_auto_switches_at_the_length_threshold():
     assert xla_sees('auto', 1201)['TF_FORCE_UNIFIED_MEMORY'] == '1'
     assert xla_sees('auto', 1200) == {k: None for k in ('TF_FORCE_UNIFIED_MEMORY',
                                       'XLA_PYTHON_CLIENT_MEM_FRACTION', 'XLA_PYTHON_CLIENT_ALLOCATOR')}
+
+
+def test_the_platform_allocator_is_refused_with_unified_memory():
+    code = 'from fold_runtime.gpu_stage import memory; memory.apply("unified", 10)'
+    res = subprocess.run([sys.executable, '-c', code], cwd=ROOT, stderr=subprocess.PIPE, universal_newlines=True,
+                         env=dict(os.environ, XLA_PYTHON_CLIENT_ALLOCATOR='platform'))
+    assert res.returncode != 0 and 'turns unified memory off' in res.stderr
 
 
 def test_user_export_wins():
