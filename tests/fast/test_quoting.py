@@ -25,7 +25,7 @@ def interpreter(*names):
         path = shutil.which(name)
         if path:
             return path
-    pytest.skip('none of %s installed (make deps installs lmod and tcl)' % ', '.join(names))
+    raise AssertionError('none of %s installed: make deps installs lmod (lua) and tcl' % ', '.join(names))
 
 
 def read_back(cmd, tmp_path, script, *args):
