@@ -16,9 +16,13 @@ from kit_common.errors import EXIT_IO, KitError
 TMP_PREFIX = '.tmp-'
 
 
+def disk_full(exc):
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def io_error(path, exc, fix=None):
     """The KitError (exit 5) for an OSError met while writing path."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if disk_full(exc):
         return KitError('no space left on the device while writing %s' % path,
                         fix or 'free space on that file system, or choose another directory (e.g. --output-dir)', EXIT_IO)
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):

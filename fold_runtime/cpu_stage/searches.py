@@ -8,7 +8,6 @@ atomically, so a killed run resumes from the searches that finished.
 """
 import ctypes
 import ctypes.util
-import errno
 import logging
 import multiprocessing
 import os
@@ -173,7 +172,7 @@ def _child(spec, stderr_path):
 def _exit_status(exc):
     if isinstance(exc, KitError):
         return exc.exit_code
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if files.disk_full(exc):
         return EXIT_IO
     return 1
 
