@@ -6,13 +6,15 @@ PYTEST_ARGS ?=
 # Test databases live in a cache keyed by the builder's content (tests/build_test_dbs.py).
 TESTDATA_CACHE ?= $(HOME)/.cache/alphafold-hpc-kit
 
-.PHONY: help deps testdata test test-fast test-integration demo check-py38 clean install uninstall check-install recipes
+.PHONY: help deps testdata test test-fast test-integration demo check-py38 clean install uninstall check-install recipes locks
 
 # make install PREFIX=/opt/alphafold VARIANT=cuda12 METHOD=apptainer|conda|venv [SITE_CONFIG=site.conf]
 PREFIX ?= /opt/alphafold
 VARIANT ?= cuda12
 METHOD ?= apptainer
 SITE_CONFIG ?=
+# A checkout or pip requirement to install instead of the variant's AlphaFold git revision (conda, venv).
+ALPHAFOLD_SOURCE ?=
 # The installer needs only the standard library, so any python3 >= 3.8 runs it.
 INSTALL_PY ?= python3
 
@@ -23,6 +25,7 @@ help:
 	@echo "make test-fast  the fast tier: no services, no databases, no models (under 2 minutes)"
 	@echo "make demo       run the main job end to end on small real data"
 	@echo "make install    PREFIX=... VARIANT=cuda12|legacy-cuda11.0|legacy-cuda10.1 METHOD=apptainer|conda|venv [SITE_CONFIG=...]"
+	@echo "make locks      resolve recipes/<variant>.requirements.txt (uv, PyPI); make recipes renders the recipes"
 	@echo "make uninstall  PREFIX=... [VARIANT=...];  make check-install PREFIX=... [VARIANT=...] [GPU=1]"
 
 deps: $(VENV)/.deps-stamp
@@ -60,7 +63,7 @@ clean:
 	rm -rf build *.egg-info demo-output
 
 install:
-	$(INSTALL_PY) -m installer install --prefix "$(PREFIX)" --variant "$(VARIANT)" --method "$(METHOD)" $(if $(SITE_CONFIG),--site-config "$(SITE_CONFIG)")
+	$(INSTALL_PY) -m installer install --prefix "$(PREFIX)" --variant "$(VARIANT)" --method "$(METHOD)" $(if $(SITE_CONFIG),--site-config "$(SITE_CONFIG)") $(if $(ALPHAFOLD_SOURCE),--alphafold-source "$(ALPHAFOLD_SOURCE)")
 
 # VARIANT only when given (not the default above): with one variant installed it may be left out.
 GIVEN_VARIANT = $(if $(filter-out file,$(origin VARIANT)),--variant "$(VARIANT)")
@@ -73,3 +76,7 @@ check-install:
 
 recipes:
 	$(INSTALL_PY) -m installer recipes
+
+# Resolves every variant's pip stack (uv from .venv, PyPI); then run make recipes.
+locks: deps
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(INSTALL_PY) -m installer locks

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
+import fold_runtime
 from kit_common import site_config, typed
 from kit_common.errors import EXIT_HELP, EXIT_INPUT, KitError
 
@@ -232,6 +233,7 @@ def cpu_stage_parser(prog='alphafold-msa'):
                '--cpus 20\n\n%s' % (prog, EXIT_HELP))
     add_cpu_stage_options(p)
     p.add_argument('--explain', action=Explain)
+    p.add_argument('--version', action='version', version=fold_runtime.version_text())
     return p
 
 
@@ -241,6 +243,7 @@ def gpu_stage_parser(prog, description):
     add_cpu_stage_options(p.add_argument_group('targets and CPU stage'), for_gpu_stage=True)
     add_gpu_stage_options(p.add_argument_group('GPU stage'))
     p.add_argument('--explain', action=Explain)
+    p.add_argument('--version', action='version', version=fold_runtime.version_text())
     return p
 
 

@@ -1,10 +1,13 @@
-"""python -m installer {install,uninstall,check-install,recipes}: what the Makefile calls."""
+"""python -m installer {install,uninstall,check-install,recipes,locks,finish-stack}: what the Makefile
+and the image definitions call."""
 import argparse
 import logging
+import os
 import sys
 
-from installer import install, methods, recipes
+from installer import install, locks, methods, recipes, stack
 from kit_common import entry
+from kit_common.errors import KitError
 
 logger = logging.getLogger(__name__)
 
@@ -20,21 +23,33 @@ def parser():
         if name == 'install':
             p.add_argument('--method', required=True, choices=sorted(methods.METHODS))
             p.add_argument('--site-config')
+            p.add_argument('--alphafold-source', help='a checkout or pip requirement instead of the variant\'s '
+                           'AlphaFold git revision (METHOD=conda|venv; sites without GitHub)')
         if name == 'check-install':
             p.add_argument('--gpu', action='store_true', help='also require a visible GPU')
     sub.add_parser('recipes', help='regenerate recipes/*.def and *.conda.yml from recipes/variants.ini')
+    sub.add_parser('locks', help='resolve recipes/<variant>.requirements.txt from recipes/variants.ini (uv, PyPI)')
+    p = sub.add_parser('finish-stack', help='the pip half of a variant, in the environment whose python runs this')
+    p.add_argument('--variant', required=True)
+    p.add_argument('--env', required=True, help='the environment (its bin/python is used)')
     return ap
 
 
 def run(args):
     if args.command == 'install':
-        install.install(args.prefix, args.variant, args.method, args.site_config)
+        install.install(args.prefix, args.variant, args.method, args.site_config, args.alphafold_source)
     elif args.command == 'uninstall':
         install.uninstall(args.prefix, args.variant)
     elif args.command == 'check-install':
         return 1 if install.check_install(args.prefix, args.variant, args.gpu) else 0
+    elif args.command == 'finish-stack':
+        rows = recipes.variants()
+        if args.variant not in rows:
+            raise KitError('unknown variant %r' % args.variant, 'choose one of %s' % ', '.join(rows))
+        stack.finish(os.path.join(args.env, 'bin', 'python'), args.variant, rows[args.variant])
     else:
-        for path in recipes.generate():
+        generate = locks.generate if args.command == 'locks' else lambda _rows: recipes.generate()
+        for path in generate(recipes.variants()):
             logger.info('wrote %s', path)
     return 0
 

@@ -29,8 +29,6 @@ from kit_common.files import make_dirs, write_bytes, write_text
 logger = logging.getLogger(__name__)
 
 COMMANDS = ('alphafold-msa', 'alphafold-predict', 'alphafold-run', 'alphafold-batch', 'alphafold-data')
-GPU_PROBE = 'import jax, sys; sys.exit(0 if jax.devices("gpu") else 1)'
-KALIGN_PROBE = 'from fold_runtime.cpu_stage import binaries; binaries.resolve("kalign")'
 EXAMPLE_SITE_CONFIG = os.path.join(ROOT, 'installer', 'site.conf.example')
 
 
@@ -56,16 +54,17 @@ def installed_variants(prefix):
                   if os.path.exists(os.path.join(vdir, name, 'etc', 'runtime.env')))
 
 
-def install(prefix, variant, method_name, site_config_path=None):
+def install(prefix, variant, method_name, site_config_path=None, alphafold_source=None):
     """Everything is checked (the inputs, then the modulefiles' text) before anything is written."""
-    method, vardir, conf_source, site = checked_inputs(prefix, variant, method_name, site_config_path)
+    method, vardir, conf_source, site = checked_inputs(prefix, variant, method_name, site_config_path,
+                                                       alphafold_source)
     build = builds.new(vardir, method.folder)
     runtime = method.runtime(build, variant)
     texts = modulefile_texts(vardir, variant, method, runtime, site)
     make_dirs(os.path.dirname(build))
     with locks.exclusive(vardir, 'make install VARIANT=%s' % variant):
         previous = read_runtime_env(vardir).get('KIT_RUNTIME')
-        builds.make(build, lambda: method.build(build, variant))
+        builds.make(build, lambda: method.build(build, variant, recipes.variants()[variant], alphafold_source))
         for sub in ('bin', 'etc'):
             make_dirs(os.path.join(vardir, sub))
         install_site_config(vardir, conf_source)
@@ -79,12 +78,13 @@ def install(prefix, variant, method_name, site_config_path=None):
                 os.path.join(os.path.abspath(prefix), 'modulefiles'), module_name(variant))
 
 
-def checked_inputs(prefix, variant, method_name, site_config_path):
+def checked_inputs(prefix, variant, method_name, site_config_path, alphafold_source=None):
     """(method, variant directory, site config to install, its SiteConfig), or a KitError."""
     rows = recipes.variants()
     if variant not in rows:
         raise KitError('unknown VARIANT %r' % variant, 'choose one of %s (recipes/variants.ini)' % ', '.join(rows))
     method = methods.get(method_name)
+    method.check(variant, rows[variant], alphafold_source)
     method.tool()
     vardir = variant_dir(prefix, variant)
     conf_source = site_config_source(vardir, site_config_path)
@@ -227,20 +227,31 @@ def check_install(prefix, variant=None, want_gpu=False):
     checks = [('%s runtime present: %s' % (method.name, runtime), lambda: os.path.exists(runtime))]
     for tool in ('jackhmmer', 'hhblits', 'hhsearch'):
         checks.append(('%s runs' % tool, _runs(method.command(runtime, [tool, '-h']), path)))
-    checks.append(('kalign 2.04 found (template realignment as DeepMind\'s)',
-                   _runs(method.python(runtime, KALIGN_PROBE), path)))
-    checks.append(('python imports alphafold, fold_runtime, data_sync',
-                   _runs(method.python(runtime, 'import alphafold, fold_runtime, data_sync'), path)))
     checks.append(('data directory readable: %s' % data_dir,
                    lambda: os.path.isdir(data_dir) and os.access(data_dir, os.R_OK | os.X_OK)))
-    if want_gpu:
-        checks.append(('a GPU is visible to jax', _runs(method.python(runtime, GPU_PROBE, gpu=True), path)))
+    checks.append(('alphafold-msa --version', _runs([os.path.join(vardir, 'bin', 'alphafold-msa'), '--version'], path)))
     failures = 0
     for label, check in checks:
         ok = check()
         failures += not ok
         print('%-4s %s' % ('OK' if ok else 'FAIL', label), flush=True)
-    return failures
+    return failures + stack_check(method, runtime, path, want_gpu, env.get('KIT_VARIANT', ''))
+
+
+def stack_check(method, runtime, path, want_gpu, variant):
+    """fold_runtime.stack_check inside the runtime (with the GPUs when want_gpu): its OK/FAIL
+    lines, and the number of failures."""
+    cmd = method.command(runtime, [method.interpreter(runtime), '-m', 'fold_runtime.stack_check']
+                         + (['--gpu'] if want_gpu else []), gpu=want_gpu)
+    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                         env=dict(os.environ, PATH=path, ALPHAFOLD_KIT_VARIANT=variant))
+    lines = [l for l in res.stdout.splitlines() if l.startswith(('OK ', 'FAIL '))]
+    for line in lines:
+        print(line, flush=True)
+    if res.returncode and not any(l.startswith('FAIL ') for l in lines):   # it could not even start
+        print('FAIL the stack check ran (exit %d): %s' % (res.returncode, res.stdout.strip()[-500:]), flush=True)
+        return 1
+    return sum(l.startswith('FAIL ') for l in lines)
 
 
 def _runs(cmd, path):

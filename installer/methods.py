@@ -9,7 +9,7 @@ import os
 import shutil
 import sys
 
-from installer import ROOT
+from installer import ROOT, locks, stack
 from installer.recipes import RECIPES
 from kit_common import tools
 from kit_common.errors import EXIT_MISSING, KitError
@@ -44,8 +44,12 @@ class Method:
         """The image or environment that a build directory holds."""
         return build
 
-    def build(self, build, variant):
-        """Build the runtime for variant into the directory build."""
+    def check(self, variant, row, alphafold_source):
+        """A KitError when this method cannot build variant (checked before anything is written)."""
+
+    def build(self, build, variant, row, alphafold_source=None):
+        """Build the runtime for variant (its variants.ini row) into the directory build;
+        alphafold_source: a checkout or pip requirement instead of the row's git revision."""
         raise NotImplementedError
 
     def paths_to_check(self, vardir, site):
@@ -86,12 +90,17 @@ class Apptainer(Method):
     def runtime(self, build, variant):
         return os.path.join(build, 'alphafold-%s.sif' % variant)
 
-    def build(self, build, variant):
+    def check(self, variant, row, alphafold_source):
+        if alphafold_source:
+            raise KitError('ALPHAFOLD_SOURCE applies to METHOD=conda and venv; an image clones AlphaFold %s itself'
+                           % row['alphafold'], 'leave ALPHAFOLD_SOURCE unset with METHOD=apptainer')
+
+    def build(self, build, variant, row, alphafold_source=None):
         make_dirs(build)
         image = self.runtime(build, variant)
         tmp = image + '.building'
         fakeroot = [] if os.geteuid() == 0 else ['--fakeroot']   # users without root build unprivileged
-        # cwd: the definition's %files copies the kit's checkout (".") into the image.
+        # cwd: the definition's %files copies the kit's source from the checkout into the image.
         run_step(['apptainer', 'build'] + fakeroot + ['--force', tmp, os.path.join(RECIPES, variant + '.def')],
                  'apptainer build', cwd=ROOT)
         os.replace(tmp, image)
@@ -124,10 +133,17 @@ class Conda(Method):
                            'load a conda/mamba module, or use METHOD=venv or METHOD=apptainer', EXIT_MISSING)
         return path
 
-    def build(self, build, variant):
+    def check(self, variant, row, alphafold_source):
+        # The host's: finish-stack clones AlphaFold and applies its OpenMM patch.
+        for tool in ([] if alphafold_source else ['git']) + ['patch']:
+            if not shutil.which(tool):
+                raise KitError('%s not found on PATH (METHOD=conda installs AlphaFold with it)' % tool,
+                               'install %s or load its module' % tool, EXIT_MISSING)
+
+    def build(self, build, variant, row, alphafold_source=None):
         run_step([self.tool(), 'env', 'create', '-y', '-p', build, '-f',
                   os.path.join(RECIPES, variant + '.conda.yml')], 'creating the conda environment')
-        run_step([self.interpreter(build), '-m', 'pip', 'install', '-q', '--no-deps', ROOT], 'installing the kit')
+        stack.finish(self.interpreter(build), variant, row, alphafold_source)
 
     def tool_path(self, runtime):
         # The environment brings its own jackhmmer, hhblits and kalign (bioconda).
@@ -135,16 +151,25 @@ class Conda(Method):
 
 
 class Venv(Method):
-    """A virtualenv of the installer's Python with requirements.txt; the search tools come from
-    the host (CPU-only sites, and the tests)."""
+    """A virtualenv of the installer's Python with the variant's lock and its venv_extra pins
+    (OpenMM and kalign from PyPI); jackhmmer and HH-suite come from the host (CPU-only sites,
+    and the tests)."""
     name = 'venv'
     runtime_var = 'ALPHAFOLD_ENV'
 
-    def build(self, build, variant):
+    def check(self, variant, row, alphafold_source):
+        if row['openmm']:
+            raise KitError('VARIANT=%s cannot be a venv: its OpenMM %s is on conda-forge, not PyPI' % (variant, row['openmm']),
+                           'use METHOD=conda or METHOD=apptainer for it, or a variant with OpenMM in its lock '
+                           '(cuda12-pip, cpu)')
+        have = '%d.%d' % sys.version_info[:2]
+        if have != row['python']:
+            raise KitError('VARIANT=%s is locked for Python %s; the installer runs Python %s' % (variant, row['python'], have),
+                           'run make install with INSTALL_PY=python%s' % row['python'])
+
+    def build(self, build, variant, row, alphafold_source=None):
         run_step([self.tool(), '-m', 'venv', build], 'creating the virtualenv')
-        pip = [self.interpreter(build), '-m', 'pip', 'install', '-q']
-        run_step(pip + ['-r', os.path.join(ROOT, 'requirements.txt')], 'installing requirements.txt')
-        run_step(pip + ['--no-deps', ROOT], 'installing the kit')
+        stack.finish(self.interpreter(build), variant, row, alphafold_source, locks.top_level(row, 'venv_extra'))
 
 
 METHODS = {method.name: method for method in (Apptainer(), Conda(), Venv())}

@@ -2,14 +2,14 @@
 
 `spec()` lists what the module does; the templates modulefiles/alphafold.lua.in and
 alphafold.tcl.in only spell it, with every value made a string literal here by lua_quote() or
-tcl_quote(). The one piece of logic in them, choosing ALPHAFOLD_DATA_DIR at load time, follows
-data_sync.layout.choose_data_dir: the node-local copy when its staged.id matches the shared
-manifest.id, else the shared copy. Variables are set with pushenv, not setenv: unloading restores
-a value the user had before loading.
+tcl_quote(). The module sets no ALPHAFOLD_DATA_DIR: `module load` runs on a login node and sbatch
+exports what it set, so a choice made there would be wrong on compute nodes; each job chooses on
+its node (fold_runtime.options.resolve_data_dir). Variables are set with pushenv where the module
+system has it (Lmod; environment-modules >= 5.1), so unloading restores a value the user had;
+environment-modules 4.x gets setenv.
 """
 import os
 
-from data_sync.layout import MANIFEST_ID_FILE, STAMP_FILE
 from installer import ROOT
 from installer.template import render
 from kit_common.errors import KitError
@@ -41,8 +41,6 @@ def spec(version, variant, vardir, site, runtime_env):
         'conflict': 'alphafold',
         'environment': env,
         'prepend_path': [('PATH', vardir + '/bin')],
-        'shared_root': site.data.shared_root,
-        'local_root': site.data.local_root,
     }
 
 
@@ -70,7 +68,7 @@ def tcl_quote(value):
 def lua(s):
     q = lua_quote
     return render(os.path.join(TEMPLATES, 'alphafold.lua.in'), dict(
-        _data_dir_values(s, q), whatis=q(s['whatis']), help=s['help'], conflict=q(s['conflict']),
+        whatis=q(s['whatis']), help=s['help'], conflict=q(s['conflict']),
         environment='\n'.join('pushenv(%s, %s)' % (q(k), q(v)) for k, v in s['environment']),
         prepend_path='\n'.join('prepend_path(%s, %s)' % (q(k), q(v)) for k, v in s['prepend_path'])))
 
@@ -79,15 +77,10 @@ def tcl(s):
     q = tcl_quote
     # Module and variable names are plain words; only values need quoting.
     return render(os.path.join(TEMPLATES, 'alphafold.tcl.in'), dict(
-        _data_dir_values(s, q), whatis=q(s['whatis']), conflict=s['conflict'],
+        whatis=q(s['whatis']), conflict=s['conflict'],
         help='\n'.join('    puts stderr %s' % q(line) for line in s['help'].splitlines()),
-        environment='\n'.join('pushenv %s %s' % (k, q(v)) for k, v in s['environment']),
+        environment='\n'.join('af_env %s %s' % (k, q(v)) for k, v in s['environment']),
         prepend_path='\n'.join('prepend-path %s %s' % (k, q(v)) for k, v in s['prepend_path'])))
-
-
-def _data_dir_values(s, quote):
-    return {'shared_root': quote(s['shared_root']), 'local_root': quote(s['local_root']),
-            'stamp_file': STAMP_FILE, 'manifest_id_file': MANIFEST_ID_FILE}
 
 
 def version_file(name):

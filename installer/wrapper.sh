@@ -20,7 +20,7 @@ case "$cmd" in
   *) echo "alphafold wrapper: unknown command name '$cmd'" >&2; exit 2 ;;
 esac
 # Batch job scripts call the kit through these wrappers, in or out of the image.
-export ALPHAFOLD_KIT_BIN="$vardir/bin"
+export ALPHAFOLD_KIT_BIN="$vardir/bin" ALPHAFOLD_KIT_VARIANT="${KIT_VARIANT:-}"
 # This install's site config, unless the module or the user names one.
 if [ -z "${ALPHAFOLD_SITE_CONFIG:-}" ] && [ -f "$vardir/etc/site.conf" ]; then
   export ALPHAFOLD_SITE_CONFIG="$vardir/etc/site.conf"
@@ -29,6 +29,9 @@ die() { printf '%s: error: %s\n  fix: %s\n' "$cmd" "$1" "$2" >&2; exit "${3:-3}"
 
 if [ "$KIT_METHOD" != apptainer ]; then
   [ -x "$KIT_RUNTIME/bin/python" ] || die "environment $KIT_RUNTIME is missing" "reinstall: make install"
+  # The environment's tools first (conda's jackhmmer, hhblits, kalign2), and conda's CUDA libraries.
+  export PATH="$KIT_RUNTIME/bin:$PATH"
+  if [ "$KIT_METHOD" = conda ]; then export LD_LIBRARY_PATH="$KIT_RUNTIME/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; fi
   exec "$KIT_RUNTIME/bin/python" "${entry[@]}" "$@"
 fi
 

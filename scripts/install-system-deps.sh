@@ -23,3 +23,15 @@ if [ ! -f "$ENVMODULES_DIR/usr/lib/x86_64-linux-gnu/modulecmd.tcl" ]; then
   dpkg -x "$tmp"/environment-modules_*.deb "$ENVMODULES_DIR"
   rm -rf "$tmp"
 fi
+
+# environment-modules 4.x (many centres still run it; it has no pushenv): Debian 11's 4.6.1,
+# checked against the SHA-256 of bullseye's package index.
+ENVMODULES4_DIR=${ENVMODULES4_DIR:-/opt/environment-modules-4}
+if [ ! -f "$ENVMODULES4_DIR/usr/lib/x86_64-linux-gnu/modulecmd.tcl" ]; then
+  tmp=$(mktemp -d)
+  curl -fsS -o "$tmp/em4.deb" http://deb.debian.org/debian/pool/main/m/modules/environment-modules_4.6.1-1_amd64.deb
+  echo "a5e95b92e246606456fe1d6fcfbb903802c3f4f93089bdb45072d574133128e3  $tmp/em4.deb" | sha256sum -c --quiet
+  mkdir -p "$ENVMODULES4_DIR"
+  dpkg -x "$tmp/em4.deb" "$ENVMODULES4_DIR"
+  rm -rf "$tmp"
+fi

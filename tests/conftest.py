@@ -105,12 +105,21 @@ def kit_site(full_data_dir, tmp_path_factory):
     return root
 
 
+# STAND-IN for DeepMind's AlphaFold at the cpu variant's git revision (GitHub is out of reach
+# here): ColabFold's fork of the same era (relax fixed for OpenMM 8.2), with the packages it
+# needs that DeepMind's revision no longer does.
+STANDIN_ALPHAFOLD = ('alphafold-colabfold==2.3.8 dm-tree==0.1.8 immutabledict==2.0.0 pandas==2.0.3 pytz==2024.1 '
+                     'tzdata==2024.1')
+
+
 @pytest.fixture(scope='session')
 def installed_kit(kit_site, tmp_path_factory):
-    """`make install METHOD=venv` into a temporary prefix, with the test site config."""
+    """`make install METHOD=venv VARIANT=cpu` into a temporary prefix, with the test site config:
+    a fresh venv of the cpu variant's lock, with the STAND-IN AlphaFold (STANDIN_ALPHAFOLD)."""
     prefix = tmp_path_factory.mktemp('prefix')
-    subprocess.run(['make', '-s', 'install', 'PREFIX=%s' % prefix, 'METHOD=venv', 'VARIANT=cuda12',
-                    'SITE_CONFIG=%s' % (kit_site / 'site.conf')], cwd=ROOT, check=True)
+    subprocess.run(['make', '-s', 'install', 'PREFIX=%s' % prefix, 'METHOD=venv', 'VARIANT=cpu',
+                    'SITE_CONFIG=%s' % (kit_site / 'site.conf'), 'ALPHAFOLD_SOURCE=%s' % STANDIN_ALPHAFOLD],
+                   cwd=ROOT, check=True)
     return prefix
 
 

@@ -9,10 +9,12 @@ why; `alphafold-msa --explain` prints it, so a site can audit the kit.
 """
 import logging
 
+from fold_runtime import ALPHAFOLD_DISTRIBUTIONS, distribution  # noqa: F401 (callers use fidelity.distribution)
+
 log = logging.getLogger(__name__)
 
 SEMANTICS = 'deepmind-v2.3.2'
-FORK = 'alphafold-colabfold'
+FORK = ALPHAFOLD_DISTRIBUTIONS[1]
 
 CHANGES = (
     ('alphafold.data.pipeline.make_msa_features',
@@ -37,20 +39,6 @@ CHANGES = (
 )
 # Multimer settings (recycling, PRNG, ranking scale, numerics) go here: issue #15.
 MULTIMER = {}
-
-
-def distribution():
-    """(distribution name, version) of the installed AlphaFold, ('', '') when unknown."""
-    try:
-        from importlib import metadata
-    except ImportError:   # Python 3.7 images
-        return '', ''
-    for dist in ('alphafold', FORK):
-        try:
-            return dist, metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return '', ''
 
 
 def is_fork():
@@ -91,9 +79,14 @@ def apply_data():
 
 def _extended_letters():
     """What mmcif_parsing reads as PDBData: the 3-to-1 table with modified residues mapped to their
-    parent. Built on use: Biopython before 1.80 (the legacy images) has no PDBData module."""
-    from Bio.Data import PDBData
-    return type('ExtendedLetters', (), {'protein_letters_3to1': PDBData.protein_letters_3to1_extended})
+    parent, as SCOPData's was when DeepMind pinned Biopython 1.79 (1.80 moved it to PDBData)."""
+    try:
+        from Bio.Data import PDBData
+        table = PDBData.protein_letters_3to1_extended
+    except ImportError:
+        from Bio.Data import SCOPData
+        table = SCOPData.protein_letters_3to1
+    return type('ExtendedLetters', (), {'protein_letters_3to1': table})
 
 
 def make_msa_features(msas):

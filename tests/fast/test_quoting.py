@@ -84,6 +84,8 @@ eval [read $f]
 close $f
 ModulesHelp
 '''
+# environment-modules 4.x: setenv, no pushenv.
+TCL4_STANDINS = TCL_STANDINS.replace('proc pushenv {k v} { out pushenv $k $v }', 'proc setenv {k v} { out setenv $k $v }')
 
 
 @pytest.fixture
@@ -102,16 +104,16 @@ def nasty_site(tmp_path):
     return site_config.load(str(conf))
 
 
-@pytest.mark.parametrize('flavour', ['lua', 'tcl'])
+@pytest.mark.parametrize('flavour', ['lua', 'tcl', 'tcl4'])
 def test_rendered_modulefile_does_exactly_what_the_spec_says(flavour, nasty_site, tmp_path):
     vdir = str(tmp_path / "prefix $x 'y'" / __version__)
     s = modulefile.spec(__version__, 'cuda12', vdir, nasty_site, {'ALPHAFOLD_ENV': vdir + '/envs/venv-1'})
     module = tmp_path / 'module'
-    module.write_text(getattr(modulefile, flavour)(s), encoding='utf-8')
+    module.write_text(getattr(modulefile, flavour[:3])(s), encoding='utf-8')
     if flavour == 'lua':
         cmd, standins = [interpreter('lua5.4', 'lua5.3', 'lua', 'texlua')], LUA_STANDINS
     else:
-        cmd, standins = [interpreter('tclsh'), '-encoding', 'utf-8'], TCL_STANDINS
+        cmd, standins = [interpreter('tclsh'), '-encoding', 'utf-8'], TCL_STANDINS if flavour == 'tcl' else TCL4_STANDINS
     out, err = read_back(cmd, tmp_path, standins, str(module))
     out = [tuple(record.split(SEP)) for record in out.split(END)[:-1]]
     assert out[0] == ('whatis', s['whatis'])
@@ -119,10 +121,11 @@ def test_rendered_modulefile_does_exactly_what_the_spec_says(flavour, nasty_site
         assert out.pop(1) == ('help', s['help'] + '\n')      # a long bracket keeps the last newline
     else:
         assert err == s['help'] + '\n'
-    assert out[1:] == [('conflict', 'alphafold')] + [('pushenv', k, v) for k, v in s['environment']] + [
-        ('prepend_path', 'PATH', vdir + '/bin'), ('pushenv', 'ALPHAFOLD_DATA_DIR', nasty_site.data.local_root + '/current')]
-    assert ('pushenv', 'ALPHAFOLD_MEM_FRACTION', '0.5') in out
-    assert ('pushenv', 'ALPHAFOLD_UNIFIED_THRESHOLD', '1200') in out        # the default, as a string
+    setter = 'setenv' if flavour == 'tcl4' else 'pushenv'
+    assert out[1:] == [('conflict', 'alphafold')] + [(setter, k, v) for k, v in s['environment']] + [
+        ('prepend_path', 'PATH', vdir + '/bin')]                           # no ALPHAFOLD_DATA_DIR: jobs choose
+    assert (setter, 'ALPHAFOLD_MEM_FRACTION', '0.5') in out
+    assert (setter, 'ALPHAFOLD_UNIFIED_THRESHOLD', '1200') in out        # the default, as a string
     assert not [r for r in out if r[1] == 'ALPHAFOLD_JAX_CACHE_DIR']        # unset settings stay unset
 
 
@@ -143,13 +146,13 @@ def test_rendered_files_have_no_placeholder_left_and_keep_each_languages_own_syn
     s = modulefile.spec(__version__, 'cuda12', '/opt/af/0.1.0', site, {'ALPHAFOLD_IMAGE': '/opt/af/a.sif'})
     lua, tcl = modulefile.lua(s), modulefile.tcl(s)
     row = recipes.variants()['cuda12']
-    definition, conda = recipes.apptainer_def('cuda12', row), recipes.conda_yml('cuda12', row)
+    definition, conda = recipes.apptainer_def('cuda12', row, {'jax': '0.4.26'}), recipes.conda_yml('cuda12', row)
     for text in (lua, tcl, definition, conda, s['help']):
         assert '@{' not in text
-    assert '(text:gsub("%s+", ""))' in lua and 'local_root ~= ""' in lua
-    assert 'set af_shared "$af_shared_root/current"' in tcl and '[af_read_id "$af_shared/manifest.id"]' in tcl
+    assert 'pushenv("ALPHAFOLD_KIT_VARIANT", "cuda12")' in lua
+    assert 'af_env ALPHAFOLD_KIT_VARIANT "cuda12"' in tcl and 'proc af_env {name value} { setenv $name $value }' in tcl
     assert 'exec /opt/conda/bin/python -m fold_runtime "$@"' in definition
-    assert 'export PATH=/opt/conda/bin:$PATH' in definition
-    assert 'alphafold.git@v2.3.2' in conda
-    assert '$ALPHAFOLD_DATA_DIR' in s['help'] and 'module load alphafold/0.1.0-cuda12' in s['help']
+    assert 'export PATH=/opt/conda/bin:$PATH' in definition and 'org.alphafold-hpc-kit.jax 0.4.26' in definition
+    assert '  - openmm=8.0.0' in conda
+    assert 'ALPHAFOLD_DATA_DIR overrides' in s['help'] and 'module load alphafold/0.1.0-cuda12' in s['help']
     assert modulefile.version_file('0.1.0-cuda12') == '#%Module1.0\nset ModulesVersion "0.1.0-cuda12"\n'

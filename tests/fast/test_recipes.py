@@ -1,12 +1,25 @@
-"""Recipes: checks of the generated Apptainer definitions and conda files (spython parses them;
-Apptainer itself cannot run here)."""
+"""Recipes: the variant table, its locks and the generated Apptainer definitions and conda files
+(spython parses the definitions; Apptainer itself cannot run here). That the locks resolve on
+PyPI and that the cpu lock installs and runs is tests/integration/test_stacks.py."""
+import re
+
 import pytest
 from spython.main.parse.parsers import SingularityParser
 
-from installer import recipes
+from installer import locks, recipes
 from kit_common.errors import KitError
 
 ROWS = recipes.variants()
+DBE2A43 = 'dbe2a438ebfc6289f960292f15dbf421a05e563d'   # CUDA 12.2.2, jax 0.4.26, OpenMM 8.0.0 (conda)
+A4315DD = 'a4315dd7b8f9f543ad5f4080af4a42d431ef3b35'   # the same on OpenMM 8.2.0 from PyPI
+
+
+def locked(variant):
+    return {locks.normalise(name): version for name, version, _ in locks.pins(variant)}
+
+
+def recipe(variant):
+    return list(SingularityParser('%s/%s.def' % (recipes.RECIPES, variant)).recipe.values())[0]
 
 
 def test_generated_recipes_are_in_sync_with_the_table(tmp_path):
@@ -16,61 +29,109 @@ def test_generated_recipes_are_in_sync_with_the_table(tmp_path):
             assert committed.read() == new.read(), '%s is stale: run make recipes' % name
 
 
-def test_table_has_the_papers_legacy_rows_and_the_current_stack():
-    assert ROWS['legacy-cuda10.1']['jaxlib'] == '0.1.69+cuda101'
-    assert (ROWS['legacy-cuda10.1']['cuda'], ROWS['legacy-cuda10.1']['cudnn'], ROWS['legacy-cuda10.1']['tensorflow']) == ('10.1', '7.6', '2.3.0')
-    assert (ROWS['legacy-cuda11.0']['cuda'], ROWS['legacy-cuda11.0']['cudnn'], ROWS['legacy-cuda11.0']['tensorflow'],
-            ROWS['legacy-cuda11.0']['jaxlib']) == ('11.0.3', '8.0.4', '2.5.0', '0.1.69+cuda110')
-    for legacy in ('legacy-cuda10.1', 'legacy-cuda11.0'):
-        assert (ROWS[legacy]['python'], ROWS[legacy]['alphafold']) == ('3.8', 'v2.0.1')
-    assert (ROWS['cuda12']['python'], ROWS['cuda12']['jax'], ROWS['cuda12']['alphafold']) == ('3.11', '0.4.26', 'v2.3.2')
-    assert ROWS['cuda12']['openmm'].startswith('8.')
+def test_each_variant_installs_the_alphafold_revision_that_used_its_stack():
+    assert set(ROWS) == {'legacy-cuda10.1', 'legacy-cuda11.0', 'cuda12', 'cuda12-pip', 'cpu'}
+    for legacy, cuda in (('legacy-cuda10.1', '101'), ('legacy-cuda11.0', '110')):
+        row = ROWS[legacy]
+        assert (row['python'], row['alphafold'], row['openmm'], row['pdbfixer']) == ('3.8', 'v2.0.1', '7.5.1', '1.7')
+        assert row['other_index'] == 'jaxlib==0.1.69+cuda' + cuda
+    assert ROWS['legacy-cuda11.0']['cudnn'] == '8.0.5'     # conda-forge never had 8.0.4
+    assert (ROWS['cuda12']['alphafold'], ROWS['cuda12']['openmm'], ROWS['cuda12']['python']) == (DBE2A43, '8.0.0', '3.11')
+    for pip_only in ('cuda12-pip', 'cpu'):
+        assert (ROWS[pip_only]['alphafold'], ROWS[pip_only]['openmm']) == (A4315DD, '')
 
 
 @pytest.mark.parametrize('variant', sorted(ROWS))
-def test_definition_file_pins_exactly_its_row(variant):
+def test_lock_pins_every_package_and_keeps_the_revisions_own_pins(variant):
     row = ROWS[variant]
-    recipe = list(SingularityParser('%s/%s.def' % (recipes.RECIPES, variant)).recipe.values())[0]
-    assert recipe.fromHeader == row['base_image']
-    labels = dict(l.split(' ', 1) for l in recipe.labels)
-    assert labels['org.alphafold-hpc-kit.variant'] == variant
-    for key in recipes.PIN_KEYS:
-        assert labels['org.alphafold-hpc-kit.' + key] == row[key], key
-    assert any('-f /opt/alphafold-hpc-kit/recipes/%s.conda.yml' % variant in line for line in recipe.install)
-    assert any('pip install' in line and '/opt/alphafold-hpc-kit' in line for line in recipe.install)
-    assert 'ALPHAFOLD_KIT_VARIANT=%s' % variant in recipe.environ
+    with open(locks.path(variant)) as f:
+        lines = [l for l in f.read().splitlines() if l and not l.startswith('#')]
+    for line in lines:
+        assert line.startswith('--find-links ') or locks.PIN.match(line), line
+    pins = locked(variant)
+    assert 'alphafold' not in pins and 'alphafold-colabfold' not in pins     # installed apart, --no-deps
+    for wanted in locks.top_level(row):
+        match = re.match(r'^([A-Za-z0-9._-]+)(\[[^]]*\])?==(\S+)$', wanted)
+        if match:   # AlphaFold's own pins, as its requirements.txt has them
+            assert pins[locks.normalise(match.group(1))] == match.group(3), wanted
+
+
+def test_locks_fix_what_the_newest_releases_break():
+    legacy, cuda12, pip_only = locked('legacy-cuda11.0'), locked('cuda12'), locked('cpu')
+    # TensorFlow 2.5 cannot import with protobuf >= 3.21 ("Descriptors cannot be created directly").
+    assert tuple(map(int, legacy['protobuf'].split('.')[:2])) < (3, 21)
+    assert (legacy['dm-haiku'], legacy['jax'], legacy['numpy'], legacy['tensorflow-cpu']) == ('0.0.4', '0.2.17', '1.19.5', '2.5.0')
+    assert (cuda12['dm-haiku'], cuda12['jax'], cuda12['jaxlib'], cuda12['jax-cuda12-plugin']) == ('0.0.12',) + ('0.4.26',) * 3
+    assert cuda12['nvidia-cudnn-cu12'].startswith('8.9.') and 'nvidia-cuda-nvcc-cu12' in cuda12   # cuDNN 8.9, ptxas
+    assert (pip_only['openmm'], pip_only['pdbfixer'], pip_only['jaxlib']) == ('8.2.0', '1.12.0', '0.4.26')
+    assert not [name for name in pip_only if name.startswith(('nvidia-', 'jax-cuda'))]
+
+
+@pytest.mark.parametrize('variant', ['legacy-cuda10.1', 'legacy-cuda11.0'])
+def test_legacy_jaxlib_comes_from_googles_page_and_says_so(variant):
+    with open(locks.path(variant)) as f:
+        text = f.read()
+    assert '--find-links %s\n' % ROWS[variant]['jax_index'] in text
+    other = [(name, version) for name, version, other in locks.pins(variant) if other]
+    assert other == [('jaxlib', ROWS[variant]['other_index'].split('==')[1])]
 
 
 @pytest.mark.parametrize('variant', sorted(ROWS))
-def test_conda_file_pins_exactly_its_row(variant):
+def test_definition_builds_from_the_kits_source_and_the_lock(variant):
+    row, r = ROWS[variant], recipe(variant)
+    assert r.fromHeader == row['base_image']
+    assert not r.fromHeader.startswith('nvidia/cuda:10.1')
+    labels = dict(l.split(' ', 1) for l in r.labels)
+    assert labels['org.alphafold-hpc-kit.variant'] == variant
+    assert labels['org.alphafold-hpc-kit.alphafold'] == row['alphafold']
+    assert labels['org.alphafold-hpc-kit.jax'] == locked(variant)['jax']
+    assert sorted(f.split()[0] for f in r.files) == sorted(recipes.KIT_SOURCE)   # not '.', .git or .venv
+    assert any('-f /opt/alphafold-hpc-kit/recipes/%s.conda.yml' % variant in line for line in r.install)
+    assert any('-m installer finish-stack --variant %s --env /opt/conda' % variant in line for line in r.install)
+    assert 'LD_LIBRARY_PATH=/opt/conda/lib' in ' '.join(r.environ)
+    with open('%s/%s.def' % (recipes.RECIPES, variant)) as f:   # spython keeps %test as a script name
+        assert f.read().rstrip().endswith('%test\n    jackhmmer -h >/dev/null\n    hhblits -h >/dev/null\n'
+                                          '    /opt/conda/bin/python -m fold_runtime.stack_check')
+
+
+@pytest.mark.parametrize('variant', sorted(ROWS))
+def test_ptxas_reaches_the_image(variant):
+    """XLA compiles GPU kernels with ptxas: NVIDIA's apt package on the legacy bases, the
+    nvidia-cuda-nvcc wheel for CUDA 12."""
+    r, how = recipe(variant), ROWS[variant]['ptxas']
+    if how.startswith('apt:'):
+        package = how.split(':')[2]
+        assert any(line.endswith('apt-get install -y --no-install-recommends ' + package) for line in r.install)
+        assert '/usr/local/cuda-%s/bin:' % ROWS[variant]['cuda'] in ' '.join(r.environ)
+    elif how.startswith('pip:'):
+        assert how.split(':')[1] in locked(variant)
+    else:
+        assert ROWS[variant]['cuda'] == 'none'
+
+
+@pytest.mark.parametrize('variant', sorted(ROWS))
+def test_conda_file_pins_every_package(variant):
     row = ROWS[variant]
     with open('%s/%s.conda.yml' % (recipes.RECIPES, variant)) as f:
-        lines = [l.strip().lstrip('- ').strip() for l in f]
-    for pin in ('python=' + row['python'], 'cudnn=' + row['cudnn'], 'hmmer=' + row['hmmer'],
-                'hhsuite=' + row['hhsuite'], 'kalign2=' + row['kalign'], 'openmm=' + row['openmm'],
-                'jax==' + row['jax'], 'jaxlib==' + row['jaxlib'], 'tensorflow-cpu==' + row['tensorflow'],
-                'git+https://github.com/google-deepmind/alphafold.git@' + row['alphafold']):
-        assert pin in lines, pin
+        deps = [l.strip()[2:] for l in f if l.startswith('  - ') and not l.strip()[2:] in ('conda-forge', 'bioconda')]
+    assert deps == recipes.conda_packages(row)
+    assert all(re.match(r'^[a-z0-9-]+=\S+$', d) for d in deps), deps
+    assert 'python=' + row['python'] in deps and 'kalign2=' + row['kalign'] in deps
+    assert ('openmm=' + row['openmm'] in deps) == bool(row['openmm'])
 
 
 def test_a_new_row_renders_into_both_recipes(tmp_path):
-    """What a site gets when it adds a variant: a CUDA 13 row and an older CUDA 11.8 one."""
-    new = dict(ROWS['cuda12'], base_image='nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04', python='3.12',
-               cuda='13.0.1', cudnn='9.1')
+    """What a site gets when it adds a variant: a CUDA 13 row."""
+    new = dict(ROWS['cuda12'], base_image='nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04', python='3.12', cuda='13')
     conda = recipes.conda_yml('cuda13', new).splitlines()
-    assert conda[:2] == ['# Generated from recipes/variants.ini [cuda13] by `python -m installer recipes`; do not edit.',
-                         'name: alphafold-cuda13']
-    assert '  - python=3.12' in conda and '  - cuda-version=13.0' in conda and '  - cudnn=9.1' in conda
-    assert '    - --find-links %s' % recipes.JAX_WHEELS['current'] in conda
-    older = recipes.conda_yml('cuda11.8', dict(new, cuda='11.8.0')).splitlines()
-    assert '  - cudatoolkit=11.8' in older and '    - --find-links %s' % recipes.JAX_WHEELS['legacy'] in older
+    assert conda[0] == '# Generated from recipes/variants.ini [cuda13] by `python -m installer recipes`; do not edit.'
+    assert 'name: alphafold-cuda13' in conda and '  - python=3.12' in conda
     path = tmp_path / 'cuda13.def'
-    path.write_text(recipes.apptainer_def('cuda13', new))
-    recipe = list(SingularityParser(str(path)).recipe.values())[0]
-    assert recipe.fromHeader == new['base_image']
-    assert 'org.alphafold-hpc-kit.python 3.12' in recipe.labels and 'org.alphafold-hpc-kit.cuda 13.0.1' in recipe.labels
-    assert any('/opt/conda/lib/python3.12/site-packages/alphafold/common/' in line for line in recipe.install)
-    assert any('recipes/cuda13.conda.yml' in line for line in recipe.install)
+    path.write_text(recipes.apptainer_def('cuda13', new, locked('cuda12')))
+    r = list(SingularityParser(str(path)).recipe.values())[0]
+    assert r.fromHeader == new['base_image']
+    assert 'org.alphafold-hpc-kit.python 3.12' in r.labels and 'org.alphafold-hpc-kit.cuda 13' in r.labels
+    assert any('recipes/cuda13.conda.yml' in line for line in r.install)
 
 
 def test_a_row_missing_a_pin_is_refused(tmp_path):
@@ -78,4 +139,4 @@ def test_a_row_missing_a_pin_is_refused(tmp_path):
     table.write_text('[cuda13]\nbase_image = nvidia/cuda:13.0.1\npython = 3.12\n')
     with pytest.raises(KitError) as err:
         recipes.variants(str(table))
-    assert '[cuda13] lacks cuda, cudnn, jax' in err.value.problem
+    assert 'lacks platform' in err.value.problem

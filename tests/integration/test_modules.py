@@ -1,4 +1,4 @@
-"""Real Lmod and real environment-modules load the installed modulefile in a fresh bash."""
+"""Real Lmod, real environment-modules 5.x and 4.x load the installed modulefile in a fresh bash."""
 import json
 import os
 import re
@@ -10,13 +10,14 @@ import pytest
 
 from conftest import GPU_ARGS, ROOT
 
-ENVMODULES = os.environ.get('ENVMODULES_DIR', '/opt/environment-modules')
-INIT = {
-    'lmod': '. /usr/share/lmod/lmod/init/bash',
-    'tcl': 'module() { eval "$(tclsh %s/usr/lib/x86_64-linux-gnu/modulecmd.tcl bash "$@")"; }' % ENVMODULES,
-}
+ENVMODULES = os.environ.get('ENVMODULES_DIR', '/opt/environment-modules')      # 5.x, Debian 12's
+ENVMODULES4 = os.environ.get('ENVMODULES4_DIR', '/opt/environment-modules-4')  # 4.6, Debian 11's: no pushenv
+TCL = 'module() { eval "$(tclsh %s/usr/lib/x86_64-linux-gnu/modulecmd.tcl bash "$@")"; }'
+INIT = {'lmod': '. /usr/share/lmod/lmod/init/bash', 'tcl': TCL % ENVMODULES, 'tcl4': TCL % ENVMODULES4}
+FLAVOURS = sorted(INIT)
 # Module-system bookkeeping and the shell's level counter, not the module's own effect.
 BOOKKEEPING = ('_ModuleTable', '__LMOD', 'LMOD_', '_LMFILES_', 'LOADEDMODULES', '__MODULES_', 'MODULES_', 'SHLVL')
+BOOKKEEPING_SUFFIX = '_modshare'   # environment-modules 4.x's reference counts
 
 
 def shell(flavour, prefix, script, env=None):
@@ -34,7 +35,7 @@ def env_json():
 
 def own(env):
     """The environment minus bookkeeping; PATH without repeats, which Lmod drops on any unload."""
-    env = {k: v for k, v in env.items() if not k.startswith(BOOKKEEPING)}
+    env = {k: v for k, v in env.items() if not k.startswith(BOOKKEEPING) and not k.endswith(BOOKKEEPING_SUFFIX)}
     seen = []
     for entry in env.get('PATH', '').split(':'):
         if entry not in seen:
@@ -43,57 +44,85 @@ def own(env):
     return env
 
 
-@pytest.mark.parametrize('flavour', ['lmod', 'tcl'])
+@pytest.mark.parametrize('flavour', FLAVOURS)
 def test_load_sets_the_kit_environment(flavour, installed_kit, kit_site):
     res = shell(flavour, installed_kit, 'module load alphafold\n' + env_json())
     assert res.returncode == 0, res.stderr
     env = json.loads(res.stdout.strip().splitlines()[-1])
-    vardir = '%s/0.1.0/cuda12' % installed_kit     # each variant in its own directory
+    vardir = '%s/0.1.0/cpu' % installed_kit     # each variant in its own directory
     assert env['PATH'].split(':')[0] == vardir + '/bin'
     assert env['ALPHAFOLD_SITE_CONFIG'] == vardir + '/etc/site.conf'
     assert os.path.dirname(env['ALPHAFOLD_ENV']) == vardir + '/envs'
     assert (env['ALPHAFOLD_MEMORY_MODE'], env['ALPHAFOLD_UNIFIED_THRESHOLD']) == ('auto', '1000')
-    assert env['ALPHAFOLD_KIT_VARIANT'] == 'cuda12'
+    assert env['ALPHAFOLD_KIT_VARIANT'] == 'cpu'
     assert not [k for k in env if k.startswith('XLA_') or k == 'TF_FORCE_UNIFIED_MEMORY']
-    res = shell(flavour, installed_kit, 'module help alphafold/0.1.0-cuda12 2>&1; module whatis alphafold 2>&1')
+    res = shell(flavour, installed_kit, 'module help alphafold/0.1.0-cpu 2>&1; module whatis alphafold 2>&1')
     for text in ('alphafold-msa --fasta', '#SBATCH -p gpu --gres=gpu:1', 'split CPU/GPU stages'):
         assert text in res.stdout + res.stderr, text
 
 
-@pytest.mark.parametrize('flavour', ['lmod', 'tcl'])
+@pytest.mark.parametrize('flavour', FLAVOURS)
 def test_unload_restores_the_environment_exactly(flavour, installed_kit):
-    res = shell(flavour, installed_kit, '%s\nmodule load alphafold/0.1.0-cuda12\nmodule unload alphafold\n%s'
+    res = shell(flavour, installed_kit, '%s\nmodule load alphafold/0.1.0-cpu\nmodule unload alphafold\n%s'
                 % (env_json(), env_json()))
     assert res.returncode == 0, res.stderr
     before, after = (json.loads(l) for l in res.stdout.strip().splitlines()[-2:])
+    if flavour == 'tcl4':   # setenv: a kit variable the user had set (the tests set the jax cache) is unset
+        before.pop('ALPHAFOLD_JAX_CACHE_DIR')
     assert own(after) == own(before)
 
 
-@pytest.mark.parametrize('flavour', ['lmod', 'tcl'])
+@pytest.mark.parametrize('flavour', FLAVOURS)
 def test_only_one_alphafold_version_at_a_time(flavour, installed_kit, tmp_path):
     mdir = installed_kit / 'modulefiles' / 'alphafold'
     for suffix in ('', '.lua'):
-        text = (mdir / ('0.1.0-cuda12' + suffix)).read_text().replace('0.1.0', '9.9.9')
-        (mdir / ('9.9.9-cuda12' + suffix)).write_text(text)
+        text = (mdir / ('0.1.0-cpu' + suffix)).read_text().replace('0.1.0', '9.9.9')
+        (mdir / ('9.9.9-cpu' + suffix)).write_text(text)
     try:
-        res = shell(flavour, installed_kit, 'module load alphafold/0.1.0-cuda12; module load alphafold/9.9.9-cuda12;'
+        res = shell(flavour, installed_kit, 'module load alphafold/0.1.0-cpu; module load alphafold/9.9.9-cpu;'
                     ' echo "LOADED=$LOADEDMODULES"')
         loaded = res.stdout.strip().splitlines()[-1].split('=', 1)[1]
         assert len([m for m in loaded.split(':') if m.startswith('alphafold/')]) == 1, res.stdout + res.stderr
     finally:
         for suffix in ('', '.lua'):
-            (mdir / ('9.9.9-cuda12' + suffix)).unlink()
+            (mdir / ('9.9.9-cpu' + suffix)).unlink()
 
 
-@pytest.mark.parametrize('flavour', ['lmod', 'tcl'])
-def test_data_dir_prefers_a_matching_node_local_copy(flavour, installed_kit, kit_site):
+@pytest.mark.parametrize('flavour', FLAVOURS)
+def test_module_system_version(flavour, installed_kit):
+    """The flavours are what they claim: environment-modules 4.x lacks pushenv, 5.x has it."""
+    res = shell(flavour, installed_kit, 'module --version 2>&1')
+    want = {'lmod': 'Modules based on Lua', 'tcl': 'Modules Release 5.', 'tcl4': 'Modules Release 4.'}[flavour]
+    assert want in res.stdout + res.stderr, res.stdout + res.stderr
+
+
+@pytest.mark.parametrize('flavour', FLAVOURS)
+def test_unload_gives_back_a_value_the_user_had(flavour, installed_kit):
+    """pushenv (Lmod, environment-modules 5.x) restores it; 4.x's setenv unsets it, as documented."""
+    res = shell(flavour, installed_kit, 'export ALPHAFOLD_MEMORY_MODE=unified\nmodule load alphafold\n'
+                'echo "LOADED=$ALPHAFOLD_MEMORY_MODE"\nmodule unload alphafold\necho "AFTER=${ALPHAFOLD_MEMORY_MODE-unset}"')
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert lines[-2] == 'LOADED=auto'
+    assert lines[-1] == ('AFTER=unset' if flavour == 'tcl4' else 'AFTER=unified')
+
+
+@pytest.mark.parametrize('flavour', FLAVOURS)
+def test_data_dir_is_chosen_in_the_job_not_at_module_load(flavour, installed_kit, kit_site):
+    """The module sets no ALPHAFOLD_DATA_DIR (a login node's choice, exported by sbatch, would be
+    wrong on the compute node); the runtime in the installed environment picks the node-local copy
+    when its stamp matches the shared manifest."""
     local = kit_site / 'local'
     shared_current = '%s/shared/current' % kit_site
 
     def data_dir():
-        res = shell(flavour, installed_kit, 'module load alphafold\necho "DATA=$ALPHAFOLD_DATA_DIR"')
+        res = shell(flavour, installed_kit, 'module load alphafold\necho "DATA=${ALPHAFOLD_DATA_DIR-unset}"\n'
+                    '"$ALPHAFOLD_ENV/bin/python" -c "from fold_runtime.options import resolve_data_dir; '
+                    'print(\'JOB=\' + resolve_data_dir(None))"')
         assert res.returncode == 0, res.stderr
-        return res.stdout.strip().splitlines()[-1].split('=', 1)[1]
+        module, job = res.stdout.strip().splitlines()[-2:]
+        assert module == 'DATA=unset'
+        return job.split('=', 1)[1]
 
     assert data_dir() == shared_current                      # nothing staged
     (local / 'v1').mkdir()
@@ -104,8 +133,6 @@ def test_data_dir_prefers_a_matching_node_local_copy(flavour, installed_kit, kit
         assert data_dir() == shared_current                  # stale stamp
         (local / 'v1' / 'staged.id').write_text('v1\n')
         assert data_dir() == '%s/current' % local            # stamp matches the shared manifest
-        from data_sync.layout import choose_data_dir         # the runtime's rule agrees
-        assert choose_data_dir('%s/shared' % kit_site, str(local))[0] == '%s/current' % local
     finally:
         (local / 'current').unlink()
         shutil.rmtree(str(local / 'v1'))
@@ -135,11 +162,15 @@ def test_check_install_runs_the_tools_inside_the_environment(installed_kit, kit_
                          cwd=ROOT,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
     assert res.returncode == 0, res.stdout
-    for line in ('OK   venv runtime present', 'OK   jackhmmer runs', 'OK   hhblits runs', 'OK   kalign 2.04 found',
-                 'OK   python imports alphafold, fold_runtime, data_sync',
-                 'OK   data directory readable: %s/shared/current' % kit_site):
+    for line in ('OK   venv runtime present', 'OK   jackhmmer runs', 'OK   hhblits runs',
+                 'OK   data directory readable: %s/shared/current' % kit_site, 'OK   alphafold-msa --version',
+                 'OK   kit --version: alphafold-hpc-kit 0.1.0 (variant cpu; AlphaFold: alphafold-colabfold 2.3.8)',
+                 'OK   imports alphafold.model.model, alphafold.relax.relax, alphafold.data.pipeline',
+                 'OK   reads the stereo-chemistry table', 'OK   builds a model config: model_1_ptm',
+                 'OK   jax starts: jax 0.4.26', 'OK   OpenMM starts: OpenMM 8.2', 'OK   kalign 2.04 found'):
         assert line in res.stdout, line
     res = subprocess.run(['make', '-s', 'check-install', 'PREFIX=%s' % installed_kit, 'GPU=1'],
                          cwd=ROOT,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
-    assert res.returncode != 0 and 'FAIL a GPU is visible to jax' in res.stdout   # no GPU on this machine
+    assert res.returncode != 0 and 'FAIL jax starts and sees a GPU: RuntimeError: no GPU visible' in res.stdout   # none here
+    assert 'FAIL OpenMM starts with its CUDA platform' in res.stdout

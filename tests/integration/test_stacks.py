@@ -1,0 +1,133 @@
+"""The variants' locked stacks against the real package index, and the cpu variant's stack
+installed into a fresh Python 3.11 venv by `make install` and run: a model forward pass and an
+AMBER relax (AlphaFold itself is the STAND-IN named in conftest.STANDIN_ALPHAFOLD, because
+DeepMind's git revision cannot be fetched here; every other package is the lock's)."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, STANDIN_ALPHAFOLD
+from installer import locks, recipes
+
+ROWS = recipes.variants()
+UV = os.path.join(os.path.dirname(sys.executable), 'uv')
+
+
+def pip_platforms(row):
+    """pip's --platform list for a row's glibc: pip does not widen manylinux_2_X by itself."""
+    top = int(re.match(r'x86_64-manylinux_2_(\d+)$', row['platform']).group(1))
+    tags = ['manylinux_2_%d_x86_64' % m for m in range(top, 4, -1)]
+    return tags + ['manylinux2014_x86_64', 'manylinux2010_x86_64', 'manylinux1_x86_64']
+
+
+def pypi_pins(variant):
+    """The lock's pins PyPI must have (not those from the --find-links page), plus venv_extra."""
+    pins = ['%s==%s' % (name, version) for name, version, other in locks.pins(variant) if not other]
+    return pins + locks.top_level(ROWS[variant], 'venv_extra')
+
+
+def as_set(pins):
+    return {locks.normalise(p.split('==')[0]) + '==' + p.split('==')[1] for p in pins}
+
+
+@pytest.mark.parametrize('variant', sorted(ROWS))
+def test_every_locked_pin_is_on_pypi_for_the_variants_python(variant, tmp_path):
+    """pip, for the variant's Python and glibc, without this machine's pip configuration."""
+    row = ROWS[variant]
+    cmd = [sys.executable, '-m', 'pip', 'install', '--dry-run', '--no-deps', '--ignore-installed', '--quiet',
+           '--python-version', row['python'], '--target', str(tmp_path / 'target'),
+           '--index-url', 'https://pypi.org/simple', '--report', str(tmp_path / 'report.json')]
+    for tag in pip_platforms(row):
+        cmd += ['--platform', tag]
+    res = subprocess.run(cmd + pypi_pins(variant), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         universal_newlines=True, env=dict(os.environ, PIP_CONFIG_FILE=os.devnull))
+    assert res.returncode == 0, res.stdout[-3000:]
+    report = json.loads((tmp_path / 'report.json').read_text())
+    found = {'%s==%s' % (locks.normalise(i['metadata']['name']), i['metadata']['version']) for i in report['install']}
+    assert found == as_set(pypi_pins(variant))
+
+
+@pytest.mark.parametrize('variant', sorted(ROWS))
+def test_lock_is_complete_and_consistent(variant, tmp_path):
+    """Resolving the lock itself (today, with dependencies) adds nothing and changes nothing: each
+    pin's requirements are met by the other pins."""
+    row = ROWS[variant]
+    lock = tmp_path / 'lock.txt'
+    lock.write_text('\n'.join('%s==%s' % (n, v) for n, v, other in locks.pins(variant) if not other) + '\n')
+    cmd = [UV, 'pip', 'compile', str(lock), '--python-version', row['python'], '--python-platform', row['platform'],
+           '--index-url', 'https://pypi.org/simple', '--no-header', '--no-annotate', '--quiet']
+    other = [name for name, _, from_other in locks.pins(variant) if from_other]
+    if other:   # the CUDA jaxlib is on Google's page, which the lock's packages do not need to resolve
+        (tmp_path / 'excluded.txt').write_text('\n'.join(other) + '\n')
+        cmd += ['--excludes', str(tmp_path / 'excluded.txt')]
+    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    resolved = [l.strip() for l in res.stdout.splitlines() if l.strip()]
+    assert as_set(resolved) == as_set(lock.read_text().split())
+
+
+def venv_python(prefix):
+    envs = prefix / '0.1.0' / 'cpu' / 'envs'
+    return str(envs / os.listdir(str(envs))[0] / 'bin' / 'python')
+
+
+def test_cpu_venv_holds_exactly_the_lock(installed_kit):
+    python = venv_python(installed_kit)
+    res = subprocess.run([python, '-m', 'pip', 'list', '--format', 'json'], stdout=subprocess.PIPE,
+                         universal_newlines=True, check=True)
+    have = {'%s==%s' % (locks.normalise(p['name']), p['version']) for p in json.loads(res.stdout)}
+    wanted = as_set(pypi_pins('cpu') + STANDIN_ALPHAFOLD.split() + ['alphafold-hpc-kit==0.1.0'])
+    assert have - {p for p in have if p.startswith(('pip==', 'setuptools=='))} == wanted - {
+        p for p in wanted if p.startswith('setuptools==')}
+    check = subprocess.run([python, '-m', 'pip', 'check'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           universal_newlines=True)
+    assert check.returncode == 0, check.stdout
+
+
+def test_cpu_venv_predicts_and_relaxes_with_the_standin_alphafold(installed_kit, targets, full_data_dir, tmp_path):
+    """The locked stack (jax 0.4.26, dm-haiku 0.0.12, OpenMM 8.2.0 ...) runs the CPU stage, a
+    forward pass of a model with the stand-in weights and an AMBER relax. (Its numpy 1.24 cannot
+    read a features.pkl pickled by numpy 2, so the stages run in the same stack.)"""
+    bindir = installed_kit / '0.1.0' / 'cpu' / 'bin'
+    out = tmp_path / 'out'
+    for cmd in (['alphafold-msa', '--cpus', '2'],
+                ['alphafold-predict', '--model-preset', 'monomer_ptm', '--models', 'model_1', '--num-recycle', '1',
+                 '--models-to-relax', 'best']):
+        res = subprocess.run([str(bindir / cmd[0]), '--fasta', targets['conotoxin'], '--output-dir', str(out),
+                              '--data-dir', full_data_dir] + cmd[1:], cwd=str(tmp_path),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=900)
+        assert res.returncode == 0, res.stdout[-3000:]
+    conotoxin_dir = out / 'conotoxin'
+    meta = json.loads((conotoxin_dir / 'prediction.meta.json').read_text())
+    assert 'alphafold-colabfold' in json.dumps(meta) and '2.3.8' in json.dumps(meta)
+    relaxed = (conotoxin_dir / 'relaxed_model_1_ptm.pdb').read_text()
+    assert relaxed.startswith('ATOM') and ' H ' in relaxed          # relax adds hydrogens
+    metrics = json.loads((conotoxin_dir / 'relax_metrics.json').read_text())
+    assert len(metrics['model_1_ptm']['remaining_violations']) == 24     # one per residue: OpenMM minimised it
+    assert (conotoxin_dir / 'ranked_0.pdb').read_text() == relaxed
+
+
+def test_stack_check_in_the_cpu_venv(installed_kit):
+    res = subprocess.run([venv_python(installed_kit), '-m', 'fold_runtime.stack_check'], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, universal_newlines=True)
+    assert res.returncode == 0, res.stdout
+    assert 'OK   jax starts: jax 0.4.26' in res.stdout and 'OK   OpenMM starts: OpenMM 8.2' in res.stdout
+
+
+def test_make_locks_reproduces_the_committed_locks(tmp_path):
+    """The locks are what `make locks` resolves from the table today (resolved_as_of keeps
+    tomorrow's releases out)."""
+    assert shutil.which('uv', path=os.path.dirname(UV))
+    for name, row in ROWS.items():
+        env_path = os.path.dirname(UV) + os.pathsep + os.environ['PATH']
+        code = ('import sys; sys.path.insert(0, %r); from installer import locks, recipes; '
+                'sys.stdout.write(locks.resolve(%r, recipes.variants()[%r]))' % (ROOT, name, name))
+        res = subprocess.run([sys.executable, '-c', code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             universal_newlines=True, env=dict(os.environ, PATH=env_path))
+        with open(locks.path(name)) as f:
+            assert res.stdout == f.read(), name
