@@ -131,3 +131,38 @@ def test_make_locks_reproduces_the_committed_locks(tmp_path):
                              universal_newlines=True, env=dict(os.environ, PATH=env_path))
         with open(locks.path(name)) as f:
             assert res.stdout == f.read(), name
+
+
+@pytest.fixture(scope='module')
+def cuda12_cpu_equivalent(tmp_path_factory):
+    """A fresh Python 3.11 venv with the cuda12 lock's CPU equivalent: the lock without the CUDA
+    plugin and nvidia-* wheels (jaxlib is the same version's CPU wheel), PyPI's OpenMM 8.2.0 and
+    pdbfixer 1.12.0 for conda's 8.0.0 and 1.9 (never on PyPI), the STAND-IN AlphaFold, and the kit."""
+    root = tmp_path_factory.mktemp('cuda12-cpu')
+    lock = root / 'lock.txt'
+    lines = [l for l in open(locks.path('cuda12')).read().splitlines()
+             if not l.startswith(('nvidia-', 'jax-cuda12-'))]
+    lock.write_text('\n'.join(lines) + '\n')
+    subprocess.run([sys.executable, '-m', 'venv', str(root / 'venv')], check=True)
+    python = str(root / 'venv' / 'bin' / 'python')
+    pip = [python, '-m', 'pip', 'install', '--quiet', '--no-deps']
+    subprocess.run(pip + ['-r', str(lock), 'openmm==8.2.0', 'pdbfixer==1.12.0', 'colabfold-binaries==0.1.0']
+                   + STANDIN_ALPHAFOLD.split(), check=True)
+    subprocess.run(pip + [ROOT], check=True)
+    return python
+
+
+def test_cuda12_lock_cpu_equivalent_predicts_and_relaxes(cuda12_cpu_equivalent, targets, full_data_dir, tmp_path):
+    """The cuda12 lock's own versions (chex 0.1.86, dm-haiku 0.0.12, jax 0.4.26, TensorFlow 2.16.1,
+    numpy 1.24.3) run the stack check, the CPU stage, a model and an AMBER relax."""
+    check = subprocess.run([cuda12_cpu_equivalent, '-m', 'fold_runtime.stack_check'], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, universal_newlines=True)
+    assert check.returncode == 0 and 'OK   jax starts: jax 0.4.26' in check.stdout, check.stdout
+    res = subprocess.run([cuda12_cpu_equivalent, '-m', 'fold_runtime', 'run', '--fasta', targets['conotoxin'],
+                          '--output-dir', str(tmp_path), '--data-dir', full_data_dir, '--cpus', '2',
+                          '--model-preset', 'monomer_ptm', '--models', 'model_1', '--num-recycle', '1'],
+                         cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         universal_newlines=True, timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:]
+    relaxed = (tmp_path / 'conotoxin' / 'relaxed_model_1_ptm.pdb').read_text()
+    assert ' H ' in relaxed and (tmp_path / 'conotoxin' / 'ranked_0.pdb').read_text() == relaxed
