@@ -70,6 +70,8 @@ class GpuStageOptions:
     result_pkl: bool = True
     buckets: Optional[Tuple[int, ...]] = None
     compile_cache_dir: Optional[str] = None
+    plots: bool = True
+    overwrite: bool = False
 
     def check(self):
         if self.model_preset not in MODEL_PRESETS:
@@ -168,7 +170,8 @@ def add_cpu_stage_options(parser, for_gpu_stage=False):
         help='run the searches one after another, in the stock order (for comparison)')
     add(parser, '--timeout', type=float, metavar='SECONDS', help='limit for each search')
     add(parser, '--overwrite', action='store_true',
-        help='recompute even when outputs from other inputs exist')
+        help='recompute even when outputs from other inputs exist; the GPU stage predicts again models '
+             'that the target directory already holds from the same features and options')
     add(parser, '--feature-cache', metavar='DIR',
         help='shared, content-addressed cache of CPU-stage results (default: $ALPHAFOLD_FEATURE_CACHE)')
     for tool in TOOLS:
@@ -201,6 +204,8 @@ def add_gpu_stage_options(parser):
         help='length above which auto picks unified memory (default: $ALPHAFOLD_UNIFIED_THRESHOLD, else 1200)')
     add(parser, '--require-gpu', action='store_true', help='fail unless a GPU is visible')
     add(parser, '--no-result-pkl', action='store_true', help='skip the large result_<model>.pkl files')
+    add(parser, '--no-plots', action='store_true',
+        help='skip the per-target pictures (plddt.png, pae.png, msa_coverage.png)')
     add(parser, '--buckets', metavar='EDGES',
         help='pad targets up to these lengths (e.g. 64,128,256) so one compiled model serves many '
              'proteins; outputs are cropped back (default: none here; alphafold-batch uses the '
@@ -287,7 +292,8 @@ def gpu_options_from_args(args):
         mem_fraction=_first(args.mem_fraction, _env('ALPHAFOLD_MEM_FRACTION', float)),
         unified_threshold=_first(args.unified_threshold, _env('ALPHAFOLD_UNIFIED_THRESHOLD', int), 1200),
         require_gpu=args.require_gpu, result_pkl=not args.no_result_pkl, buckets=buckets,
-        compile_cache_dir=args.compile_cache_dir or _env('ALPHAFOLD_JAX_CACHE_DIR')))
+        compile_cache_dir=args.compile_cache_dir or _env('ALPHAFOLD_JAX_CACHE_DIR'),
+        plots=not args.no_plots, overwrite=args.overwrite))
 
 
 EXECUTORS = ('local', 'slurm')
