@@ -20,7 +20,7 @@ class Session(object):
         self.opts, self.buckets = opts, tuple(buckets)
         self.clock = jax_setup.CompileClock()
         jax_setup.use_compilation_cache(opts.compile_cache_dir)
-        gpus = jax_setup.gpu_count()
+        gpus = self.gpus = jax_setup.gpu_count()
         if opts.require_gpu and not gpus:
             raise KitError('no GPU is visible to jax (--require-gpu)',
                            'run on a GPU node (e.g. sbatch --gres=gpu:1), check CUDA_VISIBLE_DEVICES, and '
