@@ -38,8 +38,11 @@ class CpuStageOptions:
     overwrite: bool = False
     feature_cache: Optional[str] = None
     binary_paths: Dict[str, Optional[str]] = field(default_factory=dict)
+    progress_interval: float = 60.0
 
     def check(self):
+        if self.progress_interval <= 0:
+            return 'progress_interval must be a positive number of seconds, got %g' % self.progress_interval
         if self.db_preset not in DB_PRESETS:
             return 'db_preset %r is not one of %s' % (self.db_preset, ', '.join(DB_PRESETS))
         if not valid_date(self.max_template_date):
@@ -72,8 +75,11 @@ class GpuStageOptions:
     compile_cache_dir: Optional[str] = None
     plots: bool = True
     overwrite: bool = False
+    progress_interval: float = 60.0
 
     def check(self):
+        if self.progress_interval <= 0:
+            return 'progress_interval must be a positive number of seconds, got %g' % self.progress_interval
         if self.model_preset not in MODEL_PRESETS:
             return 'model_preset %r is not one of %s' % (self.model_preset, ', '.join(MODEL_PRESETS))
         if self.models_to_relax not in RELAX_CHOICES:
@@ -172,6 +178,9 @@ def add_cpu_stage_options(parser, for_gpu_stage=False):
     add(parser, '--overwrite', action='store_true',
         help='recompute even when outputs from other inputs exist; the GPU stage predicts again models '
              'that the target directory already holds from the same features and options')
+    add(parser, '--progress-interval', type=float, default=60.0, metavar='SECONDS',
+        help='while a search, compile, prediction or relaxation runs, log a line naming it and its elapsed '
+             'time every SECONDS (default: %(default)s)')
     add(parser, '--feature-cache', metavar='DIR',
         help='shared, content-addressed cache of CPU-stage results (default: $ALPHAFOLD_FEATURE_CACHE)')
     for tool in TOOLS:
@@ -269,7 +278,7 @@ def cpu_options_from_args(args):
     return cpu_options(dict(
         data_dir=args.data_dir, db_preset=args.db_preset or 'full_dbs',
         max_template_date=args.max_template_date or '2100-01-01', cpus=args.cpus, serial=args.serial,
-        timeout=args.timeout, overwrite=args.overwrite,
+        timeout=args.timeout, overwrite=args.overwrite, progress_interval=args.progress_interval,
         feature_cache=args.feature_cache or _env('ALPHAFOLD_FEATURE_CACHE'),
         binary_paths={t: getattr(args, t + '_binary') for t in TOOLS}))
 
@@ -293,7 +302,7 @@ def gpu_options_from_args(args):
         unified_threshold=_first(args.unified_threshold, _env('ALPHAFOLD_UNIFIED_THRESHOLD', int), 1200),
         require_gpu=args.require_gpu, result_pkl=not args.no_result_pkl, buckets=buckets,
         compile_cache_dir=args.compile_cache_dir or _env('ALPHAFOLD_JAX_CACHE_DIR'),
-        plots=not args.no_plots, overwrite=args.overwrite))
+        plots=not args.no_plots, overwrite=args.overwrite, progress_interval=args.progress_interval))
 
 
 EXECUTORS = ('local', 'slurm')

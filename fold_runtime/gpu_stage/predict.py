@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from fold_runtime import compat, meta
+from fold_runtime import compat, meta, progress
 from fold_runtime.cpu_stage.stage import FEATURES_FILE, merge_timings
 from fold_runtime.gpu_stage import outputs, padding
 from kit_common import digests, files, locks
@@ -139,7 +139,9 @@ def _predict_model(tdir, name, feats, session, seed, num_res, timings):
     compile_before, compiles_before = clock.snapshot()
     t0 = time.time()
     try:
-        result = padding.crop_result(compat.predict(runner, processed, seed), length, num_res)
+        with progress.Heartbeat(lambda: '%s: compiling and predicting (%.0f s of it compiling)'
+                                % (name, clock.snapshot()[0] - compile_before)):
+            result = padding.crop_result(compat.predict(runner, processed, seed), length, num_res)
     except Exception as exc:
         raise out_of_memory_error(exc) or exc
     if num_res != length:
@@ -197,7 +199,8 @@ def relax(tdir, names, fresh, use_gpu, timings):
         relaxer = relaxer or _relaxer(use_gpu)
         t0 = time.time()
         try:
-            pdb, _, violations = relaxer.process(prot=fresh[name] if name in fresh else _unrelaxed(tdir, name))
+            with progress.Heartbeat('relaxing %s (OpenMM, %s)' % (name, 'GPU' if use_gpu else 'CPU')):
+                pdb, _, violations = relaxer.process(prot=fresh[name] if name in fresh else _unrelaxed(tdir, name))
         except Exception as exc:  # OpenMM raises many types; the outputs must survive all of them
             metrics[name] = {'error': '%s: %s' % (type(exc).__name__, str(exc).splitlines()[0] if str(exc) else '')}
             failed.append(name)

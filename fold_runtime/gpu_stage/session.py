@@ -3,6 +3,7 @@ XLA reads it once), the compile clock and cache, the GPU check, the data directo
 weights. alphafold-predict and the batch GPU worker both start here."""
 import logging
 
+from fold_runtime import progress
 from fold_runtime.gpu_stage import memory
 from fold_runtime.options import resolve_data_dir
 from kit_common.errors import EXIT_GPU, EXIT_MISSING, KitError
@@ -16,6 +17,7 @@ class Session(object):
 
     def __init__(self, opts, longest, buckets=()):
         memory.apply(opts.memory_mode, longest, opts.mem_fraction, opts.unified_threshold)
+        progress.configure(opts.progress_interval)
         from fold_runtime.gpu_stage import jax_setup, predict
         self.opts, self.buckets = opts, tuple(buckets)
         self.clock = jax_setup.CompileClock()

@@ -146,3 +146,27 @@ def test_an_option_added_later_counts_as_its_default_on_resubmit(batch):
     assert state.option_changes(stored, dict(new, gpu_options=dict(new['gpu_options'], plots=False))) == [
         'gpu_options.plots: True -> False']
     assert GpuStageOptions().plots is True
+
+
+def test_progress_is_plain_lines_off_a_terminal_and_heartbeats_stop_with_their_step(batch, caplog):
+    import logging
+    import time
+    from fold_runtime import progress
+    from fold_runtime.batch.executors import local
+    caplog.set_level(logging.INFO)
+    bar = local._progress_bar(3, True)          # pytest's stderr is no terminal
+    state.write_stage(batch, 'c', 'msa', 'done')
+    local._update(bar, batch)
+    local._update(bar, batch)                   # nothing changed: no second line
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith('alphafold-batch:')]
+    assert lines == ['alphafold-batch: 0/3 targets finished (pending 2, ready 1)']
+    progress.configure(0.05)
+    try:
+        with progress.Heartbeat(lambda: 'step x'):
+            time.sleep(0.4)
+        count = sum('still running: step x' in r.getMessage() for r in caplog.records)
+        time.sleep(0.2)
+        assert count >= 3 and sum('still running: step x' in r.getMessage() for r in caplog.records) == count
+    finally:
+        progress.configure(progress.DEFAULT_INTERVAL)
+    assert progress.elapsed(59) == '59s' and progress.elapsed(725) == '12m05s' and progress.elapsed(10920) == '3h02m'

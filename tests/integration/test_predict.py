@@ -110,8 +110,11 @@ def check_plots(d, order):
 
 def test_relax_all_none_and_no_result_pkl(kit, weights_dir, targets, conotoxin_dir):
     res = predict(kit, weights_dir, targets, conotoxin_dir.parent, '--models-to-relax', 'all',
-                  '--no-result-pkl', '--no-plots')
+                  '--no-result-pkl', '--no-plots', '--progress-interval', '0.2')
     assert res.returncode == 0, res.stdout
+    for step in ('model_1_ptm: compiling and predicting (', 'relaxing model_1_ptm (OpenMM, CPU)',
+                 'relaxing model_3_ptm (OpenMM, CPU)'):
+        assert '... still running: %s' % step in res.stdout, step      # heartbeat lines
     assert not list(conotoxin_dir.glob('*.png'))
     assert len(json.loads((conotoxin_dir / 'relax_metrics.json').read_text())) == 2
     assert not list(conotoxin_dir.glob('result_*.pkl'))
