@@ -162,7 +162,13 @@ def to_mmcif(prot, file_id):
     from alphafold.common import protein
     if hasattr(protein, 'to_mmcif'):
         return protein.to_mmcif(prot, file_id=file_id, model_type='Monomer')
+    return _mmcif_via_biopython(prot, file_id)
+
+
+def _mmcif_via_biopython(prot, file_id):
+    """For AlphaFold without to_mmcif (DeepMind's v2.0 and v2.3.2 in the images)."""
     import io
+    from alphafold.common import protein
     from Bio.PDB import MMCIFIO, PDBParser
     structure = PDBParser(QUIET=True).get_structure(file_id, io.StringIO(protein.to_pdb(prot)))
     out = io.StringIO()

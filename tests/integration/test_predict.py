@@ -85,6 +85,16 @@ def check_mmcif(d, order):
             model = order[int(model)]
         plddt = json.loads((d / ('confidence_%s.json' % model)).read_text())['confidenceScore']
         np.testing.assert_allclose([a.bfactor for a in ours.get_atoms() if a.get_id() == 'CA'], plddt, atol=0.006)
+    # The writer for AlphaFold installs without protein.to_mmcif (the images' DeepMind v2.3.2).
+    import io
+    from alphafold.common import protein
+    from fold_runtime import compat
+    pdb = (d / 'ranked_1.pdb').read_text()
+    text = compat._mmcif_via_biopython(protein.from_pdb_string(pdb), 'ranked_1')
+    ours = MMCIFParser(QUIET=True).get_structure('cif', io.StringIO(text))
+    ref = PDBParser(QUIET=True).get_structure('pdb', io.StringIO(pdb))
+    assert [(a.get_parent().get_id()[1], a.get_id(), tuple(a.coord), a.bfactor) for a in ours.get_atoms()] == \
+        [(a.get_parent().get_id()[1], a.get_id(), tuple(a.coord), a.bfactor) for a in ref.get_atoms()]
 
 
 def check_plots(d, order):
