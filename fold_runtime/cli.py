@@ -50,8 +50,10 @@ def run_predict(args, gpu_opts=None):
     for tdir, feats, _ in loaded:
         log.info('%s: predicting with %s (seed %d)', os.path.basename(tdir), ', '.join(started.models.names),
                  gpu_opts.random_seed)
-        ranked, _ = predict.predict_target(tdir, feats, started)
-        log.info('%s: ranked_0.pdb is %s', os.path.basename(tdir), ranked[0])
+        ranked, _, scores = predict.predict_target(tdir, feats, started)
+        best = scores[ranked[0]]
+        log.info('%s: ranked_0.pdb is %s (mean pLDDT %.2f%s)', os.path.basename(tdir), ranked[0], best['mean_plddt'],
+                 '' if best['ptm'] is None else ', pTM %.3f' % best['ptm'])
     return 0
 
 

@@ -39,8 +39,11 @@ class CpuStageOptions:
     overwrite: bool = False
     feature_cache: Optional[str] = None
     binary_paths: Dict[str, Optional[str]] = field(default_factory=dict)
+    progress_interval: float = 60.0
 
     def check(self):
+        if self.progress_interval <= 0:
+            return 'progress_interval must be a positive number of seconds, got %g' % self.progress_interval
         if self.db_preset not in DB_PRESETS:
             return 'db_preset %r is not one of %s' % (self.db_preset, ', '.join(DB_PRESETS))
         if not valid_date(self.max_template_date):
@@ -71,8 +74,13 @@ class GpuStageOptions:
     result_pkl: bool = True
     buckets: Optional[Tuple[int, ...]] = None
     compile_cache_dir: Optional[str] = None
+    plots: bool = True
+    overwrite: bool = False
+    progress_interval: float = 60.0
 
     def check(self):
+        if self.progress_interval <= 0:
+            return 'progress_interval must be a positive number of seconds, got %g' % self.progress_interval
         if self.model_preset not in MODEL_PRESETS:
             return 'model_preset %r is not one of %s' % (self.model_preset, ', '.join(MODEL_PRESETS))
         if self.models_to_relax not in RELAX_CHOICES:
@@ -169,7 +177,11 @@ def add_cpu_stage_options(parser, for_gpu_stage=False):
         help='run the searches one after another, in the stock order (for comparison)')
     add(parser, '--timeout', type=float, metavar='SECONDS', help='limit for each search')
     add(parser, '--overwrite', action='store_true',
-        help='recompute even when outputs from other inputs exist')
+        help='recompute even when outputs from other inputs exist; the GPU stage predicts again models '
+             'that the target directory already holds from the same features and options')
+    add(parser, '--progress-interval', type=float, default=60.0, metavar='SECONDS',
+        help='while a search, compile, prediction or relaxation runs, log a line naming it and its elapsed '
+             'time every SECONDS (default: %(default)s)')
     add(parser, '--feature-cache', metavar='DIR',
         help='shared, content-addressed cache of CPU-stage results (default: $ALPHAFOLD_FEATURE_CACHE)')
     for tool in TOOLS:
@@ -202,6 +214,8 @@ def add_gpu_stage_options(parser):
         help='length above which auto picks unified memory (default: $ALPHAFOLD_UNIFIED_THRESHOLD, else 1200)')
     add(parser, '--require-gpu', action='store_true', help='fail unless a GPU is visible')
     add(parser, '--no-result-pkl', action='store_true', help='skip the large result_<model>.pkl files')
+    add(parser, '--no-plots', action='store_true',
+        help='skip the per-target pictures (plddt.png, pae.png, msa_coverage.png)')
     add(parser, '--buckets', metavar='EDGES',
         help='pad targets up to these lengths (e.g. 64,128,256) so one compiled model serves many '
              'proteins; outputs are cropped back (default: none here; alphafold-batch uses the '
@@ -267,7 +281,7 @@ def cpu_options_from_args(args):
     return cpu_options(dict(
         data_dir=args.data_dir, db_preset=args.db_preset or 'full_dbs',
         max_template_date=args.max_template_date or '2100-01-01', cpus=args.cpus, serial=args.serial,
-        timeout=args.timeout, overwrite=args.overwrite,
+        timeout=args.timeout, overwrite=args.overwrite, progress_interval=args.progress_interval,
         feature_cache=args.feature_cache or _env('ALPHAFOLD_FEATURE_CACHE'),
         binary_paths={t: getattr(args, t + '_binary') for t in TOOLS}))
 
@@ -290,7 +304,8 @@ def gpu_options_from_args(args):
         mem_fraction=_first(args.mem_fraction, _env('ALPHAFOLD_MEM_FRACTION', float)),
         unified_threshold=_first(args.unified_threshold, _env('ALPHAFOLD_UNIFIED_THRESHOLD', int), 1200),
         require_gpu=args.require_gpu, result_pkl=not args.no_result_pkl, buckets=buckets,
-        compile_cache_dir=args.compile_cache_dir or _env('ALPHAFOLD_JAX_CACHE_DIR')))
+        compile_cache_dir=args.compile_cache_dir or _env('ALPHAFOLD_JAX_CACHE_DIR'),
+        plots=not args.no_plots, overwrite=args.overwrite, progress_interval=args.progress_interval))
 
 
 EXECUTORS = ('local', 'slurm')

@@ -24,6 +24,10 @@ echo "== GPU stage: alphafold-predict (relaxes only the best model)"
   --model-preset monomer_ptm --models model_1,model_3
 echo
 echo "features:  $OUT/e2_dbd/features.pkl"
-echo "structure: $OUT/e2_dbd/ranked_0.pdb   (from RANDOM TEST WEIGHTS: the pipeline is real, the fold is not)"
+echo "structure: $OUT/e2_dbd/ranked_0.pdb and ranked_0.cif   (from RANDOM TEST WEIGHTS: the pipeline is real, the fold is not)"
+echo "scores:    $OUT/e2_dbd/scores.json   (mean pLDDT, pTM, ranking confidence, recycles, seed per model)"
+echo "plots:     $OUT/e2_dbd/plddt.png   (pLDDT per residue, one line per model)"
+echo "           $OUT/e2_dbd/pae.png   (predicted aligned error of each model, pTM in the titles)"
+echo "           $OUT/e2_dbd/msa_coverage.png   (MSA rows by identity to the query, coverage per position)"
 echo "wall times (s), from $OUT/e2_dbd/timings.json:"
 $PY -c 'import json,sys; t=json.load(open(sys.argv[1])); [print("  %-30s %7.2f" % kv) for kv in sorted(t.items())]' "$OUT/e2_dbd/timings.json"

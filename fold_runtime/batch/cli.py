@@ -199,21 +199,29 @@ def status_rows(out):
 def print_table(rows, stream=sys.stdout):
     counts = {st: sum(1 for r in rows if r['stage'] == st) for st in batch_state.STAGES}
     print('  '.join('%s %d' % (k, v) for k, v in counts.items()), file=stream)
-    print('%-28s %-10s %-24s %-16s %-16s %s' % ('TARGET', 'STAGE', 'FEATURES', 'MSA JOB', 'PREDICT JOB', 'ERROR'),
+    fmt = '%-28s %-10s %-24s %-16s %-16s %-13s %6s %6s  %s'
+    print(fmt % ('TARGET', 'STAGE', 'FEATURES', 'MSA JOB', 'PREDICT JOB', 'BEST MODEL', 'pLDDT', 'pTM', 'ERROR'),
           file=stream)
     for r in rows:
         jobs = ['%s %s' % (r[k], r['job_states'].get(k, '')) if r.get('job_states') else (r[k] or '-')
                 for k in ('msa_job', 'predict_job')]
         error = (r['error'] or '').splitlines()[0][:100] if r['error'] else ''
-        print('%-28s %-10s %-24s %-16s %-16s %s' % (r['name'], r['stage'], r['features'] or '-',
-                                                    jobs[0].strip() or '-', jobs[1].strip() or '-', error), file=stream)
+        best = r.get('best') or {}
+        print(fmt % (r['name'], r['stage'], r['features'] or '-', jobs[0].strip() or '-', jobs[1].strip() or '-',
+                     best.get('model', '-'), _score(best.get('mean_plddt'), '%.1f'), _score(best.get('ptm'), '%.3f'),
+                     error), file=stream)
+
+
+def _score(value, fmt):
+    return '-' if value is None else fmt % value
 
 
 def run_status(argv):
     p = argparse.ArgumentParser(allow_abbrev=False, prog='alphafold-batch status', description='Targets by stage (pending, msa, '
                                 'ready, predicting, done, failed), their jobs and errors.')
     p.add_argument('output_dir')
-    p.add_argument('--json', action='store_true', help='one JSON object per target, as a list')
+    p.add_argument('--json', action='store_true', help='one JSON object per target, as a list (times in ISO-8601, '
+                                                       "the best model's scores under 'best')")
     p.add_argument('--watch', type=float, nargs='?', const=10.0, metavar='SECONDS',
                    help='refresh every SECONDS (default 10) until every target has finished')
     args = p.parse_args(argv)
@@ -224,7 +232,7 @@ def run_status(argv):
     _refuse_never_starting(out)
     rows = status_rows(out)
     if args.json:
-        json.dump(rows, sys.stdout, indent=2, sort_keys=True)
+        json.dump([batch_state.with_iso_times(r) for r in rows], sys.stdout, indent=2, sort_keys=True)
         print()
     else:
         print_table(rows)

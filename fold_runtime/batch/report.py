@@ -1,12 +1,21 @@
-"""alphafold-batch report: <out>/report.json (proteins per hour, GPU-busy fraction, compiles,
-cache hits, stage-time statistics) and <out>/report.png, a timeline of every target's CPU and GPU
-stage (as the paper's Figures 6-9) above the distributions of the stage times."""
+"""alphafold-batch report: <out>/report.json (unique proteins per hour, busy fractions, compiles,
+cache hits, stage-time statistics, every target with its best model's scores and ISO-8601 times),
+<out>/summary.csv (one row per target) and <out>/report.png: a timeline of every unique target's
+CPU and GPU stage (as the paper's Figures 6-9) above each target's stage times."""
+import csv
 import glob
+import io
 import json
 import os
+import time
 
 from fold_runtime.batch import state as batch_state
 from kit_common import files
+
+CSV_COLUMNS = ('target', 'stage', 'duplicate_of', 'length', 'features', 'best_model', 'mean_plddt', 'ptm', 'iptm',
+               'ranking_confidence', 'msa_s', 'predict_s', 'msa_start', 'predict_end', 'error')
+COLORS = {'msa': 'tab:blue', 'predict': 'tab:orange'}
+STAGE_NAMES = {'msa': 'CPU stage', 'predict': 'GPU stage'}
 
 
 def _stats(values):
@@ -17,6 +26,11 @@ def _stats(values):
             'mean': round(sum(values) / len(values), 2), 'max': round(values[-1], 2)}
 
 
+def _seconds(row, stage):
+    start, end = row[stage + '_start'], row[stage + '_end']
+    return end - start if start and end else None
+
+
 def summarise(out):
     rows = batch_state.statuses(out)
     workers = []
@@ -24,66 +38,123 @@ def summarise(out):
         with open(path) as f:
             workers.append(json.load(f))
     primaries = [r for r in rows if r['name'] == r['primary']]
-    msa = [r['msa_end'] - r['msa_start'] for r in primaries if r['msa_end'] and r['msa_start']]
-    predict = [r['predict_end'] - r['predict_start'] for r in primaries if r['predict_end'] and r['predict_start']]
     starts = [t for r in rows for t in (r['msa_start'], r['predict_start']) if t]
     ends = [t for r in rows for t in (r['msa_end'], r['predict_end']) if t]
     wall = max(ends) - min(starts) if starts and ends else 0.0
-    done = sum(1 for r in rows if r['stage'] == 'done')
+    # Throughput counts unique sequences: a duplicate costs nothing, so counting it would flatter.
+    unique_done = sum(1 for r in primaries if r['stage'] == 'done')
     worker_wall = sum(w.get('wall_s', 0) for w in workers)
+    busy = round(sum(w.get('busy_s', 0) for w in workers) / worker_wall, 4) if worker_wall else None
+    accelerator = any(w.get('accelerator') for w in workers)
     return {
-        'targets': len(rows), 'done': done, 'failed': sum(1 for r in rows if r['stage'] == 'failed'),
-        'unique_sequences': len(primaries), 'duplicates': len(rows) - len(primaries),
+        'generated': batch_state.iso(time.time()),
+        'targets': len(rows), 'done': sum(1 for r in rows if r['stage'] == 'done'),
+        'failed': sum(1 for r in rows if r['stage'] == 'failed'),
+        'unique_sequences': len(primaries), 'duplicates': len(rows) - len(primaries), 'unique_done': unique_done,
         'cache_hits': sum(1 for r in primaries if r['features'] == 'cache'),
         'cpu_stage_runs': sum(1 for r in primaries if r['features'] == 'cpu_stage'),
-        'wall_s': round(wall, 1), 'proteins_per_hour': round(done * 3600.0 / wall, 2) if wall else None,
-        'gpu_busy_fraction': round(sum(w.get('busy_s', 0) for w in workers) / worker_wall, 4) if worker_wall else None,
+        'wall_s': round(wall, 1), 'proteins_per_hour': round(unique_done * 3600.0 / wall, 2) if wall else None,
+        # Prediction and relaxation over the workers' wall time; "GPU busy" only where a GPU was used.
+        'worker_busy_fraction': busy, 'accelerator_used': accelerator,
+        'gpu_busy_fraction': busy if accelerator else None,
         'compiles': sum(w.get('compiles', 0) for w in workers),
         'compile_s': round(sum(w.get('compile_s', 0) for w in workers), 1),
         'workers': len(workers),
-        'stage_seconds': {'msa': _stats(msa), 'predict': _stats(predict)},
+        'stage_seconds': {stage: _stats([s for s in (_seconds(r, stage) for r in primaries) if s is not None])
+                          for stage in ('msa', 'predict')},
         'per_target': rows,
     }
 
 
-def plot(summary, path):
+def csv_text(rows):
+    """summary.csv: one row per target, with its best model's scores and stage times."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, CSV_COLUMNS, lineterminator='\n')
+    writer.writeheader()
+    for r in rows:
+        best = r.get('best') or {}
+        seconds = {stage: _seconds(r, stage) for stage in ('msa', 'predict')}
+        writer.writerow({
+            'target': r['name'], 'stage': r['stage'], 'duplicate_of': '' if r['name'] == r['primary'] else r['primary'],
+            'length': r['length'], 'features': r['features'] or '', 'best_model': best.get('model', ''),
+            'mean_plddt': _round(best.get('mean_plddt'), 2), 'ptm': _round(best.get('ptm'), 4),
+            'iptm': _round(best.get('iptm'), 4), 'ranking_confidence': _round(best.get('ranking_confidence'), 4),
+            'msa_s': _round(seconds['msa'], 1), 'predict_s': _round(seconds['predict'], 1),
+            'msa_start': batch_state.iso(r['msa_start']) or '', 'predict_end': batch_state.iso(r['predict_end']) or '',
+            'error': (r['error'] or '').splitlines()[0] if r['error'] else ''})
+    return buf.getvalue()
+
+
+def _round(value, digits):
+    return '' if value is None else round(value, digits)
+
+
+def title(summary):
+    duplicates = [r['name'] for r in summary['per_target'] if r['name'] != r['primary']]
+    text = '%d targets, %d unique' % (summary['targets'], summary['unique_sequences'])
+    if duplicates:
+        text += ' (duplicates not drawn, they share their twin\'s run: %s)' % ', '.join(duplicates[:5] + (
+            ['...'] if len(duplicates) > 5 else []))
+    text += '\n%s unique proteins/hour; ' % summary['proteins_per_hour']
+    if summary['accelerator_used']:
+        return text + 'accelerator busy %.0f%%' % (100 * summary['gpu_busy_fraction'])
+    return text + 'no accelerator used (CPU only)'
+
+
+def figure(summary):
+    """The report's figure, unique targets only: the timeline above each target's stage times on
+    a log scale, so a seconds-long cache hit shows beside an hours-long prediction. On the
+    timeline a bar is at least 0.4% of the batch's span wide (the exact times are below), and a
+    target's CPU and GPU stages sit on two lanes, so neither hides the other."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     rows = [r for r in summary['per_target'] if r['name'] == r['primary']]
     starts = [t for r in rows for t in (r['msa_start'], r['predict_start']) if t]
     t0 = min(starts) if starts else 0.0
-    fig, (timeline, hist) = plt.subplots(2, 1, figsize=(10, 3 + 0.25 * len(rows)),
-                                         gridspec_kw={'height_ratios': [max(2, len(rows) / 4.0), 2]})
-    for i, r in enumerate(rows):
-        for stage, color in (('msa', 'tab:blue'), ('predict', 'tab:orange')):
-            if r[stage + '_start'] and r[stage + '_end']:
-                timeline.barh(i, (r[stage + '_end'] - r[stage + '_start']) / 60.0,
-                              left=(r[stage + '_start'] - t0) / 60.0, color=color)
-    timeline.set_yticks(range(len(rows)))
-    timeline.set_yticklabels([r['name'] for r in rows], fontsize=7)
+    seconds = {(i, stage): _seconds(r, stage) for i, r in enumerate(rows) for stage in ('msa', 'predict')}
+    seconds = {k: v for k, v in seconds.items() if v is not None}
+    floor = (min(seconds.values()) if seconds else 1.0) / 2.0   # the log axis' left end
+    min_width = summary['wall_s'] / 60.0 * 0.004
+    height = max(2.0, 0.3 * len(rows))
+    fig, (timeline, times) = plt.subplots(2, 1, figsize=(10, 2.5 + 2 * height),
+                                          gridspec_kw={'height_ratios': [height, height]})
+    for (i, stage), value in sorted(seconds.items()):
+        offset = -0.2 if stage == 'msa' else 0.2
+        timeline.barh(i + offset, max(value / 60.0, min_width), left=(rows[i][stage + '_start'] - t0) / 60.0,
+                      color=COLORS[stage], height=0.4)
+        times.barh(i + offset, value - floor, left=floor, color=COLORS[stage], height=0.4, label=STAGE_NAMES[stage])
+        times.text(value, i + offset, ' %.1f s' % value, va='center', fontsize=7)
+    for ax in (timeline, times):
+        ax.set_yticks(range(len(rows)))
+        ax.set_yticklabels([r['name'] for r in rows], fontsize=7)
+        ax.set_ylim(len(rows) - 0.5, -0.5)
+    timeline.set_xlim(left=-summary['wall_s'] / 60.0 * 0.01)   # a bar starting at 0 clear of the axis
     timeline.set_xlabel('minutes since the batch started')
-    timeline.set_title('%d targets: CPU stage (blue), GPU stage (orange); %s proteins/hour, GPU busy %s'
-                       % (summary['targets'], summary['proteins_per_hour'],
-                          '%.0f%%' % (100 * summary['gpu_busy_fraction']) if summary['gpu_busy_fraction'] else 'n/a'),
-                       fontsize=9)
-    for stage, color in (('msa', 'tab:blue'), ('predict', 'tab:orange')):
-        values = [(r[stage + '_end'] - r[stage + '_start']) / 60.0 for r in rows
-                  if r[stage + '_start'] and r[stage + '_end']]
-        if values:
-            hist.hist(values, bins=20, alpha=0.6, color=color, label='%s stage' % ('CPU' if stage == 'msa' else 'GPU'))
-    hist.set_xlabel('minutes per target')
-    hist.set_ylabel('targets')
-    hist.legend()
+    timeline.set_title(title(summary), fontsize=9)
+    times.set_xscale('log')
+    times.set_xlim(floor, max(list(seconds.values()) + [floor * 10]) * 3)
+    times.set_xlabel('seconds per stage, log scale (CPU stage: blue, GPU stage: orange)')
+    handles = dict(zip(*reversed(times.get_legend_handles_labels())))
+    if handles:
+        times.legend(handles.values(), handles.keys(), fontsize=8, loc='lower right')
     fig.tight_layout()
-    tmp = path + '.tmp.png'
-    fig.savefig(tmp, dpi=100)
+    return fig
+
+
+def plot(summary, path):
+    import matplotlib.pyplot as plt
+    fig = figure(summary)
+    buf = io.BytesIO()
+    fig.savefig(buf, format='png', dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)
+    files.write_bytes(path, buf.getvalue())
 
 
 def write(out):
     summary = summarise(out)
     plot(summary, os.path.join(out, 'report.png'))
-    files.write_json(os.path.join(out, 'report.json'), summary)
+    files.write_text(os.path.join(out, 'summary.csv'), csv_text(summary['per_target']))
+    files.write_json(os.path.join(out, 'report.json'),
+                     dict(summary, per_target=[batch_state.with_iso_times(r) for r in summary['per_target']]))
     return summary

@@ -4,6 +4,7 @@ stage), GPU workers' claims, submitted jobs, job scripts, logs and worker timing
 
 Nothing lives only in memory, so status, resume and retry work after any kill or requeue.
 """
+import datetime
 import errno
 import json
 import os
@@ -38,10 +39,14 @@ OPTION_PARTS = ('cpu_options', 'gpu_options', 'settings')
 
 
 def option_changes(old, new):
-    """'part.key: old -> new' for every option that differs between two batch records."""
+    """'part.key: old -> new' for every option that differs between two batch records. An option
+    that a batch written by an earlier kit version lacks counts as its default, so adding an
+    option does not make every running batch refuse a resubmit."""
+    defaults = json.loads(json.dumps({'cpu_options': typed.to_dict(options.CpuStageOptions()),
+                                      'gpu_options': typed.to_dict(options.GpuStageOptions())}))
     changes = []
     for part in OPTION_PARTS:
-        before, after = old.get(part) or {}, new[part]
+        before, after = dict(defaults.get(part, {}), **(old.get(part) or {})), new[part]
         for key in sorted(set(before) | set(after)):
             if before.get(key) != after.get(key):
                 changes.append('%s.%s: %r -> %r' % (part, key, before.get(key), after.get(key)))
@@ -150,13 +155,34 @@ def target_status(out, entry):
     source = msa.get('features_source')
     if name != primary:
         source = 'duplicate of %s' % primary
-    return {'name': name, 'primary': primary, 'stage': stage, 'features': source,
+    best = pred.get('best') if stage == 'done' else None
+    return {'name': name, 'primary': primary, 'stage': stage, 'features': source, 'best': best,
             'error': pred.get('error') or msa.get('error') if stage == 'failed' else None,
             'msa_job': msa.get('job'), 'predict_job': pred.get('job'),
             'msa_start': msa.get('started'), 'msa_end': msa.get('finished') if msa.get('state') == 'done' else None,
             'predict_start': pred.get('started'),
             'predict_end': pred.get('finished') if pred.get('state') == 'done' else None,
             'length': len(entry['sequence'])}
+
+
+def best_scores(scores):
+    """The best model's name and scores, as the predict record and status carry them."""
+    return {k: scores[k] for k in ('model', 'mean_plddt', 'ptm', 'iptm', 'ranking_confidence')}
+
+
+TIME_FIELDS = ('msa_start', 'msa_end', 'predict_start', 'predict_end')
+
+
+def iso(seconds):
+    """An epoch time as ISO-8601 in UTC with milliseconds (fixed width: strings sort as times)."""
+    if seconds is None:
+        return None
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat(timespec='milliseconds')
+
+
+def with_iso_times(row):
+    """A status row as status --json and report.json show it: times in ISO-8601."""
+    return dict(row, **{k: iso(row[k]) for k in TIME_FIELDS})
 
 
 def statuses(out, batch=None):

@@ -47,8 +47,9 @@ class Worker(object):
         except Exception as exc:
             self._failed_to_start(exc)
             raise
+        # The report says "accelerator busy" only of workers that had one.
         self.record.update(load_s=round(time.time() - self.started, 3), buckets=list(edges),
-                           models=self.session.models.names)
+                           models=self.session.models.names, accelerator='gpu' if self.session.gpus else None)
         while not self._orphaned():
             active = self._cpu_stage_active()
             todo = self._todo()
@@ -115,10 +116,10 @@ class Worker(object):
         t0 = time.time()
         try:
             feats, _ = predict.load_features(tdir, {'sequence_sha256': meta.sequence_sha256(entry['sequence'])})
-            _, timings = predict.predict_target(tdir, feats, self.session)
-            error = None
+            ranked, timings, scores = predict.predict_target(tdir, feats, self.session)
+            error, best = None, dict(scores[ranked[0]], model=ranked[0])
         except Exception as exc:   # one bad target must not stop the worker's others
-            error, timings = batch_state.describe(exc), {}
+            error, timings, best = batch_state.describe(exc), {}, None
         self.current = None
         # Compiles while predicting; relaxation's eager jax ops compile too, but count as relax time.
         stats = {'length': len(entry['sequence']), 'padded_length': timings.get('padded_length'),
@@ -131,7 +132,8 @@ class Worker(object):
             log.info('%s FAILED: %s', name, error)
             batch_state.write_stage(self.out, name, 'predict', 'failed', error=error, **_times(stats))
         else:
-            batch_state.write_stage(self.out, name, 'predict', 'done', **_times(stats))
+            batch_state.write_stage(self.out, name, 'predict', 'done', best=batch_state.best_scores(best),
+                                    **_times(stats))
             self._copy_duplicates(group)
             log.info('%s: %d aa (padded to %s): predict %.1f s, compile %.1f s (%d), relax %.1f s', name,
                      stats['length'], stats['padded_length'], stats['predict_s'], stats['compile_s'],

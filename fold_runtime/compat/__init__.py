@@ -153,3 +153,26 @@ def confidences_of_real_residues(result, config):
         result['ptm'] = float(fidelity.predicted_tm_score(np.asarray(result['aligned_confidence_probs'], np.float64),
                                                           np.linspace(0., head.max_error_bin, head.num_bins - 1)))
     return result
+
+
+def to_mmcif(prot, file_id):
+    """mmCIF text of a monomer Protein, pLDDT in B_iso_or_equiv. AlphaFold's own protein.to_mmcif
+    where the installed AlphaFold has it (the fork; DeepMind's after v2.3.2), else Biopython's
+    MMCIFIO on the same atoms as protein.to_pdb writes them."""
+    from alphafold.common import protein
+    if hasattr(protein, 'to_mmcif'):
+        return protein.to_mmcif(prot, file_id=file_id, model_type='Monomer')
+    return _mmcif_via_biopython(prot, file_id)
+
+
+def _mmcif_via_biopython(prot, file_id):
+    """For AlphaFold without to_mmcif (DeepMind's v2.0 and v2.3.2 in the images)."""
+    import io
+    from alphafold.common import protein
+    from Bio.PDB import MMCIFIO, PDBParser
+    structure = PDBParser(QUIET=True).get_structure(file_id, io.StringIO(protein.to_pdb(prot)))
+    out = io.StringIO()
+    writer = MMCIFIO()
+    writer.set_structure(structure)
+    writer.save(out)
+    return out.getvalue()

@@ -18,7 +18,7 @@ from typing import Dict, List, NamedTuple, Optional
 
 from alphafold.data.tools import hhblits, hhsearch, jackhmmer
 
-from fold_runtime import compat
+from fold_runtime import compat, progress
 from kit_common import files, tools
 from kit_common.errors import EXIT_IO, EXIT_TOOL, KitError
 
@@ -82,38 +82,52 @@ def run_all(searches, binaries, query_fasta, msa_dir, work_dir, timeout=None, se
     running = []   # type: List[_Running]
     timings = {}
     try:
-        while pending or running:
-            for s in list(pending):
-                if serial and running:
-                    break
-                if s.after and s.after not in done:
-                    if serial:
-                        break
-                    continue
-                pending.remove(s)
-                running.append(_start(s, binaries[s.tool], query_fasta, msa_dir, work_dir))
-                log.info('  %-13s started: %s on %s', s.name, s.tool, ', '.join(
-                    os.path.basename(d) for d in s.databases))
-            time.sleep(0.05)
-            for r in list(running):
-                elapsed = time.time() - r.started
-                if r.proc.is_alive():
-                    if timeout and elapsed > timeout:
-                        raise KitError('search %s (%s) exceeded --timeout %gs' % (r.search.name, r.search.tool, timeout),
-                                       'raise --timeout, or stage the databases on local disk '
-                                       '(alphafold-data stage) if the file system is slow', EXIT_TOOL)
-                    continue
-                running.remove(r)
-                r.proc.join()
-                if r.proc.exitcode != 0:
-                    raise _failed(r)
-                timings[r.search.name] = round(elapsed, 3)
-                done.add(r.search.name)
-                log.info('  %-13s finished in %.1f s', r.search.name, elapsed)
+        _run_loop(pending, running, done, timings, binaries, query_fasta, msa_dir, work_dir, timeout, serial)
     finally:
         for r in running:
             _kill(r.proc)
     return timings
+
+
+def _describe(running):
+    """The heartbeat's words: each running search, its tool and how long it has run."""
+    now = time.time()
+    return 'searches ' + ', '.join('%s (%s, %s)' % (r.search.name, r.search.tool, progress.elapsed(now - r.started))
+                                   for r in list(running))
+
+
+def _run_loop(pending, running, done, timings, binaries, query_fasta, msa_dir, work_dir, timeout, serial):
+    """Start each search when its input exists (all at once unless serial), until all finished."""
+    heartbeat = progress.Ticker(lambda: _describe(running))
+    while pending or running:
+        heartbeat.tick()
+        for s in list(pending):
+            if serial and running:
+                break
+            if s.after and s.after not in done:
+                if serial:
+                    break
+                continue
+            pending.remove(s)
+            running.append(_start(s, binaries[s.tool], query_fasta, msa_dir, work_dir))
+            log.info('  %-13s started: %s on %s', s.name, s.tool, ', '.join(
+                os.path.basename(d) for d in s.databases))
+        time.sleep(0.05)
+        for r in list(running):
+            elapsed = time.time() - r.started
+            if r.proc.is_alive():
+                if timeout and elapsed > timeout:
+                    raise KitError('search %s (%s) exceeded --timeout %gs' % (r.search.name, r.search.tool, timeout),
+                                   'raise --timeout, or stage the databases on local disk '
+                                   '(alphafold-data stage) if the file system is slow', EXIT_TOOL)
+                continue
+            running.remove(r)
+            r.proc.join()
+            if r.proc.exitcode != 0:
+                raise _failed(r)
+            timings[r.search.name] = round(elapsed, 3)
+            done.add(r.search.name)
+            log.info('  %-13s finished in %.1f s', r.search.name, elapsed)
 
 
 def _start(search, binary, query_fasta, msa_dir, work_dir):

@@ -9,7 +9,7 @@ import shutil
 import time
 
 from data_sync.layout import MANIFEST_ID_FILE, read_id
-from fold_runtime import meta
+from fold_runtime import meta, progress
 from fold_runtime.cpu_stage import binaries, databases, feature_cache, searches
 from fold_runtime.options import TOOLS, resolve_data_dir
 from kit_common import files, locks
@@ -32,6 +32,7 @@ class Environment(object):
     def __init__(self, opts):
         from fold_runtime import compat
         compat.fidelity.apply_data()   # DeepMind's data semantics, before any pipeline object exists
+        progress.configure(opts.progress_interval)
         self.opts = opts
         self.data_dir = resolve_data_dir(opts.data_dir)
         self.manifest_id = read_id(os.path.join(self.data_dir, MANIFEST_ID_FILE)) or None if self.data_dir else None

@@ -1,16 +1,32 @@
-"""AlphaFold's per-target output files, with its names and formats, each written atomically."""
+"""AlphaFold's per-target output files, with its names and formats, each written atomically; an
+mmCIF file (`.cif`) beside every PDB file, and the kit's scores.json."""
 import os
+import re
 
 import numpy as np
 
-from fold_runtime import __version__, compat
+from fold_runtime import compat
 from kit_common import files
 
-PROVENANCE_FILE = 'prediction.meta.json'
+SCORES_FILE = 'scores.json'
+RANKED = re.compile(r'ranked_(\d+)\.(pdb|cif)$')
 
 
-def model_outputs(tdir, model_name, result, unrelaxed_pdb, write_result_pkl=True):
-    """confidence_<m>.json, pae_<m>.json (ptm models), result_<m>.pkl, unrelaxed_<m>.pdb."""
+def model_scores(result, seed, num_recycle):
+    """What scores.json and the log say of one model; pTM and ipTM are None where the model has none."""
+    def scalar(key):
+        return float(result[key]) if key in result else None
+    return {'mean_plddt': float(np.mean(result['plddt'])), 'ptm': scalar('ptm'), 'iptm': scalar('iptm'),
+            'ranking_confidence': float(result['ranking_confidence']),
+            # Monomers run every recycle; multimer results say how many ran before early stopping.
+            'recycles': int(result['num_recycles']) if 'num_recycles' in result else num_recycle,
+            'seed': seed}
+
+
+def model_outputs(tdir, model_name, result, unrelaxed_protein, write_result_pkl=True):
+    """confidence_<m>.json, pae_<m>.json (ptm models), result_<m>.pkl, unrelaxed_<m>.pdb and .cif.
+    The PDB file comes last: it marks the model as present."""
+    from alphafold.common import protein
     files.write_text(os.path.join(tdir, 'confidence_%s.json' % model_name),
                       compat.confidence_json(result['plddt']))
     if 'predicted_aligned_error' in result and 'max_predicted_aligned_error' in result:
@@ -19,26 +35,46 @@ def model_outputs(tdir, model_name, result, unrelaxed_pdb, write_result_pkl=True
                                           float(result['max_predicted_aligned_error'])))
     if write_result_pkl:
         files.write_pickle(os.path.join(tdir, 'result_%s.pkl' % model_name), to_numpy(result))
-    files.write_text(os.path.join(tdir, 'unrelaxed_%s.pdb' % model_name), unrelaxed_pdb)
+    stem = 'unrelaxed_%s' % model_name
+    files.write_text(os.path.join(tdir, stem + '.cif'), compat.to_mmcif(unrelaxed_protein, stem))
+    files.write_text(os.path.join(tdir, stem + '.pdb'), protein.to_pdb(unrelaxed_protein))
 
 
-def ranked_outputs(tdir, ranked_order, confidences, label, unrelaxed_pdbs, relaxed_pdbs):
-    """ranked_<i>.pdb (relaxed where relaxed) and ranking_debug.json, as run_alphafold.py."""
+def write_structure(tdir, stem, pdb_text):
+    """<stem>.pdb and <stem>.cif of the same model (the mmCIF made from the PDB's atoms)."""
+    files.write_text(os.path.join(tdir, stem + '.cif'), cif_from_pdb(pdb_text, stem))
+    files.write_text(os.path.join(tdir, stem + '.pdb'), pdb_text)
+
+
+def cif_from_pdb(pdb_text, file_id):
+    from alphafold.common import protein
+    return compat.to_mmcif(protein.from_pdb_string(pdb_text), file_id)
+
+
+def read_text(tdir, name):
+    with open(os.path.join(tdir, name)) as f:
+        return f.read()
+
+
+def ranked_outputs(tdir, ranked_order, confidences, label, relaxed):
+    """ranked_<i>.pdb and .cif (relaxed where relaxed) and ranking_debug.json, as run_alphafold.py;
+    ranked files beyond the models ranked now (left by an earlier run) are removed."""
     for idx, name in enumerate(ranked_order):
-        files.write_text(os.path.join(tdir, 'ranked_%d.pdb' % idx),
-                          relaxed_pdbs.get(name, unrelaxed_pdbs[name]))
+        source = ('relaxed_%s.pdb' if name in relaxed else 'unrelaxed_%s.pdb') % name
+        write_structure(tdir, 'ranked_%d' % idx, read_text(tdir, source))
+    for name in os.listdir(tdir):
+        match = RANKED.match(name)
+        if match and int(match.group(1)) >= len(ranked_order):
+            files.remove(os.path.join(tdir, name))
     files.write_json(os.path.join(tdir, 'ranking_debug.json'),
                       {label: {k: float(v) for k, v in confidences.items()}, 'order': ranked_order})
 
 
-def provenance(tdir, seeds, num_recycle):
-    """prediction.meta.json: which AlphaFold ran the models, under which semantics, with which
-    seeds and recycles."""
-    distribution, version = compat.fidelity.distribution()
-    files.write_json(os.path.join(tdir, PROVENANCE_FILE), {
-        'alphafold_distribution': distribution, 'alphafold_version': version, 'semantics': compat.SEMANTICS,
-        'kit_version': __version__, 'models': {name: {'seed': seed, 'num_recycle': num_recycle[name]}
-                                               for name, seed in seeds.items()}})
+def scores_json(tdir, ranked_order, scores):
+    """scores.json: each model's mean pLDDT, pTM, ipTM, ranking confidence, recycles and seed, and
+    the ranking (best first)."""
+    files.write_json(os.path.join(tdir, SCORES_FILE),
+                     {'models': {name: scores[name] for name in ranked_order}, 'order': ranked_order})
 
 
 def to_numpy(tree):

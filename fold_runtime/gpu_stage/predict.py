@@ -3,8 +3,10 @@
 Mirrors run_alphafold.py's predict_structure (v2.3.2): per model, process_features and predict
 with seed model_index + random_seed * num_models; rank by ranking_confidence; relax the chosen
 models with AmberRelaxation; write AlphaFold's files. Differences are additions only: a model
-subset, atomic writes, compile time split from predict time, and relax failures that keep the
-unrelaxed outputs.
+subset, atomic writes, compile time split from predict time, relax failures that keep the
+unrelaxed outputs, mmCIF files, scores.json and plots, and models kept across runs: a model
+already in the directory from the same features and options is not predicted again, and the
+ranking covers every model made from these features (records.py).
 """
 import logging
 import os
@@ -13,10 +15,10 @@ import time
 
 import numpy as np
 
-from fold_runtime import compat, meta
+from fold_runtime import compat, meta, progress
 from fold_runtime.cpu_stage.stage import FEATURES_FILE, merge_timings
 from fold_runtime.gpu_stage import outputs, padding
-from kit_common import files, locks
+from kit_common import digests, files, locks
 from kit_common.errors import EXIT_GPU, EXIT_MISMATCH, EXIT_RELAX, KitError
 
 log = logging.getLogger(__name__)
@@ -81,48 +83,40 @@ def predict_target(tdir, feats, session):
 
 
 def _predict_locked(tdir, feats, session):
-    from alphafold.common import protein, residue_constants
-    opts, models, clock = session.opts, session.models, session.clock
-    timings, confidences, unrelaxed_pdbs, unrelaxed, seeds = {}, {}, {}, {}, {}
-    label = 'plddts'
-    length = int(feats['seq_length'][0])
-    num_res = padding.bucket(length, session.buckets)
-    timings['padded_length'] = num_res
+    """Predicts the models this run asks for that the directory does not already hold, then ranks,
+    relaxes and writes the target's files over every model made from the same features."""
+    from fold_runtime.gpu_stage import records, weights
+    opts, models = session.opts, session.models
+    num_res = padding.bucket(int(feats['seq_length'][0]), session.buckets)
+    timings = {'padded_length': num_res}
+    digest = records.features_digest(tdir)
+    fresh = {}
     for name in models.names:
         # run_alphafold.py: model_index + random_seed * num_models, index within the preset.
-        seed = seeds[name] = models.index[name] + opts.random_seed * models.num_preset_models
-        runner = models.runners[name]
-        t0 = time.time()
-        processed = compat.process_features(runner, feats, seed, num_res)
-        timings['process_features_%s' % name] = time.time() - t0
-        compile_before, compiles_before = clock.snapshot()
-        t0 = time.time()
-        try:
-            result = padding.crop_result(compat.predict(runner, processed, seed), length, num_res)
-        except Exception as exc:
-            raise out_of_memory_error(exc) or exc
-        if num_res != length:
-            processed = padding.crop_features(processed, length)
-            result = compat.confidences_of_real_residues(result, runner.config)
-        total = time.time() - t0
-        compile_s, compiles = (a - b for a, b in zip(clock.snapshot(), (compile_before, compiles_before)))
-        timings.update({'predict_and_compile_%s' % name: total, 'compile_%s' % name: compile_s,
-                        'compiles_%s' % name: compiles,
-                        'predict_%s' % name: max(0.0, total - compile_s)})
-        confidences[name] = float(result['ranking_confidence'])
-        if 'iptm' in result:
-            label = 'iptm+ptm'
-        b_factors = np.repeat(np.asarray(result['plddt'])[:, None], residue_constants.atom_type_num, axis=-1)
-        unrelaxed[name] = protein.from_prediction(features=processed, result=result, b_factors=b_factors,
-                                                  remove_leading_feature_dimension=not runner.multimer_mode)
-        unrelaxed_pdbs[name] = protein.to_pdb(unrelaxed[name])
-        outputs.model_outputs(tdir, name, result, unrelaxed_pdbs[name], opts.result_pkl)
-        log.info('  %s: ranking confidence %.2f, %.1f s (compile %.1f s)', name, confidences[name], total, compile_s)
+        seed = models.index[name] + opts.random_seed * models.num_preset_models
+        wanted = records.made_with(models.runners[name], seed, num_res,
+                                   weights.params_path(session.data_dir, name), digest)
+        if not opts.overwrite and records.finished(tdir, name, wanted, opts.result_pkl):
+            log.info('  %s: kept: its files exist and were made from these features with these options '
+                     '(--overwrite predicts it again)', name)
+            continue
+        fresh[name], scores = _predict_model(tdir, name, feats, session, seed, num_res, timings)
+        records.save_model(tdir, name, dict(wanted, scores=scores))
+    present = records.same_features(tdir, digest)
+    scores = {name: r['scores'] for name, r in present.items()}
+    confidences = {name: s['ranking_confidence'] for name, s in scores.items()}
     ranked = sorted(confidences, key=lambda n: confidences[n], reverse=True)
+    if len(present) > len(models.names):
+        log.info('  ranking %d models made from these features (%s), this run\'s and earlier runs\'',
+                 len(ranked), ', '.join(ranked))
+    label = 'iptm+ptm' if any(s['iptm'] is not None for s in scores.values()) else 'plddts'
     to_relax = {'best': ranked[:1], 'all': ranked, 'none': []}[opts.models_to_relax]
-    relaxed_pdbs, relax_metrics, failed = relax(tdir, to_relax, unrelaxed, session.use_gpu_relax, timings)
-    outputs.ranked_outputs(tdir, ranked, confidences, label, unrelaxed_pdbs, relaxed_pdbs)
-    outputs.provenance(tdir, seeds, {name: runner.config.model.num_recycle for name, runner in models.runners.items()})
+    relax_metrics, failed = relax(tdir, to_relax, fresh, session.use_gpu_relax, timings)
+    outputs.ranked_outputs(tdir, ranked, confidences, label, set(relax_metrics) - set(failed))
+    outputs.scores_json(tdir, ranked, scores)
+    if opts.plots:
+        from fold_runtime.gpu_stage import plots
+        plots.write_all(tdir, ranked, scores, feats)
     if opts.models_to_relax != 'none':
         files.write_json(os.path.join(tdir, 'relax_metrics.json'), relax_metrics)
     merge_timings(tdir, {k: round(v, 3) for k, v in timings.items()})
@@ -130,7 +124,44 @@ def _predict_locked(tdir, feats, session):
         raise KitError('relaxation failed for %s (%s); ranked_*.pdb hold the unrelaxed models'
                        % (', '.join(failed), relax_metrics[failed[0]]['error']),
                        'rerun with --no-gpu-relax, or --models-to-relax none', EXIT_RELAX)
-    return ranked, timings
+    return ranked, timings, scores
+
+
+def _predict_model(tdir, name, feats, session, seed, num_res, timings):
+    """One model: features processed (padded to num_res), predicted, cropped back, its files
+    written. Returns the unrelaxed Protein and the model's scores."""
+    from alphafold.common import protein, residue_constants
+    runner, clock = session.models.runners[name], session.clock
+    length = int(feats['seq_length'][0])
+    t0 = time.time()
+    processed = compat.process_features(runner, feats, seed, num_res)
+    timings['process_features_%s' % name] = time.time() - t0
+    compile_before, compiles_before = clock.snapshot()
+    t0 = time.time()
+    try:
+        with progress.Heartbeat(lambda: '%s: compiling and predicting (%.0f s of it compiling)'
+                                % (name, clock.snapshot()[0] - compile_before)):
+            result = padding.crop_result(compat.predict(runner, processed, seed), length, num_res)
+    except Exception as exc:
+        raise out_of_memory_error(exc) or exc
+    if num_res != length:
+        processed = padding.crop_features(processed, length)
+        result = compat.confidences_of_real_residues(result, runner.config)
+    total = time.time() - t0
+    compile_s, compiles = (a - b for a, b in zip(clock.snapshot(), (compile_before, compiles_before)))
+    timings.update({'predict_and_compile_%s' % name: total, 'compile_%s' % name: compile_s,
+                    'compiles_%s' % name: compiles,
+                    'predict_%s' % name: max(0.0, total - compile_s)})
+    b_factors = np.repeat(np.asarray(result['plddt'])[:, None], residue_constants.atom_type_num, axis=-1)
+    unrelaxed = protein.from_prediction(features=processed, result=result, b_factors=b_factors,
+                                        remove_leading_feature_dimension=not runner.multimer_mode)
+    outputs.model_outputs(tdir, name, result, unrelaxed, session.opts.result_pkl)
+    scores = outputs.model_scores(result, seed, runner.config.model.num_recycle)
+    log.info('  %s: mean pLDDT %.2f%s%s, ranking confidence %.2f, %.1f s (compile %.1f s)', name,
+             scores['mean_plddt'], '' if scores['ptm'] is None else ', pTM %.3f' % scores['ptm'],
+             '' if scores['iptm'] is None else ', ipTM %.3f' % scores['iptm'], scores['ranking_confidence'],
+             total, compile_s)
+    return unrelaxed, scores
 
 
 def _share_executables(runners):
@@ -147,27 +178,52 @@ def _share_executables(runners):
             runner.apply = twin.apply
 
 
-def relax(tdir, names, unrelaxed, use_gpu, timings):
-    """AmberRelaxation of the chosen models; a failure is recorded, not fatal to the outputs."""
-    from alphafold.relax import relax as amber
-    relaxer = amber.AmberRelaxation(use_gpu=use_gpu, **RELAX)
-    relaxed, metrics, failed = {}, {}, []
+def relax(tdir, names, fresh, use_gpu, timings):
+    """AmberRelaxation of the chosen models: relaxed_<m>.pdb and .cif, and their metrics. A model
+    relaxed by an earlier run from the same unrelaxed model is kept; relaxed files of models no
+    longer chosen are removed (one job that ran every model would not have them). A failure is
+    recorded, not fatal to the outputs. fresh: the Proteins predicted in this run; earlier runs'
+    are read from their PDB files, which relaxation writes out and reads back anyway."""
+    from fold_runtime.gpu_stage import records
+    stored = records.load(tdir)
+    metrics, failed, relaxer = {}, [], None
+    for name in stored:
+        if name not in names:
+            for ext in ('pdb', 'cif'):
+                files.remove(os.path.join(tdir, 'relaxed_%s.%s' % (name, ext)))
     for name in names:
+        if name not in fresh and records.relaxed_is_current(tdir, name, stored[name]):
+            metrics[name] = stored[name]['relaxed']['metrics']
+            log.info('  relaxed %s: kept (relaxed from the same model by an earlier run)', name)
+            continue
+        relaxer = relaxer or _relaxer(use_gpu)
         t0 = time.time()
         try:
-            pdb, _, violations = relaxer.process(prot=unrelaxed[name])
+            with progress.Heartbeat('relaxing %s (OpenMM, %s)' % (name, 'GPU' if use_gpu else 'CPU')):
+                pdb, _, violations = relaxer.process(prot=fresh[name] if name in fresh else _unrelaxed(tdir, name))
         except Exception as exc:  # OpenMM raises many types; the outputs must survive all of them
             metrics[name] = {'error': '%s: %s' % (type(exc).__name__, str(exc).splitlines()[0] if str(exc) else '')}
             failed.append(name)
             log.info('  relax %s FAILED: %s', name, metrics[name]['error'])
             continue
         timings['relax_%s' % name] = time.time() - t0
-        metrics[name] = {'remaining_violations': violations,
-                         'remaining_violations_count': sum(violations)}
-        relaxed[name] = pdb
-        files.write_text(os.path.join(tdir, 'relaxed_%s.pdb' % name), pdb)
+        metrics[name] = {'remaining_violations': violations, 'remaining_violations_count': sum(violations)}
+        outputs.write_structure(tdir, 'relaxed_%s' % name, pdb)
+        stored[name]['relaxed'] = {'metrics': metrics[name], 'unrelaxed_sha256': digests.file_digest(
+            os.path.join(tdir, 'unrelaxed_%s.pdb' % name))}
+        records.save_model(tdir, name, stored[name])
         log.info('  relaxed %s in %.1f s', name, timings['relax_%s' % name])
-    return relaxed, metrics, failed
+    return metrics, failed
+
+
+def _relaxer(use_gpu):
+    from alphafold.relax import relax as amber
+    return amber.AmberRelaxation(use_gpu=use_gpu, **RELAX)
+
+
+def _unrelaxed(tdir, name):
+    from alphafold.common import protein
+    return protein.from_pdb_string(outputs.read_text(tdir, 'unrelaxed_%s.pdb' % name))
 
 
 def out_of_memory_error(exc):

@@ -3,6 +3,7 @@ XLA reads it once), the compile clock and cache, the GPU check, the data directo
 weights. alphafold-predict and the batch GPU worker both start here."""
 import logging
 
+from fold_runtime import progress
 from fold_runtime.gpu_stage import memory
 from fold_runtime.options import resolve_data_dir
 from kit_common.errors import EXIT_GPU, EXIT_MISSING, KitError
@@ -16,11 +17,12 @@ class Session(object):
 
     def __init__(self, opts, longest, buckets=()):
         memory.apply(opts.memory_mode, longest, opts.mem_fraction, opts.unified_threshold)
+        progress.configure(opts.progress_interval)
         from fold_runtime.gpu_stage import jax_setup, predict
         self.opts, self.buckets = opts, tuple(buckets)
         self.clock = jax_setup.CompileClock()
         jax_setup.use_compilation_cache(opts.compile_cache_dir)
-        gpus = jax_setup.gpu_count()
+        gpus = self.gpus = jax_setup.gpu_count()
         if opts.require_gpu and not gpus:
             raise KitError('no GPU is visible to jax (--require-gpu)',
                            'run on a GPU node (e.g. sbatch --gres=gpu:1), check CUDA_VISIBLE_DEVICES, and '

@@ -43,8 +43,17 @@ def select_models(preset, subset=None):
     unknown = [w for w, f in zip(wanted, full) if f not in models]
     if unknown:
         raise KitError('unknown model(s) for --model-preset %s: %s' % (preset, ', '.join(unknown)),
-                       'choose from %s' % ', '.join(models))
+                       _preset_hint(unknown) or 'choose from %s' % ', '.join(models))
     return [m for m in models if m in full]
+
+
+def _preset_hint(names):
+    """The preset whose models these names are, when it is another one (model_1_ptm under monomer)."""
+    for preset, models in sorted(PRESET_MODELS.items()):
+        if all(n in models for n in names):
+            return 'these are %s models: pass --model-preset %s (or choose from the preset\'s own models)' % (
+                preset, preset)
+    return None
 
 
 def model_config(model_name, preset, num_recycle=None, overrides=None):
@@ -68,9 +77,11 @@ def require(data_dir, model_names):
     """Every weights file of these models exists; else a KitError naming the missing ones."""
     missing = [params_path(data_dir, m) for m in model_names if not os.path.exists(params_path(data_dir, m))]
     if missing:
-        raise KitError('weights file%s missing: %s' % ('s' if len(missing) > 1 else '', ', '.join(missing)),
-                       'fetch the weights with "alphafold-data download --databases params" '
-                       '(or point --data-dir at a directory with params/)', EXIT_MISSING)
+        raise KitError('weights file%s missing in %s: %s' % ('s' if len(missing) > 1 else '',
+                                                             os.path.join(data_dir, 'params'), ', '.join(missing)),
+                       'ask your site\'s AlphaFold admin to install the weights there (admins: alphafold-data '
+                       'download --databases params), or point --data-dir at a data directory whose params/ '
+                       'has them', EXIT_MISSING)
 
 
 def load_params(data_dir, model_name):

@@ -72,3 +72,101 @@ def test_option_changes_name_each_difference(batch):
     assert state.option_changes(stored, other) == [
         'cpu_options.cpus: 1 -> 4', 'gpu_options.buckets: None -> [64]', 'gpu_options.num_recycle: None -> 1',
         "settings.executor: 'local' -> 'slurm'"]
+
+
+def _times(out, name, stage, started, finished):
+    """Give a stage record the times of a real run (write_stage stamps now)."""
+    import json
+    path = state.batch_dir(out, 'state', '%s.%s.json' % (name, stage))
+    with open(path) as f:
+        record = json.load(f)
+    record.update(started=started, finished=finished)
+    with open(path, 'w') as f:
+        json.dump(record, f)
+
+
+def test_report_scores_csv_and_a_figure_that_shows_every_stage(batch):
+    """A 2 s CPU stage beside a 1 h GPU stage still draws a bar; the duplicate is noted, not
+    counted in the throughput; no accelerator, no "accelerator busy"; times in ISO-8601."""
+    import csv
+    import json
+    import os
+    from fold_runtime.batch import report
+    best = {'model': 'model_3_ptm', 'mean_plddt': 81.234, 'ptm': 0.71, 'iptm': None, 'ranking_confidence': 81.234}
+    state.write_stage(batch, 'a', 'msa', 'done', features_source='cpu_stage')
+    _times(batch, 'a', 'msa', 1000.0, 1002.0)
+    state.write_stage(batch, 'a', 'predict', 'done', best=best)
+    _times(batch, 'a', 'predict', 1002.0, 4602.0)
+    state.write_stage(batch, 'b', 'predict', 'done', duplicate_of='a')
+    state.write_stage(batch, 'c', 'msa', 'failed', error='jackhmmer failed\nmore')
+    worker = {'wall_s': 3700.0, 'busy_s': 3600.0, 'compiles': 3, 'compile_s': 50.0, 'accelerator': None}
+    with open(state.batch_dir(batch, 'timings', 'worker-0-local-1.json'), 'w') as f:
+        json.dump(worker, f)
+
+    summary = report.summarise(batch)
+    assert summary['proteins_per_hour'] == 1.0 and summary['done'] == 2 and summary['unique_done'] == 1
+    assert summary['gpu_busy_fraction'] is None and summary['worker_busy_fraction'] == round(3600 / 3700.0, 4)
+    fig = report.figure(summary)
+    timeline, times = fig.axes
+    bars = [p.get_x() + p.get_width() for p in times.patches]
+    assert bars == [2.0, 3600.0]                        # a's CPU and GPU stage; c has no finished stage
+    assert times.get_xscale() == 'log' and times.get_xlim()[0] == 1.0   # both at least a decade wide
+    assert [p.get_width() for p in timeline.patches] == [3602 / 60.0 * 0.004, 60.0]   # 2 s: the minimum width
+    assert [t.get_text() for t in times.get_yticklabels()] == ['a', 'c']
+    text = timeline.get_title()
+    assert 'duplicates not drawn' in text and ': b' in text and 'no accelerator used' in text
+    assert 'accelerator busy' not in text and '1.0 unique proteins/hour' in text
+
+    report.write(batch)
+    with open(os.path.join(batch, 'summary.csv')) as f:
+        rows = {r['target']: r for r in csv.DictReader(f)}
+    assert (rows['a']['best_model'], rows['a']['mean_plddt'], rows['a']['ptm']) == ('model_3_ptm', '81.23', '0.71')
+    assert rows['b']['duplicate_of'] == 'a' and rows['b']['best_model'] == 'model_3_ptm'
+    assert rows['c']['error'] == 'jackhmmer failed' and rows['c']['best_model'] == ''
+    assert (rows['a']['msa_s'], rows['a']['predict_s']) == ('2.0', '3600.0')
+    with open(os.path.join(batch, 'report.json')) as f:
+        saved = json.load(f)
+    a = next(r for r in saved['per_target'] if r['name'] == 'a')
+    assert a['msa_start'] == '1970-01-01T00:16:40.000+00:00' and a['best']['ptm'] == 0.71
+
+    worker['accelerator'] = 'gpu'
+    with open(state.batch_dir(batch, 'timings', 'worker-0-local-1.json'), 'w') as f:
+        json.dump(worker, f)
+    assert 'accelerator busy 97%' in report.title(report.summarise(batch))
+
+
+def test_an_option_added_later_counts_as_its_default_on_resubmit(batch):
+    """A batch.json written before --no-plots existed resubmits without --force; one that turned
+    plots off differs."""
+    from fold_runtime.options import GpuStageOptions
+    stored = state.load(batch)
+    del stored['gpu_options']['plots']
+    new = dict(stored, gpu_options=dict(stored['gpu_options'], plots=True))
+    assert state.option_changes(stored, new) == []
+    assert state.option_changes(stored, dict(new, gpu_options=dict(new['gpu_options'], plots=False))) == [
+        'gpu_options.plots: True -> False']
+    assert GpuStageOptions().plots is True
+
+
+def test_progress_is_plain_lines_off_a_terminal_and_heartbeats_stop_with_their_step(batch, caplog):
+    import logging
+    import time
+    from fold_runtime import progress
+    from fold_runtime.batch.executors import local
+    caplog.set_level(logging.INFO)
+    bar = local._progress_bar(3, True)          # pytest's stderr is no terminal
+    state.write_stage(batch, 'c', 'msa', 'done')
+    local._update(bar, batch)
+    local._update(bar, batch)                   # nothing changed: no second line
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith('alphafold-batch:')]
+    assert lines == ['alphafold-batch: 0/3 targets finished (pending 2, ready 1)']
+    progress.configure(0.05)
+    try:
+        with progress.Heartbeat(lambda: 'step x'):
+            time.sleep(0.4)
+        count = sum('still running: step x' in r.getMessage() for r in caplog.records)
+        time.sleep(0.2)
+        assert count >= 3 and sum('still running: step x' in r.getMessage() for r in caplog.records) == count
+    finally:
+        progress.configure(progress.DEFAULT_INTERVAL)
+    assert progress.elapsed(59) == '59s' and progress.elapsed(725) == '12m05s' and progress.elapsed(10920) == '3h02m'

@@ -37,6 +37,7 @@ def test_options_round_trip_through_json():
     ({'mem_fraction': 0.0}, 'mem_fraction must be above 0'),
     ({'memory_mode': 'unifed'}, "memory mode 'unifed'"),
     ({'models': 'model_9'}, 'unknown model(s)'),
+    ({'models': 'model_1_ptm,model_2_ptm'}, 'these are monomer_ptm models: pass --model-preset monomer_ptm'),
     ({'random_seed': '1'}, "random_seed = '1' is not an integer"),
     ({'modelpreset': 'monomer'}, 'unknown setting(s) modelpreset'),
 ])

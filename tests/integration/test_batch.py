@@ -126,7 +126,16 @@ def test_local_batch_dedupes_reports_failure_and_retry_completes_it(targets, ful
     watch = run_kit('batch', 'status', out, '--watch', '1')      # all finished: prints once, returns
     assert watch.returncode == 0 and 'done 4' in watch.stdout, watch.stdout
     for name in st:
-        assert os.path.exists(os.path.join(out, name, 'ranked_0.pdb')), name
+        for f in ('ranked_0.pdb', 'ranked_0.cif', 'plddt.png', 'pae.png', 'msa_coverage.png'):
+            assert os.path.exists(os.path.join(out, name, f)), (name, f)
+    # The best model's scores in status (table and JSON), times in ISO-8601.
+    scores = json.load(open(os.path.join(out, 'conotoxin', 'scores.json')))['models']['model_1_ptm']
+    for name in ('conotoxin', 'conotoxin_copy'):
+        assert st[name]['best'] == dict(model='model_1_ptm', **{k: scores[k] for k in (
+            'mean_plddt', 'ptm', 'iptm', 'ranking_confidence')}), st[name]
+    assert re.match(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$', st['conotoxin']['predict_end'])
+    table = [l.split() for l in run_kit('batch', 'status', out).stdout.splitlines() if l.startswith('conotoxin ')]
+    assert table[0][-3:] == ['model_1_ptm', '%.1f' % scores['mean_plddt'], '%.3f' % scores['ptm']], table
     dup_meta = json.load(open(os.path.join(out, 'conotoxin_copy', 'features.meta.json')))
     assert dup_meta['target'] == 'conotoxin_copy' and dup_meta['features_source'] == 'duplicate of conotoxin'
     # One CPU stage per unique sequence (the duplicate ran none), each finished before its prediction.
@@ -138,8 +147,16 @@ def test_local_batch_dedupes_reports_failure_and_retry_completes_it(targets, ful
     res = run_kit('batch', 'report', out)
     assert res.returncode == 0, res.stdout
     report = json.load(open(os.path.join(out, 'report.json')))
-    assert (report['done'], report['duplicates'], report['cpu_stage_runs']) == (4, 1, 3)
-    assert 0 < report['gpu_busy_fraction'] <= 1 and report['compiles'] >= 1
+    assert (report['done'], report['duplicates'], report['cpu_stage_runs'], report['unique_done']) == (4, 1, 3, 3)
+    assert 0 < report['worker_busy_fraction'] <= 1 and report['compiles'] >= 1
+    assert report['gpu_busy_fraction'] is None and not report['accelerator_used']   # no GPU on this machine
+    assert round(report['proteins_per_hour'] * report['wall_s'] / 3600.0) == 3   # unique targets, not 4
+    import csv
+    with open(os.path.join(out, 'summary.csv')) as f:
+        rows = {r['target']: r for r in csv.DictReader(f)}
+    assert sorted(rows) == sorted(st) and rows['conotoxin_copy']['duplicate_of'] == 'conotoxin'
+    assert {r['best_model'] for r in rows.values()} == {'model_1_ptm'}
+    assert float(rows['conotoxin']['mean_plddt']) == round(scores['mean_plddt'], 2)
     with open(os.path.join(out, 'report.png'), 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
     res = run_kit(*submit)                                # a second submit: nothing left to do
@@ -154,7 +171,8 @@ def test_sigkilled_local_batch_is_resumed_by_a_second_submit(targets, full_data_
     out = str(tmp_path / 'out')
     fasta = tmp_path / 'two.fasta'
     fasta.write_text('>cono\n%s\n>hbb\n%s\n' % (sequence(targets['conotoxin']), sequence(targets['hbb_human'])[:36]))
-    cmd = ('batch', 'submit', '--fasta', fasta, '--output-dir', out, '--data-dir', full_data_dir, *BATCH_GPU)
+    cmd = ('batch', 'submit', '--fasta', fasta, '--output-dir', out, '--data-dir', full_data_dir, *BATCH_GPU,
+           '--no-plots')
     proc = subprocess.Popen([sys.executable, '-m', 'fold_runtime'] + [str(a) for a in cmd], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = os.path.join(out, '.batch', 'state')
@@ -171,6 +189,7 @@ def test_sigkilled_local_batch_is_resumed_by_a_second_submit(targets, full_data_
     assert {r['stage'] for r in statuses(out).values()} == {'done'}
     for name in ('cono', 'hbb'):
         assert (tmp_path / 'out' / name / 'ranked_0.pdb').read_text().rstrip().endswith('END')
+        assert not list((tmp_path / 'out' / name).glob('*.png'))      # --no-plots, through the batch
 
 
 def test_slurm_batch_arrays_throttle_order_and_dedupe(slurm, targets, full_data_dir, tmp_path):

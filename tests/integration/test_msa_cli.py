@@ -73,3 +73,18 @@ def test_cpu_stage_imports_no_model_code(data_dir, targets, tmp_path):
     assert 'model modules: []' in res.stdout
 
 
+
+
+def test_heartbeat_lines_name_each_running_search(kit, data_dir, targets, tmp_path):
+    """hbb_human (the query with the most homologs) on one CPU: the searches outlast a 0.2 s
+    heartbeat, and each line names the running searches, their tools and elapsed times."""
+    res = kit('msa', '--fasta', targets['hbb_human'], '--output-dir', tmp_path, '--data-dir', data_dir,
+              '--cpus', '1', '--progress-interval', '0.2')
+    assert res.returncode == 0, res.stdout
+    beats = [l for l in res.stdout.splitlines() if '... still running: searches ' in l]
+    assert len(beats) >= 2, res.stdout
+    assert any('bfd_uniref30 (hhblits, ' in l for l in beats), beats
+    assert all(l.rstrip().endswith('so far') for l in beats) and '\r' not in res.stdout
+    res = kit('msa', '--fasta', targets['hbb_human'], '--output-dir', tmp_path, '--data-dir', data_dir,
+              '--progress-interval', '0')
+    assert res.returncode == 2 and 'progress_interval must be a positive number of seconds' in res.stdout

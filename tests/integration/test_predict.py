@@ -3,6 +3,8 @@ import json
 import os
 import pickle
 
+import numpy as np
+
 from conftest import GPU_ARGS
 
 
@@ -23,7 +25,8 @@ def test_predict_writes_alphafold_outputs_and_relaxes_only_the_best(kit, weights
     # Exactly one relaxation: the best model's.
     metrics = json.loads((d / 'relax_metrics.json').read_text())
     assert list(metrics) == [order[0]]
-    assert sorted(f for f in os.listdir(d) if f.startswith('relaxed_')) == ['relaxed_%s.pdb' % order[0]]
+    assert sorted(f for f in os.listdir(d) if f.startswith('relaxed_')) == ['relaxed_%s.%s' % (order[0], ext)
+                                                                             for ext in ('cif', 'pdb')]
     assert (d / 'ranked_0.pdb').read_text() == (d / ('relaxed_%s.pdb' % order[0])).read_text()
     assert (d / 'ranked_1.pdb').read_text() == (d / ('unrelaxed_%s.pdb' % order[1])).read_text()
     for name in order:
@@ -44,12 +47,85 @@ def test_predict_writes_alphafold_outputs_and_relaxes_only_the_best(kit, weights
                    - timings['predict_and_compile_' + name]) < 0.01
     assert list(k for k in timings if k.startswith('relax_')) == ['relax_' + order[0]]
     assert not [f for f in os.listdir(d) if f.startswith('.tmp-')]
+    check_scores(res.stdout, d, order)
+    check_mmcif(d, order)
+    check_plots(d, order)
+
+
+def check_scores(log, d, order):
+    """Each model's log line gives mean pLDDT and pTM; scores.json holds them for every model."""
+    scores = json.loads((d / 'scores.json').read_text())
+    assert scores['order'] == order
+    for name in order:
+        s = scores['models'][name]
+        with open(d / ('result_%s.pkl' % name), 'rb') as f:
+            result = pickle.load(f)
+        assert abs(s['mean_plddt'] - float(np.mean(result['plddt']))) < 1e-6
+        assert abs(s['ptm'] - float(result['ptm'])) < 1e-6 and s['iptm'] is None
+        assert s['ranking_confidence'] == json.loads((d / 'ranking_debug.json').read_text())['plddts'][name]
+        assert s['recycles'] == 1
+        assert '%s: mean pLDDT %.2f, pTM %.3f' % (name, s['mean_plddt'], s['ptm']) in log
+    assert [scores['models'][n]['seed'] for n in ('model_1_ptm', 'model_3_ptm')] == [0, 2]
+
+
+def check_mmcif(d, order):
+    """A .cif beside every .pdb, read by Biopython: C-alpha as in the .pdb, pLDDT as B-factors."""
+    from Bio.PDB import MMCIFParser, PDBParser
+    pdbs = sorted(f for f in os.listdir(d) if f.endswith('.pdb'))
+    assert len(pdbs) == 5   # 2 unrelaxed, 1 relaxed, 2 ranked
+    for pdb in pdbs:
+        cif = pdb[:-4] + '.cif'
+        ours = MMCIFParser(QUIET=True).get_structure('cif', str(d / cif))
+        ref = PDBParser(QUIET=True).get_structure('pdb', str(d / pdb))
+        ca = np.array([a.coord for a in ours.get_atoms() if a.get_id() == 'CA'])
+        assert ca.shape == (24, 3), cif
+        np.testing.assert_array_equal(ca, np.array([a.coord for a in ref.get_atoms() if a.get_id() == 'CA']))
+        model = pdb[:-4].split('_', 1)[1]
+        if pdb.startswith('ranked_'):
+            model = order[int(model)]
+        plddt = json.loads((d / ('confidence_%s.json' % model)).read_text())['confidenceScore']
+        np.testing.assert_allclose([a.bfactor for a in ours.get_atoms() if a.get_id() == 'CA'], plddt, atol=0.006)
+    # The writer for AlphaFold installs without protein.to_mmcif (the images' DeepMind v2.3.2).
+    import io
+    from alphafold.common import protein
+    from fold_runtime import compat
+    pdb = (d / 'ranked_1.pdb').read_text()
+    text = compat._mmcif_via_biopython(protein.from_pdb_string(pdb), 'ranked_1')
+    ours = MMCIFParser(QUIET=True).get_structure('cif', io.StringIO(text))
+    ref = PDBParser(QUIET=True).get_structure('pdb', io.StringIO(pdb))
+    assert [(a.get_parent().get_id()[1], a.get_id(), tuple(a.coord), a.bfactor) for a in ours.get_atoms()] == \
+        [(a.get_parent().get_id()[1], a.get_id(), tuple(a.coord), a.bfactor) for a in ref.get_atoms()]
+
+
+def check_plots(d, order):
+    """The three pictures decode; their figures have one pLDDT line and one PAE panel per model."""
+    import matplotlib.image
+    from fold_runtime.gpu_stage import plots
+    for name in plots.PLOTS:
+        image = matplotlib.image.imread(str(d / name))
+        assert image.ndim == 3 and image.shape[0] > 200, name
+    scores = json.loads((d / 'scores.json').read_text())['models']
+    plddts = {n: json.loads((d / ('confidence_%s.json' % n)).read_text())['confidenceScore'] for n in order}
+    fig = plots.plddt_figure(plddts, scores)
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert len(fig.axes[0].get_lines()) == 2 and legend[0].startswith('rank 1: %s (mean pLDDT ' % order[0])
+    paes = {n: (np.array(json.loads((d / ('pae_%s.json' % n)).read_text())[0]['predicted_aligned_error']), 31.75)
+            for n in order}
+    fig = plots.pae_figure(paes, scores)
+    panels = [ax for ax in fig.axes if ax.get_images()]
+    assert len(panels) == 2 and len(fig.axes) == 4          # a colour bar beside each panel
+    assert panels[0].get_title() == '%s\npTM %.3f' % (order[0], scores[order[0]]['ptm'])
+    assert panels[0].get_xlabel() == 'scored residue' and panels[0].get_ylabel() == 'aligned residue'
 
 
 def test_relax_all_none_and_no_result_pkl(kit, weights_dir, targets, conotoxin_dir):
     res = predict(kit, weights_dir, targets, conotoxin_dir.parent, '--models-to-relax', 'all',
-                  '--no-result-pkl')
+                  '--no-result-pkl', '--no-plots', '--progress-interval', '0.2')
     assert res.returncode == 0, res.stdout
+    for step in ('model_1_ptm: compiling and predicting (', 'relaxing model_1_ptm (OpenMM, CPU)',
+                 'relaxing model_3_ptm (OpenMM, CPU)'):
+        assert '... still running: %s' % step in res.stdout, step      # heartbeat lines
+    assert not list(conotoxin_dir.glob('*.png'))
     assert len(json.loads((conotoxin_dir / 'relax_metrics.json').read_text())) == 2
     assert not list(conotoxin_dir.glob('result_*.pkl'))
     for f in conotoxin_dir.glob('relaxed_*.pdb'):
@@ -89,3 +165,58 @@ def test_seed_follows_alphafold_and_changes_predictions(kit, weights_dir, target
     a = json.loads((conotoxin_dir / 'ranking_debug.json').read_text())['plddts']
     b = json.loads((other / 'ranking_debug.json').read_text())['plddts']
     assert a != b
+
+
+def test_rerun_keeps_finished_models_and_overwrite_predicts_them_again(kit, weights_dir, targets, conotoxin_dir):
+    res = predict(kit, weights_dir, targets, conotoxin_dir.parent, '--models-to-relax', 'none')
+    assert res.returncode == 0, res.stdout
+    d = conotoxin_dir
+    timings = json.loads((d / 'timings.json').read_text())
+    stamps = {f: os.stat(str(d / f)).st_mtime_ns for f in ('unrelaxed_model_1_ptm.pdb', 'result_model_3_ptm.pkl')}
+    res = predict(kit, weights_dir, targets, d.parent, '--models-to-relax', 'none')   # a requeued job
+    assert res.returncode == 0, res.stdout
+    for name in ('model_1_ptm', 'model_3_ptm'):
+        assert '%s: kept: its files exist and were made from these features with these options' % name in res.stdout
+        assert '%s: mean pLDDT' % name not in res.stdout
+    after = json.loads((d / 'timings.json').read_text())
+    assert {k: after[k] for k in timings if k.startswith('predict_')} == \
+        {k: v for k, v in timings.items() if k.startswith('predict_')}           # nothing predicted again
+    assert stamps == {f: os.stat(str(d / f)).st_mtime_ns for f in stamps}
+    assert (d / 'ranked_0.cif').exists() and (d / 'plddt.png').exists()
+    # Other options (another seed) or --overwrite: predicted again.
+    res = predict(kit, weights_dir, targets, d.parent, '--models-to-relax', 'none', '--models', 'model_1',
+                  '--random-seed', '1')
+    assert res.returncode == 0 and 'model_1_ptm: mean pLDDT' in res.stdout, res.stdout
+    res = predict(kit, weights_dir, targets, d.parent, '--models-to-relax', 'none', '--overwrite')
+    assert res.returncode == 0, res.stdout
+    assert 'kept' not in res.stdout and res.stdout.count(': mean pLDDT') == 2, res.stdout
+
+
+def test_model_subsets_in_separate_jobs_end_as_one_job(kit, weights_dir, targets, conotoxin_dir, tmp_path):
+    """--models model_3, then --models model_1 (ParallelFold-style jobs) give the ranked files and
+    ranking_debug.json of one job with both, though model_3 was ranked_0 after the first job."""
+    import shutil
+    split = tmp_path / 'split' / 'conotoxin'
+    shutil.copytree(str(conotoxin_dir), str(split))
+    one = predict(kit, weights_dir, targets, conotoxin_dir.parent, '--models-to-relax', 'none')
+    assert one.returncode == 0, one.stdout
+    for model in ('model_3', 'model_1'):
+        res = kit('predict', '--target-dir', split, '--data-dir', weights_dir, *GPU_ARGS[:2], '--models', model,
+                  '--num-recycle', '1', '--models-to-relax', 'none')
+        assert res.returncode == 0, res.stdout
+    assert 'ranking 2 models made from these features' in res.stdout
+    order = json.loads((conotoxin_dir / 'ranking_debug.json').read_text())['order']
+    assert order[0] == 'model_1_ptm'   # so the second job had to replace the first job's ranked_0
+    names = ['ranked_%d.%s' % (i, ext) for i in range(2) for ext in ('pdb', 'cif')]
+    for name in names + ['ranking_debug.json', 'scores.json']:
+        assert (split / name).read_bytes() == (conotoxin_dir / name).read_bytes(), name
+    assert not (split / 'ranked_2.pdb').exists()
+    # Relaxation, decided over every model: a third job with both keeps both models and relaxes
+    # only the best (OpenMM on the CPU is not bit-reproducible across processes, so the relaxed
+    # coordinates are compared by which model was relaxed, not byte for byte).
+    res = kit('predict', '--target-dir', split, '--data-dir', weights_dir, *GPU_ARGS)
+    assert res.returncode == 0 and res.stdout.count(': kept: its files exist') == 2, res.stdout
+    assert sorted(f for f in os.listdir(split) if f.startswith('relaxed_')) == \
+        ['relaxed_model_1_ptm.cif', 'relaxed_model_1_ptm.pdb']
+    assert (split / 'ranked_0.pdb').read_text() == (split / 'relaxed_model_1_ptm.pdb').read_text()
+    assert list(json.loads((split / 'relax_metrics.json').read_text())) == ['model_1_ptm']

@@ -14,12 +14,13 @@ def assert_failed(res, code, *words):
         assert word in res.stdout, (word, res.stdout)
 
 
-def test_missing_weights_file_is_named_with_its_download(kit, conotoxin_dir, weights_dir, tmp_path):
+def test_missing_weights_name_the_directory_and_who_installs_them(kit, conotoxin_dir, weights_dir, tmp_path):
     partial = tmp_path / 'data' / 'params'
     partial.mkdir(parents=True)
     (partial / 'params_model_1_ptm.npz').symlink_to(os.path.join(weights_dir, 'params', 'params_model_1_ptm.npz'))
     res = kit('predict', '--target-dir', conotoxin_dir, '--data-dir', tmp_path / 'data', *GPU_ARGS)
-    assert_failed(res, 3, str(partial / 'params_model_3_ptm.npz'), 'alphafold-data download --databases params')
+    assert_failed(res, 3, 'weights file missing in %s: %s' % (partial, partial / 'params_model_3_ptm.npz'),
+                  "ask your site's AlphaFold admin to install the weights there")
 
 
 def test_features_for_another_sequence_are_refused(kit, conotoxin_dir, weights_dir, tmp_path):

@@ -1,6 +1,6 @@
 """The local executor: CPU stages in a pool of processes sized to --cpus, and one GPU worker per
 visible GPU (one CPU worker when there is none) that takes targets as their features appear.
-A progress bar follows the targets' states on disk."""
+A progress bar (plain lines when stderr is not a terminal) follows the targets' states on disk."""
 import logging
 import os
 import signal
@@ -140,8 +140,32 @@ class LocalExecutor(Executor):
 
 
 def _progress_bar(total, enabled):
+    """A tqdm bar on a terminal; elsewhere (a Slurm or nohup log) a plain line per change, since
+    a bar's carriage-return redraws fill a log file."""
+    if enabled and not sys.stderr.isatty():
+        return _Lines(total)
     from tqdm import tqdm
     return tqdm(total=total, desc='alphafold-batch', unit='target', disable=not enabled, file=sys.stderr)
+
+
+class _Lines(object):
+    """What _update needs of a tqdm bar, as log lines."""
+
+    def __init__(self, total):
+        self.total, self.n, self.postfix = total, 0, {}
+
+    def set_postfix(self, postfix, refresh=False):
+        self.postfix = postfix
+
+    def update(self, n):
+        self.n += n
+
+    def refresh(self):
+        log.info('alphafold-batch: %d/%d targets finished (%s)', self.n, self.total,
+                 ', '.join('%s %d' % kv for kv in self.postfix.items()))
+
+    def close(self):
+        pass
 
 
 def _update(bar, out):

@@ -1,0 +1,93 @@
+"""prediction.meta.json: one record per model in a target directory, saying what the model was made
+from (the features' digest, seed, recycles, ensembles, padded length, weights file, AlphaFold and
+semantics) and how it scored.
+
+The record is written as soon as the model's files are, so a requeued job keeps what finished: a
+model whose files exist and whose record matches what this run would do is not predicted again.
+Ranking and relaxation run over every model recorded for the same features, so model subsets run
+in separate jobs (--models model_1, then --models model_2) end as one job with both.
+"""
+import json
+import os
+
+from fold_runtime import __version__, compat
+from fold_runtime.cpu_stage.stage import FEATURES_FILE
+from kit_common import digests, files
+
+PROVENANCE_FILE = 'prediction.meta.json'
+# What decides whether a stored model equals the one this run would predict.
+MADE_WITH = ('features_sha256', 'seed', 'num_recycle', 'num_ensemble', 'padded_length', 'weights',
+             'semantics', 'alphafold_version')
+
+
+def features_digest(tdir):
+    return digests.file_digest(os.path.join(tdir, FEATURES_FILE))
+
+
+def made_with(runner, seed, num_res, params_path, features_sha256):
+    """What this run would make a model from. The weights file stands for itself by name, size and
+    mtime: hashing gigabytes of weights per job would cost more than it protects."""
+    stat = os.stat(params_path)
+    return {'features_sha256': features_sha256, 'seed': seed, 'num_recycle': runner.config.model.num_recycle,
+            'num_ensemble': runner.config.data.eval.num_ensemble, 'padded_length': num_res,
+            'weights': {'file': os.path.basename(params_path), 'size': stat.st_size, 'mtime_ns': stat.st_mtime_ns},
+            'semantics': compat.SEMANTICS, 'alphafold_version': compat.fidelity.distribution()[1]}
+
+
+def load(tdir):
+    """{model name: record}; {} when there is no readable prediction.meta.json (nothing is kept)."""
+    try:
+        with open(os.path.join(tdir, PROVENANCE_FILE)) as f:
+            models = json.load(f).get('models')
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return models if isinstance(models, dict) else {}
+
+
+def save(tdir, models):
+    """The whole file, atomically: which AlphaFold ran, under which semantics, and every model."""
+    distribution, version = compat.fidelity.distribution()
+    files.write_json(os.path.join(tdir, PROVENANCE_FILE), {
+        'alphafold_distribution': distribution, 'alphafold_version': version, 'semantics': compat.SEMANTICS,
+        'kit_version': __version__, 'models': models})
+
+
+def save_model(tdir, name, record):
+    models = load(tdir)
+    models[name] = record
+    save(tdir, models)
+
+
+def model_files(name, record, result_pkl):
+    """The files a finished model has."""
+    names = ['unrelaxed_%s.pdb' % name, 'unrelaxed_%s.cif' % name, 'confidence_%s.json' % name]
+    if record.get('scores', {}).get('ptm') is not None:
+        names.append('pae_%s.json' % name)
+    if result_pkl:
+        names.append('result_%s.pkl' % name)
+    return names
+
+
+def finished(tdir, name, wanted, result_pkl):
+    """Whether the stored model equals what this run would predict, with all its files present."""
+    record = load(tdir).get(name)
+    if not record or any(record.get(k) != wanted[k] for k in MADE_WITH):
+        return False
+    return all(os.path.exists(os.path.join(tdir, f)) for f in model_files(name, record, result_pkl))
+
+
+def same_features(tdir, features_sha256):
+    """{name: record} of every model in the directory made from these features (by name, so the
+    ranking's tie order does not depend on which job ran which model)."""
+    return {name: r for name, r in sorted(load(tdir).items())
+            if r.get('features_sha256') == features_sha256 and 'scores' in r
+            and os.path.exists(os.path.join(tdir, 'unrelaxed_%s.pdb' % name))}
+
+
+def relaxed_is_current(tdir, name, record):
+    """relaxed_<name>.pdb exists and was relaxed from the unrelaxed model now on disk."""
+    relaxed = record.get('relaxed') or {}
+    path = os.path.join(tdir, 'unrelaxed_%s.pdb' % name)
+    return (bool(relaxed) and all(os.path.exists(os.path.join(tdir, 'relaxed_%s.%s' % (name, ext)))
+                                  for ext in ('pdb', 'cif'))
+            and os.path.exists(path) and relaxed.get('unrelaxed_sha256') == digests.file_digest(path))
