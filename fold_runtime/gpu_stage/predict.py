@@ -1,8 +1,8 @@
 """The GPU stage: predict from a verified features.pkl, rank, relax only the best.
 
 Mirrors run_alphafold.py's predict_structure (v2.3.2): per model (and per seed, --num-seeds),
-process_features and predict with seed model_index + random_seed * num_models; rank by ranking_confidence; relax the chosen
-models with AmberRelaxation; write AlphaFold's files. Differences are additions only: a model
+process_features and predict with seed model_index + random_seed * num_models; rank by
+ranking_confidence; relax the chosen models with AmberRelaxation; write AlphaFold's files. Differences are additions only: a model
 subset, atomic writes, compile time split from predict time, relax failures that keep the
 unrelaxed outputs, mmCIF files, scores.json and plots, and models kept across runs: a model
 already in the directory from the same features and options is not predicted again, and the
@@ -126,11 +126,11 @@ def _predict_locked(tdir, feats, session):
 
 
 def predictions(models, num_seeds, random_seed):
-    """(prediction name, model name, seed) of each prediction, in run_alphafold.py's order and with
-    its seeds: it makes num_seeds runners per model of the preset, named <model>_pred_<k>, and
-    prediction i of the n seeds i + random_seed * n (v2.3.2 does this for multimer; the kit for
-    any preset). One seed keeps the model's own name, and the seed i + random_seed * num_models of
-    model i, as before; the index is within the whole preset, so a --models subset keeps them."""
+    """(prediction name, model name, seed) of each prediction, as run_alphafold.py v2.3.2 does for
+    multimer (the kit for any preset): num_seeds runners per model of the preset, named
+    <model>_pred_<k>, and runner i of all n gets seed i + random_seed * n. With one seed that is
+    the model's own name and seed, as before. i counts over the whole preset, so a --models subset
+    gets the seeds a run of every model would."""
     total = models.num_preset_models * num_seeds
     for model in models.names:
         for k in range(num_seeds):
