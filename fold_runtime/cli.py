@@ -57,8 +57,9 @@ def run_predict(args, gpu_opts=None):
     loaded = [(tdir,) + predict.load_features(tdir, expected) for tdir, expected in gpu_targets(args)]
     started = session.Session(gpu_opts, max(m['sequence_length'] for _, _, m in loaded), gpu_opts.buckets or ())
     for tdir, feats, _ in loaded:
+        seeds = ', %d predictions per model' % gpu_opts.num_seeds if gpu_opts.num_seeds > 1 else ''
         log.info('%s: predicting with %s (seed %d%s)', os.path.basename(tdir), ', '.join(started.models.names),
-                 gpu_opts.random_seed, ', %d predictions per model' % gpu_opts.num_seeds if gpu_opts.num_seeds > 1 else '')
+                 gpu_opts.random_seed, seeds)
         ranked, _, scores = predict.predict_target(tdir, feats, started)
         best = scores[ranked[0]]
         log.info('%s: ranked_0.pdb is %s (mean pLDDT %.2f%s)', os.path.basename(tdir), ranked[0], best['mean_plddt'],

@@ -2,8 +2,8 @@
 
 Mirrors run_alphafold.py's predict_structure (v2.3.2): per model (and per seed, --num-seeds),
 process_features and predict with seed model_index + random_seed * num_models; rank by
-ranking_confidence; relax the chosen models with AmberRelaxation; write AlphaFold's files. Differences are additions only: a model
-subset, atomic writes, compile time split from predict time, relax failures that keep the
+ranking_confidence; relax the chosen models with AmberRelaxation; write AlphaFold's files.
+Differences are additions only: a model subset, atomic writes, compile time split from predict time, relax failures that keep the
 unrelaxed outputs, mmCIF files, scores.json and plots, and models kept across runs: a model
 already in the directory from the same features and options is not predicted again, and the
 ranking covers every model made from these features (records.py).
