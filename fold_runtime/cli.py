@@ -19,27 +19,36 @@ RUN_HELP = ('AlphaFold, both stages: the CPU stage (skipped when a matching feat
 
 
 def run_msa(args, cpu_opts=None):
-    from fold_runtime.cpu_stage import stage
+    from fold_runtime.cpu_stage import stage, user_msa
     cpu_opts = cpu_opts or options.cpu_options_from_args(args)
     targets = fasta.read_targets(options.fasta_list(args.fasta))
+    msas = user_msa.load_all(cpu_opts.msa_paths, targets)   # every file checked before any search
     env = stage.Environment(cpu_opts)
-    for target in targets:
-        timings = stage.run_target(target, os.path.abspath(args.output_dir), env)
+    for target, msa in zip(targets, msas):
+        timings = stage.run_target(target, os.path.abspath(args.output_dir), env, msa)
         for key in sorted(timings):
             log.info('  %-26s %8.1f s', key, timings[key])
     return 0
 
 
 def gpu_targets(args):
-    """(target dir, expected meta keys) for each target of a GPU-stage command."""
-    checks = {k: v for k, v in (('db_preset', args.db_preset), ('max_template_date', args.max_template_date)) if v}
+    """(target dir, expected meta keys) for each target of a GPU-stage command: the CPU-stage
+    options given are checked against the features' meta."""
+    checks = {k: v for k, v in (('db_preset', args.db_preset), ('max_template_date', args.max_template_date),
+                                ('no_templates', args.no_templates)) if v}
     if args.target_dir:
+        if args.msa:
+            raise KitError('--msa is checked against the --fasta targets', 'pass --fasta and --output-dir with '
+                           '--msa, or leave --msa out with --target-dir')
         return [(os.path.abspath(d), dict(checks)) for d in args.target_dir]
     if not (args.fasta and args.output_dir):
         raise KitError('no targets given', 'pass --fasta and --output-dir (as for alphafold-msa), or --target-dir')
+    from fold_runtime.cpu_stage import user_msa
+    targets = fasta.read_targets(options.fasta_list(args.fasta))
+    msas = user_msa.load_all([os.path.abspath(p) for p in args.msa or ()], targets)
     return [(os.path.join(os.path.abspath(args.output_dir), t.name),
-             dict(checks, sequence_sha256=meta.sequence_sha256(t.sequence)))
-            for t in fasta.read_targets(options.fasta_list(args.fasta))]
+             dict(checks, sequence_sha256=meta.sequence_sha256(t.sequence), **({'msa_sha256': m.sha256} if m else {})))
+            for t, m in zip(targets, msas)]
 
 
 def run_predict(args, gpu_opts=None):
@@ -48,8 +57,9 @@ def run_predict(args, gpu_opts=None):
     loaded = [(tdir,) + predict.load_features(tdir, expected) for tdir, expected in gpu_targets(args)]
     started = session.Session(gpu_opts, max(m['sequence_length'] for _, _, m in loaded), gpu_opts.buckets or ())
     for tdir, feats, _ in loaded:
-        log.info('%s: predicting with %s (seed %d)', os.path.basename(tdir), ', '.join(started.models.names),
-                 gpu_opts.random_seed)
+        seeds = ', %d predictions per model' % gpu_opts.num_seeds if gpu_opts.num_seeds > 1 else ''
+        log.info('%s: predicting with %s (seed %d%s)', os.path.basename(tdir), ', '.join(started.models.names),
+                 gpu_opts.random_seed, seeds)
         ranked, _, scores = predict.predict_target(tdir, feats, started)
         best = scores[ranked[0]]
         log.info('%s: ranked_0.pdb is %s (mean pLDDT %.2f%s)', os.path.basename(tdir), ranked[0], best['mean_plddt'],

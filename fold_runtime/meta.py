@@ -13,16 +13,22 @@ from kit_common.errors import EXIT_MISMATCH, KitError
 META_FILE = 'features.meta.json'
 # Keys that decide whether features can be reused; the rest is provenance.
 # semantics: features made under other AlphaFold semantics (compat.fidelity) are never reused.
-INPUT_KEYS = ('sequence_sha256', 'db_preset', 'max_template_date', 'databases', 'data_manifest_id', 'semantics')
+# no_templates (--no-templates) and msa_sha256 (--msa) are recorded only when used, so metas and
+# feature-cache keys written before they existed still match a run without them.
+INPUT_KEYS = ('sequence_sha256', 'db_preset', 'max_template_date', 'databases', 'data_manifest_id', 'semantics',
+              'no_templates', 'msa_sha256')
 
 
 def sequence_sha256(sequence):
     return digests.text_digest(sequence)
 
 
-def build(target, preset, max_template_date, databases, manifest_id, tools, alphafold, semantics):
-    """alphafold: (distribution, version) of the installed AlphaFold; semantics: what the kit ran."""
-    return {
+def build(target, preset, max_template_date, databases, manifest_id, tools, alphafold, semantics,
+          templates=True, msa_sha256=None):
+    """alphafold: (distribution, version) of the installed AlphaFold; semantics: what the kit ran;
+    templates False: no template search; msa_sha256: the digest of a precomputed MSA (--msa)."""
+    optional = dict({} if templates else {'no_templates': True}, **({'msa_sha256': msa_sha256} if msa_sha256 else {}))
+    return dict({
         'target': target.name,
         'sequence_sha256': sequence_sha256(target.sequence),
         'sequence_length': len(target.sequence),
@@ -36,7 +42,7 @@ def build(target, preset, max_template_date, databases, manifest_id, tools, alph
         'alphafold_version': alphafold[1],
         'semantics': semantics,
         'kit_version': __version__,
-    }
+    }, **optional)
 
 
 def load(target_dir):

@@ -40,6 +40,8 @@ class CpuStageOptions:
     feature_cache: Optional[str] = None
     binary_paths: Dict[str, Optional[str]] = field(default_factory=dict)
     progress_interval: float = 60.0
+    templates: bool = True                 # False: --no-templates, no template search
+    msa_paths: Tuple[str, ...] = ()        # --msa: one precomputed A3M per target, in --fasta order
 
     def check(self):
         if self.progress_interval <= 0:
@@ -77,10 +79,13 @@ class GpuStageOptions:
     plots: bool = True
     overwrite: bool = False
     progress_interval: float = 60.0
+    num_seeds: int = 1
 
     def check(self):
         if self.progress_interval <= 0:
             return 'progress_interval must be a positive number of seconds, got %g' % self.progress_interval
+        if self.num_seeds < 1:
+            return 'num_seeds must be at least 1, got %d' % self.num_seeds
         if self.model_preset not in MODEL_PRESETS:
             return 'model_preset %r is not one of %s' % (self.model_preset, ', '.join(MODEL_PRESETS))
         if self.models_to_relax not in RELAX_CHOICES:
@@ -182,6 +187,13 @@ def add_cpu_stage_options(parser, for_gpu_stage=False):
     add(parser, '--progress-interval', type=float, default=60.0, metavar='SECONDS',
         help='while a search, compile, prediction or relaxation runs, log a line naming it and its elapsed '
              'time every SECONDS (default: %(default)s)')
+    add(parser, '--no-templates', action='store_true',
+        help='skip the template search: features without templates, as AlphaFold makes them when it '
+             'finds none')
+    add(parser, '--msa', nargs='+', metavar='A3M',
+        help='precomputed MSAs (A3M, the query first), one per --fasta target in order, used instead of '
+             "the MSA searches; the template search still runs on it, as ColabFold's does (unless "
+             '--no-templates)')
     add(parser, '--feature-cache', metavar='DIR',
         help='shared, content-addressed cache of CPU-stage results (default: $ALPHAFOLD_FEATURE_CACHE)')
     for tool in TOOLS:
@@ -198,7 +210,11 @@ def add_gpu_stage_options(parser):
     add(parser, '--num-recycle', type=int,
         help='recycling iterations, 0 to %d (default: the model config, 3)' % MAX_RECYCLE)
     add(parser, '--random-seed', type=int, default=0,
-        help='model i gets seed i + random_seed * num_models, as in AlphaFold (default: %(default)s)')
+        help='prediction i gets seed i + random_seed * number of predictions, as in AlphaFold (default: '
+             '%(default)s)')
+    add(parser, '--num-seeds', type=int, default=1, metavar='N',
+        help="N predictions per model with AlphaFold's seeds, named <model>_pred_<k> (as AlphaFold names "
+             'multimer predictions) when N > 1, all ranked together (default: %(default)s)')
     add(parser, '--models-to-relax', choices=RELAX_CHOICES, default='best',
         help='AMBER-relax only the best model by pLDDT (default), all, or none')
     relax = parser.add_mutually_exclusive_group()
@@ -283,7 +299,8 @@ def cpu_options_from_args(args):
         max_template_date=args.max_template_date or '2100-01-01', cpus=args.cpus, serial=args.serial,
         timeout=args.timeout, overwrite=args.overwrite, progress_interval=args.progress_interval,
         feature_cache=args.feature_cache or _env('ALPHAFOLD_FEATURE_CACHE'),
-        binary_paths={t: getattr(args, t + '_binary') for t in TOOLS}))
+        binary_paths={t: getattr(args, t + '_binary') for t in TOOLS},
+        templates=not args.no_templates, msa_paths=tuple(os.path.abspath(p) for p in args.msa or ())))
 
 
 def gpu_options_from_args(args):
@@ -305,7 +322,8 @@ def gpu_options_from_args(args):
         unified_threshold=_first(args.unified_threshold, _env('ALPHAFOLD_UNIFIED_THRESHOLD', int), 1200),
         require_gpu=args.require_gpu, result_pkl=not args.no_result_pkl, buckets=buckets,
         compile_cache_dir=args.compile_cache_dir or _env('ALPHAFOLD_JAX_CACHE_DIR'),
-        plots=not args.no_plots, overwrite=args.overwrite, progress_interval=args.progress_interval))
+        plots=not args.no_plots, overwrite=args.overwrite, progress_interval=args.progress_interval,
+        num_seeds=args.num_seeds))
 
 
 EXECUTORS = ('local', 'slurm')

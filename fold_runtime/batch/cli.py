@@ -16,7 +16,7 @@ import time
 from fold_runtime import options
 from fold_runtime.batch import executors, inputs, state as batch_state
 from kit_common import entry, site_config
-from kit_common.errors import EXIT_HELP, EXIT_MISSING, KitError
+from kit_common.errors import EXIT_HELP, EXIT_INPUT, EXIT_MISSING, KitError
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,11 @@ def run_submit(argv):
         raise KitError('submit needs --fasta and --output-dir', 'see alphafold-batch submit --help')
     site = site_config.load()
     cpu_opts, gpu_opts = stage_options_from(args, site)   # every option checked before any work
+    if cpu_opts.msa_paths:
+        raise KitError('alphafold-batch does not take --msa: a precomputed MSA belongs to one target, and a '
+                       'batch reads its targets from multi-record FASTA files and directories and merges '
+                       'duplicate sequences', 'run such targets with alphafold-run --fasta T.fasta --msa T.a3m '
+                       '(or alphafold-msa, then alphafold-predict), or leave --msa out', EXIT_INPUT)
     settings = settings_from(args, site)
     require_gpu_inputs(gpu_opts)                          # weights: before hours of CPU stages
     out = os.path.abspath(args.output_dir)

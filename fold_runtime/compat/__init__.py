@@ -76,6 +76,15 @@ def template_features(featurizer, query_sequence, hits):
     return featurizer.get_templates(query_sequence=query_sequence, hits=hits).features
 
 
+def empty_template_features():
+    """What AlphaFold's template featurizer returns when it finds no hit (v2.0 to v2.3.2 alike):
+    each template feature an empty array of its dtype. Made from AlphaFold's own table of
+    features, without the featurizer, whose constructor needs the mmCIF files a run without
+    templates does not use."""
+    import numpy as np
+    return {name: np.array([], dtype=dtype) for name, dtype in templates.TEMPLATE_FEATURES.items()}
+
+
 def msa_features(msas):
     """msas: (uniref90, bfd, mgnify), each as returned by read_sto/read_a3m."""
     if IS_V2_0:

@@ -51,7 +51,9 @@ class Unusable(Exception):
 
 
 def key(wanted):
-    return digests.json_digest({k: wanted.get(k) for k in meta.INPUT_KEYS})
+    # Only the keys the meta holds: an optional input key that a run did not use leaves the key
+    # as it was before that key existed, so earlier entries stay reachable.
+    return digests.json_digest({k: wanted[k] for k in meta.INPUT_KEYS if k in wanted})
 
 
 def entry_dir(cache, wanted):

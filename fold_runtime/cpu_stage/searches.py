@@ -34,6 +34,7 @@ class Search(NamedTuple):
     max_sequences: Optional[int] = None
     cpus: int = 1
     after: Optional[str] = None   # a search whose output is this one's input
+    query_a3m: Optional[str] = None   # hhsearch: an A3M under msas/ as its input, not UniRef90's hits
 
 
 def split_cpus(total, n=3):
@@ -43,8 +44,18 @@ def split_cpus(total, n=3):
     return [first, second, max(1, total - first - second)][:n]
 
 
-def plan(paths, preset, cpus):
-    """The searches of a preset, in the stock pipeline's order."""
+def plan(paths, preset, cpus, templates=True, user_msa=None):
+    """The searches of a preset, in the stock pipeline's order. templates False: no template
+    search (--no-templates); user_msa: the file name under msas/ of a precomputed MSA (--msa),
+    which replaces the MSA searches and is the template search's input, as in ColabFold."""
+    if user_msa:
+        searches = [Search('pdb70', 'hhsearch', 'pdb_hits.hhr', [paths['pdb70']], query_a3m=user_msa)]
+    else:
+        searches = _msa_searches(paths, preset, cpus)
+    return [s for s in searches if templates or s.name != 'pdb70']
+
+
+def _msa_searches(paths, preset, cpus):
     c_uniref, c_mgnify, c_bfd = split_cpus(cpus)
     searches = [
         Search('uniref90', 'jackhmmer', 'uniref90_hits.sto', [paths['uniref90']],
@@ -217,5 +228,13 @@ def _run_search(spec):
         result = runner.query(spec['query_fasta'])[0]['a3m']
     else:
         runner = hhsearch.HHSearch(binary_path=spec['binary'], databases=dbs)
-        result = runner.query(compat.template_query_a3m(os.path.join(spec['msa_dir'], 'uniref90_hits.sto')))
+        result = runner.query(_template_query(spec))
     files.write_text(os.path.join(spec['msa_dir'], spec['out_file']), result)
+
+
+def _template_query(spec):
+    """HHsearch's input: the given A3M (--msa), else the UniRef90 hits as the stock pipeline makes it."""
+    if spec['query_a3m']:
+        with open(os.path.join(spec['msa_dir'], spec['query_a3m'])) as f:
+            return f.read()
+    return compat.template_query_a3m(os.path.join(spec['msa_dir'], 'uniref90_hits.sto'))

@@ -10,7 +10,7 @@ import time
 
 from data_sync.layout import MANIFEST_ID_FILE, read_id
 from fold_runtime import meta, progress
-from fold_runtime.cpu_stage import binaries, databases, feature_cache, searches
+from fold_runtime.cpu_stage import binaries, databases, feature_cache, searches, user_msa as user_msas
 from fold_runtime.options import TOOLS, resolve_data_dir
 from kit_common import files, locks
 from kit_common.errors import EXIT_MISMATCH, KitError
@@ -48,19 +48,21 @@ def target_dir(output_dir, target):
     return os.path.join(output_dir, target.name)
 
 
-def run_target(target, output_dir, env):
+def run_target(target, output_dir, env, msa=None):
     """Make <output>/<target>/features.pkl, or reuse it when its meta matches. Returns timings.
+    msa: the target's checked user_msa.UserMsa (--msa), or None to search.
     One run per target at a time: a second waits for the first (then reuses its features)."""
     tdir = target_dir(output_dir, target)
     files.make_dirs(tdir)
     with locks.exclusive(tdir, 'alphafold-msa for %s' % target.name):
-        return _run_locked(target, tdir, env)
+        return _run_locked(target, tdir, env, msa)
 
 
-def _run_locked(target, tdir, env):
+def _run_locked(target, tdir, env, msa):
     opts = env.opts
     wanted = meta.build(target, opts.db_preset, opts.max_template_date, env.fingerprint,
-                        env.manifest_id, env.tool_versions, env.alphafold, env.semantics)
+                        env.manifest_id, env.tool_versions, env.alphafold, env.semantics,
+                        templates=opts.templates, msa_sha256=msa.sha256 if msa else None)
     features_path = os.path.join(tdir, FEATURES_FILE)
     msa_dir = os.path.join(tdir, 'msas')
     if opts.overwrite:
@@ -91,15 +93,20 @@ def _run_locked(target, tdir, env):
     started = time.time()
     query = os.path.join(work_dir, 'query.fasta')
     files.write_text(query, '>%s\n%s\n' % (target.description, target.sequence))
-    log.info('%s: %d residues, %s, %s searches on %d cpu', target.name, len(target.sequence), opts.db_preset,
-             'serial' if opts.serial else 'concurrent', opts.cpus)
-    plan = searches.plan(env.paths, opts.db_preset, opts.cpus)
+    log.info('%s: %d residues, %s, %s searches on %d cpu%s%s', target.name, len(target.sequence), opts.db_preset,
+             'serial' if opts.serial else 'concurrent', opts.cpus, '' if opts.templates else ', no templates',
+             ', MSA from %s instead of the MSA searches' % msa.path if msa else '')
+    msa_name = None
+    if msa:
+        msa_name = user_msas.FILE_NAME
+        files.write_text(os.path.join(msa_dir, msa_name), msa.text)
+    plan = searches.plan(env.paths, opts.db_preset, opts.cpus, opts.templates, msa_name)
     search_times = searches.run_all(plan, env.binaries, query, msa_dir, work_dir,
                                     timeout=opts.timeout, serial=opts.serial)
     t0 = time.time()
     from fold_runtime.cpu_stage import features
     feats = features.assemble(target, msa_dir, env.paths, opts.db_preset, env.binaries,
-                              opts.max_template_date)
+                              opts.max_template_date, opts.templates, msa_name)
     files.write_pickle(features_path, feats)
     timings = {'search_' + k: v for k, v in search_times.items()}
     timings['assemble_features'] = round(time.time() - t0, 3)

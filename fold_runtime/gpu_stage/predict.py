@@ -1,9 +1,9 @@
 """The GPU stage: predict from a verified features.pkl, rank, relax only the best.
 
-Mirrors run_alphafold.py's predict_structure (v2.3.2): per model, process_features and predict
-with seed model_index + random_seed * num_models; rank by ranking_confidence; relax the chosen
-models with AmberRelaxation; write AlphaFold's files. Differences are additions only: a model
-subset, atomic writes, compile time split from predict time, relax failures that keep the
+Mirrors run_alphafold.py's predict_structure (v2.3.2): per model (and per seed, --num-seeds),
+process_features and predict with seed model_index + random_seed * num_models; rank by
+ranking_confidence; relax the chosen models with AmberRelaxation; write AlphaFold's files.
+Differences are additions only: a model subset, atomic writes, compile time split from predict time, relax failures that keep the
 unrelaxed outputs, mmCIF files, scores.json and plots, and models kept across runs: a model
 already in the directory from the same features and options is not predicted again, and the
 ranking covers every model made from these features (records.py).
@@ -91,22 +91,20 @@ def _predict_locked(tdir, feats, session):
     timings = {'padded_length': num_res}
     digest = records.features_digest(tdir)
     fresh = {}
-    for name in models.names:
-        # run_alphafold.py: model_index + random_seed * num_models, index within the preset.
-        seed = models.index[name] + opts.random_seed * models.num_preset_models
-        wanted = records.made_with(models.runners[name], seed, num_res,
-                                   weights.params_path(session.data_dir, name), digest)
+    for name, model, seed in predictions(models, opts.num_seeds, opts.random_seed):
+        runner = models.runners[model]
+        wanted = records.made_with(runner, seed, num_res, weights.params_path(session.data_dir, model), digest)
         if not opts.overwrite and records.finished(tdir, name, wanted, opts.result_pkl):
             log.info('  %s: kept: its files exist and were made from these features with these options '
                      '(--overwrite predicts it again)', name)
             continue
-        fresh[name], scores = _predict_model(tdir, name, feats, session, seed, num_res, timings)
+        fresh[name], scores = _predict_model(tdir, name, runner, feats, session, seed, num_res, timings)
         records.save_model(tdir, name, dict(wanted, scores=scores))
-    present = records.same_features(tdir, digest)
+    present = records.same_features(tdir, digest, opts.num_seeds > 1)
     scores = {name: r['scores'] for name, r in present.items()}
     confidences = {name: s['ranking_confidence'] for name, s in scores.items()}
     ranked = sorted(confidences, key=lambda n: confidences[n], reverse=True)
-    if len(present) > len(models.names):
+    if len(present) > len(models.names) * opts.num_seeds:
         log.info('  ranking %d models made from these features (%s), this run\'s and earlier runs\'',
                  len(ranked), ', '.join(ranked))
     label = 'iptm+ptm' if any(s['iptm'] is not None for s in scores.values()) else 'plddts'
@@ -127,11 +125,24 @@ def _predict_locked(tdir, feats, session):
     return ranked, timings, scores
 
 
-def _predict_model(tdir, name, feats, session, seed, num_res, timings):
-    """One model: features processed (padded to num_res), predicted, cropped back, its files
-    written. Returns the unrelaxed Protein and the model's scores."""
+def predictions(models, num_seeds, random_seed):
+    """(prediction name, model name, seed) of each prediction, as run_alphafold.py v2.3.2 does for
+    multimer (the kit for any preset): num_seeds runners per model of the preset, named
+    <model>_pred_<k>, and runner i of all n gets seed i + random_seed * n. With one seed that is
+    the model's own name and seed, as before. i counts over the whole preset, so a --models subset
+    gets the seeds a run of every model would."""
+    total = models.num_preset_models * num_seeds
+    for model in models.names:
+        for k in range(num_seeds):
+            name = model if num_seeds == 1 else '%s_pred_%d' % (model, k)
+            yield name, model, models.index[model] * num_seeds + k + random_seed * total
+
+
+def _predict_model(tdir, name, runner, feats, session, seed, num_res, timings):
+    """One prediction: features processed (padded to num_res), predicted, cropped back, its files
+    written. Returns the unrelaxed Protein and the prediction's scores."""
     from alphafold.common import protein, residue_constants
-    runner, clock = session.models.runners[name], session.clock
+    clock = session.clock
     length = int(feats['seq_length'][0])
     t0 = time.time()
     processed = compat.process_features(runner, feats, seed, num_res)

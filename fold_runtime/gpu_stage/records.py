@@ -76,11 +76,14 @@ def finished(tdir, name, wanted, result_pkl):
     return all(os.path.exists(os.path.join(tdir, f)) for f in model_files(name, record, result_pkl))
 
 
-def same_features(tdir, features_sha256):
+def same_features(tdir, features_sha256, several_seeds=False):
     """{name: record} of every model in the directory made from these features (by name, so the
-    ranking's tie order does not depend on which job ran which model)."""
+    ranking's tie order does not depend on which job ran which model). several_seeds: predictions
+    named <model>_pred_<k> (--num-seeds above 1), else those named after their model: a run with
+    one seed and a run with several rank apart, as two single jobs would."""
     return {name: r for name, r in sorted(load(tdir).items())
             if r.get('features_sha256') == features_sha256 and 'scores' in r
+            and ('_pred_' in name) == several_seeds
             and os.path.exists(os.path.join(tdir, 'unrelaxed_%s.pdb' % name))}
 
 

@@ -1,4 +1,9 @@
 """Command lines and inputs, without databases or models."""
+import os
+import subprocess
+import sys
+
+from conftest import ROOT
 from fold_runtime.cpu_stage.searches import split_cpus
 
 
@@ -50,6 +55,34 @@ def test_submit_stores_absolute_paths(tmp_path, monkeypatch):
     assert cpu.data_dir == gpu.data_dir == str(tmp_path / 'data')
     assert cpu.feature_cache == str(tmp_path / 'cache') and gpu.compile_cache_dir == str(tmp_path / 'jax')
     assert cpu.binary_paths['jackhmmer'] == str(tmp_path / 'bin' / 'jackhmmer')
+
+
+def test_submit_records_the_inputs_options_and_refuses_msa(tmp_path, monkeypatch):
+    """--no-templates and --num-seeds reach batch.json's typed options (so a resubmit compares
+    them); --msa, one file per target, is refused before any work."""
+    from fold_runtime import options
+    from fold_runtime.batch import cli, state
+    from kit_common import site_config
+    monkeypatch.chdir(tmp_path)
+    def stored(*extra):
+        args = cli.submit_parser().parse_args(['--fasta', 'x.fa', '--output-dir', 'out'] + list(extra))
+        cpu, gpu = cli.stage_options_from(args, site_config.SiteConfig())
+        return state.record([], {}, cpu, gpu, options.BatchSettings())
+    new = stored('--no-templates', '--num-seeds', '3')
+    assert state.stored_options(new)[0].templates is False and state.stored_options(new)[1].num_seeds == 3
+    old = stored()
+    del old['cpu_options']['templates'], old['gpu_options']['num_seeds']      # a batch.json from before
+    assert state.option_changes(old, new) == [
+        'cpu_options.templates: True -> False', 'gpu_options.num_seeds: 1 -> 3']
+    (tmp_path / 'x.fa').write_text('>x\nMKV\n')
+    (tmp_path / 'x.a3m').write_text('>x\nMKV\n')
+    res = subprocess.run([sys.executable, '-m', 'fold_runtime', 'batch', 'submit', '--fasta', 'x.fa',
+                          '--output-dir', 'out', '--msa', 'x.a3m'], cwd=str(tmp_path), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, universal_newlines=True,
+                         env=dict(os.environ, PYTHONPATH=ROOT))
+    assert res.returncode == 2 and 'alphafold-batch does not take --msa' in res.stdout, res.stdout
+    assert 'alphafold-run --fasta T.fasta --msa T.a3m' in res.stdout and 'Traceback' not in res.stdout
+    assert not (tmp_path / 'out').exists()
 
 
 def test_a_local_run_is_alive_only_as_the_same_process_on_the_same_host():

@@ -40,6 +40,7 @@ def test_options_round_trip_through_json():
     ({'models': 'model_1_ptm,model_2_ptm'}, 'these are monomer_ptm models: pass --model-preset monomer_ptm'),
     ({'random_seed': '1'}, "random_seed = '1' is not an integer"),
     ({'modelpreset': 'monomer'}, 'unknown setting(s) modelpreset'),
+    ({'num_seeds': 0}, 'num_seeds must be at least 1, got 0'),
 ])
 def test_bad_gpu_options_are_refused(values, words):
     with pytest.raises(KitError) as err:
@@ -66,6 +67,9 @@ def test_bad_cpu_options_are_refused(values, words):
     ((), {'ALPHAFOLD_MEM_FRACTION': 'lots'}, "ALPHAFOLD_MEM_FRACTION='lots' is not a number"),
     ((), {'ALPHAFOLD_UNIFIED_THRESHOLD': 'abc'}, "ALPHAFOLD_UNIFIED_THRESHOLD='abc' is not an integer"),
     ((), {'ALPHAFOLD_MEMORY_MODE': 'unifed'}, "ALPHAFOLD_MEMORY_MODE='unifed'"),
+    (('--num-seeds', '0'), {}, 'num_seeds must be at least 1'),
+    (('--msa', '/no/such.a3m'), {}, '--msa /no/such.a3m cannot be read for x'),
+    (('--msa', 'a.a3m', 'b.a3m'), {}, '--msa gives 2 file(s) for 1 target(s)'),
 ])
 def test_commands_check_options_and_variables_before_any_work(tmp_path, args, env, words):
     """No data directory exists: a run that got past validation would fail on it instead."""

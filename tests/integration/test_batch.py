@@ -278,3 +278,23 @@ def test_a_job_slurm_can_never_start_fails_at_once(slurm, targets, full_data_dir
         assert res.returncode == 2 and 'will never start' in res.stdout
     finally:
         run_kit('batch', 'cancel', out, env=env)
+
+
+def test_batch_runs_without_templates_and_with_several_seeds(targets, full_data_dir, tmp_path):
+    """--no-templates and --num-seeds reach the batch's CPU and GPU stages through batch.json, and a
+    resubmit without them is refused as other options."""
+    out = str(tmp_path / 'out')
+    submit = ('batch', 'submit', '--fasta', targets['e2_dbd'], '--output-dir', out, '--data-dir', full_data_dir,
+              *BATCH_GPU)
+    res = run_kit(*submit, '--no-templates', '--num-seeds', '2')
+    assert res.returncode == 0, res.stdout
+    tdir = os.path.join(out, 'e2_dbd')
+    with open(os.path.join(tdir, 'features.pkl'), 'rb') as f:
+        assert pickle.load(f)['template_domain_names'].shape == (0,)      # e2_dbd has templates otherwise
+    assert not os.path.exists(os.path.join(tdir, 'msas', 'pdb_hits.hhr'))
+    order = json.load(open(os.path.join(tdir, 'ranking_debug.json')))['order']
+    assert sorted(order) == ['model_1_ptm_pred_0', 'model_1_ptm_pred_1']
+    assert statuses(out)['e2_dbd']['best']['model'] == order[0]
+    res = run_kit(*submit)
+    assert res.returncode == 2 and 'cpu_options.templates: False -> True' in res.stdout, res.stdout
+    assert 'gpu_options.num_seeds: 2 -> 1' in res.stdout

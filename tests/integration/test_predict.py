@@ -220,3 +220,30 @@ def test_model_subsets_in_separate_jobs_end_as_one_job(kit, weights_dir, targets
         ['relaxed_model_1_ptm.cif', 'relaxed_model_1_ptm.pdb']
     assert (split / 'ranked_0.pdb').read_text() == (split / 'relaxed_model_1_ptm.pdb').read_text()
     assert list(json.loads((split / 'relax_metrics.json').read_text())) == ['model_1_ptm']
+
+
+def test_num_seeds_predicts_each_model_with_alphafolds_seeds_and_ranks_all(kit, weights_dir, targets, conotoxin_dir):
+    """--num-seeds 2: <model>_pred_<k> with run_alphafold.py's seeds (index over the preset's 5 x 2
+    predictions), ranked together, kept on rerun; one seed afterwards ranks its own models only."""
+    d = conotoxin_dir
+    res = predict(kit, weights_dir, targets, d.parent, '--models-to-relax', 'none', '--num-seeds', '2')
+    assert res.returncode == 0, res.stdout
+    names = ['model_1_ptm_pred_0', 'model_1_ptm_pred_1', 'model_3_ptm_pred_0', 'model_3_ptm_pred_1']
+    ranking = json.loads((d / 'ranking_debug.json').read_text())
+    assert sorted(ranking['order']) == names
+    assert [ranking['plddts'][n] for n in ranking['order']] == sorted(ranking['plddts'].values(), reverse=True)
+    scores = json.loads((d / 'scores.json').read_text())['models']
+    records = json.loads((d / 'prediction.meta.json').read_text())['models']
+    assert [scores[n]['seed'] for n in names] == [records[n]['seed'] for n in names] == [0, 1, 4, 5]
+    assert len(set(ranking['plddts'].values())) == 4                     # four different predictions
+    for i, name in enumerate(ranking['order']):
+        assert (d / ('ranked_%d.pdb' % i)).read_text() == (d / ('unrelaxed_%s.pdb' % name)).read_text()
+    res = predict(kit, weights_dir, targets, d.parent, '--models-to-relax', 'none', '--num-seeds', '2')
+    assert res.returncode == 0 and res.stdout.count(': kept: its files exist') == 4, res.stdout
+    assert ': mean pLDDT' not in res.stdout
+    # One seed: the models' own names and seeds, as before; model_1's seed 0 is pred_0's.
+    res = predict(kit, weights_dir, targets, d.parent, '--models-to-relax', 'none')
+    assert res.returncode == 0 and res.stdout.count(': mean pLDDT') == 2, res.stdout
+    single = json.loads((d / 'ranking_debug.json').read_text())['plddts']
+    assert sorted(single) == ['model_1_ptm', 'model_3_ptm'] and not (d / 'ranked_2.pdb').exists()
+    assert single['model_1_ptm'] == ranking['plddts']['model_1_ptm_pred_0']
