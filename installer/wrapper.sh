@@ -99,7 +99,7 @@ data_dirs=() made=() batch_dirs=()
 feature_cache='' jax_cache='' data_root='' local_root='' executor=''
 option() {  # option NAME VALUE: note what a path option names; status 1 for any other option
   case "${1//_/-}" in
-    --fasta|--fasta-paths) want_fasta "$2" ;;
+    --fasta|--fasta-paths|--msa) want_fasta "$2" ;;   # --msa: precomputed A3M files, read-only
     --data-dir) data_dirs+=("$2") ;;
     --output-dir|--target-dir) made+=("$2") ;;
     --feature-cache) feature_cache=$2 ;;
@@ -124,7 +124,7 @@ for arg in "$@"; do
     --*=*) option "${arg%%=*}" "${arg#*=}" || true; opt='' ;;
     -*) opt=$arg ;;
     *) if [ -n "$opt" ] && option "$opt" "$arg"; then
-         case "${opt//_/-}" in --fasta|--fasta-paths) ;; *) opt='' ;; esac   # the FASTA list takes several
+         case "${opt//_/-}" in --fasta|--fasta-paths|--msa) ;; *) opt='' ;; esac   # these lists take several
        else
          opt=''
          positional "$arg"

@@ -142,22 +142,23 @@ def test_exec_command_lines_binds_gpu_flag_and_environment(standin, tmp_path):
 
 
 def test_binds_inputs_caches_and_the_site_config_by_absolute_path(standin, tmp_path):
-    """Each path option in both spellings, the comma-separated --fasta_paths, several FASTA files,
-    a relative --data-dir, caches from options and from the environment, a path with a space."""
+    """Each path option in both spellings, the comma-separated --fasta_paths, several FASTA files
+    and their --msa files, a relative --data-dir, caches from options and from the environment, a
+    path with a space."""
     env, calls = standin
     bindir = installed(tmp_path / 'pfx', env, 'cuda12') / 'bin'
     work = tmp_path / 'work dir'
-    for d in ('inputs a', 'inputs_b', 'inputs_c', 'data', 'feature cache', 'env cache', 'out'):
+    for d in ('inputs a', 'inputs_b', 'inputs_c', 'data', 'feature cache', 'env cache', 'out', 'msas a', 'msas_b'):
         (work / d).mkdir(parents=True)
     fastas = ['inputs a/x.fasta', str(work / 'inputs_b' / 'y.fasta')]
     res = run([bindir / 'alphafold-run', '--fasta'] + fastas + ['--fasta_paths=inputs_c/z.fasta,inputs_b/w.fasta',
-              '--data_dir', 'data', '--output-dir=out', '--feature-cache', 'feature cache',
+              '--msa', 'msas a/x.a3m', 'msas_b/y.a3m', 'msas_b/z.a3m', 'msas_b/w.a3m', '--data_dir', 'data', '--output-dir=out', '--feature-cache', 'feature cache',
               '--compile_cache_dir', 'jax cache'], dict(env, ALPHAFOLD_FEATURE_CACHE=str(work / 'env cache')), work)
     assert res.returncode == 0, res.stdout
     got = binds(calls()[-1]['argv'])
     assert got.pop(str(tmp_path / 'pfx' / VERSION / 'cuda12' / 'etc' / 'site.conf')) == 'ro'
     assert got == {str(work / 'inputs a'): 'ro', str(work / 'inputs_b'): 'ro', str(work / 'inputs_c'): 'ro',
-                   str(work / 'data'): 'ro', str(work / 'feature cache'): 'rw', str(work / 'jax cache'): 'rw',
+                   str(work / 'msas a'): 'ro', str(work / 'msas_b'): 'ro', str(work / 'data'): 'ro', str(work / 'feature cache'): 'rw', str(work / 'jax cache'): 'rw',
                    str(work / 'out'): 'rw', str(work): 'rw', str(tmp_path): 'rw'}
     assert (work / 'jax cache').is_dir()   # made, as jax would make it
     # Without options: the caches named by the environment (as the module sets them).

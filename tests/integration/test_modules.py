@@ -139,7 +139,8 @@ def test_data_dir_is_chosen_in_the_job_not_at_module_load(flavour, installed_kit
 
 
 def test_end_to_end_through_the_module(installed_kit, targets, tmp_path):
-    """module load -> alphafold-msa -> features.pkl -> alphafold-predict (stand-in weights) -> ranked_0.pdb"""
+    """module load -> alphafold-msa -> features.pkl -> alphafold-predict (stand-in weights) -> relaxed
+    ranked_0.pdb, in the cpu variant's locked venv (test_stacks checks it holds exactly the lock)."""
     out = tmp_path / 'my outputs'      # a path with a space
     script = ('module load alphafold\nset -e\nalphafold-msa --fasta "%s" --output-dir "%s" --cpus 2\n'
               'alphafold-predict --fasta "%s" --output-dir "%s" %s\n'
@@ -150,7 +151,9 @@ def test_end_to_end_through_the_module(installed_kit, targets, tmp_path):
     res = shell('lmod', installed_kit, script)
     assert res.returncode == 0, res.stdout + res.stderr
     assert (out / 'conotoxin' / 'features.pkl').exists()
-    assert (out / 'conotoxin' / 'ranked_0.pdb').read_text().startswith('ATOM')
+    ranked = (out / 'conotoxin' / 'ranked_0.pdb').read_text()
+    relaxed = [p.read_text() for p in (out / 'conotoxin').glob('relaxed_*.pdb')]
+    assert ranked.startswith('ATOM') and relaxed == [ranked] and ' H ' in ranked   # AMBER relax (adds H)
     assert (out / 'batch' / 'conotoxin' / 'ranked_0.pdb').exists()         # alphafold-batch, local executor
     assert re.search(r'conotoxin\s+done\s+cpu_stage', res.stdout), res.stdout
     assert 'USING RANDOM TEST WEIGHTS' in res.stderr

@@ -1,7 +1,9 @@
 """The variants' locked stacks against the real package index, and the cpu variant's stack
-installed into a fresh Python 3.11 venv by `make install` and run: a model forward pass and an
-AMBER relax (AlphaFold itself is the STAND-IN named in conftest.STANDIN_ALPHAFOLD, because
-DeepMind's git revision cannot be fetched here; every other package is the lock's)."""
+installed into a fresh Python 3.11 venv by `make install` (its CPU stage, model forward pass and
+AMBER relax run through the module in test_modules.test_end_to_end_through_the_module), and the
+cuda12 lock's CPU equivalent run here. AlphaFold itself is the STAND-IN named in
+conftest.STANDIN_ALPHAFOLD, because DeepMind's git revision cannot be fetched here; every other
+package is the lock's."""
 import json
 import os
 import re
@@ -87,29 +89,6 @@ def test_cpu_venv_holds_exactly_the_lock(installed_kit):
     check = subprocess.run([python, '-m', 'pip', 'check'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            universal_newlines=True)
     assert check.returncode == 0, check.stdout
-
-
-def test_cpu_venv_predicts_and_relaxes_with_the_standin_alphafold(installed_kit, targets, full_data_dir, tmp_path):
-    """The locked stack (jax 0.4.26, dm-haiku 0.0.12, OpenMM 8.2.0 ...) runs the CPU stage, a
-    forward pass of a model with the stand-in weights and an AMBER relax. (Its numpy 1.24 cannot
-    read a features.pkl pickled by numpy 2, so the stages run in the same stack.)"""
-    bindir = installed_kit / '0.1.0' / 'cpu' / 'bin'
-    out = tmp_path / 'out'
-    for cmd in (['alphafold-msa', '--cpus', '2'],
-                ['alphafold-predict', '--model-preset', 'monomer_ptm', '--models', 'model_1', '--num-recycle', '1',
-                 '--models-to-relax', 'best']):
-        res = subprocess.run([str(bindir / cmd[0]), '--fasta', targets['conotoxin'], '--output-dir', str(out),
-                              '--data-dir', full_data_dir] + cmd[1:], cwd=str(tmp_path),
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=900)
-        assert res.returncode == 0, res.stdout[-3000:]
-    conotoxin_dir = out / 'conotoxin'
-    meta = json.loads((conotoxin_dir / 'prediction.meta.json').read_text())
-    assert 'alphafold-colabfold' in json.dumps(meta) and '2.3.8' in json.dumps(meta)
-    relaxed = (conotoxin_dir / 'relaxed_model_1_ptm.pdb').read_text()
-    assert relaxed.startswith('ATOM') and ' H ' in relaxed          # relax adds hydrogens
-    metrics = json.loads((conotoxin_dir / 'relax_metrics.json').read_text())
-    assert len(metrics['model_1_ptm']['remaining_violations']) == 24     # one per residue: OpenMM minimised it
-    assert (conotoxin_dir / 'ranked_0.pdb').read_text() == relaxed
 
 
 def test_stack_check_in_the_cpu_venv(installed_kit):
