@@ -64,7 +64,11 @@ def clone(ref, into):
 def package_dir(python):
     """The installed alphafold package's directory, found without importing it (importing
     alphafold.common would already need the stereo-chemistry file)."""
-    code = 'import importlib.util; print(importlib.util.find_spec("alphafold").submodule_search_locations[0])'
+    return ask(python, 'import importlib.util; print(importlib.util.find_spec("alphafold").submodule_search_locations[0])')
+
+
+def ask(python, code):
+    """What code prints in the environment's interpreter (its paths, not the installer's)."""
     return subprocess.run([python, '-c', code], check=True, stdout=subprocess.PIPE,
                           universal_newlines=True).stdout.strip()
 
@@ -112,8 +116,7 @@ def apply_openmm_patch(source, python):
     patch = os.path.join(source, 'docker', 'openmm.patch')
     if not os.path.exists(patch):
         return False
-    site = subprocess.run([python, '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'],
-                          check=True, stdout=subprocess.PIPE, universal_newlines=True).stdout.strip()
+    site = ask(python, 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
     with open(patch, 'rb') as f:
         tools.run(['patch', '-p0', '--forward', '-d', site], 'applying %s' % patch, FIX, input=f.read().decode())
     return True
