@@ -15,24 +15,30 @@ class Target(NamedTuple):
     fasta_path: str
 
 
-def parse_records(text, source):
-    """(description, sequence) pairs of a FASTA text; raises KitError on malformed input."""
-    if not text.strip():
-        raise KitError('FASTA file %s is empty' % source,
-                       'give a file with one header line (>name) and its protein sequence')
+def raw_records(text, source):
+    """(description, sequence lines joined) pairs, as alphafold.data.parsers.parse_fasta reads them;
+    stdlib only, so the host side of alphafold-batch can check inputs too."""
     records = []
     for line_no, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if line.startswith('>'):
-            records.append([line[1:], []])  # as alphafold.data.parsers.parse_fasta
+            records.append([line[1:], []])
         elif line and not records:
             raise KitError('FASTA file %s: line %d comes before any header line' % (source, line_no),
                            'start the file with a header line such as ">my_protein"')
         elif line:
             records[-1][1].append(line)
+    return [(description, ''.join(lines)) for description, lines in records]
+
+
+def parse_records(text, source):
+    """(description, sequence) pairs of a FASTA text; raises KitError on malformed input."""
+    if not text.strip():
+        raise KitError('FASTA file %s is empty' % source,
+                       'give a file with one header line (>name) and its protein sequence')
     result = []
-    for description, lines in records:
-        sequence = ''.join(''.join(lines).split()).upper()
+    for description, joined in raw_records(text, source):
+        sequence = ''.join(joined.split()).upper()
         if not sequence:
             raise KitError('FASTA file %s: record ">%s" has no sequence' % (source, description),
                            'add the protein sequence below its header line')

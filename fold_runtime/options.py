@@ -193,7 +193,7 @@ def add_cpu_stage_options(parser, for_gpu_stage=False):
     add(parser, '--msa', nargs='+', metavar='A3M',
         help='precomputed MSAs (A3M, the query first), one per --fasta target in order, used instead of '
              "the MSA searches; the template search still runs on it, as ColabFold's does (unless "
-             '--no-templates)')
+             '--no-templates). alphafold-batch: one directory holding <target>.a3m for every target')
     add(parser, '--feature-cache', metavar='DIR',
         help='shared, content-addressed cache of CPU-stage results (default: $ALPHAFOLD_FEATURE_CACHE)')
     for tool in TOOLS:

@@ -195,10 +195,12 @@ command -v apptainer >/dev/null 2>&1 ||
 RECORDED='import json, sys
 batch = json.load(open(sys.argv[1]))
 for mode, part, key in (("ro", "cpu_options", "data_dir"), ("ro", "gpu_options", "data_dir"),
-                        ("rw", "cpu_options", "feature_cache"), ("rw", "gpu_options", "compile_cache_dir")):
-    path = (batch.get(part) or {}).get(key)
-    if path:
-        sys.stdout.write("%s\0%s\0" % (mode, path))'
+                        ("ro", "cpu_options", "msa_paths"), ("rw", "cpu_options", "feature_cache"),
+                        ("rw", "gpu_options", "compile_cache_dir")):
+    value = (batch.get(part) or {}).get(key)
+    for path in value if isinstance(value, list) else [value]:
+        if path:
+            sys.stdout.write("%s\0%s\0" % (mode, path))'
 case "$cmd $sub" in
   "alphafold-batch msa-task"|"alphafold-batch gpu-worker"|"alphafold-batch retry")
     for d in "${batch_dirs[@]+"${batch_dirs[@]}"}"; do

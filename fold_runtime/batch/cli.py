@@ -15,6 +15,7 @@ import time
 
 from fold_runtime import options
 from fold_runtime.batch import executors, inputs, state as batch_state
+from fold_runtime.cpu_stage import user_msa
 from kit_common import entry, site_config
 from kit_common.errors import EXIT_HELP, EXIT_INPUT, EXIT_MISSING, KitError
 
@@ -77,22 +78,17 @@ def run_submit(argv):
         raise KitError('submit needs --fasta and --output-dir', 'see alphafold-batch submit --help')
     site = site_config.load()
     cpu_opts, gpu_opts = stage_options_from(args, site)   # every option checked before any work
-    if cpu_opts.msa_paths:
-        raise KitError('alphafold-batch does not take --msa: a precomputed MSA belongs to one target, and a '
-                       'batch reads its targets from multi-record FASTA files and directories and merges '
-                       'duplicate sequences', 'run such targets with alphafold-run --fasta T.fasta --msa T.a3m '
-                       '(or alphafold-msa, then alphafold-predict), or leave --msa out', EXIT_INPUT)
     settings = settings_from(args, site)
+    targets = inputs.read(options.fasta_list(args.fasta))
+    groups = inputs.units(targets, user_msa.load_batch(cpu_opts.msa_paths, targets))
     require_gpu_inputs(gpu_opts)                          # weights: before hours of CPU stages
     out = os.path.abspath(args.output_dir)
-    targets = inputs.read(options.fasta_list(args.fasta))
-    groups = inputs.units(targets)
     batch = batch_state.record(targets, groups, cpu_opts, gpu_opts, settings)
     if os.path.exists(batch_state.batch_dir(out, 'batch.json')):
         _refuse_changed_options(out, batch, args.force)
         if not args.dry_run:
             _refuse_if_running(out)
-    log.info('%d targets, %d unique sequences (%d duplicates) -> %s',
+    log.info('%d targets, %d unique inputs (sequence and --msa file; %d duplicates) -> %s',
              len(targets), len(groups), len(targets) - len(groups), out)
     if not args.dry_run:
         batch_state.save(out, batch)

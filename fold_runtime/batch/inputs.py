@@ -59,9 +59,11 @@ def read(paths):
     return targets
 
 
-def units(targets):
-    """{primary name: [target, duplicates...]}: one unit per distinct sequence, in input order."""
+def units(targets, msas=None):
+    """{primary name: [target, duplicates...]}: one unit per distinct sequence (and --msa file, whose
+    features differ), in input order."""
     groups = OrderedDict()
     for t in targets:
-        groups.setdefault(meta.sequence_sha256(t.sequence), []).append(t)
+        msa = (msas or {}).get(t.name)
+        groups.setdefault((meta.sequence_sha256(t.sequence), msa.sha256 if msa else None), []).append(t)
     return OrderedDict((group[0].name, group) for group in groups.values())

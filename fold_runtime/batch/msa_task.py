@@ -5,7 +5,7 @@ import os
 
 from fold_runtime import fasta, meta
 from fold_runtime.batch import state
-from fold_runtime.cpu_stage import stage
+from fold_runtime.cpu_stage import stage, user_msa
 from kit_common.errors import KitError
 
 
@@ -20,7 +20,8 @@ def run(out, name, cpus=None):
     target = fasta.Target(entry['name'], entry['description'], entry['sequence'], entry['fasta'])
     state.write_stage(out, name, 'msa', 'running')
     try:
-        timings = stage.run_target(target, out, stage.Environment(cpu_opts))
+        msa = user_msa.load_batch(cpu_opts.msa_paths, [target]).get(name)   # checked again: it may have changed
+        timings = stage.run_target(target, out, stage.Environment(cpu_opts), msa)
     except BaseException as exc:   # SystemExit: SIGTERM from a time limit, scancel or preemption
         state.write_stage(out, name, 'msa', 'failed', error=state.describe(exc))
         raise

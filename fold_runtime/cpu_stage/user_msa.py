@@ -3,12 +3,13 @@
 Checked before any search runs, so a wrong file costs seconds, not a queue wait and hours of
 searches: it must exist, parse as A3M with AlphaFold's own parser, hold aligned rows of the
 query's length, and start with the target's own sequence (an MSA of another protein would give
-features that look fine and predict nonsense).
+features that look fine and predict nonsense). Standard library only: the host side of
+alphafold-batch checks a batch's MSAs at submit.
 """
+import os
 import re
 
-from alphafold.data import parsers
-
+from fold_runtime import fasta
 from kit_common import digests
 from kit_common.errors import EXIT_INPUT, KitError
 
@@ -37,7 +38,7 @@ def load(path, target):
     text = re.sub(r'\A(\s*#[^\n]*\n)*', '', given)    # ColabFold's A3M files start with '#<lengths>'
     if not text.lstrip().startswith('>'):
         raise KitError('--msa %s is not an A3M file: it does not start with a ">name" line' % path, FIX, EXIT_INPUT)
-    sequences, descriptions = parsers.parse_fasta(text)
+    descriptions, sequences = zip(*fasta.raw_records(text, '--msa ' + path))
     for sequence, description in zip(sequences, descriptions):
         if not ROW.fullmatch(sequence):
             raise KitError('--msa %s is not an A3M file: sequence %r holds characters other than letters and '
@@ -62,3 +63,27 @@ def load_all(paths, targets):
         raise KitError('--msa gives %d file(s) for %d target(s)' % (len(paths), len(targets)),
                        'give one A3M file per --fasta target, in the same order', EXIT_INPUT)
     return [load(path, target) for path, target in zip(paths, targets)]
+
+
+def batch_path(msa_dir, target_name):
+    return os.path.join(msa_dir, target_name + '.a3m')
+
+
+def load_batch(msa_paths, targets):
+    """alphafold-batch --msa DIR: {target name: checked MSA} from DIR/<target name>.a3m, every
+    target's file checked at submit; {} when --msa was not given."""
+    if not msa_paths:
+        return {}
+    if len(msa_paths) != 1 or not os.path.isdir(msa_paths[0]):
+        raise KitError('alphafold-batch --msa takes one directory, not %s' % ' '.join(msa_paths),
+                       'put one A3M file per target, named <target>.a3m, in a directory and pass --msa DIR',
+                       EXIT_INPUT)
+    msa_dir = msa_paths[0]
+    missing = [t.name + '.a3m' for t in targets if not os.path.isfile(batch_path(msa_dir, t.name))]
+    if missing:
+        raise KitError('--msa %s has no MSA for %d of the %d targets: %s' % (
+            msa_dir, len(missing), len(targets), ', '.join(missing[:10]) + (' ...' if len(missing) > 10 else '')),
+            'name each A3M after its target: the record\'s first word in a multi-record FASTA file, the '
+            'file name for a single-record file (characters other than letters, digits, ".", "_" and "-" '
+            'become "_")', EXIT_INPUT)
+    return {t.name: load(batch_path(msa_dir, t.name), t) for t in targets}

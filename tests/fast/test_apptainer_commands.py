@@ -222,6 +222,8 @@ def batch_setup(tmp_path):
         (tmp_path / 'data' / 'params' / ('params_model_%d.npz' % i)).write_bytes(b'')
     (tmp_path / 'in').mkdir()
     (tmp_path / 'in' / 't1.fasta').write_text('>t1\nMKTAYIAKQRQISFVKSHFSRQ\n')
+    (tmp_path / 'msas').mkdir()
+    (tmp_path / 'msas' / 't1.a3m').write_text('>t1\nMKTAYIAKQRQISFVKSHFSRQ\n>hit\nMKTAYIAKQ-QISFVKaSHFSRQ\n')
 
 
 def test_batch_submit_to_slurm_runs_on_the_host_and_its_jobs_in_the_image(standin, tmp_path):
@@ -230,7 +232,7 @@ def test_batch_submit_to_slurm_runs_on_the_host_and_its_jobs_in_the_image(standi
     bindir, n = vardir / 'bin', len(calls())
     batch_setup(tmp_path)
     res = run([bindir / 'alphafold-batch', 'submit', '--executor', 'slurm', '--fasta', 'in/t1.fasta',
-               '--output-dir', 'out', '--data-dir', 'data'], env, tmp_path)
+               '--output-dir', 'out', '--data-dir', 'data', '--msa', 'msas'], env, tmp_path)
     assert res.returncode == 0, res.stdout
     assert len(calls()) == n   # no apptainer: sbatch is on the host
     slurm = (tmp_path / 'slurm.log').read_text().splitlines()
@@ -240,13 +242,14 @@ def test_batch_submit_to_slurm_runs_on_the_host_and_its_jobs_in_the_image(standi
     res = run([bindir / 'alphafold-batch', 'status', 'out'], env, tmp_path)
     assert res.returncode == 0 and len(calls()) == n, res.stdout
     assert any(l.startswith(('squeue', 'sacct')) for l in (tmp_path / 'slurm.log').read_text().splitlines()[2:])
-    # The CPU-stage job: in the image, with the data directory the batch recorded bound.
+    # The CPU-stage job: in the image, with the data and --msa directories the batch recorded bound.
     res = run([bindir / 'alphafold-batch', 'msa-task', tmp_path / 'out', '--target', 't1', '--cpus', '2'],
               env, tmp_path / 'out')
     assert res.returncode == 0, res.stdout
     argv = calls()[-1]['argv']
     assert argv[-8:-4] == ['fold_runtime', 'batch', 'msa-task', str(tmp_path / 'out')]
     assert binds(argv)[str(tmp_path / 'data')] == 'ro' and binds(argv)[str(tmp_path / 'out')] == 'rw'
+    assert binds(argv)[str(tmp_path / 'msas')] == 'ro'
     # Without a Python >= 3.8 on the host, a clear error.
     res = run([bindir / 'alphafold-batch', 'cancel', 'out'], dict(env, ALPHAFOLD_HOST_PYTHON='/bin/false'), tmp_path)
     assert res.returncode == 3 and 'ALPHAFOLD_HOST_PYTHON' in res.stdout and 'runs on this host' in res.stdout
@@ -257,12 +260,18 @@ def test_the_host_side_of_alphafold_batch_needs_only_the_standard_library(tmp_pa
     batch_setup(tmp_path)
     env = dict(os.environ, PATH='%s:%s' % (tmp_path / 'bin', os.environ['PATH']))
     (tmp_path / 'bin').mkdir()
-    for sub in (['submit', '--executor', 'slurm', '--dry-run', '--fasta', 'in/t1.fasta', '--output-dir', 'out',
-                 '--data-dir', 'data'], ['status', '--help'], ['cancel', '--help'], ['retry', '--help']):
-        res = run([sys.executable, '-I', '-S', '-c', 'import sys; sys.path.insert(0, %r); import runpy; '
-                   'runpy.run_module("fold_runtime", run_name="__main__", alter_sys=True)' % ROOT, 'batch'] + sub,
-                  env, tmp_path)
+    host = [sys.executable, '-I', '-S', '-c', 'import sys; sys.path.insert(0, %r); import runpy; '
+            'runpy.run_module("fold_runtime", run_name="__main__", alter_sys=True)' % ROOT, 'batch']
+    submit = ['submit', '--executor', 'slurm', '--fasta', 'in/t1.fasta', '--output-dir', 'out', '--data-dir', 'data',
+              '--msa', 'msas']
+    for sub in (submit + ['--dry-run'], ['status', '--help'], ['cancel', '--help'], ['retry', '--help']):
+        res = run(host + sub, env, tmp_path)
         assert res.returncode == 0, res.stdout
+    # --msa files are checked at submit there too, before anything is submitted.
+    (tmp_path / 'msas' / 't1.a3m').write_text('>t1\nMKTAYIAKQ\n')
+    res = run(host + submit, env, tmp_path)
+    assert res.returncode == 2 and 'not with the sequence of target t1' in res.stdout, res.stdout
+    assert not (tmp_path / 'out').exists()
 
 
 def test_variants_side_by_side_and_uninstall_removes_one(standin, tmp_path):

@@ -57,9 +57,9 @@ def test_submit_stores_absolute_paths(tmp_path, monkeypatch):
     assert cpu.binary_paths['jackhmmer'] == str(tmp_path / 'bin' / 'jackhmmer')
 
 
-def test_submit_records_the_inputs_options_and_refuses_msa(tmp_path, monkeypatch):
-    """--no-templates and --num-seeds reach batch.json's typed options (so a resubmit compares
-    them); --msa, one file per target, is refused before any work."""
+def test_submit_records_the_inputs_options_and_checks_the_msa_directory(tmp_path, monkeypatch):
+    """--no-templates, --num-seeds and --msa reach batch.json's typed options (so a resubmit compares
+    them); --msa is one directory, and a file is refused before any work."""
     from fold_runtime import options
     from fold_runtime.batch import cli, state
     from kit_common import site_config
@@ -74,14 +74,16 @@ def test_submit_records_the_inputs_options_and_refuses_msa(tmp_path, monkeypatch
     del old['cpu_options']['templates'], old['gpu_options']['num_seeds']      # a batch.json from before
     assert state.option_changes(old, new) == [
         'cpu_options.templates: True -> False', 'gpu_options.num_seeds: 1 -> 3']
+    assert state.option_changes(old, stored('--msa', 'msas')) == [
+        "cpu_options.msa_paths: [] -> ['%s']" % (tmp_path / 'msas')]
     (tmp_path / 'x.fa').write_text('>x\nMKV\n')
     (tmp_path / 'x.a3m').write_text('>x\nMKV\n')
     res = subprocess.run([sys.executable, '-m', 'fold_runtime', 'batch', 'submit', '--fasta', 'x.fa',
                           '--output-dir', 'out', '--msa', 'x.a3m'], cwd=str(tmp_path), stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, universal_newlines=True,
                          env=dict(os.environ, PYTHONPATH=ROOT))
-    assert res.returncode == 2 and 'alphafold-batch does not take --msa' in res.stdout, res.stdout
-    assert 'alphafold-run --fasta T.fasta --msa T.a3m' in res.stdout and 'Traceback' not in res.stdout
+    assert res.returncode == 2 and 'alphafold-batch --msa takes one directory, not ' in res.stdout, res.stdout
+    assert 'named <target>.a3m' in res.stdout and 'Traceback' not in res.stdout
     assert not (tmp_path / 'out').exists()
 
 

@@ -298,3 +298,42 @@ def test_batch_runs_without_templates_and_with_several_seeds(targets, full_data_
     res = run_kit(*submit)
     assert res.returncode == 2 and 'cpu_options.templates: False -> True' in res.stdout, res.stdout
     assert 'gpu_options.num_seeds: 2 -> 1' in res.stdout
+
+
+def test_batch_takes_a_directory_of_precomputed_msas(targets, full_data_dir, tmp_path):
+    """--msa DIR: each target's DIR/<target>.a3m replaces its MSA searches and is recorded by its
+    SHA-256; the same sequence with another A3M is another unit, with the same A3M a duplicate; a
+    missing file is refused at submit, naming it."""
+    import hashlib
+    cono = sequence(targets['conotoxin'])
+    fasta = tmp_path / 'cono.fasta'
+    fasta.write_text(''.join('>%s\n%s\n' % (n, cono) for n in ('short', 'long', 'same')))
+    msas = tmp_path / 'msas'
+    msas.mkdir()
+    rows = ['>hit%d\n%s\n' % (i, cono[:i] + '-' * 3 + cono[i + 3:]) for i in range(1, 6)]
+    for name, n in (('short', 1), ('long', 5), ('same', 1)):
+        (msas / (name + '.a3m')).write_text('>query\n%s\n' % cono + ''.join(rows[:n]))
+    out = str(tmp_path / 'out')
+    submit = ('batch', 'submit', '--fasta', fasta, '--output-dir', out, '--data-dir', full_data_dir,
+              '--no-templates', '--msa', msas, *BATCH_GPU)
+    res = run_kit(*submit)
+    assert res.returncode == 0, res.stdout
+    assert '3 targets, 2 unique inputs' in res.stdout
+    logs = os.listdir(os.path.join(out, '.batch', 'logs'))
+    assert sorted(f for f in logs if f.startswith('msa-')) == ['msa-long.log', 'msa-short.log']
+    for name, n in (('short', 1), ('long', 5)):
+        tdir = os.path.join(out, name)
+        timings = json.load(open(os.path.join(tdir, 'timings.json')))
+        assert not [k for k in timings if k.startswith('search_')], timings    # no search ran
+        assert json.load(open(os.path.join(tdir, 'features.meta.json')))['msa_sha256'] == \
+            hashlib.sha256((msas / (name + '.a3m')).read_bytes()).hexdigest()
+        with open(os.path.join(tdir, 'features.pkl'), 'rb') as f:
+            assert pickle.load(f)['num_alignments'][0] == n + 1
+    st = statuses(out)
+    assert st['same']['primary'] == 'short' and st['same']['stage'] == 'done'
+    assert os.path.exists(os.path.join(out, 'same', 'ranked_0.pdb'))
+
+    (msas / 'long.a3m').unlink()
+    res = run_kit(*submit[:5], str(tmp_path / 'out2'), *submit[6:])
+    assert res.returncode == 2 and 'has no MSA for 1 of the 3 targets: long.a3m' in res.stdout, res.stdout
+    assert not os.path.exists(str(tmp_path / 'out2'))
