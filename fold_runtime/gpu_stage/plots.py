@@ -76,7 +76,7 @@ def coverage_figure(msa, num_alignments):
                       origin='lower', extent=(0, lines.shape[1], 0, lines.shape[0]))
     ax.plot(np.arange(lines.shape[1]) + 0.5, (~np.isnan(lines)).sum(0), color='black', label='coverage')
     ax.set_xlim(0, lines.shape[1])
-    ax.set_ylim(0, lines.shape[0])
+    ax.set_ylim(0, lines.shape[0] * 1.05)   # headroom: full coverage would hide the line on the frame
     ax.set_title('Sequence coverage: %d MSA rows' % lines.shape[0])
     ax.set_xlabel('position')
     ax.set_ylabel('sequences')
