@@ -7,7 +7,9 @@ chain's results; a complex of two or more distinct sequences searches UniProt to
 Unlike the stock pipeline, every chain's searches go into one plan for searches.run_all, so the
 chains run concurrently within --cpus, and each chain's result goes through the site feature
 cache under its own key (its sequence, the run's inputs, the multimer preset and whether it was
-searched for pairing), so a chain searched for one complex is not searched again for another.
+searched for pairing), so a chain searched for one complex is not searched again for another:
+a chain whose entry is of the other kind (searched for a homomer, wanted for a heteromer, or
+the reverse) takes its monomer searches from it, and only UniProt is searched when missing.
 The merging is pipeline_multimer.DataPipeline.process itself, given the chains' features.
 """
 import logging
@@ -22,14 +24,17 @@ from fold_runtime.cpu_stage import feature_cache, features, searches, stage
 from kit_common import files
 
 log = logging.getLogger(__name__)
+UNIPROT_HITS = 'uniprot_hits.sto'
 
 
 class _Chain(NamedTuple):
     """A unique chain: its first chain id, a monomer Target named as AlphaFold's chain query
-    ('chain_<id>'), the meta its cache entry has, and its msas/<chain_id>/."""
+    ('chain_<id>'), the meta its cache entry has, that of its entry of the other kind (msa_pairing
+    flipped), and its msas/<chain_id>/."""
     chain_id: str
     target: fasta.Target
     wanted: dict
+    other_kind: dict
     msa_dir: str
 
 
@@ -69,17 +74,24 @@ def _unique_chain(target, chain, env, tdir, paired):
     query = fasta.Target('%s_%s' % (target.name, chain.chain_id), 'chain_' + chain.chain_id, chain.sequence,
                          target.fasta_path)
     msa_dir = os.path.join(tdir, 'msas', chain.chain_id)
-    return _Chain(chain.chain_id, query, stage.wanted_meta(query, env, msa_pairing=paired), msa_dir)
+    return _Chain(chain.chain_id, query, stage.wanted_meta(query, env, msa_pairing=paired),
+                  stage.wanted_meta(query, env, msa_pairing=not paired), msa_dir)
 
 
 def _from_cache(chain, cache):
-    """The chain's features from the site cache (its msas/<chain_id>/ filled too), or None."""
+    """The chain's features from the site cache (its msas/<chain_id>/ filled too), or None; on a
+    miss, msas/<chain_id>/ gets the monomer searches of the chain's entry of the other kind."""
     if not cache:
         return None
     feats = feature_cache.fetch_msas(cache, chain.wanted, chain.target, chain.msa_dir)
     if feats is not None:
         log.info('  chain %s: searches and features from the shared cache %s', chain.chain_id, cache)
-    return feats
+        return feats
+    if feature_cache.fetch_msas(cache, chain.other_kind, chain.target, chain.msa_dir) is not None:
+        if 'msa_pairing' not in chain.wanted:   # as AlphaFold: no UniProt search without pairing
+            files.remove(os.path.join(chain.msa_dir, UNIPROT_HITS))
+        log.info('  chain %s: its monomer searches from the shared cache %s', chain.chain_id, cache)
+    return None
 
 
 def _search(chains, env, tdir, work_dir, paired):

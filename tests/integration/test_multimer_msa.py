@@ -68,6 +68,14 @@ def test_a_chain_shared_by_two_complexes_is_searched_once(kit, data_dir, targets
     for fname in os.listdir(tmp_path / 'out' / 'pim1_epha2' / 'msas' / 'B'):   # its searches' results, as stored
         assert comparable(tmp_path / 'out' / 'epha2_e2' / 'msas' / 'A' / fname) == \
             comparable(tmp_path / 'out' / 'pim1_epha2' / 'msas' / 'B' / fname)
+    # A homodimer of that chain (no pairing: another cache entry) takes its monomer searches from the
+    # entry above and searches nothing; AlphaFold's homomer has no uniprot_hits.sto.
+    (tmp_path / 'epha2_dimer.fasta').write_text('>A\n%s\n>B\n%s\n' % (epha2, epha2))
+    homo = msa(kit, data_dir, tmp_path / 'epha2_dimer.fasta', tmp_path / 'out', 'reduced_dbs', '--feature-cache', cache)
+    assert homo.returncode == 0 and 'chain A: its monomer searches from the shared cache' in homo.stdout, homo.stdout
+    assert 'started' not in homo.stdout
+    assert sorted(os.listdir(tmp_path / 'out' / 'epha2_dimer' / 'msas' / 'A')) == [
+        'mgnify_hits.sto', 'pdb_hits.sto', 'small_bfd_hits.sto', 'uniref90_hits.sto']
     # A rerun reuses the complex's features.pkl.
     again = msa(kit, data_dir, other, tmp_path / 'out', 'reduced_dbs', '--feature-cache', cache)
     assert again.returncode == 0 and 'features.pkl matches its inputs, reusing it' in again.stdout
