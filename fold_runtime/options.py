@@ -195,7 +195,8 @@ def add_cpu_stage_options(parser, for_gpu_stage=False):
     add(parser, '--max-template-date', default=None if for_gpu_stage else '2100-01-01', metavar='YYYY-MM-DD',
         help='ignore templates released after this date (default: 2100-01-01)')
     add(parser, '--cpus', type=int, default=default_cpus(),
-        help='CPUs to split among the searches 8:8:4 (default: $SLURM_CPUS_PER_TASK, else the '
+        help='CPUs to split among the searches 8:8:4 (multimer: shared by the chains searched, UniProt as '
+             'UniRef90) (default: $SLURM_CPUS_PER_TASK, else the '
              'CPUs available: %(default)s)')
     add(parser, '--serial', action='store_true',
         help='run the searches one after another, in the stock order (for comparison)')
