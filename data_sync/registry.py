@@ -131,18 +131,22 @@ DOWNLOAD_PRESETS = {
 }
 
 
-def databases_for(preset: str, version: str = '2.3'):
-    """The Database records a preset needs, for an AlphaFold database set version."""
+def databases_for(preset: str, version: str = '2.3', multimer: bool = False):
+    """The Database records a preset needs, for an AlphaFold database set version. multimer:
+    AlphaFold-Multimer's searches, which find templates in pdb_seqres instead of pdb70 and add
+    UniProt for MSA pairing."""
     table = DATABASES[version]
     names = PRESETS[preset]
+    if multimer:
+        names = tuple(n for n in names if n != 'pdb70') + PRESETS['multimer_extras']
     if version == '2.0':
         names = tuple('uniclust30' if n == 'uniref30' else n for n in names)
     return [table[n] for n in names if n in table]
 
 
-def role_paths(preset: str, version: str = '2.3') -> Dict[str, str]:
+def role_paths(preset: str, version: str = '2.3', multimer: bool = False) -> Dict[str, str]:
     """Role -> relative path for every database a preset uses (e.g. 'uniref90' -> 'uniref90/uniref90.fasta')."""
     roles = {}
-    for db in databases_for(preset, version):
+    for db in databases_for(preset, version, multimer):
         roles.update(db.paths)
     return roles

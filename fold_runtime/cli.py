@@ -21,7 +21,7 @@ RUN_HELP = ('AlphaFold, both stages: the CPU stage (skipped when a matching feat
 def run_msa(args, cpu_opts=None):
     from fold_runtime.cpu_stage import stage, user_msa
     cpu_opts = cpu_opts or options.cpu_options_from_args(args)
-    targets = fasta.read_targets(options.fasta_list(args.fasta))
+    targets = fasta.read_targets(options.fasta_list(args.fasta), cpu_opts.multimer)
     msas = user_msa.load_all(cpu_opts.msa_paths, targets)   # every file checked before any search
     env = stage.Environment(cpu_opts)
     for target, msa in zip(targets, msas):
@@ -44,7 +44,7 @@ def gpu_targets(args):
     if not (args.fasta and args.output_dir):
         raise KitError('no targets given', 'pass --fasta and --output-dir (as for alphafold-msa), or --target-dir')
     from fold_runtime.cpu_stage import user_msa
-    targets = fasta.read_targets(options.fasta_list(args.fasta))
+    targets = fasta.read_targets(options.fasta_list(args.fasta), args.model_preset == options.MULTIMER)
     msas = user_msa.load_all([os.path.abspath(p) for p in args.msa or ()], targets)
     return [(os.path.join(os.path.abspath(args.output_dir), t.name),
              dict(checks, sequence_sha256=meta.sequence_sha256(t.sequence), **({'msa_sha256': m.sha256} if m else {})))

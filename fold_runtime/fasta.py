@@ -1,18 +1,38 @@
-"""Reading and checking targets: one FASTA file is one monomer target, named after the file."""
+"""Reading and checking targets: one FASTA file is one target, named after the file.
+
+A monomer target is one record. Under the multimer preset a file is one complex, as in AlphaFold:
+its records are the chains in file order (identical sequences are homomer copies), or, in
+ColabFold's notation, one record whose sequence joins the chains with ':'.
+"""
 import os
-from typing import List, NamedTuple
+from typing import List, NamedTuple, Tuple
 
 from kit_common.errors import EXIT_INPUT, KitError
 
 # IUPAC protein letters. B, Z, U, O are mapped to X by AlphaFold's featurizer, as in stock runs.
 AMINO_ACIDS = frozenset('ACDEFGHIKLMNPQRSTVWYXBZUO')
+CHAIN_SEPARATOR = ':'   # ColabFold's: one record, its chains joined
+# AlphaFold's chain ids in file order (alphafold.common.protein.PDB_CHAIN_IDS; here without
+# importing AlphaFold, which login nodes may lack). Their number is the most chains AlphaFold takes.
+CHAIN_IDS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
+
+
+class Chain(NamedTuple):
+    chain_id: str
+    description: str
+    sequence: str
 
 
 class Target(NamedTuple):
     name: str
-    description: str   # the FASTA header line without '>'
-    sequence: str
+    description: str   # the FASTA header line without '>' (a complex: its first record's)
+    sequence: str      # a complex: its chains' sequences joined with ':', in order
     fasta_path: str
+    chains: Tuple[Chain, ...] = ()   # a complex's chains in order; () for a monomer
+
+    @property
+    def num_residues(self):
+        return sum(len(c.sequence) for c in self.chains) if self.chains else len(self.sequence)
 
 
 def raw_records(text, source):
@@ -31,8 +51,9 @@ def raw_records(text, source):
     return [(description, ''.join(lines)) for description, lines in records]
 
 
-def parse_records(text, source):
-    """(description, sequence) pairs of a FASTA text; raises KitError on malformed input."""
+def parse_records(text, source, complexes=False):
+    """(description, sequence) pairs of a FASTA text; raises KitError on malformed input.
+    complexes: a sequence may join chains with ':' (ColabFold's notation), each checked."""
     if not text.strip():
         raise KitError('FASTA file %s is empty' % source,
                        'give a file with one header line (>name) and its protein sequence')
@@ -42,14 +63,29 @@ def parse_records(text, source):
         if not sequence:
             raise KitError('FASTA file %s: record ">%s" has no sequence' % (source, description),
                            'add the protein sequence below its header line')
-        bad = sorted(set(sequence) - AMINO_ACIDS)
-        if bad:
-            pos = min(sequence.index(c) for c in bad) + 1
-            raise KitError('FASTA file %s: record ">%s" has characters that are not amino acids: %s '
-                           '(first at residue %d)' % (source, description, ' '.join(map(repr, bad)), pos),
-                           'give a protein sequence in one-letter code (DNA/RNA and gaps are not accepted)')
+        if CHAIN_SEPARATOR in sequence and not complexes:
+            raise KitError('FASTA file %s: record ">%s" joins chains with \':\' (ColabFold\'s notation for a '
+                           'complex)' % (source, description),
+                           'pass --model-preset multimer to predict it as a complex, or remove the \':\'')
+        chains = sequence.split(CHAIN_SEPARATOR)
+        for number, chain in enumerate(chains, 1):
+            _check_chain(chain, source, description, number if len(chains) > 1 else None)
         result.append((description, sequence))
     return result
+
+
+def _check_chain(sequence, source, description, number):
+    """number: the chain's position in a ':'-joined record, None for a whole record."""
+    where = 'record ">%s"' % description + (' chain %d' % number if number else '')
+    if not sequence:
+        raise KitError('FASTA file %s: %s is empty' % (source, where),
+                       'give each chain a sequence: no leading, trailing or doubled \':\'')
+    bad = sorted(set(sequence) - AMINO_ACIDS)
+    if bad:
+        pos = min(sequence.index(c) for c in bad) + 1
+        raise KitError('FASTA file %s: %s has characters that are not amino acids: %s (first at residue %d)'
+                       % (source, where, ' '.join(map(repr, bad)), pos),
+                       'give a protein sequence in one-letter code (DNA/RNA and gaps are not accepted)')
 
 
 def target_name(path):
@@ -57,7 +93,8 @@ def target_name(path):
     return os.path.splitext(os.path.basename(path))[0]
 
 
-def read_monomer_target(path):
+def read_target(path, multimer=False):
+    """The target of one FASTA file: a monomer, or with multimer a complex (Target.chains)."""
     try:
         with open(path) as f:
             text = f.read()
@@ -66,18 +103,36 @@ def read_monomer_target(path):
                        'check the path given to --fasta', EXIT_INPUT)
     except UnicodeDecodeError:
         raise KitError('FASTA file %s is not a text file' % path, 'give a plain-text FASTA file')
-    records = parse_records(text, path)
+    records = parse_records(text, path, complexes=multimer)
+    if multimer:
+        return complex_target(target_name(path), records, os.path.abspath(path))
     if len(records) != 1:
         raise KitError('FASTA file %s holds %d sequences; a monomer target has exactly one'
                        % (path, len(records)),
-                       'put each protein in its own FASTA file, or use alphafold-batch for a '
-                       'multi-record FASTA')
+                       'pass --model-preset multimer to predict them as one complex, put each protein in its own '
+                       'FASTA file, or use alphafold-batch for a multi-record FASTA')
     description, sequence = records[0]
     return Target(target_name(path), description, sequence, os.path.abspath(path))
 
 
-def read_targets(paths) -> List[Target]:
-    targets = [read_monomer_target(p) for p in paths]
+def complex_target(name, records, source):
+    """A complex from checked records: several records are its chains; one record is split at ':'."""
+    if len(records) > 1 and any(CHAIN_SEPARATOR in s for _, s in records):
+        raise KitError('FASTA file %s mixes its two notations for a complex: several records, and \':\' within '
+                       'a record' % source, 'give one record per chain, or one record with the chains joined by '
+                       '\':\'')
+    if len(records) == 1:
+        description, joined = records[0]
+        records = [(description, s) for s in joined.split(CHAIN_SEPARATOR)]
+    if len(records) > len(CHAIN_IDS):
+        raise KitError('FASTA file %s holds %d chains; AlphaFold takes at most %d (the PDB format\'s chain ids)'
+                       % (source, len(records), len(CHAIN_IDS)), 'split the complex into smaller ones')
+    chains = tuple(Chain(i, d, s) for i, (d, s) in zip(CHAIN_IDS, records))
+    return Target(name, records[0][0], CHAIN_SEPARATOR.join(c.sequence for c in chains), source, chains)
+
+
+def read_targets(paths, multimer=False) -> List[Target]:
+    targets = [read_target(p, multimer) for p in paths]
     seen = {}
     for t in targets:
         if t.name in seen:

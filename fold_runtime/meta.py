@@ -13,10 +13,11 @@ from kit_common.errors import EXIT_MISMATCH, KitError
 META_FILE = 'features.meta.json'
 # Keys that decide whether features can be reused; the rest is provenance.
 # semantics: features made under other AlphaFold semantics (compat.fidelity) are never reused.
-# no_templates (--no-templates) and msa_sha256 (--msa) are recorded only when used, so metas and
-# feature-cache keys written before they existed still match a run without them.
+# no_templates (--no-templates), msa_sha256 (--msa), model_preset (multimer) and msa_pairing (a
+# complex's chain searched on UniProt too) are recorded only when used, so metas and feature-cache
+# keys written before they existed still match a run without them.
 INPUT_KEYS = ('sequence_sha256', 'db_preset', 'max_template_date', 'databases', 'data_manifest_id', 'semantics',
-              'no_templates', 'msa_sha256')
+              'no_templates', 'msa_sha256', 'model_preset', 'msa_pairing')
 
 
 def sequence_sha256(sequence):
@@ -24,14 +25,18 @@ def sequence_sha256(sequence):
 
 
 def build(target, preset, max_template_date, databases, manifest_id, tools, alphafold, semantics,
-          templates=True, msa_sha256=None):
+          templates=True, msa_sha256=None, multimer=False, msa_pairing=False):
     """alphafold: (distribution, version) of the installed AlphaFold; semantics: what the kit ran;
-    templates False: no template search; msa_sha256: the digest of a precomputed MSA (--msa)."""
-    optional = dict({} if templates else {'no_templates': True}, **({'msa_sha256': msa_sha256} if msa_sha256 else {}))
+    templates False: no template search; msa_sha256: the digest of a precomputed MSA (--msa);
+    multimer: AlphaFold-Multimer's features (a complex, or one of its chains); msa_pairing: a chain
+    searched on UniProt for pairing too."""
+    used = (('no_templates', not templates), ('msa_sha256', msa_sha256), ('model_preset', multimer and 'multimer'),
+            ('msa_pairing', msa_pairing))
+    optional = {key: value for key, value in used if value}
     return dict({
         'target': target.name,
-        'sequence_sha256': sequence_sha256(target.sequence),
-        'sequence_length': len(target.sequence),
+        'sequence_sha256': sequence_sha256(target.sequence),   # a complex: of its ':'-joined chains
+        'sequence_length': target.num_residues,
         'db_preset': preset,
         'max_template_date': max_template_date,
         # With a data_sync manifest, its id stands for the databases; else each file's size+mtime.

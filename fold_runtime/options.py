@@ -18,9 +18,12 @@ from kit_common.errors import EXIT_HELP, EXIT_INPUT, KitError
 
 log = logging.getLogger(__name__)
 
-TOOLS = ('jackhmmer', 'hhblits', 'hhsearch', 'kalign')
+TOOLS = ('jackhmmer', 'hhblits', 'hhsearch', 'hmmsearch', 'hmmbuild', 'kalign')
 DB_PRESETS = ('full_dbs', 'reduced_dbs')
 MODEL_PRESETS = ('monomer', 'monomer_ptm', 'monomer_casp14')
+MULTIMER = 'multimer'
+# The CPU stage makes one kind of features for every monomer preset, another for multimer.
+CPU_MODEL_PRESETS = MODEL_PRESETS + (MULTIMER,)
 RELAX_CHOICES = ('best', 'all', 'none')
 MAX_RECYCLE = 100   # AlphaFold uses 3 (monomer) to 20 (multimer); more only burns GPU hours
 FIX = 'see --help for the accepted values'
@@ -42,6 +45,11 @@ class CpuStageOptions:
     progress_interval: float = 60.0
     templates: bool = True                 # False: --no-templates, no template search
     msa_paths: Tuple[str, ...] = ()        # --msa: one precomputed A3M per target, in --fasta order
+    model_preset: str = 'monomer'          # multimer: each FASTA file is one complex
+
+    @property
+    def multimer(self):
+        return self.model_preset == MULTIMER
 
     def check(self):
         if self.progress_interval <= 0:
@@ -54,6 +62,10 @@ class CpuStageOptions:
             return 'cpus must be at least 1, got %d' % self.cpus
         if self.timeout is not None and self.timeout <= 0:
             return 'timeout must be a positive number of seconds, got %g' % self.timeout
+        if self.model_preset not in CPU_MODEL_PRESETS:
+            return 'model_preset %r is not one of %s' % (self.model_preset, ', '.join(CPU_MODEL_PRESETS))
+        if self.multimer and self.msa_paths:
+            return '--msa replaces the searches of a monomer target; the multimer preset searches every chain'
         unknown = sorted(set(self.binary_paths) - set(TOOLS))
         return 'unknown tool(s) %s' % ', '.join(unknown) if unknown else None
 
@@ -167,16 +179,24 @@ def add_cpu_stage_options(parser, for_gpu_stage=False):
     pass identical arguments; there --db-preset and --max-template-date, when given, are checked
     against the features' meta instead of defaulting."""
     add(parser, '--fasta', '--fasta_paths', nargs='+', required=not for_gpu_stage, metavar='PATH',
-        help='FASTA files, one monomer target each, named after the file')
+        help='FASTA files, one target each, named after the file: one protein, or with --model-preset multimer '
+             "one complex (its records are the chains, or one record joins them with ':')")
     add(parser, '--output-dir', required=not for_gpu_stage, help='outputs go to OUTPUT_DIR/<target>/')
     add(parser, '--data-dir', help='AlphaFold databases and params/ (default: $ALPHAFOLD_DATA_DIR, else the '
                                    "site config's node-local copy when staged, else its shared copy)")
+    if not for_gpu_stage:   # the GPU stage's own --model-preset serves both stages there
+        add(parser, '--model-preset', choices=CPU_MODEL_PRESETS, default='monomer',
+            help="multimer: AlphaFold-Multimer's features, each FASTA file one complex: per unique chain the "
+                 'monomer searches with templates from pdb_seqres (hmmsearch), plus UniProt for MSA pairing '
+                 'when the chains differ; the data directory needs uniprot/ and pdb_seqres/. Every other preset '
+                 'makes the same monomer features (default: %(default)s)')
     add(parser, '--db-preset', choices=DB_PRESETS, default=None if for_gpu_stage else 'full_dbs',
         help='full_dbs: HHblits on BFD+UniRef30; reduced_dbs: jackhmmer on small BFD (default: full_dbs)')
     add(parser, '--max-template-date', default=None if for_gpu_stage else '2100-01-01', metavar='YYYY-MM-DD',
         help='ignore templates released after this date (default: 2100-01-01)')
     add(parser, '--cpus', type=int, default=default_cpus(),
-        help='CPUs to split among the searches 8:8:4 (default: $SLURM_CPUS_PER_TASK, else the '
+        help='CPUs to split among the searches 8:8:4 (multimer: shared by the chains searched, UniProt as '
+             'UniRef90) (default: $SLURM_CPUS_PER_TASK, else the '
              'CPUs available: %(default)s)')
     add(parser, '--serial', action='store_true',
         help='run the searches one after another, in the stock order (for comparison)')
@@ -300,7 +320,8 @@ def cpu_options_from_args(args):
         timeout=args.timeout, overwrite=args.overwrite, progress_interval=args.progress_interval,
         feature_cache=args.feature_cache or _env('ALPHAFOLD_FEATURE_CACHE'),
         binary_paths={t: getattr(args, t + '_binary') for t in TOOLS},
-        templates=not args.no_templates, msa_paths=tuple(os.path.abspath(p) for p in args.msa or ())))
+        templates=not args.no_templates, msa_paths=tuple(os.path.abspath(p) for p in args.msa or ()),
+        model_preset=args.model_preset))
 
 
 def gpu_options_from_args(args):

@@ -4,8 +4,11 @@
 Sources (Debian packages, see debian-packages.txt):
   * hmmer-doc: HMMER's tutorial sequences and alignments (45 globins, the Pkinase and fn3 Pfam
     seed alignments, HBB_HUMAN, 7LESS_DROME);
-  * python-biopython-doc: Biopython's test proteins and PDB mmCIF entries (1A7G, 2XHE carry the
-    release dates AlphaFold's template featurizer needs).
+  * python-biopython-doc: Biopython's test proteins, Swiss-Prot entries and PDB mmCIF entries (1A7G,
+    2XHE carry the release dates AlphaFold's template featurizer needs).
+UniProt (multimer MSA pairing) holds real UniProt records with their real headers
+(sp|ACCESSION|NAME_SPECIES), so AlphaFold's msa_identifiers read their species: Biopython's
+Swiss-Prot FASTA and entries, and the Pkinase and fn3 Pfam seed domains under their accessions.
 Tools: hmmalign (cluster MSAs), ffindex_build, hhmake, cstranslate, hhblits (pdb70 MSAs).
 
 The result is cached under --cache, keyed by this file's content, so a test run builds it once.
@@ -17,6 +20,7 @@ import gzip
 import hashlib
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -34,6 +38,16 @@ TEMPLATE_ENTRIES = ('1A7G', '2XHE')
 # own structure (1A7G) is a real template; and conotoxin PIIIE (1AS5, 24 residues), small enough
 # for quick model and relaxation tests on a CPU.
 TARGETS = {'hbb_human': 'HBB_HUMAN', 'e2_dbd': '1a7g_E', 'conotoxin': '1as5_A'}
+# Complex targets (multimer preset): (header, source) per chain, in chain order.
+# pim1_epha2: two real human domains of two Pfam families (the PIM1 kinase domain, an EphA2 fn3
+# domain), whose UniProt hits share species (HUMAN, BOVIN, CHICK, DROME, MOUSE, RAT), so MSA pairing
+# has rows to pair; not a known complex. e2_dimer: the HPV E2 DNA-binding domain, a real homodimer.
+COMPLEXES = {
+    'pim1_epha2': (('PIM1_HUMAN kinase domain', 'PIM1_HUMAN_129-381'),
+                   ('EPHA2_HUMAN fn3 domain', 'EPHA2_HUMAN_437-519')),
+    'e2_dimer': (('1a7g_E copy 1', '1a7g_E'), ('1a7g_E copy 2', '1a7g_E')),
+}
+SWISSPROT_FASTA = ('Fasta/protein_lib.fa', 'SwissProt/multi_ex.fasta')
 
 
 def run(cmd, **kw):
@@ -80,19 +94,50 @@ def read_cif(entry):
         return f.read()
 
 
-def pdb_chains():
-    """'1a7g_E' -> sequence, for every protein chain of the template entries."""
+def pdb_chains(with_names=False):
+    """'1a7g_E' -> sequence (with_names: (sequence, molecule name)), for every protein chain of the
+    template entries."""
     chains = {}
     for entry in TEMPLATE_ENTRIES:
-        cif = read_cif(entry)
-        d = MMCIF2Dict(io.StringIO(cif))
-        for seq, strands, kind in zip(d['_entity_poly.pdbx_seq_one_letter_code_can'],
-                                      d['_entity_poly.pdbx_strand_id'], d['_entity_poly.type']):
+        d = MMCIF2Dict(io.StringIO(read_cif(entry)))
+        names = dict(zip(d['_entity.id'], d['_entity.pdbx_description']))
+        for entity, seq, strands, kind in zip(d['_entity_poly.entity_id'], d['_entity_poly.pdbx_seq_one_letter_code_can'],
+                                              d['_entity_poly.pdbx_strand_id'], d['_entity_poly.type']):
             if kind != 'polypeptide(L)':
                 continue
             for chain in strands.split(','):
-                chains['%s_%s' % (entry.lower(), chain)] = seq.replace('\n', '')
+                seq = seq.replace('\n', '')
+                chains['%s_%s' % (entry.lower(), chain)] = (seq, names[entity].strip("'")) if with_names else seq
     return chains
+
+
+def uniprot_records():
+    """(header, sequence) of real UniProt records, one per accession, with UniProt's header format."""
+    records = {}
+    for rel in SWISSPROT_FASTA:
+        for rec in SeqIO.parse(os.path.join(BIOPYTHON_TESTS, rel), 'fasta'):
+            records.setdefault(rec.id.split('|')[1], (rec.description, str(rec.seq)))
+    for path in sorted(glob.glob(os.path.join(BIOPYTHON_TESTS, 'SwissProt', '*.txt*'))):
+        if os.path.basename(path).startswith('keyw'):
+            continue   # keyword lists, not entries
+        with (gzip.open(path, 'rt') if path.endswith('.gz') else open(path)) as f:
+            for rec in SeqIO.parse(f, 'swiss'):
+                name = re.search(r'Full=([^;{]+)', rec.description).group(1).strip()
+                organism = rec.annotations['organism'].split(' (')[0]
+                header = '%s|%s|%s %s OS=%s' % (_db_code(rec.id, rec.name), rec.id, rec.name, name, organism)
+                records.setdefault(rec.id, (header, str(rec.seq)))
+    for family in ('Pkinase', 'fn3'):   # Pfam seed domains: the domain's residues of the entry
+        for rec in AlignIO.read(os.path.join(HMMER_TUTORIAL, family + '.sto'), 'stockholm'):
+            accession = rec.annotations['accession'].split('.')[0]
+            name, span = rec.id.split('/')
+            header = '%s|%s|%s Pfam %s seed domain %s' % (_db_code(accession, name), accession, name, family, span)
+            records.setdefault(accession, (header, ungapped(rec.seq)))
+    return list(records.values())
+
+
+def _db_code(accession, name):
+    """'tr' for TrEMBL entries (named ACCESSION_SPECIES), else 'sp' (Swiss-Prot)."""
+    return 'tr' if name.startswith(accession + '_') else 'sp'
 
 
 def write_fasta(path, records):
@@ -188,13 +233,18 @@ def build(out, work):
             f.write(read_cif(entry))
     with open(os.path.join(out, 'pdb_mmcif/obsolete.dat'), 'w') as f:
         f.write(' LIST OF OBSOLETE COORDINATE ENTRIES AND SUCCESSORS\n')
+    # pdb_seqres.txt in the real file's format, for the multimer template search (hmmsearch).
     os.makedirs(os.path.join(out, 'pdb_seqres'))
     with open(os.path.join(out, 'pdb_seqres/pdb_seqres.txt'), 'w') as f:
-        for chain, seq in chains.items():
-            f.write('>%s mol:protein length:%d  %s\n%s\n' % (chain, len(seq), chain, seq))
+        for chain, (seq, name) in pdb_chains(with_names=True).items():
+            f.write('>%s mol:protein length:%d  %s\n%s\n' % (chain, len(seq), name, seq))
+    write_fasta(os.path.join(out, 'uniprot/uniprot.fasta'), uniprot_records())
 
     for target, source in TARGETS.items():
         write_fasta(os.path.join(out, 'targets', target + '.fasta'), [(target, seqs[source])])
+    for target, chain_sources in COMPLEXES.items():
+        write_fasta(os.path.join(out, 'targets', target + '.fasta'),
+                    [(header, seqs[source]) for header, source in chain_sources])
 
 
 def main():

@@ -14,8 +14,8 @@ import contextlib
 import os
 import shutil
 
-from alphafold.data import mmcif_parsing, pipeline, templates
-from alphafold.data.tools import hhsearch
+from alphafold.data import mmcif_parsing, pipeline, pipeline_multimer, templates
+from alphafold.data.tools import hhsearch, hmmsearch
 
 from data_sync import registry
 
@@ -74,8 +74,18 @@ def deepmind_data_semantics():
         pipeline.make_msa_features, templates._assess_hhsearch_hit, mmcif_parsing.PDBData = saved
 
 
-def data_pipeline(data_dir, preset, kalign):
-    paths = {role: os.path.join(data_dir, rel) for role, rel in registry.role_paths(preset).items()}
+def data_pipeline(data_dir, preset, kalign, multimer=False):
+    """run_alphafold.py's monomer DataPipeline; multimer: the one it builds for the multimer preset,
+    whose templates come from hmmsearch on pdb_seqres."""
+    paths = {role: os.path.join(data_dir, rel) for role, rel in registry.role_paths(preset, multimer=multimer).items()}
+    if multimer:
+        searcher = hmmsearch.Hmmsearch(binary_path=shutil.which('hmmsearch'),
+                                       hmmbuild_binary_path=shutil.which('hmmbuild'),
+                                       database_path=paths['pdb_seqres'])
+        featurizer = templates.HmmsearchHitFeaturizer
+    else:
+        searcher = hhsearch.HHSearch(binary_path=shutil.which('hhsearch'), databases=[paths['pdb70']])
+        featurizer = templates.HhsearchHitFeaturizer
     return pipeline.DataPipeline(
         jackhmmer_binary_path=shutil.which('jackhmmer'),
         hhblits_binary_path=shutil.which('hhblits'),
@@ -84,9 +94,8 @@ def data_pipeline(data_dir, preset, kalign):
         bfd_database_path=paths.get('bfd'),
         uniref30_database_path=paths.get('uniref30'),
         small_bfd_database_path=paths.get('small_bfd'),
-        template_searcher=hhsearch.HHSearch(binary_path=shutil.which('hhsearch'),
-                                            databases=[paths['pdb70']]),
-        template_featurizer=templates.HhsearchHitFeaturizer(
+        template_searcher=searcher,
+        template_featurizer=featurizer(
             mmcif_dir=paths['mmcif_dir'], max_template_date='2100-01-01', max_hits=20,
             kalign_binary_path=kalign, release_dates_path=None,
             obsolete_pdbs_path=paths['obsolete']),
@@ -101,6 +110,17 @@ def stock_features(data_dir, preset, fasta_path, msa_dir, fork_defaults=False):
             input_fasta_path=fasta_path, msa_output_dir=msa_dir)
     with deepmind_data_semantics():
         return data_pipeline(data_dir, preset, kalign2()).process(input_fasta_path=fasta_path, msa_output_dir=msa_dir)
+
+
+def stock_multimer_features(data_dir, preset, fasta_path, msa_dir):
+    """run_alphafold.py --model_preset=multimer's features, serially, with DeepMind's data semantics."""
+    os.makedirs(msa_dir, exist_ok=True)
+    with deepmind_data_semantics():
+        return pipeline_multimer.DataPipeline(
+            monomer_data_pipeline=data_pipeline(data_dir, preset, kalign2(), multimer=True),
+            jackhmmer_binary_path=shutil.which('jackhmmer'),
+            uniprot_database_path=os.path.join(data_dir, registry.role_paths(preset, multimer=True)['uniprot']),
+            use_precomputed_msas=False).process(input_fasta_path=fasta_path, msa_output_dir=msa_dir)
 
 
 def _unfused_float32_config(cfg):

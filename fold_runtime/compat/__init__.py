@@ -10,6 +10,7 @@ from alphafold.data import parsers, pipeline, templates
 from fold_runtime.compat import fidelity
 
 IS_V2_0 = not hasattr(parsers, 'Msa')
+HAS_MULTIMER = not IS_V2_0   # AlphaFold-Multimer's data pipeline came with v2.1
 DB_VERSION = '2.0' if IS_V2_0 else '2.3'
 # What features.meta.json and prediction.meta.json record; features made under other semantics
 # are not reused.
@@ -50,10 +51,20 @@ def template_query_a3m(uniref90_sto_path):
     if IS_V2_0:
         with open(uniref90_sto_path) as f:
             return parsers.convert_stockholm_to_a3m(f.read(), max_sequences=UNIREF_MAX_HITS)
+    return parsers.convert_stockholm_to_a3m(template_query_sto(uniref90_sto_path))
+
+
+def template_query_sto(uniref90_sto_path):
+    """The UniRef90 alignment as the stock pipeline gives it to the template search (v2.1+)."""
     sto = parsers.truncate_stockholm_msa(uniref90_sto_path, UNIREF_MAX_HITS)
     sto = parsers.deduplicate_stockholm_msa(sto)
-    sto = parsers.remove_empty_columns_from_stockholm_msa(sto)
-    return parsers.convert_stockholm_to_a3m(sto)
+    return parsers.remove_empty_columns_from_stockholm_msa(sto)
+
+
+def hmmsearch(binary, hmmbuild_binary, database):
+    """AlphaFold-Multimer's template searcher (v2.1+, which the multimer preset requires)."""
+    from alphafold.data.tools import hmmsearch as tool
+    return tool.Hmmsearch(binary_path=binary, hmmbuild_binary_path=hmmbuild_binary, database_path=database)
 
 
 def template_hits(template_searcher, hhr, query_sequence):
@@ -62,8 +73,12 @@ def template_hits(template_searcher, hhr, query_sequence):
     return template_searcher.get_template_hits(output_string=hhr, input_sequence=query_sequence)
 
 
-def template_featurizer(mmcif_dir, max_template_date, kalign_binary, obsolete_path):
-    cls = getattr(templates, 'HhsearchHitFeaturizer', None) or templates.TemplateHitFeaturizer
+def template_featurizer(mmcif_dir, max_template_date, kalign_binary, obsolete_path, hmmsearch_hits=False):
+    """hmmsearch_hits: the multimer preset's featurizer, for hits of hmmsearch on pdb_seqres."""
+    if hmmsearch_hits:
+        cls = templates.HmmsearchHitFeaturizer
+    else:
+        cls = getattr(templates, 'HhsearchHitFeaturizer', None) or templates.TemplateHitFeaturizer
     return cls(mmcif_dir=mmcif_dir, max_template_date=max_template_date,
                max_hits=MAX_TEMPLATE_HITS, kalign_binary_path=kalign_binary,
                release_dates_path=None, obsolete_pdbs_path=obsolete_path)

@@ -16,6 +16,8 @@ PACKAGES = {
     'jackhmmer': 'the "hmmer" package (apt install hmmer, or conda install bioconda::hmmer)',
     'hhblits': 'the "hhsuite" package (apt install hhsuite, or conda install bioconda::hhsuite)',
     'hhsearch': 'the "hhsuite" package (apt install hhsuite, or conda install bioconda::hhsuite)',
+    'hmmsearch': 'the "hmmer" package (apt install hmmer, or conda install bioconda::hmmer)',
+    'hmmbuild': 'the "hmmer" package (apt install hmmer, or conda install bioconda::hmmer)',
     'kalign': 'kalign 2.04 (pip install colabfold-binaries, or conda install bioconda::kalign2)',
 }
 KALIGN_MAJOR = '2.'

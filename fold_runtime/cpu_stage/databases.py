@@ -5,8 +5,9 @@ from data_sync import registry
 from kit_common.errors import EXIT_MISSING, KitError
 
 
-def preset_paths(data_dir, preset, version='2.3'):
-    """Role -> absolute path for a preset, after checking every required file exists."""
+def preset_paths(data_dir, preset, version='2.3', multimer=False):
+    """Role -> absolute path for a preset (multimer: AlphaFold-Multimer's searches), after checking
+    every required file exists."""
     if not data_dir:
         raise KitError('no data directory given',
                        'pass --data-dir DIR or set ALPHAFOLD_DATA_DIR (module load alphafold sets it)',
@@ -14,22 +15,24 @@ def preset_paths(data_dir, preset, version='2.3'):
     if not os.path.isdir(data_dir):
         raise KitError('data directory %s does not exist' % data_dir,
                        'pass --data-dir pointing at the AlphaFold databases', EXIT_MISSING)
-    for db in registry.databases_for(preset, version):
+    for db in registry.databases_for(preset, version, multimer):
+        needed_by = ('--model-preset multimer' if db.name in registry.PRESETS['multimer_extras']
+                     else '--db-preset %s' % preset)
         for rel in db.required:
             if not os.path.exists(os.path.join(data_dir, rel)):
-                raise KitError('database file missing: %s (database %r, needed by --db-preset %s)'
-                               % (os.path.join(data_dir, rel), db.name, preset),
+                raise KitError('database file missing: %s (database %r, needed by %s)'
+                               % (os.path.join(data_dir, rel), db.name, needed_by),
                                'fetch it with "alphafold-data download --databases %s", or point '
                                '--data-dir at a complete copy' % db.name, EXIT_MISSING)
     return {role: os.path.join(data_dir, rel)
-            for role, rel in registry.role_paths(preset, version).items()}
+            for role, rel in registry.role_paths(preset, version, multimer).items()}
 
 
-def fingerprint(data_dir, preset, version='2.3'):
+def fingerprint(data_dir, preset, version='2.3', multimer=False):
     """Size and mtime of every database file a preset uses: what features.meta.json records,
     so that features are never reused across a database update."""
     files = {}
-    for db in registry.databases_for(preset, version):
+    for db in registry.databases_for(preset, version, multimer):
         for rel in db.required:
             st = os.stat(os.path.join(data_dir, rel))
             files[rel] = {'size': st.st_size, 'mtime': int(st.st_mtime)}

@@ -21,7 +21,6 @@ import io
 import json
 import logging
 import os
-import pickle
 import re
 import shutil
 import stat
@@ -62,17 +61,28 @@ def entry_dir(cache, wanted):
 
 
 def fetch(cache, wanted, target, tdir):
-    """Fill tdir from a matching entry; True on a hit. The features keep this target's own
-    description (domain_name), so they equal what its own CPU stage would have written."""
+    """Fill tdir from a matching entry; True on a hit."""
+    feats = fetch_msas(cache, wanted, target, os.path.join(tdir, MSA_DIR))
+    if feats is None:
+        return False
+    files.write_json(os.path.join(tdir, meta.META_FILE), dict(wanted, features_source='cache'))
+    files.write_pickle(os.path.join(tdir, FEATURES_FILE), feats)
+    return True
+
+
+def fetch_msas(cache, wanted, target, msa_dir):
+    """Replace msa_dir with a matching entry's MSA files and return its features; None on a miss.
+    The features keep this target's own description (domain_name), so they equal what its own CPU
+    stage would have made."""
     entry = entry_dir(cache, wanted)
     if not os.path.isdir(entry):
-        return False
+        return None
     staging = None
     try:
         _check_immutable(cache, entry)
         record = _record(entry, wanted)
         feats = _features(entry, record, wanted)
-        staging = files.temp_dir(tdir, MSA_DIR + '-')
+        staging = files.temp_dir(os.path.dirname(msa_dir), os.path.basename(msa_dir) + '-')
         for rel in record['files']:
             if rel != ARRAYS_FILE:
                 files.write_bytes(os.path.join(staging, rel.split('/', 1)[1]), _verified(entry, rel, record))
@@ -81,12 +91,10 @@ def fetch(cache, wanted, target, tdir):
                     target.name, entry, type(exc).__name__, exc)
         if staging:
             shutil.rmtree(staging, ignore_errors=True)
-        return False
+        return None
     feats['domain_name'] = np.array([target.description.encode('utf-8')], dtype=np.object_)
-    files.publish_dir(staging, os.path.join(tdir, MSA_DIR), replace=True)
-    files.write_json(os.path.join(tdir, meta.META_FILE), dict(wanted, features_source='cache'))
-    files.write_pickle(os.path.join(tdir, FEATURES_FILE), feats)
-    return True
+    files.publish_dir(staging, msa_dir, replace=True)
+    return feats
 
 
 def _check_immutable(cache, entry):
@@ -160,9 +168,10 @@ def _bytes_array(texts, shape):
     return flat.reshape(shape)
 
 
-def store(cache, wanted, tdir):
-    """Add tdir's CPU-stage result to the cache, unless an entry is already there; True when this
-    call published it. A cache that cannot take it is logged: the run's own outputs are complete."""
+def store(cache, wanted, feats, msa_dir):
+    """Add a CPU-stage result (its features and the files of its msa_dir) to the cache, unless an
+    entry is already there; True when this call published it. A cache that cannot take it is
+    logged: the run's own outputs are complete."""
     final = entry_dir(cache, wanted)
     if os.path.lexists(final):
         return False
@@ -170,7 +179,7 @@ def store(cache, wanted, tdir):
     try:
         shard = _prepare(cache, os.path.basename(os.path.dirname(final)))
         tmp = tempfile.mkdtemp(prefix=files.TMP_PREFIX, dir=shard)
-        _write_entry(tmp, wanted, tdir)
+        _write_entry(tmp, wanted, feats, msa_dir)
         return files.publish_dir(tmp, final)    # atomic; another writer that got there first wins
     except (OSError, ValueError, Unusable, KitError) as exc:
         log.warning('not added to the feature cache %s: %s', cache, exc)
@@ -198,9 +207,7 @@ def _shared_dir(path):
             pass                   # another member's directory; readers judge what it allows
 
 
-def _write_entry(tmp, wanted, tdir):
-    with open(os.path.join(tdir, FEATURES_FILE), 'rb') as f:
-        feats = pickle.load(f)     # this user's own output, written by this run
+def _write_entry(tmp, wanted, feats, msas):
     arrays, text, layout = {}, {}, []
     for name, value in feats.items():
         value = np.asarray(value)
@@ -215,7 +222,6 @@ def _write_entry(tmp, wanted, tdir):
     np.savez_compressed(buf, **arrays)
     hashes = {ARRAYS_FILE: _write_read_only(os.path.join(tmp, ARRAYS_FILE), buf.getvalue())}
     os.mkdir(os.path.join(tmp, MSA_DIR))
-    msas = os.path.join(tdir, MSA_DIR)
     for name in sorted(os.listdir(msas)):
         if MSA_NAME.fullmatch(name) and os.path.isfile(os.path.join(msas, name)):
             with open(os.path.join(msas, name), 'rb') as f:

@@ -28,13 +28,14 @@ STDERR_TAIL_LINES = 20
 
 class Search(NamedTuple):
     name: str                 # key in timings.json: uniref90, mgnify, bfd_uniref30, small_bfd, pdb70
-    tool: str                 # jackhmmer, hhblits or hhsearch
-    out_file: str             # AlphaFold's file name under msas/
+    tool: str                 # jackhmmer, hhblits, hhsearch or hmmsearch
+    out_file: str             # AlphaFold's file name under msas/ (a complex: <chain_id>/<name>)
     databases: List[str]
     max_sequences: Optional[int] = None
     cpus: int = 1
     after: Optional[str] = None   # a search whose output is this one's input
     query_a3m: Optional[str] = None   # hhsearch: an A3M under msas/ as its input, not UniRef90's hits
+    query: Optional[str] = None   # the query FASTA, when not the run's (a complex's chain)
 
 
 def split_cpus(total, n=3):
@@ -55,14 +56,29 @@ def plan(paths, preset, cpus, templates=True, user_msa=None):
     return [s for s in searches if templates or s.name != 'pdb70']
 
 
-def _msa_searches(paths, preset, cpus):
+def chain_plan(paths, preset, cpus, templates, chain_id, query, paired):
+    """AlphaFold-Multimer's searches for one chain of a complex, in msas/<chain_id>/: the monomer
+    searches with templates by hmmsearch on pdb_seqres, and (paired: the complex has two or more
+    distinct chains) jackhmmer on UniProt for MSA pairing, uncapped as AlphaFold stores it. Names are
+    prefixed '<chain_id>:' so that one run_all schedules every chain's searches together."""
+    searches = _msa_searches(paths, preset, cpus, Search('pdb_seqres', 'hmmsearch', 'pdb_hits.sto',
+                                                         [paths['pdb_seqres']], after='uniref90'))
+    if paired:   # UniProt is as large as UniRef90: its share of the CPUs
+        searches.append(Search('uniprot', 'jackhmmer', 'uniprot_hits.sto', [paths['uniprot']], None, searches[0].cpus))
+    return [s._replace(name='%s:%s' % (chain_id, s.name), out_file=os.path.join(chain_id, s.out_file), query=query,
+                       after=s.after and '%s:%s' % (chain_id, s.after))
+            for s in searches if templates or s.tool != 'hmmsearch']
+
+
+def _msa_searches(paths, preset, cpus, template_search=None):
+    """template_search: the multimer preset's, instead of HHsearch on pdb70."""
     c_uniref, c_mgnify, c_bfd = split_cpus(cpus)
     searches = [
         Search('uniref90', 'jackhmmer', 'uniref90_hits.sto', [paths['uniref90']],
                compat.UNIREF_MAX_HITS, c_uniref),
         Search('mgnify', 'jackhmmer', 'mgnify_hits.sto', [paths['mgnify']],
                compat.MGNIFY_MAX_HITS, c_mgnify),
-        Search('pdb70', 'hhsearch', 'pdb_hits.hhr', [paths['pdb70']], after='uniref90'),
+        template_search or Search('pdb70', 'hhsearch', 'pdb_hits.hhr', [paths['pdb70']], after='uniref90'),
     ]
     if preset == 'reduced_dbs':
         searches.append(Search('small_bfd', 'jackhmmer', 'small_bfd_hits.sto',
@@ -120,7 +136,7 @@ def _run_loop(pending, running, done, timings, binaries, query_fasta, msa_dir, w
                     break
                 continue
             pending.remove(s)
-            running.append(_start(s, binaries[s.tool], query_fasta, msa_dir, work_dir))
+            running.append(_start(s, binaries, s.query or query_fasta, msa_dir, work_dir))
             log.info('  %-13s started: %s on %s', s.name, s.tool, ', '.join(
                 os.path.basename(d) for d in s.databases))
         time.sleep(0.05)
@@ -141,8 +157,9 @@ def _run_loop(pending, running, done, timings, binaries, query_fasta, msa_dir, w
             log.info('  %-13s finished in %.1f s', r.search.name, elapsed)
 
 
-def _start(search, binary, query_fasta, msa_dir, work_dir):
-    spec = dict(search._asdict(), binary=binary, query_fasta=query_fasta, msa_dir=msa_dir)
+def _start(search, binaries, query_fasta, msa_dir, work_dir):
+    spec = dict(search._asdict(), binary=binaries[search.tool], hmmbuild=binaries.get('hmmbuild'),
+                query_fasta=query_fasta, msa_dir=msa_dir)
     stderr_path = os.path.join(work_dir, search.name + '.log')
     proc = multiprocessing.get_context('fork').Process(target=_child, args=(spec, stderr_path))
     proc.start()
@@ -226,6 +243,9 @@ def _run_search(spec):
     elif tool == 'hhblits':
         runner = hhblits.HHBlits(binary_path=spec['binary'], databases=dbs, n_cpu=spec['cpus'])
         result = runner.query(spec['query_fasta'])[0]['a3m']
+    elif tool == 'hmmsearch':
+        runner = compat.hmmsearch(spec['binary'], spec['hmmbuild'], dbs[0])
+        result = runner.query(compat.template_query_sto(_beside(spec, 'uniref90_hits.sto')))
     else:
         runner = hhsearch.HHSearch(binary_path=spec['binary'], databases=dbs)
         result = runner.query(_template_query(spec))
@@ -235,6 +255,11 @@ def _run_search(spec):
 def _template_query(spec):
     """HHsearch's input: the given A3M (--msa), else the UniRef90 hits as the stock pipeline makes it."""
     if spec['query_a3m']:
-        with open(os.path.join(spec['msa_dir'], spec['query_a3m'])) as f:
+        with open(_beside(spec, spec['query_a3m'])) as f:
             return f.read()
-    return compat.template_query_a3m(os.path.join(spec['msa_dir'], 'uniref90_hits.sto'))
+    return compat.template_query_a3m(_beside(spec, 'uniref90_hits.sto'))
+
+
+def _beside(spec, name):
+    """The path of another file in the directory of this search's output (a complex's chain's)."""
+    return os.path.join(spec['msa_dir'], os.path.dirname(spec['out_file']), name)

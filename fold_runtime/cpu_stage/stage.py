@@ -13,16 +13,20 @@ from fold_runtime import meta, progress
 from fold_runtime.cpu_stage import binaries, databases, feature_cache, searches, user_msa as user_msas
 from fold_runtime.options import TOOLS, resolve_data_dir
 from kit_common import files, locks
-from kit_common.errors import EXIT_MISMATCH, KitError
+from kit_common.errors import EXIT_MISMATCH, EXIT_MISSING, KitError
 
 log = logging.getLogger(__name__)
 FEATURES_FILE = 'features.pkl'
 TIMINGS_FILE = 'timings.json'
 
 
-def tools_for(preset):
-    """reduced_dbs searches small BFD with jackhmmer, so it needs no HHblits."""
-    return [t for t in TOOLS if not (t == 'hhblits' and preset == 'reduced_dbs')]
+def tools_for(preset, multimer=False):
+    """reduced_dbs searches small BFD with jackhmmer, so it needs no HHblits; multimer searches
+    templates with hmmsearch and hmmbuild, monomers with HHsearch."""
+    unused = {'hhsearch'} if multimer else {'hmmsearch', 'hmmbuild'}
+    if preset == 'reduced_dbs':
+        unused.add('hhblits')
+    return [t for t in TOOLS if t not in unused]
 
 
 class Environment(object):
@@ -34,11 +38,15 @@ class Environment(object):
         compat.fidelity.apply_data()   # DeepMind's data semantics, before any pipeline object exists
         progress.configure(opts.progress_interval)
         self.opts = opts
+        if opts.multimer and not compat.HAS_MULTIMER:
+            raise KitError('--model-preset multimer needs AlphaFold 2.1 or later; the installed AlphaFold is %s %s'
+                           % compat.fidelity.distribution(), 'load an AlphaFold 2.3 install of the kit', EXIT_MISSING)
         self.data_dir = resolve_data_dir(opts.data_dir)
         self.manifest_id = read_id(os.path.join(self.data_dir, MANIFEST_ID_FILE)) or None if self.data_dir else None
-        self.binaries = {t: binaries.resolve(t, opts.binary_paths.get(t)) for t in tools_for(opts.db_preset)}
-        self.paths = databases.preset_paths(self.data_dir, opts.db_preset, compat.DB_VERSION)
-        self.fingerprint = databases.fingerprint(self.data_dir, opts.db_preset, compat.DB_VERSION)
+        self.binaries = {t: binaries.resolve(t, opts.binary_paths.get(t)) for t in tools_for(opts.db_preset,
+                                                                                          opts.multimer)}
+        self.paths = databases.preset_paths(self.data_dir, opts.db_preset, compat.DB_VERSION, opts.multimer)
+        self.fingerprint = databases.fingerprint(self.data_dir, opts.db_preset, compat.DB_VERSION, opts.multimer)
         self.tool_versions = {t: binaries.version(p) for t, p in self.binaries.items()}
         self.alphafold = compat.fidelity.distribution()
         self.semantics = compat.SEMANTICS
@@ -58,38 +66,27 @@ def run_target(target, output_dir, env, msa=None):
         return _run_locked(target, tdir, env, msa)
 
 
+def wanted_meta(target, env, msa_sha256=None, msa_pairing=False):
+    """The meta a target's (or a complex's chain's) features must have to be reused."""
+    opts = env.opts
+    return meta.build(target, opts.db_preset, opts.max_template_date, env.fingerprint, env.manifest_id,
+                      env.tool_versions, env.alphafold, env.semantics, templates=opts.templates,
+                      msa_sha256=msa_sha256, multimer=opts.multimer, msa_pairing=msa_pairing)
+
+
 def _run_locked(target, tdir, env, msa):
     opts = env.opts
-    wanted = meta.build(target, opts.db_preset, opts.max_template_date, env.fingerprint,
-                        env.manifest_id, env.tool_versions, env.alphafold, env.semantics,
-                        templates=opts.templates, msa_sha256=msa.sha256 if msa else None)
-    features_path = os.path.join(tdir, FEATURES_FILE)
-    msa_dir = os.path.join(tdir, 'msas')
-    if opts.overwrite:
-        _clear(tdir)
-    else:
-        stored = meta.load(tdir)
-        if stored is None and (os.path.exists(features_path) or os.path.isdir(msa_dir)):
-            raise KitError('%s holds results without %s, so their inputs cannot be checked'
-                           % (tdir, meta.META_FILE),
-                           'rerun with --overwrite to recompute them, or use another --output-dir',
-                           EXIT_MISMATCH)
-        if stored is not None:
-            meta.check_match(tdir, stored, wanted)
-            if os.path.exists(features_path):
-                log.info('%s: features.pkl matches its inputs, reusing it', target.name)
-                return {}
-            log.info('%s: resuming an interrupted CPU stage', target.name)
+    wanted = wanted_meta(target, env, msa.sha256 if msa else None)
+    if _reusable(target, tdir, wanted, opts.overwrite):
+        return {}
+    if target.chains:
+        from fold_runtime.cpu_stage import multimer
+        return multimer.run(target, tdir, env, wanted)
     if opts.feature_cache and feature_cache.fetch(opts.feature_cache, wanted, target, tdir):
         log.info('%s: features from the shared cache %s (no CPU stage needed)', target.name, opts.feature_cache)
         return {}
-    files.write_json(os.path.join(tdir, meta.META_FILE), dict(wanted, features_source='cpu_stage'))
-    files.make_dirs(msa_dir)
-    files.remove_debris(tdir, msa_dir)
-    work_dir = os.path.join(tdir, '.work')
-    shutil.rmtree(work_dir, ignore_errors=True)
-    files.make_dirs(work_dir)
-
+    work_dir = start_work(tdir, wanted)
+    msa_dir = os.path.join(tdir, 'msas')
     started = time.time()
     query = os.path.join(work_dir, 'query.fasta')
     files.write_text(query, '>%s\n%s\n' % (target.description, target.sequence))
@@ -107,14 +104,53 @@ def _run_locked(target, tdir, env, msa):
     from fold_runtime.cpu_stage import features
     feats = features.assemble(target, msa_dir, env.paths, opts.db_preset, env.binaries,
                               opts.max_template_date, opts.templates, msa_name)
+    if opts.feature_cache:
+        feature_cache.store(opts.feature_cache, wanted, feats, msa_dir)
+    return finish_work(target, tdir, feats, search_times, t0, started)
+
+
+def _reusable(target, tdir, wanted, overwrite):
+    """True when tdir's features.pkl was made from the wanted inputs; clears tdir with overwrite,
+    and refuses results whose inputs do not match or cannot be checked."""
+    features_path = os.path.join(tdir, FEATURES_FILE)
+    if overwrite:
+        _clear(tdir)
+        return False
+    stored = meta.load(tdir)
+    if stored is None and (os.path.exists(features_path) or os.path.isdir(os.path.join(tdir, 'msas'))):
+        raise KitError('%s holds results without %s, so their inputs cannot be checked' % (tdir, meta.META_FILE),
+                       'rerun with --overwrite to recompute them, or use another --output-dir', EXIT_MISMATCH)
+    if stored is None:
+        return False
+    meta.check_match(tdir, stored, wanted)
+    if os.path.exists(features_path):
+        log.info('%s: features.pkl matches its inputs, reusing it', target.name)
+        return True
+    log.info('%s: resuming an interrupted CPU stage', target.name)
+    return False
+
+
+def start_work(tdir, wanted):
+    """Record the meta, clear what a killed run left, and return a fresh work directory."""
+    msa_dir = os.path.join(tdir, 'msas')
+    files.write_json(os.path.join(tdir, meta.META_FILE), dict(wanted, features_source='cpu_stage'))
+    files.make_dirs(msa_dir)
+    files.remove_debris(tdir, msa_dir)
+    work_dir = os.path.join(tdir, '.work')
+    shutil.rmtree(work_dir, ignore_errors=True)
+    files.make_dirs(work_dir)
+    return work_dir
+
+
+def finish_work(target, tdir, feats, search_times, assemble_started, started):
+    """Write features.pkl and the timings, remove the work directory; the timings."""
+    features_path = os.path.join(tdir, FEATURES_FILE)
     files.write_pickle(features_path, feats)
     timings = {'search_' + k: v for k, v in search_times.items()}
-    timings['assemble_features'] = round(time.time() - t0, 3)
+    timings['assemble_features'] = round(time.time() - assemble_started, 3)
     timings['features'] = round(time.time() - started, 3)
     merge_timings(tdir, timings)
-    shutil.rmtree(work_dir, ignore_errors=True)
-    if opts.feature_cache:
-        feature_cache.store(opts.feature_cache, wanted, tdir)
+    shutil.rmtree(os.path.join(tdir, '.work'), ignore_errors=True)
     log.info('%s: wrote %s (%.1f s)', target.name, features_path, timings['features'])
     return timings
 

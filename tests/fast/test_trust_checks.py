@@ -226,12 +226,10 @@ def cached(tmp_path):
     tdir = tmp_path / 'run' / 'T1'
     (tdir / 'msas').mkdir(parents=True)
     (tdir / 'msas' / 'uniref90_hits.sto').write_text('# STOCKHOLM 1.0\n//\n')
-    with open(str(tdir / 'features.pkl'), 'wb') as f:
-        pickle.dump(features(), f)
     wanted = {'sequence_sha256': meta.sequence_sha256('MKV'), 'db_preset': 'reduced_dbs',
               'max_template_date': '2100-01-01', 'databases': None, 'data_manifest_id': ID}
     cache = str(tmp_path / 'cache')
-    assert feature_cache.store(cache, wanted, str(tdir)) is True
+    assert feature_cache.store(cache, wanted, features(), str(tdir / 'msas')) is True
     return cache, wanted, feature_cache.entry_dir(cache, wanted)
 
 
@@ -310,5 +308,5 @@ def test_a_cache_that_cannot_be_written_is_logged_not_fatal(tmp_path, caplog):
     tdir = tmp_path / 'T1'
     tdir.mkdir()
     (tmp_path / 'cache').write_text('a file where the cache should be')
-    assert feature_cache.store(str(tmp_path / 'cache'), {}, str(tdir)) is False
+    assert feature_cache.store(str(tmp_path / 'cache'), {}, {}, str(tdir)) is False
     assert 'not added to the feature cache' in caplog.text

@@ -47,7 +47,11 @@ def test_concurrent_writers_leave_one_immutable_entry(kit, data_dir, targets, tm
     wanted = meta.load(tdir)
     cache = str(tmp_path / 'cache')
     results = []
-    threads = [threading.Thread(target=lambda: results.append(feature_cache.store(cache, wanted, tdir))) for _ in range(6)]
+    with open(os.path.join(tdir, 'features.pkl'), 'rb') as f:
+        feats = pickle.load(f)
+    msas = os.path.join(tdir, 'msas')
+    threads = [threading.Thread(target=lambda: results.append(feature_cache.store(cache, wanted, feats, msas)))
+               for _ in range(6)]
     for t in threads:
         t.start()
     for t in threads:

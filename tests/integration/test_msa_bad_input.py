@@ -151,3 +151,34 @@ def test_a_full_disk_during_a_search_is_exit_5(kit, data_dir, targets, mount_tmp
     small = mount_tmpfs('size=40k')   # the meta and query fit, hbb_human's UniRef90 hits do not
     res = msa(kit, data_dir, targets['hbb_human'], small, '--db-preset', 'reduced_dbs')
     assert_failed(res, 5, 'ran out of disk space', 'free space', out=small)
+
+
+@pytest.mark.parametrize('content, words', [
+    ('>a\nMKVLA\n>b\n\n', ['record ">b" has no sequence']),
+    ('>ab\nMKVLA::MKVLL\n', ['record ">ab" chain 2 is empty', "doubled ':'"]),
+    ('>a\nMKVLA\n>b\nMKV1L\n', ['record ">b" has characters that are not amino acids', "'1'"]),
+    ('>a\nMKVLA:MKVLL\n>b\nMKVLA\n', ['mixes its two notations']),
+])
+def test_malformed_complex_fasta(kit, data_dir, tmp_path, content, words):
+    fasta = tmp_path / 'bad.fasta'
+    fasta.write_text(content)
+    res = msa(kit, data_dir, fasta, tmp_path / 'out', '--model-preset', 'multimer')
+    assert_failed(res, 2, str(fasta), *words, out=tmp_path)
+
+
+def test_multimer_names_a_missing_uniprot(kit, data_dir, targets, tmp_path):
+    data = shadow(data_dir, tmp_path, {'uniprot/uniprot.fasta': None})
+    res = msa(kit, data, targets['pim1_epha2'], tmp_path / 'out', '--model-preset', 'multimer')
+    assert_failed(res, 3, 'uniprot/uniprot.fasta', 'needed by --model-preset multimer',
+                  'alphafold-data download --databases uniprot', out=tmp_path)
+    assert 'Traceback' not in res.stdout
+    # A monomer run does not need it.
+    assert msa(kit, data, targets['conotoxin'], tmp_path / 'mono').returncode == 0
+
+
+def test_multimer_refuses_msa_and_monomer_refuses_complexes(kit, data_dir, targets, tmp_path):
+    res = msa(kit, data_dir, targets['pim1_epha2'], tmp_path / 'out', '--model-preset', 'multimer',
+              '--msa', targets['pim1_epha2'])
+    assert_failed(res, 2, '--msa replaces the searches of a monomer target', out=tmp_path)
+    res = msa(kit, data_dir, targets['pim1_epha2'], tmp_path / 'out')
+    assert_failed(res, 2, 'holds 2 sequences', '--model-preset multimer', out=tmp_path)
