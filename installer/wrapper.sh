@@ -99,7 +99,7 @@ data_dirs=() made=() batch_dirs=()
 feature_cache='' jax_cache='' data_root='' local_root='' executor=''
 option() {  # option NAME VALUE: note what a path option names; status 1 for any other option
   case "${1//_/-}" in
-    --fasta|--fasta-paths|--msa) want_fasta "$2" ;;   # --msa: precomputed A3M files, read-only
+    --fasta|--fasta-paths|--msa|--baits|--candidates) want_fasta "$2" ;;   # --msa: A3M files or a directory
     --data-dir) data_dirs+=("$2") ;;
     --output-dir|--target-dir) made+=("$2") ;;
     --feature-cache) feature_cache=$2 ;;
@@ -124,7 +124,7 @@ for arg in "$@"; do
     --*=*) option "${arg%%=*}" "${arg#*=}" || true; opt='' ;;
     -*) opt=$arg ;;
     *) if [ -n "$opt" ] && option "$opt" "$arg"; then
-         case "${opt//_/-}" in --fasta|--fasta-paths|--msa) ;; *) opt='' ;; esac   # these lists take several
+         case "${opt//_/-}" in --fasta|--fasta-paths|--msa|--baits|--candidates) ;; *) opt='' ;; esac   # lists
        else
          opt=''
          positional "$arg"
@@ -161,7 +161,7 @@ host_batch() {
   local d
   [ "$cmd" = alphafold-batch ] || return 1
   case "$sub" in
-    submit) [ "$executor" = slurm ] ;;
+    submit|screen) [ "$executor" = slurm ] ;;
     status|cancel|retry)
       for d in "${batch_dirs[@]+"${batch_dirs[@]}"}"; do
         grep -qs '"executor": *"slurm"' "$d/.batch/batch.json" && return 0

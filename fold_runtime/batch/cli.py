@@ -14,12 +14,13 @@ import sys
 import time
 
 from fold_runtime import options
-from fold_runtime.batch import executors, inputs, state as batch_state
+from fold_runtime.batch import executors, inputs, screen, state as batch_state
 from fold_runtime.cpu_stage import user_msa
 from kit_common import entry, site_config
 from kit_common.errors import EXIT_HELP, EXIT_INPUT, EXIT_MISSING, KitError
 
 log = logging.getLogger(__name__)
+CHAIN_CACHE = 'chain-cache'
 
 
 def add_batch_options(p):
@@ -76,13 +77,22 @@ def run_submit(argv):
     args = submit_parser().parse_args(argv)
     if not args.output_dir or not args.fasta:
         raise KitError('submit needs --fasta and --output-dir', 'see alphafold-batch submit --help')
+    return submit(args, lambda cpu_opts, out: inputs.read(options.fasta_list(args.fasta), cpu_opts.multimer))
+
+
+def submit(args, read_targets, write_inputs=None):
+    """Check everything, record the batch and run it. read_targets(cpu_opts, out): its targets;
+    write_inputs(targets): what they need on disk, written once the batch is recorded."""
     site = site_config.load()
     cpu_opts, gpu_opts = stage_options_from(args, site)   # every option checked before any work
     settings = settings_from(args, site)
-    targets = inputs.read(options.fasta_list(args.fasta))
+    out = os.path.abspath(args.output_dir)
+    targets = read_targets(cpu_opts, out)
     groups = inputs.units(targets, user_msa.load_batch(cpu_opts.msa_paths, targets))
     require_gpu_inputs(gpu_opts)                          # weights: before hours of CPU stages
-    out = os.path.abspath(args.output_dir)
+    if cpu_opts.multimer and not cpu_opts.feature_cache:
+        # Chains shared by complexes are searched once: through a cache, the batch's own without a site one.
+        cpu_opts = dataclasses.replace(cpu_opts, feature_cache=batch_state.batch_dir(out, CHAIN_CACHE))
     batch = batch_state.record(targets, groups, cpu_opts, gpu_opts, settings)
     if os.path.exists(batch_state.batch_dir(out, 'batch.json')):
         _refuse_changed_options(out, batch, args.force)
@@ -92,7 +102,38 @@ def run_submit(argv):
              len(targets), len(groups), len(targets) - len(groups), out)
     if not args.dry_run:
         batch_state.save(out, batch)
+        if write_inputs:
+            write_inputs(targets)
     return launch(out, list(groups), args, batch)
+
+
+def screen_parser():
+    p = options.gpu_stage_parser('alphafold-batch screen', 'An interaction screen: complexes made from lists of '
+                                 'proteins (FASTA files or directories; each record one protein), run as a '
+                                 'multimer batch in which each unique chain is searched once. summary.csv ranks '
+                                 'the complexes by ipTM.')
+    g = p.add_argument_group('screen')
+    g.add_argument('--mode', choices=screen.MODES, required=True,
+                   help='pulldown: each bait with each candidate; all-vs-all: every pair of --candidates; '
+                        'homo-oligomer: each candidate in --copies copies')
+    g.add_argument('--baits', nargs='+', metavar='FASTA', help='pulldown: the baits (chain A of each complex)')
+    g.add_argument('--candidates', nargs='+', metavar='FASTA', help='the candidates (pulldown: chain B)')
+    g.add_argument('--copies', type=int, metavar='N', help='homo-oligomer: chains per complex (2 or more)')
+    p.set_defaults(model_preset=options.MULTIMER)
+    add_batch_options(p)
+    return p
+
+
+def run_screen(argv):
+    args = screen_parser().parse_args(argv)
+    fix = 'see alphafold-batch screen --help'
+    if not args.output_dir or args.fasta:
+        raise KitError('screen needs --output-dir, and takes its proteins from --baits and --candidates, not --fasta',
+                       fix)
+    if args.model_preset != options.MULTIMER:
+        raise KitError('a screen predicts complexes: --model-preset %s is not multimer' % args.model_preset, fix)
+    return submit(args, lambda cpu_opts, out: screen.targets(args.mode, args.baits, args.candidates, args.copies,
+                                                             out), screen.write)
 
 
 def require_gpu_inputs(gpu_opts):
@@ -310,11 +351,13 @@ def run_gpu_worker(argv):
                          args.parent_pid, args.poll).run()
 
 
-COMMANDS = {'submit': run_submit, 'status': run_status, 'retry': run_retry, 'report': run_report,
+COMMANDS = {'submit': run_submit, 'screen': run_screen, 'status': run_status, 'retry': run_retry, 'report': run_report,
             'cancel': run_cancel, 'msa-task': run_msa_task, 'gpu-worker': run_gpu_worker}
-USAGE = '''usage: alphafold-batch {submit,status,retry,report,cancel} ...
+USAGE = '''usage: alphafold-batch {submit,screen,status,retry,report,cancel} ...
 
   submit   --fasta FILES/DIRS --output-dir OUT [alphafold-run options] [--executor local|slurm] [--wait]
+  screen   --mode pulldown|all-vs-all|homo-oligomer [--baits FASTA] --candidates FASTA [--copies N]
+           --output-dir OUT [submit options]      complexes of an interaction screen
   status   OUT [--json] [--watch [SECONDS]]
   retry    OUT [--wait]           run the failed targets again
   report   OUT                    OUT/report.png and OUT/report.json

@@ -35,28 +35,49 @@ def sanitise(text):
     return name or 'target'
 
 
-def read(paths):
-    """Targets of every record in every input, named after the record's first word (a
-    single-record file: after the file, as AlphaFold does), made unique with _2, _3, ..."""
+def unique_name(base, used):
+    """sanitise(base), with _2, _3, ... when used (a set it is added to) holds it already."""
+    name = unique = sanitise(base)
+    n = 1
+    while unique.lower() in used:   # case-insensitive: file systems may fold case
+        n += 1
+        unique = '%s_%d' % (name, n)
+    used.add(unique.lower())
+    return unique
+
+
+def read(paths, multimer=False):
+    """Targets of every input, made unique with _2, _3, ... Monomers: one per record, named after
+    the record's first word (a single-record file: after the file, as AlphaFold does). multimer:
+    a file is one complex of its records (AlphaFold's convention, named after the file), unless
+    its records join chains with ':' (ColabFold's): then each record is one complex."""
     targets, used = [], set()
     for path in fasta_files(paths):
-        try:
-            with open(path) as f:
-                records = fasta.parse_records(f.read(), path)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise KitError('cannot read FASTA file %s: %s' % (path, exc), 'give plain-text FASTA files', EXIT_INPUT)
-        for description, sequence in records:
-            base = fasta.target_name(path) if len(records) == 1 else (description.split() or [''])[0]
-            name = sanitise(base)
-            unique, n = name, 1
-            while unique.lower() in used:   # case-insensitive: file systems may fold case
-                n += 1
-                unique = '%s_%d' % (name, n)
-            used.add(unique.lower())
-            targets.append(fasta.Target(unique, description, sequence, os.path.abspath(path)))
+        records = _records(path, multimer)
+        for base, target in _targets(path, records, multimer):
+            targets.append(target._replace(name=unique_name(base, used)))
     if not targets:
         raise KitError('no targets given', 'pass --fasta with FASTA files or directories')
     return targets
+
+
+def _records(path, multimer):
+    try:
+        with open(path) as f:
+            return fasta.parse_records(f.read(), path, complexes=multimer)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KitError('cannot read FASTA file %s: %s' % (path, exc), 'give plain-text FASTA files', EXIT_INPUT)
+
+
+def _targets(path, records, multimer):
+    """(name to make unique, target) pairs of one file's records."""
+    source = os.path.abspath(path)
+    if multimer and not any(fasta.CHAIN_SEPARATOR in s for _, s in records):
+        return [(fasta.target_name(path), fasta.complex_target('', records, source))]
+    named = [(fasta.target_name(path) if len(records) == 1 else (d.split() or [''])[0], d, s) for d, s in records]
+    if multimer:
+        return [(base, fasta.complex_target('', [(d, s)], source)) for base, d, s in named]
+    return [(base, fasta.Target('', d, s, source)) for base, d, s in named]
 
 
 def units(targets, msas=None):

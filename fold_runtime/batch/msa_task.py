@@ -3,10 +3,14 @@ stage of alphafold-msa, with its start, end, features source and any error recor
 import dataclasses
 import os
 
-from fold_runtime import fasta, meta
+from fold_runtime import meta
 from fold_runtime.batch import state
 from fold_runtime.cpu_stage import stage, user_msa
 from kit_common.errors import KitError
+
+# Complexes of a batch that share a chain: the first task to lock it searches it, the others wait
+# for its cache entry (searching their other chains meanwhile).
+CHAIN_LOCKS = 'chain-locks'
 
 
 def run(out, name, cpus=None):
@@ -17,11 +21,12 @@ def run(out, name, cpus=None):
     cpu_opts = state.stored_options(batch)[0]
     if cpus:
         cpu_opts = dataclasses.replace(cpu_opts, cpus=cpus)
-    target = fasta.Target(entry['name'], entry['description'], entry['sequence'], entry['fasta'])
+    target = state.target_of(entry)
     state.write_stage(out, name, 'msa', 'running')
     try:
         msa = user_msa.load_batch(cpu_opts.msa_paths, [target]).get(name)   # checked again: it may have changed
-        timings = stage.run_target(target, out, stage.Environment(cpu_opts), msa)
+        env = stage.Environment(cpu_opts, chain_locks=state.batch_dir(out, CHAIN_LOCKS))
+        timings = stage.run_target(target, out, env, msa)
     except BaseException as exc:   # SystemExit: SIGTERM from a time limit, scancel or preemption
         state.write_stage(out, name, 'msa', 'failed', error=state.describe(exc))
         raise

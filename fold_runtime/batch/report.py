@@ -9,6 +9,7 @@ import json
 import os
 import time
 
+from fold_runtime import meta
 from fold_runtime.batch import state as batch_state
 from kit_common import files
 
@@ -52,6 +53,7 @@ def summarise(out):
         'failed': sum(1 for r in rows if r['stage'] == 'failed'),
         'unique_sequences': len(primaries), 'duplicates': len(rows) - len(primaries), 'unique_done': unique_done,
         'cache_hits': sum(1 for r in primaries if r['features'] == 'cache'),
+        'chain_searches': chain_searches(out, primaries),
         'cpu_stage_runs': sum(1 for r in primaries if r['features'] == 'cpu_stage'),
         'wall_s': round(wall, 1), 'proteins_per_hour': round(unique_done * 3600.0 / wall, 2) if wall else None,
         # Prediction and relaxation over the workers' wall time; "GPU busy" only where a GPU was used.
@@ -66,12 +68,29 @@ def summarise(out):
     }
 
 
+def chain_searches(out, primaries):
+    """How many complex chains this batch searched (the rest came from the cache, or were copies),
+    from each complex's features.meta.json; None without complexes."""
+    chains = [c for r in primaries for c in (meta.load(os.path.join(out, r['name'])) or {}).get('chains', ())]
+    return sum(1 for c in chains if c['msas_of'] == c['chain_id'] and c['features_source'] == 'cpu_stage') \
+        if chains else None
+
+
+def by_iptm(rows):
+    """Complexes best first by ipTM, as a screen is read; rows without one keep their order, after."""
+    def key(row):
+        iptm = (row.get('best') or {}).get('iptm')
+        return (iptm is None, -(iptm or 0.0))
+    return sorted(rows, key=key)
+
+
 def csv_text(rows):
-    """summary.csv: one row per target, with its best model's scores and stage times."""
+    """summary.csv: one row per target, with its best model's scores and stage times; complexes
+    ranked by ipTM."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, CSV_COLUMNS, lineterminator='\n')
     writer.writeheader()
-    for r in rows:
+    for r in by_iptm(rows):
         best = r.get('best') or {}
         seconds = {stage: _seconds(r, stage) for stage in ('msa', 'predict')}
         writer.writerow({

@@ -11,7 +11,7 @@ import os
 import socket
 import time
 
-from fold_runtime import options
+from fold_runtime import fasta, options
 from kit_common import files, typed
 from kit_common.errors import EXIT_INPUT, KitError
 
@@ -29,10 +29,27 @@ def record(targets, groups, cpu_opts, gpu_opts, settings):
     and the executor settings, as JSON that every job reads back."""
     primary = {t.name: p for p, group in groups.items() for t in group}
     return json.loads(json.dumps({'format': FORMAT,
-            'targets': [{'name': t.name, 'description': t.description, 'sequence': t.sequence,
-                         'fasta': t.fasta_path, 'primary': primary[t.name]} for t in targets],
+            'targets': [_target_record(t, primary[t.name]) for t in targets],
             'cpu_options': typed.to_dict(cpu_opts), 'gpu_options': typed.to_dict(gpu_opts),
             'settings': typed.to_dict(settings)}))   # as stored: tuples become lists
+
+
+def _target_record(t, primary):
+    entry = {'name': t.name, 'description': t.description, 'sequence': t.sequence, 'fasta': t.fasta_path,
+             'primary': primary}
+    if t.chains:
+        entry['chains'] = [list(c) for c in t.chains]
+    return entry
+
+
+def target_of(entry):
+    """The fasta.Target a batch.json entry records (a complex with its chains)."""
+    return fasta.Target(entry['name'], entry['description'], entry['sequence'], entry['fasta'],
+                        tuple(fasta.Chain(*c) for c in entry.get('chains', ())))
+
+
+def num_residues(entry):
+    return target_of(entry).num_residues
 
 
 OPTION_PARTS = ('cpu_options', 'gpu_options', 'settings')
@@ -162,7 +179,7 @@ def target_status(out, entry):
             'msa_start': msa.get('started'), 'msa_end': msa.get('finished') if msa.get('state') == 'done' else None,
             'predict_start': pred.get('started'),
             'predict_end': pred.get('finished') if pred.get('state') == 'done' else None,
-            'length': len(entry['sequence'])}
+            'length': num_residues(entry)}
 
 
 def best_scores(scores):

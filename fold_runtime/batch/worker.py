@@ -41,7 +41,7 @@ class Worker(object):
         from fold_runtime.gpu_stage.session import Session
         _, gpu_opts, settings = batch_state.stored_options(self.batch)
         edges = next(e for e in (gpu_opts.buckets, settings.buckets, padding.DEFAULT_EDGES) if e is not None)
-        longest = max(len(group[0]['sequence']) for group in self.units.values())
+        longest = max(batch_state.num_residues(group[0]) for group in self.units.values())
         try:
             self.session = Session(gpu_opts, longest, edges)
         except Exception as exc:
@@ -59,7 +59,7 @@ class Worker(object):
                     break
                 time.sleep(self.poll)
                 continue
-            group = min(ready, key=lambda g: len(g[0]['sequence']))
+            group = min(ready, key=lambda g: batch_state.num_residues(g[0]))
             if batch_state.claim(self.out, group[0]['name'], self.owner):
                 self._predict(group)
             else:
@@ -122,7 +122,7 @@ class Worker(object):
             error, timings, best = batch_state.describe(exc), {}, None
         self.current = None
         # Compiles while predicting; relaxation's eager jax ops compile too, but count as relax time.
-        stats = {'length': len(entry['sequence']), 'padded_length': timings.get('padded_length'),
+        stats = {'length': batch_state.num_residues(entry), 'padded_length': timings.get('padded_length'),
                  'compiles': int(_sum(timings, 'compiles_')), 'compile_s': round(_sum(timings, 'compile_'), 3),
                  'predict_s': round(_sum(timings, 'predict_'), 3), 'relax_s': round(_sum(timings, 'relax_'), 3),
                  'wall_s': round(time.time() - t0, 3), 'start': t0, 'error': error}

@@ -12,6 +12,7 @@ a chain whose entry is of the other kind (searched for a homomer, wanted for a h
 the reverse) takes its monomer searches from it, and only UniProt is searched when missing.
 The merging is pipeline_multimer.DataPipeline.process itself, given the chains' features.
 """
+import contextlib
 import logging
 import os
 import time
@@ -21,7 +22,7 @@ from alphafold.data import pipeline_multimer
 
 from fold_runtime import fasta, meta
 from fold_runtime.cpu_stage import feature_cache, features, searches, stage
-from kit_common import files
+from kit_common import files, locks
 
 log = logging.getLogger(__name__)
 UNIPROT_HITS = 'uniprot_hits.sto'
@@ -50,15 +51,20 @@ def run(target, tdir, env, wanted):
              'serial' if opts.serial else 'concurrent', opts.cpus, '' if opts.templates else ', no templates',
              '' if paired else ', no MSA pairing (one distinct sequence)')
     chain_feats = {c.chain_id: _from_cache(c, opts.feature_cache) for c in chains}
-    sources = {cid: 'cache' if f is not None else 'cpu_stage' for cid, f in chain_feats.items()}
-    to_search = [c for c in chains if chain_feats[c.chain_id] is None]
-    search_times = _search(to_search, env, tdir, work_dir, paired)
-    t0 = time.time()
-    for c in to_search:
-        chain_feats[c.chain_id] = features.assemble(c.target, c.msa_dir, env.paths, opts.db_preset, env.binaries,
-                                                    opts.max_template_date, opts.templates, multimer=True)
-        if opts.feature_cache:
-            feature_cache.store(opts.feature_cache, c.wanted, chain_feats[c.chain_id], c.msa_dir)
+    missing = [c for c in chains if chain_feats[c.chain_id] is None]
+    with contextlib.ExitStack() as held:   # first the chains no concurrent task is searching ...
+        mine = [c for c in missing if _lock(held, env, c, wait=False)]
+        search_times, assemble_s = _search_and_store(mine, chain_feats, env, tdir, work_dir, paired)
+    rest = [c for c in missing if c not in mine]
+    with contextlib.ExitStack() as held:   # ... then the others' entries, searching any they failed to make
+        for c in rest:
+            _lock(held, env, c, wait=True)
+            chain_feats[c.chain_id] = _from_cache(c, opts.feature_cache)
+        failed = [c for c in rest if chain_feats[c.chain_id] is None]
+        more_times, more_s = _search_and_store(failed, chain_feats, env, tdir, work_dir, paired)
+    search_times.update(more_times)
+    sources = {c.chain_id: 'cpu_stage' if c in mine + failed else 'cache' for c in chains}
+    t0 = time.time() - assemble_s - more_s   # assembly: the chains' features and the merge
     feats = _merge(target, chain_feats, env, tdir, work_dir)
     files.write_json(os.path.join(tdir, meta.META_FILE),
                      dict(wanted, features_source='cpu_stage', chains=_chain_records(target, chains, sources)))
@@ -92,6 +98,36 @@ def _from_cache(chain, cache):
             files.remove(os.path.join(chain.msa_dir, UNIPROT_HITS))
         log.info('  chain %s: its monomer searches from the shared cache %s', chain.chain_id, cache)
     return None
+
+
+def _lock(held, env, chain, wait):
+    """Lock the chain's sequence for this run (held until the ExitStack closes); False when another
+    run holds it and wait is False. Always True outside a batch: one run has nobody to share with."""
+    if not (env.chain_locks and env.opts.feature_cache):
+        return True
+    lock_dir = os.path.join(env.chain_locks, meta.sequence_sha256(chain.target.sequence))
+    files.make_dirs(lock_dir)
+    try:
+        held.enter_context(locks.exclusive(lock_dir, 'searching chain %s' % chain.target.name, wait=wait))
+    except locks.Busy:
+        return False
+    return True
+
+
+def _search_and_store(chains, chain_feats, env, tdir, work_dir, paired):
+    """Search the chains, fill chain_feats with their features and store them in the cache;
+    (wall seconds per search, seconds spent assembling)."""
+    if not chains:
+        return {}, 0.0
+    opts = env.opts
+    search_times = _search(chains, env, tdir, work_dir, paired)
+    t0 = time.time()
+    for c in chains:
+        chain_feats[c.chain_id] = features.assemble(c.target, c.msa_dir, env.paths, opts.db_preset, env.binaries,
+                                                    opts.max_template_date, opts.templates, multimer=True)
+        if opts.feature_cache:
+            feature_cache.store(opts.feature_cache, c.wanted, chain_feats[c.chain_id], c.msa_dir)
+    return search_times, time.time() - t0
 
 
 def _search(chains, env, tdir, work_dir, paired):

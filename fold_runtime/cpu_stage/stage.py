@@ -33,11 +33,13 @@ class Environment(object):
     """What a run resolves once for all its targets, on the node that runs it: the data
     directory (node-local when staged), tools, database paths and the wanted meta."""
 
-    def __init__(self, opts):
+    def __init__(self, opts, chain_locks=None):
+        """chain_locks: a directory where concurrent runs (a batch's tasks) lock the chains they
+        search, so that a chain shared by complexes is searched by one of them only."""
         from fold_runtime import compat
         compat.fidelity.apply_data()   # DeepMind's data semantics, before any pipeline object exists
         progress.configure(opts.progress_interval)
-        self.opts = opts
+        self.opts, self.chain_locks = opts, chain_locks
         if opts.multimer and not compat.HAS_MULTIMER:
             raise KitError('--model-preset multimer needs AlphaFold 2.1 or later; the installed AlphaFold is %s %s'
                            % compat.fidelity.distribution(), 'load an AlphaFold 2.3 install of the kit', EXIT_MISSING)

@@ -264,7 +264,8 @@ def test_the_host_side_of_alphafold_batch_needs_only_the_standard_library(tmp_pa
             'runpy.run_module("fold_runtime", run_name="__main__", alter_sys=True)' % ROOT, 'batch']
     submit = ['submit', '--executor', 'slurm', '--fasta', 'in/t1.fasta', '--output-dir', 'out', '--data-dir', 'data',
               '--msa', 'msas']
-    for sub in (submit + ['--dry-run'], ['status', '--help'], ['cancel', '--help'], ['retry', '--help']):
+    for sub in (submit + ['--dry-run'], ['screen', '--help'], ['status', '--help'], ['cancel', '--help'],
+                ['retry', '--help']):
         res = run(host + sub, env, tmp_path)
         assert res.returncode == 0, res.stdout
     # --msa files are checked at submit there too, before anything is submitted.
