@@ -5,7 +5,8 @@ features. Replace build_complex_target() by `alphafold-msa --model-preset multim
 What pipeline_multimer.DataPipeline.process does after its searches: each chain's monomer features
 plus its pairing features (`*_all_seq`, here from the chain's own UniRef90 MSA, as
 _all_seq_msa_features makes them from the UniProt hits), convert_monomer_features,
-add_assembly_features, feature_processing.pair_and_merge and pad_msa.
+add_assembly_features, feature_processing.pair_and_merge and pad_msa. Templates are the monomer
+search's (HHsearch on PDB70), where AlphaFold-Multimer searches pdb_seqres with hmmsearch.
 """
 import json
 import os
@@ -22,11 +23,27 @@ def all_seq_features(msa):
     return {'%s_all_seq' % k: v for k, v in feats.items() if k in valid}
 
 
+def no_template_default(feats):
+    """Monomer features whose template search found nothing get what the multimer pipeline's
+    hmmsearch featurizer returns then: one all-zero template (the HHsearch one returns none)."""
+    import numpy as np
+    from alphafold.common import residue_constants
+    if len(feats['template_aatype']):
+        return feats
+    num_res, atoms = len(feats['aatype']), residue_constants.atom_type_num
+    return dict(feats, template_aatype=np.zeros((1, num_res, len(residue_constants.restypes_with_x_and_gap)),
+                                                np.float32),
+                template_all_atom_masks=np.zeros((1, num_res, atoms), np.float32),
+                template_all_atom_positions=np.zeros((1, num_res, atoms, 3), np.float32),
+                template_domain_names=np.array([b''], dtype=object), template_sequence=np.array([b''], dtype=object),
+                template_sum_probs=np.array([0], dtype=np.float32))
+
+
 def merge_chains(chains):
     """A complex's model features from its chains' monomer features (with *_all_seq features when
     the chains are not all identical), in chain order A, B, ..."""
     from alphafold.data import feature_processing, pipeline_multimer
-    converted = {CHAIN_IDS[i]: pipeline_multimer.convert_monomer_features(dict(f), chain_id=CHAIN_IDS[i])
+    converted = {CHAIN_IDS[i]: pipeline_multimer.convert_monomer_features(no_template_default(f), chain_id=CHAIN_IDS[i])
                  for i, f in enumerate(chains)}
     merged = feature_processing.pair_and_merge(
         all_chain_features=pipeline_multimer.add_assembly_features(converted))

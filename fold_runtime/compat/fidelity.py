@@ -176,10 +176,14 @@ def model_config(cfg, model_name=''):
         cfg.update_from_flattened_dict(MULTIMER)
     else:
         cfg.model.global_config.bfloat16 = False
-    fused = model_name.endswith('_multimer_v3')
     for key in _keys_named(cfg.to_dict(), 'fuse_projection_weights'):
-        cfg.update_from_flattened_dict({key: fused})
+        cfg.update_from_flattened_dict({key: _fused(model_name)})
     return cfg
+
+
+def _fused(model_name):
+    """Whether DeepMind ships and runs the model's triangle-multiplication weights fused."""
+    return model_name.endswith('_multimer_v3')
 
 
 def _keys_named(tree, name, prefix=''):
@@ -192,9 +196,11 @@ def _keys_named(tree, name, prefix=''):
 
 
 def load_params(model_name, data_dir):
+    """The weights as stored: the fork's loader converts them to fused or unfused names (fuse=),
+    which is asked to keep DeepMind's layout."""
     from alphafold.model import data
     if is_fork():
-        return data.get_model_haiku_params(model_name=model_name, data_dir=data_dir, fuse=False)
+        return data.get_model_haiku_params(model_name=model_name, data_dir=data_dir, fuse=_fused(model_name))
     return data.get_model_haiku_params(model_name=model_name, data_dir=data_dir)
 
 
@@ -280,8 +286,8 @@ class MultimerRunner(object):
                 'prev_pair': jnp.zeros([length, length, evo.pair_channel], jnp.float32)}
         feat = jax.device_put(feat)
 
-        def step(key, state):
-            return self.apply(self.params, None, feat, state, key)
+        def step(key, state):   # haiku's own key only feeds a shape evaluation: the pass draws from key
+            return self.apply(self.params, key, feat, state, key)
         result, recycles = recycle_loop(step, self.first_key({}, jax.random.PRNGKey(random_seed)), prev,
                                         model.num_recycle, model.recycle_early_stop_tolerance,
                                         model.resample_msa_in_recycling)

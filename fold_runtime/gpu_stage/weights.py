@@ -70,13 +70,12 @@ def model_config(model_name, preset, num_recycle=None, overrides=None):
     from alphafold.model import config
     from fold_runtime.compat import fidelity
     cfg = fidelity.model_config(config.model_config(model_name), model_name)
-    # run_alphafold.py: eight ensembles for monomer_casp14, one otherwise (multimer: num_ensemble_eval).
-    if 'data' in cfg:
-        cfg.data.eval.num_ensemble = 8 if preset == 'monomer_casp14' else 1
     if num_recycle is not None:
         cfg.model.num_recycle = num_recycle
-        if 'common' in cfg.data:
-            cfg.data.common.num_recycle = num_recycle
+    if 'data' in cfg:   # monomers (multimer configs have no input pipeline, and one ensemble)
+        # run_alphafold.py: eight ensembles for monomer_casp14, one otherwise.
+        cfg.data.eval.num_ensemble = 8 if preset == 'monomer_casp14' else 1
+        cfg.data.common.num_recycle = cfg.model.num_recycle
     if overrides:
         cfg.update_from_flattened_dict(dict(overrides))
     return cfg
