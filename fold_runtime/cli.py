@@ -12,8 +12,9 @@ from kit_common.errors import KitError
 
 log = logging.getLogger(__name__)
 
-PREDICT_HELP = ('AlphaFold GPU stage: predict from a verified features.pkl, rank by pLDDT and relax only '
-                'the best model. Takes the same --fasta and --output-dir as alphafold-msa.')
+PREDICT_HELP = ('AlphaFold GPU stage: predict from a verified features.pkl, rank by pLDDT (complexes: by '
+                '0.8*ipTM + 0.2*pTM) and relax only the best model. Takes the same --fasta and --output-dir as '
+                'alphafold-msa.')
 RUN_HELP = ('AlphaFold, both stages: the CPU stage (skipped when a matching features.pkl exists), then '
             'the GPU stage.')
 
@@ -55,9 +56,11 @@ def run_predict(args, gpu_opts=None):
     from fold_runtime.gpu_stage import predict, session
     gpu_opts = gpu_opts or options.gpu_options_from_args(args)
     loaded = [(tdir,) + predict.load_features(tdir, expected) for tdir, expected in gpu_targets(args)]
+    for tdir, feats, _ in loaded:
+        predict.check_preset(tdir, feats, gpu_opts.model_preset)
     started = session.Session(gpu_opts, max(m['sequence_length'] for _, _, m in loaded), gpu_opts.buckets or ())
     for tdir, feats, _ in loaded:
-        seeds = ', %d predictions per model' % gpu_opts.num_seeds if gpu_opts.num_seeds > 1 else ''
+        seeds = ', %d predictions per model' % gpu_opts.num_seeds if started.models.pred_names else ''
         log.info('%s: predicting with %s (seed %d%s)', os.path.basename(tdir), ', '.join(started.models.names),
                  gpu_opts.random_seed, seeds)
         ranked, _, scores = predict.predict_target(tdir, feats, started)

@@ -20,10 +20,8 @@ log = logging.getLogger(__name__)
 
 TOOLS = ('jackhmmer', 'hhblits', 'hhsearch', 'hmmsearch', 'hmmbuild', 'kalign')
 DB_PRESETS = ('full_dbs', 'reduced_dbs')
-MODEL_PRESETS = ('monomer', 'monomer_ptm', 'monomer_casp14')
 MULTIMER = 'multimer'
-# The CPU stage makes one kind of features for every monomer preset, another for multimer.
-CPU_MODEL_PRESETS = MODEL_PRESETS + (MULTIMER,)
+MODEL_PRESETS = ('monomer', 'monomer_ptm', 'monomer_casp14', MULTIMER)
 RELAX_CHOICES = ('best', 'all', 'none')
 MAX_RECYCLE = 100   # AlphaFold uses 3 (monomer) to 20 (multimer); more only burns GPU hours
 FIX = 'see --help for the accepted values'
@@ -62,8 +60,8 @@ class CpuStageOptions:
             return 'cpus must be at least 1, got %d' % self.cpus
         if self.timeout is not None and self.timeout <= 0:
             return 'timeout must be a positive number of seconds, got %g' % self.timeout
-        if self.model_preset not in CPU_MODEL_PRESETS:
-            return 'model_preset %r is not one of %s' % (self.model_preset, ', '.join(CPU_MODEL_PRESETS))
+        if self.model_preset not in MODEL_PRESETS:
+            return 'model_preset %r is not one of %s' % (self.model_preset, ', '.join(MODEL_PRESETS))
         if self.multimer and self.msa_paths:
             return '--msa replaces the searches of a monomer target; the multimer preset searches every chain'
         unknown = sorted(set(self.binary_paths) - set(TOOLS))
@@ -185,7 +183,7 @@ def add_cpu_stage_options(parser, for_gpu_stage=False):
     add(parser, '--data-dir', help='AlphaFold databases and params/ (default: $ALPHAFOLD_DATA_DIR, else the '
                                    "site config's node-local copy when staged, else its shared copy)")
     if not for_gpu_stage:   # the GPU stage's own --model-preset serves both stages there
-        add(parser, '--model-preset', choices=CPU_MODEL_PRESETS, default='monomer',
+        add(parser, '--model-preset', choices=MODEL_PRESETS, default='monomer',
             help="multimer: AlphaFold-Multimer's features, each FASTA file one complex: per unique chain the "
                  'monomer searches with templates from pdb_seqres (hmmsearch), plus UniProt for MSA pairing '
                  'when the chains differ; the data directory needs uniprot/ and pdb_seqres/. Every other preset '
@@ -226,17 +224,23 @@ def add_gpu_stage_options(parser):
         help='target directories holding features.pkl (instead of --fasta/--output-dir)')
     add(parser, '--model-preset', choices=MODEL_PRESETS, default='monomer', help='default: %(default)s')
     add(parser, '--models', metavar='LIST',
-        help='comma-separated subset of the preset, e.g. model_1,model_3 (skip low scorers)')
+        help='comma-separated subset of the preset, e.g. model_1,model_3 (skip low scorers); multimer: v3 '
+             'weights, earlier ones by name (model_1_multimer_v2, model_1_multimer)')
     add(parser, '--num-recycle', type=int,
-        help='recycling iterations, 0 to %d (default: the model config, 3)' % MAX_RECYCLE)
+        help='recycling iterations, 0 to %d (default: the model config: 3 for monomers; multimer up to 20, '
+             'stopping early as DeepMind\'s does)' % MAX_RECYCLE)
     add(parser, '--random-seed', type=int, default=0,
         help='prediction i gets seed i + random_seed * number of predictions, as in AlphaFold (default: '
              '%(default)s)')
-    add(parser, '--num-seeds', type=int, default=1, metavar='N',
-        help="N predictions per model with AlphaFold's seeds, named <model>_pred_<k> (as AlphaFold names "
-             'multimer predictions) when N > 1, all ranked together (default: %(default)s)')
+    add(parser, '--num-seeds', '--num-multimer-predictions-per-model', '--num_multimer_predictions_per_model',
+        type=int, metavar='N',
+        help="N predictions per model with AlphaFold's seeds, all ranked together, named <model>_pred_<k> as "
+             'AlphaFold names multimer predictions (monomers: only when N > 1). AlphaFold\'s '
+             '--num-multimer-predictions-per-model is the same option (default: 5 for multimer, as in '
+             'AlphaFold, else 1)')
     add(parser, '--models-to-relax', choices=RELAX_CHOICES, default='best',
-        help='AMBER-relax only the best model by pLDDT (default), all, or none')
+        help='AMBER-relax only the best model (by pLDDT; multimer: by 0.8*ipTM + 0.2*pTM) (default), all, '
+             'or none')
     relax = parser.add_mutually_exclusive_group()
     relax.add_argument('--use-gpu-relax', '--use_gpu_relax', dest='use_gpu_relax', action='store_true',
                        default=None, help='relax on the GPU (default: when a GPU is visible)')
@@ -344,7 +348,7 @@ def gpu_options_from_args(args):
         require_gpu=args.require_gpu, result_pkl=not args.no_result_pkl, buckets=buckets,
         compile_cache_dir=args.compile_cache_dir or _env('ALPHAFOLD_JAX_CACHE_DIR'),
         plots=not args.no_plots, overwrite=args.overwrite, progress_interval=args.progress_interval,
-        num_seeds=args.num_seeds))
+        num_seeds=_first(args.num_seeds, 5 if args.model_preset == 'multimer' else 1)))
 
 
 EXECUTORS = ('local', 'slurm')

@@ -3,12 +3,13 @@
 
 Makes random parameters in exactly the official format (params/params_<model>.npz, flat
 '<module>//<name>' keys, read by alphafold.model.data.get_model_haiku_params; triangle-multiplication
-weights unfused, as DeepMind ships them) by initialising the real AlphaFold network with haiku, jitted. The test config is smaller (2 Evoformer blocks,
+weights unfused, as DeepMind ships monomer and multimer v1/v2 weights, fused for multimer v3, as it
+ships those) by initialising the real AlphaFold network with haiku, jitted. The test config is smaller (2 Evoformer blocks,
 small MSA crops, float32 on CPU), recorded in params/test_weights.json, which the runtime reads
 and announces. AlphaFold's own `zero_init=False` switch gives the output heads non-zero weights, so
 models differ and ranking has something to rank.
 
-  make_test_weights.py --out DIR [--preset monomer_ptm] [--models model_1_ptm,...]
+  make_test_weights.py --out DIR [--preset monomer_ptm|multimer] [--models model_1_ptm,...]
   make_test_weights.py --out DIR --full-size --models model_1_ptm   # full config, zeros (shape checks)
 """
 import argparse
@@ -26,14 +27,20 @@ sys.path.insert(0, ROOT)
 
 from fold_runtime.gpu_stage import weights  # noqa: E402
 
-TEST_CONFIG = {
+SMALL_NETWORK = {
     'model.embeddings_and_evoformer.evoformer_num_block': 2,
     'model.embeddings_and_evoformer.extra_msa_stack_num_block': 1,
     'model.embeddings_and_evoformer.template.template_pair_stack.num_block': 1,
-    'data.eval.max_msa_clusters': 32,
-    'data.common.max_extra_msa': 64,
     'model.global_config.bfloat16': False,   # bfloat16 is emulated, and slow, on CPUs
 }
+TEST_CONFIG = dict(SMALL_NETWORK, **{'data.eval.max_msa_clusters': 32, 'data.common.max_extra_msa': 64})
+# Multimer configs sample the MSA in the model (num_msa clusters, num_extra_msa extra rows).
+MULTIMER_TEST_CONFIG = dict(SMALL_NETWORK, **{'model.embeddings_and_evoformer.num_msa': 32,
+                                              'model.embeddings_and_evoformer.num_extra_msa': 64})
+
+
+def test_config(preset):
+    return MULTIMER_TEST_CONFIG if preset == 'multimer' else TEST_CONFIG
 
 
 def init_batch(length=16):
@@ -53,11 +60,26 @@ def init_batch(length=16):
     return feats
 
 
+def init_multimer_batch():
+    """Model features of a heterodimer of two such chains (16 and 12 residues), made as
+    AlphaFold's multimer pipeline makes them."""
+    from alphafold.data import parsers
+    from multimer_features import all_seq_features, merge_chains
+    chains = []
+    for length in (16, 12):
+        feats = init_batch(length)
+        seq = feats['sequence'][0].decode()
+        feats.update(all_seq_features(parsers.Msa([seq], [[0] * len(seq)], ['init'])))
+        chains.append(feats)
+    return merge_chains(chains)
+
+
 def init_inputs(runner, raw):
-    """One recycle's batch plus the zero 'prev' the model expects, as RunModel.predict builds it."""
+    """One recycle's batch plus the zero 'prev' the model expects, as RunModel.predict builds it
+    (multimer features have no leading ensemble axis)."""
     batch = runner.process_features(raw, random_seed=0)
-    one = {k: v[:1] for k, v in batch.items()}
-    length = one['aatype'].shape[1]
+    one = dict(batch) if runner.multimer_mode else {k: v[:1] for k, v in batch.items()}
+    length = one['aatype'].shape[-1]
     one['prev'] = {'prev_msa_first_row': np.zeros([length, 256], np.float16),
                    'prev_pair': np.zeros([length, length, 128], np.float16),
                    'prev_pos': np.zeros([length, 37, 3], np.float16)}
@@ -77,8 +99,8 @@ def make(out, preset, models, full_size):
     import jax
     from alphafold.model import model
     os.makedirs(os.path.join(out, 'params'), exist_ok=True)
-    overrides = {} if full_size else dict(TEST_CONFIG, **{'model.global_config.zero_init': False})
-    raw = init_batch()
+    overrides = {} if full_size else dict(test_config(preset), **{'model.global_config.zero_init': False})
+    raw = init_multimer_batch() if preset == 'multimer' else init_batch()
     initialised = {}   # parameter structure -> (runner whose jitted init to reuse)
     for index, name in enumerate(models):
         runner = model.RunModel(weights.model_config(name, preset, overrides=overrides), None)
@@ -96,7 +118,7 @@ def make(out, preset, models, full_size):
     if not full_size:
         note = {'test_weights': True,
                 'note': 'random test weights (a stand-in for AlphaFold\'s); predictions are meaningless',
-                'config_overrides': TEST_CONFIG}
+                'config_overrides': test_config(preset)}
         with open(os.path.join(out, 'params', weights.TEST_WEIGHTS_FILE), 'w') as f:
             json.dump(note, f, indent=2)
 

@@ -180,12 +180,14 @@ def confidences_of_real_residues(result, config):
 
 
 def to_mmcif(prot, file_id):
-    """mmCIF text of a monomer Protein, pLDDT in B_iso_or_equiv. AlphaFold's own protein.to_mmcif
-    where the installed AlphaFold has it (the fork; DeepMind's after v2.3.2), else Biopython's
-    MMCIFIO on the same atoms as protein.to_pdb writes them."""
+    """mmCIF text of a Protein, pLDDT in B_iso_or_equiv, one chain per chain index. AlphaFold's own
+    protein.to_mmcif where the installed AlphaFold has it (the fork; DeepMind's after v2.3.2), else
+    Biopython's MMCIFIO on the same atoms as protein.to_pdb writes them."""
+    import numpy as np
     from alphafold.common import protein
     if hasattr(protein, 'to_mmcif'):
-        return protein.to_mmcif(prot, file_id=file_id, model_type='Monomer')
+        model_type = 'Multimer' if len(np.unique(prot.chain_index)) > 1 else 'Monomer'
+        return protein.to_mmcif(prot, file_id=file_id, model_type=model_type)
     return _mmcif_via_biopython(prot, file_id)
 
 

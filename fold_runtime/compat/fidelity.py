@@ -36,9 +36,36 @@ CHANGES = (
      'recycling runs num_recycle + 1 iterations on float32 state, and pLDDT, PAE, pTM and the ranking '
      'confidence (mean pLDDT) are computed after the model with DeepMind\'s formulas, returning one '
      'result dict; the fork returns (result, recycles) with confidences from its own in-jit code'),
+    ('multimer model config',
+     'every multimer version (v1 and v2 too; the fork gives them 3 recycles and no early stop) recycles up to '
+     '20 times with early-stop tolerance 0.5; bfloat16 Evoformer as DeepMind runs it, with the fork\'s '
+     'extra kernels (Pallas, fp8, length buckets, split MSA sampling) off; v1/v2 weights unfused, v3 fused'),
+    ('multimer RunModel.predict',
+     'DeepMind\'s recycling rule: the loop runs while fewer than num_recycle recycles ran and the C-alpha '
+     'distance change exceeds the tolerance, then one more pass (the fork stops at once when the change is '
+     'below it); DeepMind\'s key chain (its SafeKey splits, recomputed on the host); ipTM, pTM and the '
+     'ranking confidence 0.8*ipTM + 0.2*pTM on 0-1 (the fork: 80*ipTM + 20*pTM on 0-100)'),
+    ('modules.OPM_REASSOCIATE_ROWS',
+     '0: the outer product mean contracts as DeepMind\'s does (the fork folds the output weights in first '
+     'for MSAs of up to 16 rows)'),
+    ('not restored (measured by benchmarks/multimer_prng.py)',
+     'the recycling loop runs on the host, not in one XLA while loop (rounding only); the fork\'s multimer '
+     'structure module runs its float32 matmuls at highest precision on GPUs; its attention clips logits '
+     'at +-1e8 (masked logits only, no effect on the softmax)'),
 )
-# Multimer settings (recycling, PRNG, ranking scale, numerics) go here: issue #15.
-MULTIMER = {}
+# DeepMind v2.3.2's multimer settings, for every multimer version (model_config).
+MULTIMER = {
+    'model.num_recycle': 20,
+    'model.recycle_early_stop_tolerance': 0.5,
+    'model.resample_msa_in_recycling': True,
+    'model.global_config.bfloat16': True,
+    'model.global_config.half_dtype': 'bfloat16',
+    'model.global_config.bfloat16_output': False,
+    'model.global_config.use_pallas': False,
+    'model.global_config.fp8': False,
+    'model.global_config.length_buckets': False,
+    'model.split_msa_sampling': False,
+}
 
 
 def is_fork():
@@ -53,8 +80,8 @@ def report():
     if not is_fork():
         lines.append('This is DeepMind\'s AlphaFold: the kit patches nothing in it.')
         return '\n'.join(lines)
-    lines.append('This is ColabFold\'s fork. To give DeepMind v2.3.2\'s features and monomer predictions, the '
-                 'kit changes, before any pipeline or model is built:')
+    lines.append('This is ColabFold\'s fork. To give DeepMind v2.3.2\'s features and predictions, the kit '
+                 'changes, before any pipeline or model is built:')
     lines += ['  - %s: %s' % change for change in CHANGES]
     return '\n'.join(lines)
 
@@ -139,15 +166,24 @@ def assess_hhsearch_hit(hit, hit_pdb_code, query_sequence, release_dates, releas
 
 # ---- the GPU stage -----------------------------------------------------------------------------
 
-def model_config(cfg):
-    """DeepMind's monomer numerics in a model config: float32, unfused triangle multiplications."""
+def model_config(cfg, model_name=''):
+    """DeepMind's numerics in a model config: monomers float32; multimers MULTIMER; triangle
+    multiplications unfused except in multimer v3 (DeepMind ships v3 fused, the others unfused)."""
     if not is_fork():
         return cfg
-    cfg.model.global_config.bfloat16 = False
-    flat = cfg.to_dict()
-    for key in _keys_named(flat, 'fuse_projection_weights'):
-        cfg.update_from_flattened_dict({key: False})
+    multimer = cfg.model.global_config.multimer_mode
+    if multimer:
+        cfg.update_from_flattened_dict(MULTIMER)
+    else:
+        cfg.model.global_config.bfloat16 = False
+    for key in _keys_named(cfg.to_dict(), 'fuse_projection_weights'):
+        cfg.update_from_flattened_dict({key: _fused(model_name)})
     return cfg
+
+
+def _fused(model_name):
+    """Whether DeepMind ships and runs the model's triangle-multiplication weights fused."""
+    return model_name.endswith('_multimer_v3')
 
 
 def _keys_named(tree, name, prefix=''):
@@ -160,18 +196,22 @@ def _keys_named(tree, name, prefix=''):
 
 
 def load_params(model_name, data_dir):
+    """The weights as stored: the fork's loader converts them to fused or unfused names (fuse=),
+    which is asked to keep DeepMind's layout."""
     from alphafold.model import data
     if is_fork():
-        return data.get_model_haiku_params(model_name=model_name, data_dir=data_dir, fuse=False)
+        return data.get_model_haiku_params(model_name=model_name, data_dir=data_dir, fuse=_fused(model_name))
     return data.get_model_haiku_params(model_name=model_name, data_dir=data_dir)
 
 
 def runner(cfg, params):
     """A model runner with DeepMind's predict(): the installed RunModel when it is DeepMind's."""
-    if is_fork() and not cfg.model.global_config.multimer_mode:
-        return Runner(cfg, params)
-    from alphafold.model import model
-    return model.RunModel(cfg, params)
+    if not is_fork():
+        from alphafold.model import model
+        return model.RunModel(cfg, params)
+    from alphafold.model import modules
+    modules.OPM_REASSOCIATE_ROWS = 0   # DeepMind's outer product mean at every MSA depth
+    return (MultimerRunner if cfg.model.global_config.multimer_mode else Runner)(cfg, params)
 
 
 class Runner(object):
@@ -211,6 +251,100 @@ class Runner(object):
         result = jax.device_get(result)
         result.update(confidence_metrics(result))
         return result
+
+
+class MultimerRunner(object):
+    """DeepMind v2.3.2's multimer RunModel for the fork's network: one jitted pass of the fork's
+    AlphaFoldIteration (config from MULTIMER), driven by recycle_loop with DeepMind's stopping rule
+    and key chain, then DeepMind's confidence metrics (ipTM, pTM, 0.8*ipTM + 0.2*pTM)."""
+
+    multimer_mode = True
+
+    def __init__(self, config, params):
+        import haiku as hk
+        import jax
+        self.config, self.params = config, params
+        self.apply = jax.jit(hk.transform(self._pass).apply)
+        # DeepMind's module takes its first key from haiku (hk.next_rng_key() on apply's key).
+        self.first_key = jax.jit(hk.transform(hk.next_rng_key).apply)
+
+    def _pass(self, batch, prev, key):
+        return _multimer_pass_module()(self.config.model)(batch, prev, key)
+
+    def process_features(self, raw_features, random_seed):
+        return raw_features
+
+    def predict(self, feat, random_seed=0):
+        import jax
+        import jax.numpy as jnp
+        import numpy as np
+        model = self.config.model
+        length = feat['aatype'].shape[0]
+        evo = model.embeddings_and_evoformer
+        prev = {'prev_pos': jnp.zeros([length, 37, 3], jnp.float32),
+                'prev_msa_first_row': jnp.zeros([length, evo.msa_channel], jnp.float32),
+                'prev_pair': jnp.zeros([length, length, evo.pair_channel], jnp.float32)}
+        feat = jax.device_put(feat)
+
+        def step(key, state):   # haiku's own key only feeds a shape evaluation: the pass draws from key
+            return self.apply(self.params, key, feat, state, key)
+        result, recycles = recycle_loop(step, self.first_key({}, jax.random.PRNGKey(random_seed)), prev,
+                                        model.num_recycle, model.recycle_early_stop_tolerance,
+                                        model.resample_msa_in_recycling)
+        result = jax.device_get(result)
+        result.update(confidence_metrics(result, asym_id=np.asarray(feat['asym_id'])))
+        result['num_recycles'] = np.asarray(recycles)
+        return result
+
+
+def recycle_loop(step, key, prev, num_recycle, tolerance, resample_msa):
+    """DeepMind's multimer recycling (modules_multimer.AlphaFold, v2.3.2), on the host.
+    step(key, prev) -> (result, next prev, C-alpha distance change). The loop runs while
+    i < num_recycle and (i == 0 or change > tolerance); then one more pass on the last key, whose
+    result is returned with i, the recycles run. Each loop pass splits the key (key, pass key),
+    or reuses it without MSA resampling, as DeepMind's SafeKey chain does."""
+    import jax
+    i, change = 0, None
+    while i < num_recycle and (i == 0 or change > tolerance):
+        key, pass_key = jax.random.split(key) if resample_msa else (key, key)
+        _, prev, change = step(pass_key, prev)
+        i += 1
+    result, _, _ = step(key, prev)
+    return result, i
+
+
+def _multimer_pass_module():
+    """One multimer recycling pass, named 'alphafold' as the weights' scopes are: the fork's
+    AlphaFoldIteration with the key given, the next recycled state, and DeepMind's early-stop
+    measure (root mean square change of the C-alpha distance matrix over real residues)."""
+    import haiku as hk
+
+    class MultimerPass(hk.Module):
+
+        def __init__(self, config):
+            super().__init__(name='alphafold')
+            self.config = config
+
+        def __call__(self, batch, prev, key):
+            import jax
+            import jax.numpy as jnp
+            from alphafold.common import residue_constants
+            from alphafold.model import modules_multimer, prng, utils
+            ret = modules_multimer.AlphaFoldIteration(self.config, self.config.global_config)(
+                batch=dict(batch, **prev), is_training=False, safe_key=prng.SafeKey(key))
+            new = {'prev_pos': ret['structure_module']['final_atom_positions'],
+                   'prev_msa_first_row': ret['representations']['msa_first_row'],
+                   'prev_pair': ret['representations']['pair']}
+            del ret['representations']
+            ca = residue_constants.atom_order['CA']
+
+            def distances(points):
+                return jnp.sqrt(jnp.sum((points[:, None] - points[None, :]) ** 2, axis=-1))
+            mask = batch['seq_mask'][:, None] * batch['seq_mask'][None, :]
+            sq_diff = utils.mask_mean(mask, jnp.square(distances(prev['prev_pos'][:, ca]) -
+                                                       distances(new['prev_pos'][:, ca])))
+            return ret, jax.tree_util.tree_map(jax.lax.stop_gradient, new), jnp.sqrt(sq_diff + 1e-8)
+    return MultimerPass
 
 
 def _iteration_module():
@@ -264,19 +398,22 @@ def plddt(logits):
     return np.sum(_softmax(logits) * np.arange(0.5 * width, 1.0, width), axis=-1) * 100
 
 
-def predicted_tm_score(probs, breaks):
-    """pTM from the PAE head's probabilities, every residue weighted equally (one chain)."""
+def predicted_tm_score(probs, breaks, asym_id=None):
+    """pTM from the PAE head's probabilities, every residue weighted equally; with asym_id, ipTM:
+    only pairs of residues in different chains count (DeepMind's interface=True)."""
     import numpy as np
     num_res = max(probs.shape[0], 19)
     d0 = 1.24 * (num_res - 15) ** (1. / 3) - 1.8
     per_pair = np.sum(probs * (1. / (1 + np.square(bin_centers(breaks)) / np.square(d0))), axis=-1)
-    per_alignment = np.sum(per_pair / (1e-8 + probs.shape[0]), axis=-1)
+    pairs = np.ones(per_pair.shape) if asym_id is None else (asym_id[:, None] != asym_id[None, :]).astype(float)
+    per_alignment = np.sum(per_pair * pairs / (1e-8 + np.sum(pairs, axis=-1, keepdims=True)), axis=-1)
     return per_alignment.max()
 
 
-def confidence_metrics(result):
-    """DeepMind's monomer get_confidence_metrics: pLDDT, PAE and pTM when the model has the PAE
-    head, and the ranking confidence, mean pLDDT."""
+def confidence_metrics(result, asym_id=None):
+    """DeepMind's get_confidence_metrics: pLDDT, PAE and pTM when the model has the PAE head; the
+    ranking confidence is mean pLDDT for monomers, and for multimers (asym_id given)
+    0.8 * ipTM + 0.2 * pTM, on 0-1."""
     import numpy as np
     metrics = {'plddt': plddt(result['predicted_lddt']['logits'])}
     head = result.get('predicted_aligned_error')
@@ -287,5 +424,9 @@ def confidence_metrics(result):
         metrics.update(aligned_confidence_probs=probs, predicted_aligned_error=np.sum(probs * centers, axis=-1),
                        max_predicted_aligned_error=np.asarray(centers[-1]),
                        ptm=np.asarray(predicted_tm_score(probs, breaks)))
-    metrics['ranking_confidence'] = np.mean(metrics['plddt'])
+    if asym_id is None:
+        metrics['ranking_confidence'] = np.mean(metrics['plddt'])
+    else:
+        metrics['iptm'] = np.asarray(predicted_tm_score(probs, breaks, asym_id))
+        metrics['ranking_confidence'] = 0.8 * metrics['iptm'] + 0.2 * metrics['ptm']
     return metrics

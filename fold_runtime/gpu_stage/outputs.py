@@ -47,8 +47,14 @@ def write_structure(tdir, stem, pdb_text):
 
 
 def cif_from_pdb(pdb_text, file_id):
+    """The mmCIF of a PDB file's model, with the PDB file's chain IDs: from_pdb_string numbers the
+    chains 0, 1, ... in the order of their IDs, which would rename a complex's B, C to A, B."""
+    import dataclasses
     from alphafold.common import protein
-    return compat.to_mmcif(protein.from_pdb_string(pdb_text), file_id)
+    prot = protein.from_pdb_string(pdb_text)
+    ids = sorted({line[21] for line in pdb_text.splitlines() if line.startswith('ATOM')})
+    index = np.array([protein.PDB_CHAIN_IDS.index(ids[i]) for i in prot.chain_index], dtype=prot.chain_index.dtype)
+    return compat.to_mmcif(dataclasses.replace(prot, chain_index=index), file_id)
 
 
 def read_text(tdir, name):

@@ -111,4 +111,6 @@ def write_all(tdir, ranked, scores, feats):
         save(pae_figure(paes, scores), os.path.join(tdir, 'pae.png'))
     else:   # none of the models predicts PAE (no _ptm): no picture of an earlier run's
         files.remove(os.path.join(tdir, 'pae.png'))
-    save(coverage_figure(feats['msa'], int(feats['num_alignments'][0])), os.path.join(tdir, 'msa_coverage.png'))
+    # num_alignments: per residue in monomer features, one number (the rows before padding) in a complex's
+    rows = int(np.ravel(feats['num_alignments'])[0])
+    save(coverage_figure(feats['msa'], rows), os.path.join(tdir, 'msa_coverage.png'))

@@ -19,12 +19,22 @@ from fold_runtime import compat, meta, progress
 from fold_runtime.cpu_stage.stage import FEATURES_FILE, merge_timings
 from fold_runtime.gpu_stage import outputs, padding
 from kit_common import digests, files, locks
-from kit_common.errors import EXIT_GPU, EXIT_MISMATCH, EXIT_RELAX, KitError
+from kit_common.errors import EXIT_GPU, EXIT_INPUT, EXIT_MISMATCH, EXIT_RELAX, KitError
 
 log = logging.getLogger(__name__)
 # run_alphafold.py's relaxation settings.
 RELAX = dict(max_iterations=0, tolerance=2.39, stiffness=10.0, exclude_residues=[],
              max_outer_iterations=3)
+
+
+def check_preset(tdir, feats, preset):
+    """Complex features go with --model-preset multimer, and only they do."""
+    if ('asym_id' in feats) != (preset == 'multimer'):
+        kind = 'a complex\'s (multimer)' if 'asym_id' in feats else 'a monomer\'s'
+        raise KitError('%s/features.pkl holds %s features, which --model-preset %s cannot predict'
+                       % (tdir, kind, preset), 'pass --model-preset %s' % (
+                           'multimer' if 'asym_id' in feats else 'monomer_ptm (or monomer, monomer_casp14)'),
+                       EXIT_INPUT)
 
 
 def load_features(tdir, expected=None):
@@ -45,7 +55,7 @@ def load_features(tdir, expected=None):
     try:
         with open(path, 'rb') as f:
             feats = pickle.load(f)
-        sequence = feats['sequence'][0].decode()
+        sequence = feature_sequence(feats)
     except Exception as exc:
         raise KitError('%s is unreadable (%s: %s)' % (path, type(exc).__name__, exc),
                        'recreate it with alphafold-msa --overwrite', EXIT_MISMATCH)
@@ -55,6 +65,21 @@ def load_features(tdir, expected=None):
     return feats, stored
 
 
+def feature_sequence(feats):
+    """The sequence features hold: a monomer's, or a complex's chains joined by ':' in chain order
+    (multimer features keep no sequence string, so it is read from aatype and asym_id)."""
+    if 'asym_id' not in feats:
+        return feats['sequence'][0].decode()
+    from alphafold.common import residue_constants
+    letters = np.array(list(residue_constants.restypes_with_x))[np.asarray(feats['aatype'])]
+    asym = np.asarray(feats['asym_id'])
+    return ':'.join(''.join(letters[asym == chain]) for chain in sorted(set(asym.tolist())))
+
+
+def num_residues(feats):
+    return len(feats['aatype']) if 'asym_id' in feats else int(feats['seq_length'][0])
+
+
 class Models(object):
     """The chosen models' runners, weights loaded once for every target of the process."""
 
@@ -62,6 +87,8 @@ class Models(object):
         from fold_runtime.gpu_stage import weights
         self.names = weights.select_models(opts.model_preset, opts.models)
         self.num_preset_models = len(weights.PRESET_MODELS[opts.model_preset])
+        # run_alphafold.py names multimer predictions <model>_pred_<k> even with one per model.
+        self.pred_names = opts.model_preset == 'multimer' or opts.num_seeds > 1
         note = weights.test_weights_note(data_dir)
         if note:
             log.info('*** USING RANDOM TEST WEIGHTS from %s: %s ***',
@@ -72,7 +99,6 @@ class Models(object):
             self.runners[name] = weights.load_runner(data_dir, name, opts.model_preset, opts.num_recycle)
             log.info('loaded %s weights in %.1f s', name, time.time() - t0)
         _share_executables(self.runners)
-        self.index = {name: i for i, name in enumerate(weights.PRESET_MODELS[opts.model_preset])}
 
 
 def predict_target(tdir, feats, session):
@@ -87,7 +113,9 @@ def _predict_locked(tdir, feats, session):
     relaxes and writes the target's files over every model made from the same features."""
     from fold_runtime.gpu_stage import records, weights
     opts, models = session.opts, session.models
-    num_res = padding.bucket(int(feats['seq_length'][0]), session.buckets)
+    length = num_residues(feats)
+    # Complexes run at their own length: the buckets pad monomer features only.
+    num_res = length if 'asym_id' in feats else padding.bucket(length, session.buckets)
     timings = {'padded_length': num_res}
     digest = records.features_digest(tdir)
     fresh = {}
@@ -100,7 +128,7 @@ def _predict_locked(tdir, feats, session):
             continue
         fresh[name], scores = _predict_model(tdir, name, runner, feats, session, seed, num_res, timings)
         records.save_model(tdir, name, dict(wanted, scores=scores))
-    present = records.same_features(tdir, digest, opts.num_seeds > 1)
+    present = records.same_features(tdir, digest, models.pred_names)
     scores = {name: r['scores'] for name, r in present.items()}
     confidences = {name: s['ranking_confidence'] for name, s in scores.items()}
     ranked = sorted(confidences, key=lambda n: confidences[n], reverse=True)
@@ -128,14 +156,15 @@ def _predict_locked(tdir, feats, session):
 def predictions(models, num_seeds, random_seed):
     """(prediction name, model name, seed) of each prediction, as run_alphafold.py v2.3.2 does for
     multimer (the kit for any preset): num_seeds runners per model of the preset, named
-    <model>_pred_<k>, and runner i of all n gets seed i + random_seed * n. With one seed that is
-    the model's own name and seed, as before. i counts over the whole preset, so a --models subset
-    gets the seeds a run of every model would."""
+    <model>_pred_<k>, and runner i of all n gets seed i + random_seed * n. A monomer run with one
+    seed keeps the model's own name and seed, as run_alphafold.py's. i counts over the whole
+    preset, so a --models subset gets the seeds a run of every model would."""
+    from fold_runtime.gpu_stage import weights
     total = models.num_preset_models * num_seeds
     for model in models.names:
         for k in range(num_seeds):
-            name = model if num_seeds == 1 else '%s_pred_%d' % (model, k)
-            yield name, model, models.index[model] * num_seeds + k + random_seed * total
+            name = '%s_pred_%d' % (model, k) if models.pred_names else model
+            yield name, model, weights.preset_index(model) * num_seeds + k + random_seed * total
 
 
 def _predict_model(tdir, name, runner, feats, session, seed, num_res, timings):
@@ -143,7 +172,7 @@ def _predict_model(tdir, name, runner, feats, session, seed, num_res, timings):
     written. Returns the unrelaxed Protein and the prediction's scores."""
     from alphafold.common import protein, residue_constants
     clock = session.clock
-    length = int(feats['seq_length'][0])
+    length = num_residues(feats)
     t0 = time.time()
     processed = compat.process_features(runner, feats, seed, num_res)
     timings['process_features_%s' % name] = time.time() - t0

@@ -12,6 +12,7 @@ import os
 
 from fold_runtime import __version__, compat
 from fold_runtime.cpu_stage.stage import FEATURES_FILE
+from fold_runtime.gpu_stage import weights
 from kit_common import digests, files
 
 PROVENANCE_FILE = 'prediction.meta.json'
@@ -29,7 +30,7 @@ def made_with(runner, seed, num_res, params_path, features_sha256):
     mtime: hashing gigabytes of weights per job would cost more than it protects."""
     stat = os.stat(params_path)
     return {'features_sha256': features_sha256, 'seed': seed, 'num_recycle': runner.config.model.num_recycle,
-            'num_ensemble': runner.config.data.eval.num_ensemble, 'padded_length': num_res,
+            'num_ensemble': weights.num_ensemble(runner.config), 'padded_length': num_res,
             'weights': {'file': os.path.basename(params_path), 'size': stat.st_size, 'mtime_ns': stat.st_mtime_ns},
             'semantics': compat.SEMANTICS, 'alphafold_version': compat.fidelity.distribution()[1]}
 

@@ -16,6 +16,8 @@ PRESET_MODELS = {
     'monomer_ptm': tuple('model_%d_ptm' % i for i in range(1, 6)),
     'multimer': tuple('model_%d_multimer_v3' % i for i in range(1, 6)),
 }
+# Earlier multimer weights, chosen by name (--models model_1_multimer_v2): v3 is the preset's.
+OTHER_MULTIMER = tuple('model_%d_multimer%s' % (i, v) for v in ('', '_v2') for i in range(1, 6))
 
 
 def params_path(data_dir, model_name):
@@ -36,15 +38,21 @@ def select_models(preset, subset=None):
     models = PRESET_MODELS[preset]
     if not subset:
         return list(models)
+    allowed = models + (OTHER_MULTIMER if preset == 'multimer' else ())
     wanted = [m.strip() for m in subset.split(',') if m.strip()]
     # Accept the short form: --models model_1,model_3 under monomer_ptm.
     suffix = {'monomer_ptm': '_ptm', 'multimer': '_multimer_v3'}.get(preset, '')
-    full = [m if m in models else m + suffix for m in wanted]
-    unknown = [w for w, f in zip(wanted, full) if f not in models]
+    full = [m if m in allowed else m + suffix for m in wanted]
+    unknown = [w for w, f in zip(wanted, full) if f not in allowed]
     if unknown:
         raise KitError('unknown model(s) for --model-preset %s: %s' % (preset, ', '.join(unknown)),
-                       _preset_hint(unknown) or 'choose from %s' % ', '.join(models))
-    return [m for m in models if m in full]
+                       _preset_hint(unknown) or 'choose from %s' % ', '.join(allowed))
+    return [m for m in allowed if m in full]
+
+
+def preset_index(model_name):
+    """The model's place among its preset's five (model_<i>...: i - 1), which run_alphafold.py's seeds count."""
+    return int(model_name.split('_')[1]) - 1
 
 
 def _preset_hint(names):
@@ -61,16 +69,21 @@ def model_config(model_name, preset, num_recycle=None, overrides=None):
     DeepMind's numerics (compat.fidelity)."""
     from alphafold.model import config
     from fold_runtime.compat import fidelity
-    cfg = fidelity.model_config(config.model_config(model_name))
-    # run_alphafold.py: eight ensembles for monomer_casp14, one otherwise.
-    cfg.data.eval.num_ensemble = 8 if preset == 'monomer_casp14' else 1
+    cfg = fidelity.model_config(config.model_config(model_name), model_name)
     if num_recycle is not None:
         cfg.model.num_recycle = num_recycle
-        if 'common' in cfg.data:
-            cfg.data.common.num_recycle = num_recycle
+    if 'data' in cfg:   # monomers (multimer configs have no input pipeline, and one ensemble)
+        # run_alphafold.py: eight ensembles for monomer_casp14, one otherwise.
+        cfg.data.eval.num_ensemble = 8 if preset == 'monomer_casp14' else 1
+        cfg.data.common.num_recycle = cfg.model.num_recycle
     if overrides:
         cfg.update_from_flattened_dict(dict(overrides))
     return cfg
+
+
+def num_ensemble(cfg):
+    """The ensembles a model runs: data.eval for monomers, model.num_ensemble_eval for multimers."""
+    return cfg.data.eval.num_ensemble if 'data' in cfg else cfg.model.num_ensemble_eval
 
 
 def require(data_dir, model_names):

@@ -91,13 +91,97 @@ def test_model_config_is_float32_and_unfused():
     from alphafold.model import config
     cfg = fidelity.model_config(config.model_config('model_1_ptm'))
     assert cfg.model.global_config.bfloat16 is False
-    keys = list(fidelity._keys_named(cfg.to_dict(), 'fuse_projection_weights'))
-    assert len(keys) >= 2   # the Evoformer's and the template stack's triangle multiplications
-    for key in keys:
+    fused = _values(cfg, 'fuse_projection_weights')
+    assert len(fused) >= 2 and set(fused) == {False}   # the Evoformer's and the template stack's
+
+
+def _values(cfg, name):
+    values = []
+    for key in fidelity._keys_named(cfg.to_dict(), name):
         node = cfg
         for part in key.split('.'):
             node = node[part]
-        assert node is False, key
+        values.append(node)
+    return values
+
+
+@pytest.mark.parametrize('model, fused', [('model_1_multimer_v3', True), ('model_2_multimer_v2', False),
+                                          ('model_3_multimer', False)])
+def test_multimer_config_is_deepmind_s(model, fused):
+    """Every version recycles up to 20 times with tolerance 0.5 (the fork: 3 and 0 for v1/v2), in
+    bfloat16 without the fork's kernels; only v3's triangle multiplications are fused."""
+    from alphafold.model import config
+    cfg = fidelity.model_config(config.model_config(model), model)
+    assert (cfg.model.num_recycle, cfg.model.recycle_early_stop_tolerance) == (20, 0.5)
+    gc = cfg.model.global_config
+    assert gc.bfloat16 is True and gc.half_dtype == 'bfloat16' and not (gc.use_pallas or gc.fp8)
+    assert set(_values(cfg, 'fuse_projection_weights')) == {fused}
+
+
+class Steps(object):
+    """A recycling pass with a scripted C-alpha change per pass, recording the keys it gets."""
+
+    def __init__(self, changes):
+        self.changes, self.keys = list(changes), []
+
+    def __call__(self, key, prev):
+        self.keys.append(np.asarray(key))
+        return {'pass': len(self.keys)}, prev + 1, self.changes[len(self.keys) - 1]
+
+
+@pytest.mark.parametrize('changes, num_recycle, passes', [
+    ([5.0, 0.4, 9, 9], 20, 3),     # below the tolerance after pass 2: one more pass (the fork stops at 2)
+    ([5.0, 0.5, 9, 9], 20, 3),     # equal to it stops too (DeepMind continues only while change > tolerance)
+    ([0.1, 9, 9], 20, 2),          # the first pass's change counts as well
+    ([9, 9, 9, 9, 9], 3, 4),       # never converging: num_recycle recycles, then the final pass
+    ([9], 0, 1),                   # no recycling: one pass
+])
+def test_recycle_loop_follows_deepmind_s_stopping_rule(changes, num_recycle, passes):
+    import jax
+    steps = Steps(changes)
+    result, recycles = fidelity.recycle_loop(steps, jax.random.PRNGKey(7), 0, num_recycle, 0.5, True)
+    assert (len(steps.keys), recycles, result['pass']) == (passes, passes - 1, passes)
+
+
+def test_recycle_loop_keys_are_deepmind_s_safe_key_chain():
+    """Loop pass i gets the second half of the i-th split of the carried key, the final pass the
+    carried key itself (SafeKey.split in recycle_body, then apply_network(prev, safe_key)); without
+    MSA resampling every pass gets the same key (SafeKey.duplicate)."""
+    import jax
+    key = jax.random.PRNGKey(3)
+    steps = Steps([9, 9, 9])
+    fidelity.recycle_loop(steps, key, 0, 2, 0.5, True)
+    carry, expected = key, []
+    for _ in range(2):
+        carry, pass_key = jax.random.split(carry)
+        expected.append(pass_key)
+    expected.append(carry)
+    np.testing.assert_array_equal(np.array(steps.keys), np.array(expected))
+    assert len({k.tobytes() for k in steps.keys}) == 3
+    same = Steps([9, 9, 9])
+    fidelity.recycle_loop(same, key, 0, 2, 0.5, False)
+    assert all((k == np.asarray(key)).all() for k in same.keys)
+
+
+def test_multimer_confidences_rank_by_iptm_and_ptm_on_0_to_1():
+    """pTM, ipTM as the fork's confidence module computes them; the ranking 0.8 * ipTM + 0.2 * pTM,
+    where the fork ranks by 80 * ipTM + 20 * pTM."""
+    from alphafold.common import confidence
+    rng = np.random.RandomState(1)
+    pae = rng.normal(size=(20, 20, 64)).astype(np.float32)
+    asym_id = np.array([1] * 12 + [2] * 8)
+    breaks = np.linspace(0., 31., 63)
+    metrics = fidelity.confidence_metrics({'predicted_lddt': {'logits': rng.normal(size=(20, 50))},
+                                           'predicted_aligned_error': {'logits': pae, 'breaks': breaks}}, asym_id)
+    assert abs(metrics['ptm'] - confidence.predicted_tm_score(pae, breaks)) < 1e-6
+    assert abs(metrics['iptm'] - confidence.predicted_tm_score(pae, breaks, asym_id=asym_id)) < 1e-6
+    assert metrics['iptm'] != pytest.approx(metrics['ptm'])
+    assert metrics['ranking_confidence'] == pytest.approx(0.8 * metrics['iptm'] + 0.2 * metrics['ptm'])
+    fork = confidence.get_confidence_metrics({'predicted_lddt': {'logits': rng.normal(size=(20, 50))},
+                                              'predicted_aligned_error': {'logits': pae, 'breaks': breaks,
+                                                                          'asym_id': asym_id}},
+                                             mask=np.ones(20), rank_by='multimer')
+    assert fork['ranking_confidence'] == pytest.approx(100 * metrics['ranking_confidence'], rel=1e-5)
 
 
 def test_kalign_is_2_04_and_kalign_3_is_refused():

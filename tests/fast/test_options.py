@@ -48,6 +48,28 @@ def test_bad_gpu_options_are_refused(values, words):
     assert words in str(err.value)
 
 
+def test_multimer_predictions_per_model_is_num_seeds_with_alphafold_s_default():
+    parser = options.gpu_stage_parser('alphafold-predict', '')
+    gpu = lambda *a: options.gpu_options_from_args(parser.parse_args(['--target-dir', 'd'] + list(a)))
+    assert gpu('--model-preset', 'multimer').num_seeds == 5 and gpu('--model-preset', 'monomer').num_seeds == 1
+    assert gpu('--model-preset', 'multimer', '--num_multimer_predictions_per_model', '2').num_seeds == 2
+    assert gpu('--model-preset', 'multimer', '--num-seeds', '3').num_seeds == 3
+
+
+def test_multimer_models_v3_by_default_and_earlier_versions_by_name():
+    from types import SimpleNamespace
+    from fold_runtime.gpu_stage import predict, weights
+    assert weights.select_models('multimer', 'model_2') == ['model_2_multimer_v3']
+    chosen = weights.select_models('multimer', 'model_1_multimer_v2,model_3_multimer,model_3')
+    assert chosen == ['model_3_multimer_v3', 'model_3_multimer', 'model_1_multimer_v2']
+    # run_alphafold.py: <model>_pred_<k> even with one prediction per model; prediction i of the
+    # preset's n = 5 * N gets seed i + random_seed * n.
+    models = SimpleNamespace(names=chosen[:2], num_preset_models=5, pred_names=True)
+    assert list(predict.predictions(models, 1, 2)) == [('model_3_multimer_v3_pred_0', 'model_3_multimer_v3', 12),
+                                                       ('model_3_multimer_pred_0', 'model_3_multimer', 12)]
+    assert [seed for _, _, seed in predict.predictions(models, 5, 1)][:6] == [35, 36, 37, 38, 39, 35]
+
+
 @pytest.mark.parametrize('values, words', [
     ({'max_template_date': '2022-13-45'}, 'not a date of the form YYYY-MM-DD'),
     ({'timeout': 0.0}, 'timeout must be a positive number'),
@@ -68,6 +90,8 @@ def test_bad_cpu_options_are_refused(values, words):
     ((), {'ALPHAFOLD_UNIFIED_THRESHOLD': 'abc'}, "ALPHAFOLD_UNIFIED_THRESHOLD='abc' is not an integer"),
     ((), {'ALPHAFOLD_MEMORY_MODE': 'unifed'}, "ALPHAFOLD_MEMORY_MODE='unifed'"),
     (('--num-seeds', '0'), {}, 'num_seeds must be at least 1'),
+    (('--model-preset', 'multimer', '--num-multimer-predictions-per-model', '0'), {}, 'num_seeds must be at least 1'),
+    (('--model-preset', 'multimer', '--models', 'model_1_multimer_v4'), {}, 'unknown model(s) for --model-preset multimer'),
     (('--msa', '/no/such.a3m'), {}, '--msa /no/such.a3m cannot be read for x'),
     (('--msa', 'a.a3m', 'b.a3m'), {}, '--msa gives 2 file(s) for 1 target(s)'),
 ])
