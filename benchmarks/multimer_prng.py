@@ -3,8 +3,8 @@
 compat.fidelity.recycle_loop) against the fork's host-side splitting (RunModel.predict: each pass
 splits the host key and the module draws its SafeKey from haiku's sequence on the pass key).
 
-Same features (a heterodimer of the real test targets conotoxin and e2_dbd, merged by
-tests/multimer_features.py), STAND-IN random v3 weights (tests/make_test_weights.py), seed and
+Same features (a heterodimer of the real test targets conotoxin and e2_dbd, made by the kit's
+multimer CPU stage), STAND-IN random v3 weights (tests/make_test_weights.py), seed and
 number of passes (tolerance 0: no early stop, so both schemes run num_recycle + 1 passes and
 differ only in their keys). A second seed under DeepMind's scheme gives the scale of a key change.
 
@@ -20,7 +20,6 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, 'tests'))
 
 
 def built(script, *args):
@@ -30,11 +29,15 @@ def built(script, *args):
 
 
 def dimer_features(data_dir, out):
-    from multimer_features import build_complex_target
-    targets = [os.path.join(data_dir, 'targets', n + '.fasta') for n in ('conotoxin', 'e2_dbd')]
-    subprocess.run([sys.executable, '-m', 'fold_runtime', 'msa', '--fasta'] + targets +
-                   ['--output-dir', out, '--data-dir', data_dir], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    return build_complex_target([os.path.join(out, n) for n in ('conotoxin', 'e2_dbd')], out, 'dimer')
+    fasta = os.path.join(out, 'dimer.fasta')
+    with open(fasta, 'w') as f:
+        for name in ('conotoxin', 'e2_dbd'):
+            with open(os.path.join(data_dir, 'targets', name + '.fasta')) as g:
+                f.write(g.read())
+    subprocess.run([sys.executable, '-m', 'fold_runtime', 'msa', '--model-preset', 'multimer', '--fasta', fasta,
+                    '--output-dir', out, '--data-dir', data_dir, '--db-preset', 'reduced_dbs'], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+    return os.path.join(out, 'dimer')
 
 
 def fork_scheme(runner, feat, seed):

@@ -59,14 +59,30 @@ def weights_dir():
     return cached_build('make_test_weights.py')
 
 
+def with_params(data_dir, weights, root):
+    """root: the test databases (symlinked) with a stand-in weights directory's params/."""
+    for name in os.listdir(data_dir):
+        os.symlink(os.path.join(data_dir, name), str(root / name))
+    os.symlink(os.path.join(weights, 'params'), str(root / 'params'))
+    return str(root)
+
+
 @pytest.fixture(scope='session')
 def full_data_dir(data_dir, weights_dir, tmp_path_factory):
     """A data directory with the test databases and the stand-in weights under params/."""
-    root = tmp_path_factory.mktemp('full_data')
-    for name in os.listdir(data_dir):
-        os.symlink(os.path.join(data_dir, name), str(root / name))
-    os.symlink(os.path.join(weights_dir, 'params'), str(root / 'params'))
-    return str(root)
+    return with_params(data_dir, weights_dir, tmp_path_factory.mktemp('full_data'))
+
+
+@pytest.fixture(scope='session')
+def multimer_weights_dir():
+    """STAND-IN for AlphaFold-Multimer v3's weights: random, in the official (fused) format."""
+    return cached_build('make_test_weights.py', '--preset', 'multimer', '--models', 'model_1_multimer_v3')
+
+
+@pytest.fixture(scope='session')
+def multimer_data_dir(data_dir, multimer_weights_dir, tmp_path_factory):
+    """The test databases (UniProt and pdb_seqres included) with the stand-in multimer weights."""
+    return with_params(data_dir, multimer_weights_dir, tmp_path_factory.mktemp('multimer_data'))
 
 
 @pytest.fixture(scope='session')

@@ -61,17 +61,21 @@ def init_batch(length=16):
 
 
 def init_multimer_batch():
-    """Model features of a heterodimer of two such chains (16 and 12 residues), made as
-    AlphaFold's multimer pipeline makes them."""
-    from alphafold.data import parsers
-    from multimer_features import all_seq_features, merge_chains
-    chains = []
-    for length in (16, 12):
+    """Model features of a heterodimer of two such chains (16 and 12 residues), merged by
+    AlphaFold's own multimer functions as pipeline_multimer.DataPipeline.process merges them (each
+    chain with its pairing features and the one all-zero template of a search that found none)."""
+    from alphafold.data import feature_processing, msa_pairing, parsers, pipeline, pipeline_multimer
+    chains = {}
+    for chain_id, length in (('A', 16), ('B', 12)):
         feats = init_batch(length)
         seq = feats['sequence'][0].decode()
-        feats.update(all_seq_features(parsers.Msa([seq], [[0] * len(seq)], ['init'])))
-        chains.append(feats)
-    return merge_chains(chains)
+        pairing = pipeline.make_msa_features([parsers.Msa([seq], [[0] * len(seq)], ['init'])])
+        feats.update({'%s_all_seq' % k: v for k, v in pairing.items()
+                      if k in msa_pairing.MSA_FEATURES + ('msa_species_identifiers',)})
+        feats.update({k: np.zeros((1,) + v.shape[1:], v.dtype) for k, v in feats.items() if k.startswith('template_')})
+        chains[chain_id] = pipeline_multimer.convert_monomer_features(feats, chain_id=chain_id)
+    merged = feature_processing.pair_and_merge(all_chain_features=pipeline_multimer.add_assembly_features(chains))
+    return pipeline_multimer.pad_msa(merged, 512)
 
 
 def init_inputs(runner, raw):

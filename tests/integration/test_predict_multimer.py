@@ -1,6 +1,6 @@
 """alphafold-predict --model-preset multimer on CPU: a heterodimer of two real test targets
-(conotoxin, 24 residues; e2_dbd, 82), its features made by tests/multimer_features.py (STAND-IN for
-the multimer CPU stage), STAND-IN random multimer v3 weights."""
+(conotoxin, 24 residues; e2_dbd, 82), its features made by the kit's multimer CPU stage, STAND-IN
+random multimer v3 weights."""
 import json
 import os
 import pickle
@@ -9,26 +9,22 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import cached_build, run_kit
-from multimer_features import build_complex_target
+from conftest import run_kit
 
 CHAIN_LENGTHS = [24, 82]
 NAMES = ['model_1_multimer_v3_pred_0', 'model_1_multimer_v3_pred_1']
 
 
 @pytest.fixture(scope='session')
-def multimer_weights_dir():
-    """STAND-IN for AlphaFold-Multimer v3's weights: random, in the official (fused) format."""
-    return cached_build('make_test_weights.py', '--preset', 'multimer', '--models', 'model_1_multimer_v3')
-
-
-@pytest.fixture(scope='session')
 def dimer_features(data_dir, targets, tmp_path_factory):
-    """The CPU stage's features of both chains, merged as AlphaFold's multimer pipeline merges them."""
+    """alphafold-msa --model-preset multimer's features of the complex (conotoxin, then e2_dbd)."""
     out = tmp_path_factory.mktemp('dimer')
-    res = run_kit('msa', '--fasta', targets['conotoxin'], targets['e2_dbd'], '--output-dir', out, '--data-dir', data_dir)
+    fasta = out / 'dimer.fasta'
+    fasta.write_text(''.join(open(targets[name]).read() for name in ('conotoxin', 'e2_dbd')))
+    res = run_kit('msa', '--model-preset', 'multimer', '--fasta', fasta, '--output-dir', out, '--data-dir', data_dir,
+                  '--db-preset', 'reduced_dbs')
     assert res.returncode == 0, res.stdout
-    return build_complex_target([str(out / 'conotoxin'), str(out / 'e2_dbd')], str(out / 'complexes'), 'dimer')
+    return str(out / 'dimer')
 
 
 @pytest.fixture

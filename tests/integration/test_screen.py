@@ -1,0 +1,84 @@
+"""alphafold-batch screen: a 2 x 3 pull-down of real test sequences, its chains searched once each
+(the multimer CPU stage, locks and the chain cache), then every complex predicted with STAND-IN
+random multimer weights on the CPU, on the local executor and on the real one-node Slurm cluster
+(tests/slurm_cluster.py; its GPUs are STAND-INs: GRES on /dev/tty*)."""
+import csv
+import json
+import os
+
+from conftest import run_kit
+
+# One model, one prediction, one recycle, no relaxation: the screen machinery is under test.
+SCREEN_GPU = ('--models', 'model_1_multimer_v3', '--num-multimer-predictions-per-model', '1', '--num-recycle', '1',
+              '--models-to-relax', 'none', '--no-result-pkl', '--db-preset', 'reduced_dbs', '--no-progress')
+PAIRS = ['%s__%s' % (b, c) for b in ('cono', 'hbb24') for c in ('e2a', 'e2b', 'hbb60')]
+
+
+def sequence(path):
+    with open(path) as f:
+        return ''.join(l.strip() for l in f if not l.startswith('>'))
+
+
+def screen_lists(targets, tmp_path):
+    """Baits of 24 and candidates of 30 residues (real sequences and pieces of them): every
+    complex has 54, so one compiled model serves all six."""
+    cono, hbb, e2 = (sequence(targets[n]) for n in ('conotoxin', 'hbb_human', 'e2_dbd'))
+    baits, candidates = tmp_path / 'baits.fasta', tmp_path / 'candidates.fasta'
+    baits.write_text('>cono conotoxin PIIIE\n%s\n>hbb24 HBB_HUMAN 1-24\n%s\n' % (cono, hbb[:24]))
+    candidates.write_text('>e2a\n%s\n>e2b\n%s\n>hbb60\n%s\n' % (e2[:30], e2[30:60], hbb[60:90]))
+    return str(baits), str(candidates)
+
+
+def check_screen(out):
+    """Six complexes predicted with two chains each; each of the 5 unique chains searched by
+    exactly one CPU task (the other complexes took it from the chain cache); summary.csv by ipTM."""
+    res = run_kit('batch', 'status', out, '--json')
+    rows = json.loads(res.stdout[res.stdout.index('['):])
+    assert sorted(r['name'] for r in rows) == PAIRS and {r['stage'] for r in rows} == {'done'}, res.stdout
+    searched = []
+    for name in PAIRS:
+        chains = json.load(open(os.path.join(out, name, 'features.meta.json')))['chains']
+        assert [c['length'] for c in chains] == [24, 30]
+        searched += [c['sequence_sha256'] for c in chains if c['features_source'] == 'cpu_stage']
+        timings = json.load(open(os.path.join(out, name, 'timings.json')))
+        assert {k.split(':')[0] for k in timings if k.startswith('search_')} <= {'search_A', 'search_B'}
+        with open(os.path.join(out, name, 'ranked_0.pdb')) as f:
+            assert len({l[21] for l in f if l.startswith('ATOM')}) == 2, name
+    assert len(searched) == len(set(searched)) == 5, searched
+    assert run_kit('batch', 'report', out).returncode == 0
+    assert json.load(open(os.path.join(out, 'report.json')))['chain_searches'] == 5
+    with open(os.path.join(out, 'summary.csv')) as f:
+        iptm = [float(r['iptm']) for r in csv.DictReader(f)]
+    assert len(iptm) == 6 and iptm == sorted(iptm, reverse=True)
+
+
+def test_pulldown_screen_on_the_local_executor(multimer_data_dir, targets, tmp_path):
+    """Two CPU tasks at a time, so complexes that share a bait search concurrently: the locks make
+    one task search it while the other searches its candidate and then waits for the bait's entry."""
+    baits, candidates = screen_lists(targets, tmp_path)
+    out = str(tmp_path / 'out')
+    res = run_kit('batch', 'screen', '--mode', 'pulldown', '--baits', baits, '--candidates', candidates,
+                  '--output-dir', out, '--data-dir', multimer_data_dir, '--cpus', '2', '--cpus-per-task', '1',
+                  *SCREEN_GPU, timeout=1500)
+    assert res.returncode == 0, res.stdout
+    assert '6 targets, 6 unique inputs' in res.stdout
+    check_screen(out)
+    with open(os.path.join(out, '.batch', 'screen', 'cono__hbb60.fasta')) as f:
+        assert f.read().split('\n')[::2] == ['>cono conotoxin PIIIE', '>hbb60', '']
+
+
+def test_pulldown_screen_on_slurm(slurm, multimer_data_dir, targets, tmp_path):
+    conf = tmp_path / 'site.conf'
+    conf.write_text('[slurm]\ncpu_partition = cpu\ngpu_partition = gpu\ncpus_per_task = 1\ngpu_cpus_per_task = 1\n'
+                    'cpu_mem = 500M\ngpu_mem = 2000M\ncpu_time = 30:00\ngpu_time = 30:00\ngpu_workers = 1\n')
+    env = {'SLURM_CONF': slurm.conf, 'ALPHAFOLD_SITE_CONFIG': str(conf)}
+    baits, candidates = screen_lists(targets, tmp_path)
+    out = str(tmp_path / 'out')
+    res = run_kit('batch', 'screen', '--mode', 'pulldown', '--baits', baits, '--candidates', candidates,
+                  '--output-dir', out, '--data-dir', multimer_data_dir, '--executor', 'slurm', '--wait', *SCREEN_GPU,
+                  env=env, timeout=1500)
+    assert res.returncode == 0, res.stdout
+    job = json.load(open(os.path.join(out, '.batch', 'jobs.json')))[-1]
+    assert sorted(job['msa_targets']) == PAIRS                      # one CPU array task per complex
+    assert slurm.field(job['msa_job'], 'JobName') == 'alphafold-msa'
+    check_screen(out)
