@@ -63,7 +63,9 @@ def run(target, tdir, env, wanted):
         failed = [c for c in rest if chain_feats[c.chain_id] is None]
         more_times, more_s = _search_and_store(failed, chain_feats, env, tdir, work_dir, paired)
     search_times.update(more_times)
-    sources = {c.chain_id: 'cpu_stage' if c in mine + failed else 'cache' for c in chains}
+    # 'cache' unless a search ran for it here (features from cached searches are assembled anyway).
+    searched = {k.split(':')[0] for k in search_times}
+    sources = {c.chain_id: 'cpu_stage' if c.chain_id in searched else 'cache' for c in chains}
     t0 = time.time() - assemble_s - more_s   # assembly: the chains' features and the merge
     feats = _merge(target, chain_feats, env, tdir, work_dir)
     files.write_json(os.path.join(tdir, meta.META_FILE),

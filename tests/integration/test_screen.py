@@ -82,3 +82,27 @@ def test_pulldown_screen_on_slurm(slurm, multimer_data_dir, targets, tmp_path):
     assert sorted(job['msa_targets']) == PAIRS                      # one CPU array task per complex
     assert slurm.field(job['msa_job'], 'JobName') == 'alphafold-msa'
     check_screen(out)
+
+
+def test_multimer_batch_mixes_complexes_and_single_chains(multimer_data_dir, targets, tmp_path):
+    """ColabFold's notation in a batch: a ':'-joined record is a complex, a plain record a one-chain
+    target; both go through the multimer CPU and GPU stages, and the complex's chain that the
+    single chain repeats is searched once."""
+    cono, e2 = sequence(targets['conotoxin']), sequence(targets['e2_dbd'])
+    fasta = tmp_path / 'mixed.fasta'
+    fasta.write_text('>pair\n%s:%s\n>single\n%s\n' % (cono, e2[:30], cono))
+    out = str(tmp_path / 'out')
+    res = run_kit('batch', 'submit', '--model-preset', 'multimer', '--fasta', fasta, '--output-dir', out,
+                  '--data-dir', multimer_data_dir, '--cpus', '1', *SCREEN_GPU, timeout=1500)
+    assert res.returncode == 0, res.stdout
+    metas = {n: json.load(open(os.path.join(out, n, 'features.meta.json'))) for n in ('pair', 'single')}
+    assert [c['length'] for c in metas['pair']['chains']] == [24, 30]
+    assert [c['length'] for c in metas['single']['chains']] == [24]
+    sources = [c['features_source'] for m in metas.values() for c in m['chains']]
+    assert sorted(sources) == ['cache', 'cpu_stage', 'cpu_stage'], sources   # the conotoxin searched once
+    assert not [k for k in json.load(open(os.path.join(out, 'single', 'timings.json'))) if k.startswith('search_')]
+    for name, n_chains in (('pair', 2), ('single', 1)):
+        with open(os.path.join(out, name, 'ranked_0.pdb')) as f:
+            assert len({l[21] for l in f if l.startswith('ATOM')}) == n_chains, name
+        scores = json.load(open(os.path.join(out, name, 'scores.json')))
+        assert 0 <= scores['models'][scores['order'][0]]['ranking_confidence'] <= 1, scores
