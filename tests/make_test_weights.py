@@ -10,7 +10,7 @@ and announces. AlphaFold's own `zero_init=False` switch gives the output heads n
 models differ and ranking has something to rank.
 
   make_test_weights.py --out DIR [--preset monomer_ptm|multimer] [--models model_1_ptm,...]
-  make_test_weights.py --out DIR --full-size --models model_1_ptm   # full config, zeros (shape checks)
+  make_test_weights.py --out DIR --full-size --models model_1_ptm   # full config, random arrays (shape checks)
 """
 import argparse
 import hashlib
@@ -110,14 +110,16 @@ def make(out, preset, models, full_size):
         runner = model.RunModel(weights.model_config(name, preset, overrides=overrides), None)
         inputs = init_inputs(runner, raw)
         shapes = jax.eval_shape(runner.init, jax.random.PRNGKey(0), inputs)
-        if full_size:
-            flat = {k: np.zeros(v.shape, np.float32) for k, v in flatten(shapes).items()}   # as the official files
+        if full_size:   # random arrays of the official names and shapes (initialising 93M would take minutes)
+            rng = np.random.default_rng(index)
+            flat = {k: rng.standard_normal(v.shape, np.float32) * np.float32(0.02) for k, v in flatten(shapes).items()}
         else:
             # Models with the same parameter structure share one compiled init, with their own seed.
             runner = initialised.setdefault(signature(shapes), runner)
             flat = {k: np.asarray(v, np.float32)
                     for k, v in flatten(jax.device_get(runner.init(jax.random.PRNGKey(index), inputs))).items()}
-        np.savez_compressed(os.path.join(out, 'params', 'params_%s.npz' % name), **flat)
+        save = np.savez if full_size else np.savez_compressed   # random full-size arrays do not compress
+        save(os.path.join(out, 'params', 'params_%s.npz' % name), **flat)
         print('wrote params_%s.npz (%d arrays)' % (name, len(flat)), file=sys.stderr)
     if not full_size:
         note = {'test_weights': True,

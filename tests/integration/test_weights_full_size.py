@@ -1,7 +1,7 @@
 """The full-size AlphaFold config: parameter names and shapes load through the runtime's loader.
 
-STAND-IN weights again (zeros in the official format, since no real weights can be fetched), but
-at full size: 48 Evoformer blocks, checked by tracing the real network, not by running it.
+STAND-IN weights again (random arrays in the official format, since no real weights can be fetched),
+but at full size: 48 Evoformer blocks, checked by tracing the real network, not by running it.
 """
 import os
 import subprocess
@@ -32,3 +32,30 @@ def test_full_size_params_load_into_the_full_network(tmp_path):
     prev = {k: v.astype(np.float32) for k, v in batch.pop('prev').items()}
     out, _ = jax.eval_shape(runner.apply, runner.params, jax.random.PRNGKey(0), batch, prev)
     assert out['structure_module']['final_atom_positions'].shape == (16, 37, 3)
+
+
+def test_full_size_multimer_v3_params_load_into_the_full_network(tmp_path):
+    """Multimer v3 as DeepMind ships it: fused triangle-multiplication projections, 48 blocks."""
+    subprocess.run([sys.executable, os.path.join(ROOT, 'tests', 'make_test_weights.py'), '--out', str(tmp_path),
+                    '--full-size', '--preset', 'multimer', '--models', 'model_1_multimer_v3'], check=True)
+    import jax
+    from fold_runtime.gpu_stage import weights
+    from make_test_weights import init_multimer_batch
+    runner = weights.load_runner(str(tmp_path), 'model_1_multimer_v3', 'multimer')
+    assert runner.multimer_mode and runner.config.model.num_recycle == 20
+    evo = 'alphafold/alphafold_iteration/evoformer/evoformer_iteration/'
+    assert runner.params[evo + 'msa_transition/transition1']['weights'].shape == (48, 256, 1024)
+    assert evo + 'triangle_multiplication_outgoing/projection' in runner.params
+    assert evo + 'triangle_multiplication_outgoing/left_projection' not in runner.params
+    n_params = sum(int(np.prod(v.shape)) for m in runner.params.values() for v in m.values())
+    assert n_params > 90_000_000   # AlphaFold-Multimer v3 has ~93M parameters
+    feat = init_multimer_batch()
+    length = feat['aatype'].shape[0]
+    evoformer = runner.config.model.embeddings_and_evoformer
+    prev = {'prev_pos': np.zeros([length, 37, 3], np.float32),
+            'prev_msa_first_row': np.zeros([length, evoformer.msa_channel], np.float32),
+            'prev_pair': np.zeros([length, length, evoformer.pair_channel], np.float32)}
+    key = jax.random.PRNGKey(0)
+    result, new_prev, change = jax.eval_shape(runner.apply, runner.params, key, feat, prev, key)
+    assert result['structure_module']['final_atom_positions'].shape == (length, 37, 3)
+    assert new_prev['prev_pair'].shape == (length, length, evoformer.pair_channel)
