@@ -66,7 +66,8 @@ def run_predict(args, gpu_opts=None):
         ranked, _, scores = predict.predict_target(tdir, feats, started)
         best = scores[ranked[0]]
         log.info('%s: ranked_0.pdb is %s (mean pLDDT %.2f%s)', os.path.basename(tdir), ranked[0], best['mean_plddt'],
-                 '' if best['ptm'] is None else ', pTM %.3f' % best['ptm'])
+                 ('' if best['ptm'] is None else ', pTM %.3f' % best['ptm']) +
+                 ('' if best.get('iptm') is None else ', ipTM %.3f' % best['iptm']))
     return 0
 
 

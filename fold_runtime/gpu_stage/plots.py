@@ -41,14 +41,19 @@ def plddt_figure(plddts, scores):
     return fig
 
 
-def pae_figure(paes, scores):
-    """paes: {model: (PAE matrix, its maximum)}, best first; one panel (with a colour bar) per model."""
+def pae_figure(paes, scores, chain_ends=()):
+    """paes: {model: (PAE matrix, its maximum)}, best first; one panel (with a colour bar) per model.
+    chain_ends: a complex's chain boundaries (residue counts), drawn as lines, as ColabFold does."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(paes), figsize=(4.2 * len(paes), 3.8), squeeze=False)
     for ax, (name, (pae, max_pae)) in zip(axes[0], paes.items()):
         image = ax.imshow(pae, cmap='bwr', vmin=0, vmax=max_pae, extent=(0.5, len(pae) + 0.5, len(pae) + 0.5, 0.5))
-        ptm = scores[name]['ptm']
-        ax.set_title('%s\npTM %s' % (name, '%.3f' % ptm if ptm is not None else 'n/a'), fontsize=9)
+        for end in chain_ends:
+            ax.axhline(end + 0.5, color='black', linewidth=0.8)
+            ax.axvline(end + 0.5, color='black', linewidth=0.8)
+        ptm, iptm = scores[name]['ptm'], scores[name].get('iptm')
+        ax.set_title('%s\npTM %s%s' % (name, '%.3f' % ptm if ptm is not None else 'n/a',
+                                       '' if iptm is None else ', ipTM %.3f' % iptm), fontsize=9)
         ax.set_xlabel('scored residue')
         ax.set_ylabel('aligned residue')
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label='expected position error (Å)')
@@ -98,6 +103,14 @@ def _json(tdir, name):
         return json.load(f)
 
 
+def chain_ends(feats):
+    """Where each chain but the last ends (residues), from a complex's asym_id; () for a monomer."""
+    if 'asym_id' not in feats:
+        return ()
+    asym_id = np.asarray(feats['asym_id'])
+    return tuple(int(i) for i in np.flatnonzero(np.diff(asym_id)) + 1)
+
+
 def write_all(tdir, ranked, scores, feats):
     """The three pictures of a target; ranked: its models, best first; scores: scores.json's."""
     plddts = {n: _json(tdir, 'confidence_%s.json' % n)['confidenceScore'] for n in ranked}
@@ -108,7 +121,7 @@ def write_all(tdir, ranked, scores, feats):
             pae = _json(tdir, 'pae_%s.json' % name)[0]
             paes[name] = (np.asarray(pae['predicted_aligned_error']), pae['max_predicted_aligned_error'])
     if paes:
-        save(pae_figure(paes, scores), os.path.join(tdir, 'pae.png'))
+        save(pae_figure(paes, scores, chain_ends(feats)), os.path.join(tdir, 'pae.png'))
     else:   # none of the models predicts PAE (no _ptm): no picture of an earlier run's
         files.remove(os.path.join(tdir, 'pae.png'))
     # num_alignments: per residue in monomer features, one number (the rows before padding) in a complex's
