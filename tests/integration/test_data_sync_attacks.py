@@ -498,7 +498,9 @@ else:                                 # today's format, made by the kit, then gi
     from fold_runtime import meta
     from fold_runtime.cpu_stage import feature_cache
     import numpy as np
-    assert feature_cache.store(os.path.dirname(os.path.dirname(entry)), meta.load(tdir), tdir)
+    feats = pickle.loads(features)
+    assert feature_cache.store(os.path.dirname(os.path.dirname(entry)), meta.load(tdir), feats,
+                               os.path.join(tdir, 'msas'))
     os.chmod(entry, 0o755)
     npz = os.path.join(entry, 'features.npz')
     os.chmod(npz, 0o644)
