@@ -53,7 +53,7 @@ def read(paths, multimer=False):
     its records join chains with ':' (ColabFold's): then each record is one complex."""
     targets, used = [], set()
     for path in fasta_files(paths):
-        records = _records(path, multimer)
+        records = read_records(path, multimer)
         for base, target in _targets(path, records, multimer):
             targets.append(target._replace(name=unique_name(base, used)))
     if not targets:
@@ -61,7 +61,8 @@ def read(paths, multimer=False):
     return targets
 
 
-def _records(path, multimer):
+def read_records(path, multimer=False):
+    """A FASTA file's checked (description, sequence) records; a KitError if it cannot be read."""
     try:
         with open(path) as f:
             return fasta.parse_records(f.read(), path, complexes=multimer)
@@ -69,12 +70,17 @@ def _records(path, multimer):
         raise KitError('cannot read FASTA file %s: %s' % (path, exc), 'give plain-text FASTA files', EXIT_INPUT)
 
 
+def record_name(path, records, description):
+    """A record's name before sanitising: its first word, or the file's name for a one-record file."""
+    return fasta.target_name(path) if len(records) == 1 else (description.split() or [''])[0]
+
+
 def _targets(path, records, multimer):
     """(name to make unique, target) pairs of one file's records."""
     source = os.path.abspath(path)
     if multimer and not any(fasta.CHAIN_SEPARATOR in s for _, s in records):
         return [(fasta.target_name(path), fasta.complex_target('', records, source))]
-    named = [(fasta.target_name(path) if len(records) == 1 else (d.split() or [''])[0], d, s) for d, s in records]
+    named = [(record_name(path, records, d), d, s) for d, s in records]
     if multimer:
         return [(base, fasta.complex_target('', [(d, s)], source)) for base, d, s in named]
     return [(base, fasta.Target('', d, s, source)) for base, d, s in named]

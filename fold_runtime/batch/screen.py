@@ -18,21 +18,12 @@ MODES = ('pulldown', 'all-vs-all', 'homo-oligomer')
 JOIN = '__'   # between the proteins' names in a complex's name
 
 
-def proteins(paths, option):
+def proteins(paths):
     """(name, description, sequence) of every record of the FASTA files (or directories) given."""
-    if not paths:
-        return []
     found, used = [], set()
-    for path in inputs.fasta_files(paths):
-        try:
-            with open(path) as f:
-                records = fasta.parse_records(f.read(), path)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise KitError('cannot read %s file %s: %s' % (option, path, exc), 'give plain-text FASTA files',
-                           EXIT_INPUT)
-        for description, sequence in records:
-            base = fasta.target_name(path) if len(records) == 1 else (description.split() or [''])[0]
-            found.append((inputs.unique_name(base, used), description, sequence))
+    for path in inputs.fasta_files(paths or ()):
+        records = inputs.read_records(path)
+        found += [(inputs.unique_name(inputs.record_name(path, records, d), used), d, s) for d, s in records]
     return found
 
 
@@ -62,7 +53,7 @@ def check(mode, baits, candidates, copies):
 
 def targets(mode, bait_paths, candidate_paths, copies, out):
     """The screen's complexes as fasta.Targets whose FASTA files are to be written by write()."""
-    baits, candidates = proteins(bait_paths, '--baits'), proteins(candidate_paths, '--candidates')
+    baits, candidates = proteins(bait_paths), proteins(candidate_paths)
     check(mode, baits, candidates, copies)
     made, used = [], set()
     for members in combinations(mode, baits, candidates, copies):
