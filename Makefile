@@ -2,19 +2,38 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# ColabFold's fork, the alternative distribution, in a venv of its own (make test-fork).
+FORK_VENV ?= .venv-fork
+FORK_PY := $(FORK_VENV)/bin/python
 PYTEST_ARGS ?=
 # Test databases live in a cache keyed by the builder's content (tests/build_test_dbs.py).
 TESTDATA_CACHE ?= $(HOME)/.cache/alphafold-hpc-kit
 
-.PHONY: help deps testdata test test-fast test-integration demo check-py38 clean install uninstall check-install recipes locks
+.PHONY: help deps testdata test test-fast test-integration test-fork demo check-py38 clean install uninstall check-install recipes locks
 
 # make install PREFIX=/opt/alphafold VARIANT=cuda12 METHOD=apptainer|conda|venv [SITE_CONFIG=site.conf]
 PREFIX ?= /opt/alphafold
 VARIANT ?= cuda12
 METHOD ?= apptainer
 SITE_CONFIG ?=
-# A checkout or pip requirement to install instead of the variant's AlphaFold git revision (conda, venv).
+# Where AlphaFold comes from (installer/sources.py): empty clones DeepMind's repository at the
+# variant's revision; or a directory of its sha256-checked archives, one archive, a checkout, or
+# pip requirements (ColabFold's fork, on purpose).
 ALPHAFOLD_SOURCE ?=
+# Offline archives of DeepMind's sources at the pinned revisions (this machine and CI have them):
+# make deps and the tests' installs take AlphaFold from them when ALPHAFOLD_SOURCE is empty.
+ALPHAFOLD_ARCHIVES ?= $(wildcard $(abspath ../shared/upstream/alphafold))
+export ALPHAFOLD_ARCHIVES
+# The stereo-chemistry file: empty downloads it from OpenStructure; or a local copy (sha256-checked).
+STEREO_SOURCE ?=
+export STEREO_SOURCE
+# The development stack is this variant's lock with DeepMind's AlphaFold, installed by the installer.
+DEV_VARIANT := cpu
+# OpenStructure's stereo-chemistry file for make deps without its server: ColabFold's wheel on
+# PyPI carries the same bytes (the installer checks them against the pinned sha256).
+STEREO_COPY := $(TESTDATA_CACHE)/stereo_chemical_props.txt
+# make deps and the tests' installs use that copy unless STEREO_SOURCE names another.
+$(VENV)/.deps-stamp test-fast test-integration test-fork: STEREO_SOURCE := $(or $(STEREO_SOURCE),$(STEREO_COPY))
 # The installer needs only the standard library, so any python3 >= 3.8 runs it.
 INSTALL_PY ?= python3
 
@@ -24,21 +43,39 @@ help:
 	@echo "make test       run the whole test suite (test-fast, then test-integration)"
 	@echo "make test-fast  the fast tier: no services, no databases, no models (under 2 minutes)"
 	@echo "make demo       run the main job end to end on small real data"
-	@echo "make install    PREFIX=... VARIANT=cuda12|legacy-cuda11.0|legacy-cuda10.1 METHOD=apptainer|conda|venv [SITE_CONFIG=...]"
+	@echo "make install    PREFIX=... VARIANT=$$($(INSTALL_PY) -c 'from installer import recipes; print("|".join(recipes.variants()))') METHOD=apptainer|conda|venv [SITE_CONFIG=...]"
 	@echo "make locks      resolve recipes/<variant>.requirements.txt (uv, PyPI); make recipes renders the recipes"
 	@echo "make uninstall  PREFIX=... [VARIANT=...];  make check-install PREFIX=... [VARIANT=...] [GPU=1]"
 
-deps: $(VENV)/.deps-stamp
+deps: $(VENV)/.deps-stamp $(FORK_VENV)/.deps-stamp
 	@if [ "$$(id -u)" = 0 ]; then scripts/install-system-deps.sh; \
 	else echo "make deps: not root, skipping system packages (see debian-packages.txt)"; fi
 
-# Reinstalls only when the pins or the package metadata change, so a second run is quick.
-$(VENV)/.deps-stamp: requirements.txt pyproject.toml
+# Reinstalls only when the pins or the install code change, so a second run is quick. The stack
+# is installed by the installer's finish-stack, as every route installs it, plus the dev tools.
+$(VENV)/.deps-stamp: requirements.txt pyproject.toml recipes/$(DEV_VARIANT).requirements.txt \
+		recipes/alphafold-archives.sha256 installer/stack.py installer/sources.py $(STEREO_COPY)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(INSTALL_PY) -m installer finish-stack \
+		--variant $(DEV_VARIANT) --env $(VENV) --venv-extra --editable $(if $(or $(ALPHAFOLD_SOURCE),$(ALPHAFOLD_ARCHIVES)),--alphafold-source "$(or $(ALPHAFOLD_SOURCE),$(ALPHAFOLD_ARCHIVES))")
 	$(PY) -m pip install -q -r requirements.txt
-	$(PY) -m pip install -q --no-deps -e .
 	touch $@
+
+$(FORK_VENV)/.deps-stamp: requirements-fork.txt pyproject.toml
+	test -x $(FORK_PY) || python3 -m venv $(FORK_VENV)
+	$(FORK_PY) -m pip install -q --upgrade pip
+	$(FORK_PY) -m pip install -q -r requirements-fork.txt
+	$(FORK_PY) -m pip install -q --no-deps -e .
+	touch $@
+
+$(STEREO_COPY):
+	mkdir -p $(TESTDATA_CACHE)/wheels
+	python3 -m pip download -q --no-deps -d $(TESTDATA_CACHE)/wheels $$(grep '^alphafold-colabfold==' requirements-fork.txt)
+	python3 -c 'import glob, sys, zipfile; w = sorted(glob.glob(sys.argv[1] + "/alphafold_colabfold-*.whl"))[-1]; \
+		open(sys.argv[2] + ".tmp", "wb").write(zipfile.ZipFile(w).read("alphafold/common/stereo_chemical_props.txt"))' \
+		$(TESTDATA_CACHE)/wheels $@
+	mv $@.tmp $@
 
 testdata: deps
 	$(PY) tests/build_test_dbs.py --cache $(TESTDATA_CACHE)
@@ -54,7 +91,11 @@ test-fast: deps check-py38
 test-integration: deps
 	$(PY) -m pytest -q tests/integration $(PYTEST_ARGS)
 
-test: test-fast test-integration
+# ColabFold's fork with the kit's fidelity patches, in its own venv.
+test-fork: deps
+	$(FORK_PY) -m pytest -q tests/fork $(PYTEST_ARGS)
+
+test: test-fast test-integration test-fork
 
 demo: deps
 	scripts/demo.sh

@@ -23,8 +23,7 @@ def parser():
         if name == 'install':
             p.add_argument('--method', required=True, choices=sorted(methods.METHODS))
             p.add_argument('--site-config')
-            p.add_argument('--alphafold-source', help='a checkout or pip requirement instead of the variant\'s '
-                           'AlphaFold git revision (METHOD=conda|venv; sites without GitHub)')
+            add_alphafold_source(p)
         if name == 'check-install':
             p.add_argument('--gpu', action='store_true', help='also require a visible GPU')
     sub.add_parser('recipes', help='regenerate recipes/*.def and *.conda.yml from recipes/variants.ini')
@@ -32,7 +31,16 @@ def parser():
     p = sub.add_parser('finish-stack', help='the pip half of a variant, in the environment whose python runs this')
     p.add_argument('--variant', required=True)
     p.add_argument('--env', required=True, help='the environment (its bin/python is used)')
+    add_alphafold_source(p)
+    p.add_argument('--venv-extra', action='store_true', help='also the variant\'s venv_extra pins (no conda)')
+    p.add_argument('--editable', action='store_true', help='install the kit editable (make deps)')
     return ap
+
+
+def add_alphafold_source(p):
+    p.add_argument('--alphafold-source', help='ALPHAFOLD_SOURCE: a git archive (sha256-checked) or a directory '
+                   'of them, a checkout, or pip requirements, instead of cloning the variant\'s AlphaFold revision '
+                   '(METHOD=conda|venv; sites without GitHub)')
 
 
 def run(args):
@@ -46,7 +54,9 @@ def run(args):
         rows = recipes.variants()
         if args.variant not in rows:
             raise KitError('unknown variant %r' % args.variant, 'choose one of %s' % ', '.join(rows))
-        stack.finish(os.path.join(args.env, 'bin', 'python'), args.variant, rows[args.variant])
+        row = rows[args.variant]
+        stack.finish(os.path.join(args.env, 'bin', 'python'), args.variant, row, args.alphafold_source,
+                     locks.top_level(row, 'venv_extra') if args.venv_extra else (), args.editable)
     else:
         generate = locks.generate if args.command == 'locks' else lambda _rows: recipes.generate()
         for path in generate(recipes.variants()):

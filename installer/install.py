@@ -220,31 +220,33 @@ def check_install(prefix, variant=None, want_gpu=False):
                        'an installed one: %s' % (prefix, variant, ', '.join(installed_variants(prefix)) or 'none'),
                        EXIT_MISSING)
     method, runtime = methods.get(env['KIT_METHOD']), env['KIT_RUNTIME']
-    path = method.tool_path(runtime)
+    # The runtime's commands get the environment the wrapper gives it (conda: its bin/ and lib/ first).
+    inside = dict(method.environment(runtime), ALPHAFOLD_KIT_VARIANT=env.get('KIT_VARIANT', ''))
     site = site_config.load(os.path.join(vardir, 'etc', 'site.conf'))
     data_dir = os.environ.get('ALPHAFOLD_DATA_DIR') or choose_data_dir(site.data.shared_root,
                                                                        site.data.local_root)[0]
     checks = [('%s runtime present: %s' % (method.name, runtime), lambda: os.path.exists(runtime))]
     for tool in ('jackhmmer', 'hhblits', 'hhsearch'):
-        checks.append(('%s runs' % tool, _runs(method.command(runtime, [tool, '-h']), path)))
+        checks.append(('%s runs' % tool, _runs(method.command(runtime, [tool, '-h']), inside)))
     checks.append(('data directory readable: %s' % data_dir,
                    lambda: os.path.isdir(data_dir) and os.access(data_dir, os.R_OK | os.X_OK)))
-    checks.append(('alphafold-msa --version', _runs([os.path.join(vardir, 'bin', 'alphafold-msa'), '--version'], path)))
+    # The wrapper as a user runs it, from the host's environment.
+    checks.append(('alphafold-msa --version', _runs([os.path.join(vardir, 'bin', 'alphafold-msa'), '--version'],
+                                                    dict(os.environ))))
     failures = 0
     for label, check in checks:
         ok = check()
         failures += not ok
         print('%-4s %s' % ('OK' if ok else 'FAIL', label), flush=True)
-    return failures + stack_check(method, runtime, path, want_gpu, env.get('KIT_VARIANT', ''))
+    return failures + stack_check(method, runtime, inside, want_gpu)
 
 
-def stack_check(method, runtime, path, want_gpu, variant):
-    """fold_runtime.stack_check inside the runtime (with the GPUs when want_gpu): its OK/FAIL
-    lines, and the number of failures."""
+def stack_check(method, runtime, env, want_gpu):
+    """fold_runtime.stack_check inside the runtime (with the GPUs when want_gpu), in env: its
+    OK/FAIL lines, and the number of failures."""
     cmd = method.command(runtime, [method.interpreter(runtime), '-m', 'fold_runtime.stack_check']
                          + (['--gpu'] if want_gpu else []), gpu=want_gpu)
-    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
-                         env=dict(os.environ, PATH=path, ALPHAFOLD_KIT_VARIANT=variant))
+    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, env=env)
     lines = [l for l in res.stdout.splitlines() if l.startswith(('OK ', 'FAIL '))]
     for line in lines:
         print(line, flush=True)
@@ -254,11 +256,10 @@ def stack_check(method, runtime, path, want_gpu, variant):
     return sum(l.startswith('FAIL ') for l in lines)
 
 
-def _runs(cmd, path):
+def _runs(cmd, env):
     def check():
         try:
-            tools.run(cmd, cmd[0], '', timeout=300, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                      env=dict(os.environ, PATH=path))
+            tools.run(cmd, cmd[0], '', timeout=300, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         except (KitError, OSError):   # failed, missing, not executable or timed out
             return False
         return True

@@ -67,9 +67,18 @@ class Method:
     def interpreter(self, runtime):
         return os.path.join(runtime, 'bin', 'python')
 
-    def tool_path(self, runtime):
-        """PATH under which the search tools are found for this runtime."""
-        return os.environ.get('PATH', '')
+    def prepend(self, runtime):
+        """[(variable, directory)] that the wrapper (wrapper.sh) puts first before it runs the kit
+        in this runtime; tests/fast/test_install_methods.py checks that the wrapper does the same."""
+        return []
+
+    def environment(self, runtime, environ=None):
+        """The environment the wrapper gives the kit in this runtime, which check-install runs the
+        runtime's commands in too: environ (default os.environ) with prepend()'s directories first."""
+        env = dict(os.environ if environ is None else environ)
+        for var, directory in self.prepend(runtime):
+            env[var] = directory + (os.pathsep + env[var] if env.get(var) else '')   # bash's ${VAR:+:$VAR}
+        return env
 
 
 class Apptainer(Method):
@@ -140,14 +149,22 @@ class Conda(Method):
                 raise KitError('%s not found on PATH (METHOD=conda installs AlphaFold with it)' % tool,
                                'install %s or load its module' % tool, EXIT_MISSING)
 
+    def create_command(self, build, variant):
+        """`env create` into the new directory build. No -y/--yes: conda's `env create` has it only
+        since 23.x and older condas refuse it; it asks nothing for a new prefix, and create_env's
+        always_yes settings answer for a mamba that would ask."""
+        return [self.tool(), 'env', 'create', '-p', build, '-f', os.path.join(RECIPES, variant + '.conda.yml')]
+
+    def create_env(self):
+        return dict(os.environ, CONDA_ALWAYS_YES='true', MAMBA_ALWAYS_YES='true')
+
     def build(self, build, variant, row, alphafold_source=None):
-        run_step([self.tool(), 'env', 'create', '-y', '-p', build, '-f',
-                  os.path.join(RECIPES, variant + '.conda.yml')], 'creating the conda environment')
+        run_step(self.create_command(build, variant), 'creating the conda environment', env=self.create_env())
         stack.finish(self.interpreter(build), variant, row, alphafold_source)
 
-    def tool_path(self, runtime):
-        # The environment brings its own jackhmmer, hhblits and kalign (bioconda).
-        return os.path.join(runtime, 'bin') + os.pathsep + os.environ.get('PATH', '')
+    def prepend(self, runtime):
+        # Its own jackhmmer, hhblits and kalign2 (bioconda), and conda's CUDA libraries.
+        return [('PATH', os.path.join(runtime, 'bin')), ('LD_LIBRARY_PATH', os.path.join(runtime, 'lib'))]
 
 
 class Venv(Method):
@@ -170,6 +187,9 @@ class Venv(Method):
     def build(self, build, variant, row, alphafold_source=None):
         run_step([self.tool(), '-m', 'venv', build], 'creating the virtualenv')
         stack.finish(self.interpreter(build), variant, row, alphafold_source, locks.top_level(row, 'venv_extra'))
+
+    def prepend(self, runtime):
+        return [('PATH', os.path.join(runtime, 'bin'))]
 
 
 METHODS = {method.name: method for method in (Apptainer(), Conda(), Venv())}

@@ -29,8 +29,9 @@ die() { printf '%s: error: %s\n  fix: %s\n' "$cmd" "$1" "$2" >&2; exit "${3:-3}"
 
 if [ "$KIT_METHOD" != apptainer ]; then
   [ -x "$KIT_RUNTIME/bin/python" ] || die "environment $KIT_RUNTIME is missing" "reinstall: make install"
-  # The environment's tools first (conda's jackhmmer, hhblits, kalign2), and conda's CUDA libraries.
-  export PATH="$KIT_RUNTIME/bin:$PATH"
+  # The environment's tools first (conda's jackhmmer, hhblits, kalign2), and conda's CUDA libraries:
+  # what methods.py's prepend() says, which check-install uses (tests/fast/test_install_methods.py).
+  export PATH="$KIT_RUNTIME/bin${PATH:+:$PATH}"
   if [ "$KIT_METHOD" = conda ]; then export LD_LIBRARY_PATH="$KIT_RUNTIME/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; fi
   exec "$KIT_RUNTIME/bin/python" "${entry[@]}" "$@"
 fi

@@ -72,8 +72,9 @@ def read_sources():
         groups['globins'][rec.id] = str(rec.seq)
     for rec in SeqIO.parse(os.path.join(HMMER_TUTORIAL, 'HBB_HUMAN'), 'fasta'):
         groups['tutorial'][rec.id] = str(rec.seq)
-    for rec in SeqIO.parse(os.path.join(HMMER_TUTORIAL, '7LESS_DROME'), 'swiss'):
-        groups['tutorial']['7LESS_DROME'] = str(rec.seq)
+    with open(os.path.join(HMMER_TUTORIAL, '7LESS_DROME')) as f:
+        for rec in swiss_entries(f):
+            groups['tutorial']['7LESS_DROME'] = rec['sequence']
     for family in ('Pkinase', 'fn3'):
         aln = AlignIO.read(os.path.join(HMMER_TUTORIAL, family + '.sto'), 'stockholm')
         for rec in aln:
@@ -121,11 +122,11 @@ def uniprot_records():
         if os.path.basename(path).startswith('keyw'):
             continue   # keyword lists, not entries
         with (gzip.open(path, 'rt') if path.endswith('.gz') else open(path)) as f:
-            for rec in SeqIO.parse(f, 'swiss'):
-                name = re.search(r'Full=([^;{]+)', rec.description).group(1).strip()
-                organism = rec.annotations['organism'].split(' (')[0]
-                header = '%s|%s|%s %s OS=%s' % (_db_code(rec.id, rec.name), rec.id, rec.name, name, organism)
-                records.setdefault(rec.id, (header, str(rec.seq)))
+            for rec in swiss_entries(f):
+                name = re.search(r'Full=([^;{]+)', rec['description']).group(1).strip()
+                organism = rec['organism'].split(' (')[0]
+                header = '%s|%s|%s %s OS=%s' % (_db_code(rec['id'], rec['name']), rec['id'], rec['name'], name, organism)
+                records.setdefault(rec['id'], (header, rec['sequence']))
     for family in ('Pkinase', 'fn3'):   # Pfam seed domains: the domain's residues of the entry
         for rec in AlignIO.read(os.path.join(HMMER_TUTORIAL, family + '.sto'), 'stockholm'):
             accession = rec.annotations['accession'].split('.')[0]
@@ -133,6 +134,30 @@ def uniprot_records():
             header = '%s|%s|%s Pfam %s seed domain %s' % (_db_code(accession, name), accession, name, family, span)
             records.setdefault(accession, (header, ungapped(rec.seq)))
     return list(records.values())
+
+
+def swiss_entries(lines):
+    """The fields used here of each Swiss-Prot flat-file entry: id (first accession), name,
+    description (DE lines), organism (OS lines) and sequence. Read directly: the stack's Biopython
+    (DeepMind's pin, 1.79) cannot parse the feature tables of today's entries."""
+    entry = {'accessions': [], 'DE': [], 'OS': [], 'sequence': []}
+    in_sequence = False
+    for line in lines:
+        code, value = line[:2], line[5:].rstrip('\n')
+        if code == '//':
+            yield {'id': entry['accessions'][0], 'name': entry['name'], 'description': ' '.join(entry['DE']),
+                   'organism': ' '.join(entry['OS']).rstrip('.'), 'sequence': ''.join(entry['sequence'])}
+            entry, in_sequence = {'accessions': [], 'DE': [], 'OS': [], 'sequence': []}, False
+        elif in_sequence:
+            entry['sequence'].append(line.replace(' ', '').strip())
+        elif code == 'ID':
+            entry['name'] = value.split()[0]
+        elif code == 'AC':
+            entry['accessions'] += [a.strip() for a in value.split(';') if a.strip()]
+        elif code in ('DE', 'OS'):
+            entry[code].append(value.strip())
+        elif code == 'SQ':
+            in_sequence = True
 
 
 def _db_code(accession, name):

@@ -7,6 +7,9 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.environ.get('TESTDATA_CACHE', os.path.expanduser('~/.cache/alphafold-hpc-kit'))
+# DeepMind's sources at the variants' revisions, as sha256-checked archives (the Makefile's
+# ALPHAFOLD_ARCHIVES): every install in the suite takes AlphaFold from them.
+ARCHIVES = os.environ.get('ALPHAFOLD_ARCHIVES', '')
 # Every model run in the suite shares one persistent JAX compilation cache, as jobs at a site do.
 os.environ.setdefault('ALPHAFOLD_JAX_CACHE_DIR', os.path.join(CACHE, 'jax-cache'))
 # The GPU-stage tests run two models of monomer_ptm with one recycle, on the 24-residue conotoxin.
@@ -121,21 +124,14 @@ def kit_site(full_data_dir, tmp_path_factory):
     return root
 
 
-# STAND-IN for DeepMind's AlphaFold at the cpu variant's git revision (GitHub is out of reach
-# here): ColabFold's fork of the same era (relax fixed for OpenMM 8.2), with the packages it
-# needs that DeepMind's revision no longer does.
-STANDIN_ALPHAFOLD = ('alphafold-colabfold==2.3.8 dm-tree==0.1.8 immutabledict==2.0.0 pandas==2.0.3 pytz==2024.1 '
-                     'tzdata==2024.1')
-
-
 @pytest.fixture(scope='session')
 def installed_kit(kit_site, tmp_path_factory):
     """`make install METHOD=venv VARIANT=cpu` into a temporary prefix, with the test site config:
-    a fresh venv of the cpu variant's lock, with the STAND-IN AlphaFold (STANDIN_ALPHAFOLD)."""
+    a fresh venv of the cpu variant's lock with DeepMind's AlphaFold at its revision, from the
+    sha256-checked archives (ALPHAFOLD_SOURCE)."""
     prefix = tmp_path_factory.mktemp('prefix')
     subprocess.run(['make', '-s', 'install', 'PREFIX=%s' % prefix, 'METHOD=venv', 'VARIANT=cpu',
-                    'SITE_CONFIG=%s' % (kit_site / 'site.conf'), 'ALPHAFOLD_SOURCE=%s' % STANDIN_ALPHAFOLD],
-                   cwd=ROOT, check=True)
+                    'SITE_CONFIG=%s' % (kit_site / 'site.conf'), 'ALPHAFOLD_SOURCE=%s' % ARCHIVES], cwd=ROOT, check=True)
     return prefix
 
 

@@ -25,6 +25,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from fold_runtime import compat  # noqa: E402
 from fold_runtime.gpu_stage import weights  # noqa: E402
 
 SMALL_NETWORK = {
@@ -78,18 +79,6 @@ def init_multimer_batch():
     return pipeline_multimer.pad_msa(merged, 512)
 
 
-def init_inputs(runner, raw):
-    """One recycle's batch plus the zero 'prev' the model expects, as RunModel.predict builds it
-    (multimer features have no leading ensemble axis)."""
-    batch = runner.process_features(raw, random_seed=0)
-    one = dict(batch) if runner.multimer_mode else {k: v[:1] for k, v in batch.items()}
-    length = one['aatype'].shape[-1]
-    one['prev'] = {'prev_msa_first_row': np.zeros([length, 256], np.float16),
-                   'prev_pair': np.zeros([length, length, 128], np.float16),
-                   'prev_pos': np.zeros([length, 37, 3], np.float16)}
-    return one
-
-
 def flatten(params):
     return {'%s//%s' % (module, name): value
             for module, values in params.items() for name, value in values.items()}
@@ -108,7 +97,7 @@ def make(out, preset, models, full_size):
     initialised = {}   # parameter structure -> (runner whose jitted init to reuse)
     for index, name in enumerate(models):
         runner = model.RunModel(weights.model_config(name, preset, overrides=overrides), None)
-        inputs = init_inputs(runner, raw)
+        inputs = compat.model_init_batch(runner, raw)
         shapes = jax.eval_shape(runner.init, jax.random.PRNGKey(0), inputs)
         if full_size:   # random arrays of the official names and shapes (initialising 93M would take minutes)
             rng = np.random.default_rng(index)

@@ -113,6 +113,21 @@ def predict(runner, processed, random_seed):
     return runner.predict(processed, random_seed=random_seed)
 
 
+def model_init_batch(runner, raw):
+    """What RunModel.init takes: DeepMind's model the processed features, as predict gets them;
+    the fork's one recycle's slice of them plus the recycled state ('prev')."""
+    import numpy as np
+    batch = runner.process_features(raw, random_seed=0)
+    if not fidelity.is_fork():
+        return batch
+    one = dict(batch) if runner.multimer_mode else {k: v[:1] for k, v in batch.items()}
+    length = one['aatype'].shape[-1]
+    one['prev'] = {'prev_msa_first_row': np.zeros([length, 256], np.float16),
+                   'prev_pair': np.zeros([length, length, 128], np.float16),
+                   'prev_pos': np.zeros([length, 37, 3], np.float16)}
+    return one
+
+
 def _confidence_json(plddt):
     """v2.3.2's alphafold.common.confidence.confidence_json, for packages that lack it."""
     import json

@@ -2,11 +2,12 @@
 (spython parses the definitions; Apptainer itself cannot run here). That the locks resolve on
 PyPI and that the cpu lock installs and runs is tests/integration/test_stacks.py."""
 import re
+import subprocess
 
 import pytest
 from spython.main.parse.parsers import SingularityParser
 
-from installer import locks, recipes
+from installer import ROOT, locks, recipes
 from kit_common.errors import KitError
 
 ROWS = recipes.variants()
@@ -20,6 +21,19 @@ def locked(variant):
 
 def recipe(variant):
     return list(SingularityParser('%s/%s.def' % (recipes.RECIPES, variant)).recipe.values())[0]
+
+
+def conda_deps(variant):
+    with open('%s/%s.conda.yml' % (recipes.RECIPES, variant)) as f:
+        return [l.strip()[2:] for l in f if l.startswith('  - ') and not l.strip()[2:] in ('conda-forge', 'bioconda')]
+
+
+def ptxas_version(variant):
+    """(major, minor) of the ptxas the image ships: NVIDIA's apt package, or the lock's nvcc wheel."""
+    how = ROWS[variant]['ptxas'].split(':')
+    if how[0] == 'apt':
+        return tuple(int(n) for n in how[2].rsplit('-', 2)[-2:])
+    return tuple(int(n) for n in locked(variant)[how[1]].split('.')[:2])
 
 
 def test_generated_recipes_are_in_sync_with_the_table(tmp_path):
@@ -67,8 +81,23 @@ def test_locks_fix_what_the_newest_releases_break():
     assert not [name for name in pip_only if name.startswith(('nvidia-', 'jax-cuda'))]
 
 
+@pytest.mark.parametrize('variant', sorted(ROWS))
+def test_every_openmm_plugin_is_the_release_of_its_core(variant):
+    """A plugin built for another OpenMM release does not load ("no registered Platform called
+    CUDA"): openmm[cuda12]==8.2.0 left openmm-cuda-12 free and it resolved to 8.4.0.post2."""
+    pins = locked(variant)
+    plugins = {name: version for name, version in pins.items() if name.startswith('openmm-')}
+    assert not plugins or 'openmm' in pins, plugins
+    for name, version in plugins.items():
+        assert version == pins['openmm'], '%s==%s with openmm==%s' % (name, version, pins['openmm'])
+    if variant == 'cuda12-pip':
+        assert plugins == {'openmm-cuda-12': '8.2.0'}
+
+
 @pytest.mark.parametrize('variant', ['legacy-cuda10.1', 'legacy-cuda11.0'])
 def test_legacy_jaxlib_comes_from_googles_page_and_says_so(variant):
+    # jax_releases.html lists no +cudaXXX wheel since 2022 (the row's comment has the reports).
+    assert ROWS[variant]['jax_index'] == 'https://storage.googleapis.com/jax-releases/jax_cuda_releases.html'
     with open(locks.path(variant)) as f:
         text = f.read()
     assert '--find-links %s\n' % ROWS[variant]['jax_index'] in text
@@ -90,8 +119,16 @@ def test_definition_builds_from_the_kits_source_and_the_lock(variant):
     assert any('-m installer finish-stack --variant %s --env /opt/conda' % variant in line for line in r.install)
     assert 'LD_LIBRARY_PATH=/opt/conda/lib' in ' '.join(r.environ)
     with open('%s/%s.def' % (recipes.RECIPES, variant)) as f:   # spython keeps %test as a script name
-        assert f.read().rstrip().endswith('%test\n    jackhmmer -h >/dev/null\n    hhblits -h >/dev/null\n'
+        assert f.read().rstrip().endswith('%test\n    set -e\n    jackhmmer -h >/dev/null\n    hhblits -h >/dev/null\n'
                                           '    /opt/conda/bin/python -m fold_runtime.stack_check')
+
+
+@pytest.mark.parametrize('variant', sorted(ROWS))
+def test_the_image_test_stops_at_the_first_failure(variant):
+    """Without set -e, %test passes when jackhmmer or hhblits is missing: only its last line counts."""
+    with open('%s/%s.def' % (recipes.RECIPES, variant)) as f:
+        test = f.read().split('\n%test\n', 1)[1]
+    assert test.splitlines()[0].strip() == 'set -e'
 
 
 @pytest.mark.parametrize('variant', sorted(ROWS))
@@ -102,22 +139,50 @@ def test_ptxas_reaches_the_image(variant):
     if how.startswith('apt:'):
         package = how.split(':')[2]
         assert any(line.endswith('apt-get install -y --no-install-recommends ' + package) for line in r.install)
-        assert '/usr/local/cuda-%s/bin:' % ROWS[variant]['cuda'] in ' '.join(r.environ)
+        assert '/usr/local/cuda-%d.%d/bin:' % ptxas_version(variant) in ' '.join(r.environ)
     elif how.startswith('pip:'):
         assert how.split(':')[1] in locked(variant)
     else:
         assert ROWS[variant]['cuda'] == 'none'
 
 
+@pytest.mark.parametrize('variant', sorted(v for v in ROWS if ROWS[v]['cuda'] != 'none'))
+def test_ptxas_is_one_xla_trusts(variant):
+    """XLA: "ptxas before 11.1 is known to miscompile XLA code" (11.0.221 was legacy-cuda11.0's).
+    The ptxas may be newer than the row's CUDA, never of another major release."""
+    cuda = tuple(int(n) for n in (ROWS[variant]['cuda'] + '.0').split('.')[:2])
+    major_minor = ptxas_version(variant)
+    assert major_minor[0] == cuda[0] and major_minor >= cuda, major_minor
+    if cuda[0] == 11:
+        assert major_minor >= (11, 1), major_minor
+
+
 @pytest.mark.parametrize('variant', sorted(ROWS))
 def test_conda_file_pins_every_package(variant):
     row = ROWS[variant]
-    with open('%s/%s.conda.yml' % (recipes.RECIPES, variant)) as f:
-        deps = [l.strip()[2:] for l in f if l.startswith('  - ') and not l.strip()[2:] in ('conda-forge', 'bioconda')]
+    deps = conda_deps(variant)
     assert deps == recipes.conda_packages(row)
     assert all(re.match(r'^[a-z0-9-]+=\S+$', d) for d in deps), deps
     assert 'python=' + row['python'] in deps and 'kalign2=' + row['kalign'] in deps
     assert ('openmm=' + row['openmm'] in deps) == bool(row['openmm'])
+
+
+@pytest.mark.parametrize('variant', sorted(v for v in ROWS if ROWS[v]['openmm'] and ROWS[v]['cuda'] != 'none'))
+def test_conda_openmm_is_the_build_for_the_rows_cuda(variant):
+    """conda-forge's openmm 8.0.0 has CUDA 11.2 (cudatoolkit) and CUDA 12.0 (cuda-version >=12.0,<13)
+    builds, 7.5.1 one per cudatoolkit: the conda file must choose the row's, or the solver may take a
+    CUDA 11 build whose libraries shadow CUDA 12's on LD_LIBRARY_PATH."""
+    row, deps = ROWS[variant], conda_deps(variant)
+    major = row['cuda'].split('.')[0]
+    pinned = {d.split('=')[0]: d.split('=', 1)[1] for d in deps if d.startswith(('cudatoolkit=', 'cuda-version='))}
+    assert pinned, deps
+    for version in pinned.values():
+        assert version.split('.')[0] == major, pinned
+    if int(major) >= 12:   # no cudatoolkit 12: conda-forge's CUDA 12 packages are chosen by cuda-version
+        assert list(pinned) == ['cuda-version'], pinned
+        # conda's lib/ comes first on LD_LIBRARY_PATH: its CUDA libraries are the lock's nvidia-* release.
+        runtime = locked(variant)['nvidia-cuda-runtime-cu%s' % major]
+        assert pinned['cuda-version'] == '.'.join(runtime.split('.')[:2]), (pinned, runtime)
 
 
 def test_a_new_row_renders_into_both_recipes(tmp_path):
@@ -140,3 +205,11 @@ def test_a_row_missing_a_pin_is_refused(tmp_path):
     with pytest.raises(KitError) as err:
         recipes.variants(str(table))
     assert 'lacks platform' in err.value.problem
+
+
+def test_make_help_names_every_variant():
+    res = subprocess.run(['make', '-s', 'help'], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         universal_newlines=True)
+    assert res.returncode == 0, res.stdout
+    install = next(line for line in res.stdout.splitlines() if line.startswith('make install'))
+    assert re.search(r'VARIANT=(\S+)', install).group(1).split('|') == list(ROWS), install

@@ -1,9 +1,8 @@
-"""The variants' locked stacks against the real package index, and the cpu variant's stack
-installed into a fresh Python 3.11 venv by `make install` (its CPU stage, model forward pass and
-AMBER relax run through the module in test_modules.test_end_to_end_through_the_module), and the
-cuda12 lock's CPU equivalent run here. AlphaFold itself is the STAND-IN named in
-conftest.STANDIN_ALPHAFOLD, because DeepMind's git revision cannot be fetched here; every other
-package is the lock's."""
+"""The variants' locked stacks against the real package index; the cpu variant's stack installed
+into a fresh Python 3.11 venv by `make install` (its CPU stage, model forward pass and AMBER relax
+run through the module in test_modules.test_end_to_end_through_the_module); the cuda12-pip lock's
+CPU equivalent run here; and every row's AlphaFold revision installed as a package. AlphaFold is
+DeepMind's own, from ALPHAFOLD_SOURCE (the Makefile's; offline, the sha256-checked archives)."""
 import json
 import os
 import re
@@ -13,8 +12,8 @@ import sys
 
 import pytest
 
-from conftest import ROOT, STANDIN_ALPHAFOLD
-from installer import locks, recipes
+from conftest import ARCHIVES, ROOT
+from installer import locks, recipes, sources, stack
 
 ROWS = recipes.variants()
 UV = os.path.join(os.path.dirname(sys.executable), 'uv')
@@ -94,7 +93,8 @@ def test_cpu_venv_holds_exactly_the_lock(installed_kit):
     res = subprocess.run([python, '-m', 'pip', 'list', '--format', 'json'], stdout=subprocess.PIPE,
                          universal_newlines=True, check=True)
     have = {'%s==%s' % (locks.normalise(p['name']), p['version']) for p in json.loads(res.stdout)}
-    wanted = as_set(pypi_pins('cpu') + STANDIN_ALPHAFOLD.split() + ['alphafold-hpc-kit==0.1.0'])
+    # DeepMind's a4315dd calls itself 2.3.2 (alphafold/version.py); never the fork.
+    wanted = as_set(pypi_pins('cpu') + ['alphafold==2.3.2', 'alphafold-hpc-kit==0.1.0'])
     assert have - {p for p in have if p.startswith(('pip==', 'setuptools=='))} == wanted - {
         p for p in wanted if p.startswith('setuptools==')}
     check = subprocess.run([python, '-m', 'pip', 'check'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -124,31 +124,33 @@ def test_make_locks_reproduces_the_committed_locks(tmp_path):
 
 
 @pytest.fixture(scope='module')
-def cuda12_cpu_equivalent(tmp_path_factory):
-    """A fresh Python 3.11 venv with the cuda12 lock's CPU equivalent: the lock without the CUDA
-    plugin and nvidia-* wheels (jaxlib is the same version's CPU wheel), PyPI's OpenMM 8.2.0 and
-    pdbfixer 1.12.0 for conda's 8.0.0 and 1.9 (never on PyPI), the STAND-IN AlphaFold, and the kit."""
-    root = tmp_path_factory.mktemp('cuda12-cpu')
+def cuda12_pip_cpu_equivalent(tmp_path_factory):
+    """A fresh Python 3.11 venv with the cuda12-pip lock's CPU equivalent, installed by the
+    installer's finish-stack: the lock without the CUDA plugins and nvidia-* wheels (jaxlib and
+    OpenMM are the same versions' CPU builds), DeepMind's a4315dd, and the kit."""
+    root = tmp_path_factory.mktemp('cuda12-pip-cpu')
     lock = root / 'lock.txt'
-    lines = [l for l in open(locks.path('cuda12')).read().splitlines()
-             if not l.startswith(('nvidia-', 'jax-cuda12-'))]
+    lines = [l for l in open(locks.path('cuda12-pip')).read().splitlines()
+             if not l.startswith(('nvidia-', 'jax-cuda12-', 'openmm-cuda-'))]
     lock.write_text('\n'.join(lines) + '\n')
     subprocess.run([sys.executable, '-m', 'venv', str(root / 'venv')], check=True)
     python = str(root / 'venv' / 'bin' / 'python')
-    pip = [python, '-m', 'pip', 'install', '--quiet', '--no-deps']
-    subprocess.run(pip + ['-r', str(lock), 'openmm==8.2.0', 'pdbfixer==1.12.0', 'colabfold-binaries==0.1.0']
-                   + STANDIN_ALPHAFOLD.split(), check=True)
-    subprocess.run(pip + [ROOT], check=True)
+    row = ROWS['cuda12-pip']
+    stack.finish(python, 'cuda12-pip', row, ARCHIVES, locks.top_level(row, 'venv_extra'),
+                 lock=str(lock))
     return python
 
 
-def test_cuda12_lock_cpu_equivalent_predicts_and_relaxes(cuda12_cpu_equivalent, targets, full_data_dir, tmp_path):
-    """The cuda12 lock's own versions (chex 0.1.86, dm-haiku 0.0.12, jax 0.4.26, TensorFlow 2.16.1,
-    numpy 1.24.3) run the stack check, the CPU stage, a model and an AMBER relax."""
-    check = subprocess.run([cuda12_cpu_equivalent, '-m', 'fold_runtime.stack_check'], stdout=subprocess.PIPE,
+def test_cuda12_pip_lock_cpu_equivalent_predicts_and_relaxes(cuda12_pip_cpu_equivalent, targets, full_data_dir,
+                                                             tmp_path):
+    """The cuda12-pip lock's own versions (dm-haiku 0.0.12, jax 0.4.26, TensorFlow 2.16.1, numpy
+    1.24.3, OpenMM 8.2.0) with DeepMind's code run the stack check, the CPU stage, a model and an
+    AMBER relax."""
+    check = subprocess.run([cuda12_pip_cpu_equivalent, '-m', 'fold_runtime.stack_check'], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, universal_newlines=True)
     assert check.returncode == 0 and 'OK   jax starts: jax 0.4.26' in check.stdout, check.stdout
-    res = subprocess.run([cuda12_cpu_equivalent, '-m', 'fold_runtime', 'run', '--fasta', targets['conotoxin'],
+    assert 'AlphaFold: alphafold 2.3.2' in check.stdout, check.stdout
+    res = subprocess.run([cuda12_pip_cpu_equivalent, '-m', 'fold_runtime', 'run', '--fasta', targets['conotoxin'],
                           '--output-dir', str(tmp_path), '--data-dir', full_data_dir, '--cpus', '2',
                           '--model-preset', 'monomer_ptm', '--models', 'model_1', '--num-recycle', '1'],
                          cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -156,3 +158,22 @@ def test_cuda12_lock_cpu_equivalent_predicts_and_relaxes(cuda12_cpu_equivalent, 
     assert res.returncode == 0, res.stdout[-3000:]
     relaxed = (tmp_path / 'conotoxin' / 'relaxed_model_1_ptm.pdb').read_text()
     assert ' H ' in relaxed and (tmp_path / 'conotoxin' / 'ranked_0.pdb').read_text() == relaxed
+
+
+def test_every_rows_alphafold_revision_installs_its_alphafold_package(tmp_path):
+    """Each row's pinned revision, from its sha256-checked archive, installed by the installer into
+    a bare venv: `alphafold` resolves to a package holding the revision's modules and the
+    stereo-chemistry file (a4315dd's own build installs only run_alphafold.py)."""
+    for revision in sorted({row['alphafold'] for row in ROWS.values()}):
+        venv = tmp_path / revision[:7]
+        subprocess.run([sys.executable, '-m', 'venv', str(venv)], check=True)
+        python = str(venv / 'bin' / 'python')
+        pip = [python, '-m', 'pip', 'install', '--no-deps', '--quiet']
+        stack.install_alphafold(python, pip, {'alphafold': revision, 'alphafold_source': revision},
+                                ARCHIVES, str(tmp_path / ('src-' + revision[:7])))
+        package = stack.package_dir(python)
+        stack.place_stereo(package)
+        assert package.startswith(str(venv)), (revision, package)
+        for module in ('model/modules.py', 'data/pipeline.py', 'relax/amber_minimize.py'):
+            assert os.path.isfile(os.path.join(package, module)), (revision, module)
+        assert sources.sha256_of(os.path.join(package, 'common', sources.STEREO_FILE)) == sources.STEREO_SHA256
