@@ -4,10 +4,12 @@
 Makes random parameters in exactly the official format (params/params_<model>.npz, flat
 '<module>//<name>' keys, read by alphafold.model.data.get_model_haiku_params; triangle-multiplication
 weights unfused, as DeepMind ships monomer and multimer v1/v2 weights, fused for multimer v3, as it
-ships those) by initialising the real AlphaFold network with haiku, jitted. The test config is smaller (2 Evoformer blocks,
+ships those), made from the parameter shapes the real AlphaFold network declares (jax.eval_shape of
+its haiku init: a trace, no XLA compile, which on jax 0.4.26 takes minutes per model) and filled
+as haiku's initialisers would be. The test config is smaller (2 Evoformer blocks,
 small MSA crops, float32 on CPU), recorded in params/test_weights.json, which the runtime reads
-and announces. AlphaFold's own `zero_init=False` switch gives the output heads non-zero weights, so
-models differ and ranking has something to rank.
+and announces. Every weight is random (AlphaFold's `zero_init=False`: output heads too), so models
+differ and ranking has something to rank.
 
   make_test_weights.py --out DIR [--preset monomer_ptm|multimer] [--models model_1_ptm,...]
   make_test_weights.py --out DIR --full-size --models model_1_ptm   # full config, random arrays (shape checks)
@@ -84,8 +86,14 @@ def flatten(params):
             for module, values in params.items() for name, value in values.items()}
 
 
-def signature(shapes):
-    return tuple(sorted((k, tuple(v.shape)) for k, v in flatten(shapes).items()))
+def stand_in(shape, name, rng):
+    """A value as haiku's initialisers give it: layer-norm scales one, offsets and biases zero,
+    weights normal with variance 1 / fan-in (LeCun, AlphaFold's 'linear' initialiser)."""
+    if name == 'scale':
+        return np.ones(shape, np.float32)
+    if name in ('offset', 'bias', 'b') or len(shape) < 2:
+        return np.zeros(shape, np.float32)
+    return (rng.standard_normal(shape) / np.sqrt(shape[0])).astype(np.float32)
 
 
 def make(out, preset, models, full_size):
@@ -94,19 +102,19 @@ def make(out, preset, models, full_size):
     os.makedirs(os.path.join(out, 'params'), exist_ok=True)
     overrides = {} if full_size else dict(test_config(preset), **{'model.global_config.zero_init': False})
     raw = init_multimer_batch() if preset == 'multimer' else init_batch()
-    initialised = {}   # parameter structure -> (runner whose jitted init to reuse)
+    traced = {}   # config -> parameter shapes (models of one config share the network)
     for index, name in enumerate(models):
-        runner = model.RunModel(weights.model_config(name, preset, overrides=overrides), None)
-        inputs = compat.model_init_batch(runner, raw)
-        shapes = jax.eval_shape(runner.init, jax.random.PRNGKey(0), inputs)
-        if full_size:   # random arrays of the official names and shapes (initialising 93M would take minutes)
-            rng = np.random.default_rng(index)
+        cfg = weights.model_config(name, preset, overrides=overrides)
+        if repr(cfg.to_dict()) not in traced:
+            runner = model.RunModel(cfg, None)
+            traced[repr(cfg.to_dict())] = jax.eval_shape(runner.init, jax.random.PRNGKey(0),
+                                                         compat.model_init_batch(runner, raw))
+        shapes = traced[repr(cfg.to_dict())]
+        rng = np.random.default_rng(index)
+        if full_size:   # random arrays of the official names and shapes (shape checks only)
             flat = {k: rng.standard_normal(v.shape, np.float32) * np.float32(0.02) for k, v in flatten(shapes).items()}
         else:
-            # Models with the same parameter structure share one compiled init, with their own seed.
-            runner = initialised.setdefault(signature(shapes), runner)
-            flat = {k: np.asarray(v, np.float32)
-                    for k, v in flatten(jax.device_get(runner.init(jax.random.PRNGKey(index), inputs))).items()}
+            flat = {k: stand_in(v.shape, k.rsplit('//', 1)[1], rng) for k, v in flatten(shapes).items()}
         save = np.savez if full_size else np.savez_compressed   # random full-size arrays do not compress
         save(os.path.join(out, 'params', 'params_%s.npz' % name), **flat)
         print('wrote params_%s.npz (%d arrays)' % (name, len(flat)), file=sys.stderr)

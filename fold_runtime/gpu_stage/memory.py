@@ -40,11 +40,23 @@ def settings(mode, fraction=None):
     return env
 
 
+def backend_started():
+    """Whether jax has started a backend. Importing jax is not enough: DeepMind's AlphaFold imports
+    it with its residue constants, in every stage."""
+    if 'jax' not in sys.modules:
+        return False
+    try:
+        from jax._src import xla_bridge
+    except ImportError:   # jax before 0.2.26 (the legacy images)
+        from jax.lib import xla_bridge
+    return bool(getattr(xla_bridge, '_backends', None))
+
+
 def apply(mode, length, fraction=None, threshold=DEFAULT_THRESHOLD):
     """Set the environment for the longest protein this process will predict. Must run before
-    jax is imported: XLA reads these once, when its GPU client starts."""
-    if 'jax' in sys.modules:
-        raise RuntimeError('memory settings must be applied before jax is imported')
+    jax starts a backend: XLA reads these once, when its GPU client starts."""
+    if backend_started():
+        raise RuntimeError('memory settings must be applied before jax starts a backend')
     chosen = choose(mode, length, threshold)
     if chosen == 'unified' and os.environ.get('XLA_PYTHON_CLIENT_ALLOCATOR') == 'platform':
         raise KitError('XLA_PYTHON_CLIENT_ALLOCATOR=platform turns unified memory off (XLA applies '

@@ -54,10 +54,17 @@ def test_user_export_wins():
 
 
 def test_applying_after_jax_started_is_refused():
-    code = 'import jax; from fold_runtime.gpu_stage import memory; memory.apply("unified", 10)'
-    res = subprocess.run([sys.executable, '-c', code], cwd=ROOT, stderr=subprocess.PIPE,
+    """After jax has started its backend (XLA has read the settings), not merely been imported
+    (DeepMind's residue constants import it)."""
+    started = 'import jax; jax.devices(); from fold_runtime.gpu_stage import memory; memory.apply("unified", 10)'
+    res = subprocess.run([sys.executable, '-c', started], cwd=ROOT, stderr=subprocess.PIPE,
                          universal_newlines=True)
-    assert res.returncode != 0 and 'before jax is imported' in res.stderr
+    assert res.returncode != 0 and 'before jax starts a backend' in res.stderr
+    imported = ('import jax, os; from fold_runtime.gpu_stage import memory; memory.apply("unified", 10); '
+                'print(os.environ["TF_FORCE_UNIFIED_MEMORY"])')
+    res = subprocess.run([sys.executable, '-c', imported], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True)
+    assert res.returncode == 0 and res.stdout.strip() == '1', res.stderr
 
 
 def test_predict_logs_the_chosen_mode(kit, weights_dir, targets, conotoxin_dir):
