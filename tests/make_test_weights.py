@@ -86,14 +86,28 @@ def flatten(params):
             for module, values in params.items() for name, value in values.items()}
 
 
-def stand_in(shape, name, rng):
-    """A value as haiku's initialisers give it: layer-norm scales one, offsets and biases zero,
-    weights normal with variance 1 / fan-in (LeCun, AlphaFold's 'linear' initialiser)."""
-    if name == 'scale':
-        return np.ones(shape, np.float32)
-    if name in ('offset', 'bias', 'b') or len(shape) < 2:
+# Modules whose parameters haiku stacks over the blocks (layer_stack): a leading block axis.
+STACKED = ('evoformer_iteration', 'extra_msa_stack', '__layer_stack')
+
+
+def stand_in(key, shape, rng):
+    """A value as AlphaFold's haiku initialisers give it: layer-norm scales one, offsets and
+    biases zero but open gates (gating_b and the triangle multiplications' gate biases one,
+    gating_w zero), the point-attention weights softplus^-1(1); attention projections Glorot, other
+    weights variance 1 / fan-in (AlphaFold's 'linear'), with haiku's fans, past a stacked block axis."""
+    module, name = key.rsplit('//', 1)
+    unit = shape[1:] if any(part in module for part in STACKED) else shape
+    gate = module.endswith(('_gate', 'gating_linear')) and name == 'bias'
+    constants = {'scale': 1.0, 'gating_b': 1.0, 'gating_w': 0.0, 'trainable_point_weights': 0.541324854612918}
+    if name in constants or gate:
+        return np.full(shape, 1.0 if gate else constants[name], np.float32)
+    if name.endswith(('offset', 'bias', '_b')) or len(unit) < 2:
         return np.zeros(shape, np.float32)
-    return (rng.standard_normal(shape) / np.sqrt(shape[0])).astype(np.float32)
+    receptive = int(np.prod(unit[:-2]))
+    fan_in, fan_out = unit[-2] * receptive, unit[-1] * receptive
+    glorot = module.endswith('attention') and name in ('query_w', 'key_w', 'value_w', 'output_w')
+    std = np.sqrt(2.0 / (fan_in + fan_out)) if glorot else np.sqrt(1.0 / fan_in)
+    return (rng.standard_normal(shape) * std).astype(np.float32)
 
 
 def make(out, preset, models, full_size):
@@ -114,7 +128,7 @@ def make(out, preset, models, full_size):
         if full_size:   # random arrays of the official names and shapes (shape checks only)
             flat = {k: rng.standard_normal(v.shape, np.float32) * np.float32(0.02) for k, v in flatten(shapes).items()}
         else:
-            flat = {k: stand_in(v.shape, k.rsplit('//', 1)[1], rng) for k, v in flatten(shapes).items()}
+            flat = {k: stand_in(k, tuple(v.shape), rng) for k, v in flatten(shapes).items()}
         save = np.savez if full_size else np.savez_compressed   # random full-size arrays do not compress
         save(os.path.join(out, 'params', 'params_%s.npz' % name), **flat)
         print('wrote params_%s.npz (%d arrays)' % (name, len(flat)), file=sys.stderr)

@@ -1,9 +1,10 @@
 """The stock AlphaFold code paths that parity tests and benchmarks compare against.
 
-"Stock" means DeepMind's v2.3.2: what run_alphafold.py builds, on the same databases and
-binaries, with DeepMind's semantics. The installed AlphaFold is ColabFold's fork, so the
-reference restores DeepMind's behaviour itself, here, independently of the kit's
-fold_runtime.compat.fidelity (two implementations of one documented behaviour must agree):
+"Stock" means DeepMind's: what run_alphafold.py builds, on the same databases and binaries. On
+the default stack that is DeepMind's own code, run as it is. Where the installed AlphaFold is
+ColabFold's fork (make test-fork), the reference restores DeepMind's behaviour itself, here,
+independently of the kit's fold_runtime.compat.fidelity (two implementations of one documented
+behaviour must agree):
   - data: duplicate MSA rows dropped (first occurrence kept), DeepMind's template prefilter,
     modified residues mapped to their parent (MSE -> M), kalign 2.04;
   - model: float32, unfused triangle-multiplication weights, no float16 casts of the outputs or
@@ -18,6 +19,9 @@ from alphafold.data import mmcif_parsing, pipeline, pipeline_multimer, templates
 from alphafold.data.tools import hhsearch, hmmsearch
 
 from data_sync import registry
+from fold_runtime import distribution
+
+FORK = distribution()[0] == 'alphafold-colabfold'
 
 
 def kalign2():
@@ -57,13 +61,16 @@ def _deepmind_prefilter(hit, hit_pdb_code, query_sequence, release_dates, releas
     return True
 
 
-class _ParentLetters(object):
-    from Bio.Data.PDBData import protein_letters_3to1_extended as protein_letters_3to1
-
-
 @contextlib.contextmanager
 def deepmind_data_semantics():
-    """The fork's data modules with DeepMind's behaviour, for the duration of the block."""
+    """The fork's data modules with DeepMind's behaviour, for the duration of the block (DeepMind's
+    own code runs as it is)."""
+    if not FORK:
+        yield
+        return
+
+    class _ParentLetters(object):
+        from Bio.Data.PDBData import protein_letters_3to1_extended as protein_letters_3to1
     saved = (pipeline.make_msa_features, templates._assess_hhsearch_hit, mmcif_parsing.PDBData)
     pipeline.make_msa_features = _unique_rows_msa_features
     templates._assess_hhsearch_hit = _deepmind_prefilter
@@ -166,6 +173,9 @@ def stock_predict_structure(features, data_dir, model_names, random_seed, num_re
         cfg.model.num_recycle = num_recycle
         cfg.data.common.num_recycle = num_recycle
         cfg.update_from_flattened_dict(dict(config_overrides))
+        if not FORK:
+            runners[name] = model.RunModel(cfg, data.get_model_haiku_params(model_name=name, data_dir=data_dir))
+            continue
         if not fork_defaults:
             cfg = _unfused_float32_config(cfg)
         params = data.get_model_haiku_params(model_name=name, data_dir=data_dir, fuse=fork_defaults)
@@ -176,9 +186,12 @@ def stock_predict_structure(features, data_dir, model_names, random_seed, num_re
         model_index = int(name.split('_')[1]) - 1   # position within the preset
         seed = model_index + random_seed * num_preset_models
         processed = runner.process_features(features, random_seed=seed)
-        with _no_output_casts(not fork_defaults):   # the cast is traced at the first call
-            result, _ = runner.predict(processed, random_seed=seed)
-        if not fork_defaults:   # DeepMind's confidences: after the model, over every residue
+        if not FORK:
+            result = runner.predict(processed, random_seed=seed)
+        else:
+            with _no_output_casts(not fork_defaults):   # the cast is traced at the first call
+                result, _ = runner.predict(processed, random_seed=seed)
+        if FORK and not fork_defaults:   # DeepMind's confidences: after the model, over every residue
             result['plddt'] = confidence.compute_plddt(np.asarray(result['predicted_lddt']['logits']))
             result['ranking_confidence'] = float(np.mean(result['plddt']))
         results[name] = result
