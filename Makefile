@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 # ColabFold's fork, the alternative distribution, in a venv of its own (make test-fork).
 FORK_VENV ?= .venv-fork
 FORK_PY := $(FORK_VENV)/bin/python
-PYTEST_ARGS ?=
+# Every run lists its 15 slowest tests, so the suite's budget is kept by the suite.
+PYTEST_ARGS ?= --durations=15
 # Test databases live in a cache keyed by the builder's content (tests/build_test_dbs.py).
 TESTDATA_CACHE ?= $(HOME)/.cache/alphafold-hpc-kit
 
@@ -93,7 +94,7 @@ test-integration: deps
 
 # ColabFold's fork with the kit's fidelity patches, in its own venv.
 test-fork: deps
-	$(FORK_PY) -m pytest -q tests/fork $(PYTEST_ARGS)
+	DEEPMIND_PYTHON=$(abspath $(PY)) $(FORK_PY) -m pytest -q tests/fork $(PYTEST_ARGS)
 
 test: test-fast test-integration test-fork
 

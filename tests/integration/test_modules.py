@@ -167,7 +167,7 @@ def test_check_install_runs_the_tools_inside_the_environment(installed_kit, kit_
     assert res.returncode == 0, res.stdout
     for line in ('OK   venv runtime present', 'OK   jackhmmer runs', 'OK   hhblits runs',
                  'OK   data directory readable: %s/shared/current' % kit_site, 'OK   alphafold-msa --version',
-                 'OK   kit --version: alphafold-hpc-kit 0.1.0 (variant cpu; AlphaFold: alphafold-colabfold 2.3.8)',
+                 'OK   kit --version: alphafold-hpc-kit 0.1.0 (variant cpu; AlphaFold: alphafold 2.3.2)',
                  'OK   imports alphafold.model.model, alphafold.relax.relax, alphafold.data.pipeline',
                  'OK   reads the stereo-chemistry table', 'OK   builds a model config: model_1_ptm',
                  'OK   jax starts: jax 0.4.26', 'OK   OpenMM starts: OpenMM 8.2', 'OK   kalign 2.04 found'):

@@ -84,7 +84,7 @@ def test_features_made_under_other_semantics_are_refused(kit, conotoxin_dir, wei
     import json
     meta_path = conotoxin_dir / 'features.meta.json'
     meta = json.loads(meta_path.read_text())
-    assert meta['semantics'] == 'deepmind-v2.3.2' and meta['alphafold_distribution'] == 'alphafold-colabfold'
+    assert meta['semantics'] == 'deepmind-v2.3.2' and meta['alphafold_distribution'] == 'alphafold'
     meta['semantics'] = 'colabfold-2.3.27'
     meta_path.write_text(json.dumps(meta))
     res = kit('predict', '--target-dir', conotoxin_dir, '--data-dir', weights_dir, *QUICK)
