@@ -10,7 +10,7 @@ PYTEST_ARGS ?= --durations=15
 # Test databases live in a cache keyed by the builder's content (tests/build_test_dbs.py).
 TESTDATA_CACHE ?= $(HOME)/.cache/alphafold-hpc-kit
 
-.PHONY: help deps testdata test test-fast test-integration test-fork demo check-py38 clean install uninstall check-install recipes locks
+.PHONY: help deps testdata test test-fast test-integration test-fork demo gpu-check check-py38 clean install uninstall check-install recipes locks
 
 # make install PREFIX=/opt/alphafold VARIANT=cuda12 METHOD=apptainer|conda|venv [SITE_CONFIG=site.conf]
 PREFIX ?= /opt/alphafold
@@ -41,9 +41,10 @@ INSTALL_PY ?= python3
 help:
 	@echo "make deps       install system tools (as root) and the virtualenv at $(VENV)"
 	@echo "make testdata   build the small real-data databases (cached)"
-	@echo "make test       run the whole test suite (test-fast, then test-integration)"
+	@echo "make test       run the whole test suite (test-fast, test-integration, then test-fork in .venv-fork)"
 	@echo "make test-fast  the fast tier: no services, no databases, no models (under 2 minutes)"
 	@echo "make demo       run the main job end to end on small real data"
+	@echo "make gpu-check  one table of the GPU stage measured on this node in <= 8 min [GPU_CHECK_ARGS='--python ...']"
 	@echo "make install    PREFIX=... VARIANT=$$($(INSTALL_PY) -c 'from installer import recipes; print("|".join(recipes.variants()))') METHOD=apptainer|conda|venv [SITE_CONFIG=...]"
 	@echo "make locks      resolve recipes/<variant>.requirements.txt (uv, PyPI); make recipes renders the recipes"
 	@echo "make uninstall  PREFIX=... [VARIANT=...];  make check-install PREFIX=... [VARIANT=...] [GPU=1]"
@@ -100,6 +101,9 @@ test: test-fast test-integration test-fork
 
 demo: deps
 	scripts/demo.sh
+
+gpu-check: deps
+	$(PY) benchmarks/gpu_check.py --cache "$(TESTDATA_CACHE)" $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf build *.egg-info demo-output

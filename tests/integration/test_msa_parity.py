@@ -61,14 +61,6 @@ def assert_deepmind_msa(feats, name):
     assert set(feats['num_alignments']) == {len(rows)}
 
 
-def test_the_forks_features_differ_where_deepmind_semantics_change_them(data_dir, targets, tmp_path):
-    """The fork as it ships keeps duplicate rows and 1A7G: the parity test above would notice."""
-    fork = stock_features(data_dir, 'reduced_dbs', targets['e2_dbd'], str(tmp_path / 'fork'), fork_defaults=True)
-    rows = [tuple(r) for r in fork['msa']]
-    assert len(set(rows)) < len(rows) and fork['num_alignments'][0] == len(rows)
-    assert b'1a7g_E' in list(fork['template_domain_names'])
-
-
 def test_serial_mode_gives_the_same_features(kit, data_dir, targets, tmp_path):
     for mode in ('serial', 'concurrent'):
         extra = ['--serial'] if mode == 'serial' else []
