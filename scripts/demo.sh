@@ -21,7 +21,7 @@ echo "== CPU stage: alphafold-msa (searches run concurrently)"
 .venv/bin/alphafold-msa --fasta "$DB/targets/e2_dbd.fasta" --output-dir "$OUT" --data-dir "$DATA" --overwrite
 echo "== GPU stage: alphafold-predict (relaxes only the best model)"
 .venv/bin/alphafold-predict --fasta "$DB/targets/e2_dbd.fasta" --output-dir "$OUT" --data-dir "$DATA" \
-  --model-preset monomer_ptm --models model_1,model_3
+  --model-preset monomer_ptm --models model_1,model_2
 echo
 echo "features:  $OUT/e2_dbd/features.pkl"
 echo "structure: $OUT/e2_dbd/ranked_0.pdb and ranked_0.cif   (from RANDOM TEST WEIGHTS: the pipeline is real, the fold is not)"

@@ -20,7 +20,7 @@ def test_predict_writes_alphafold_outputs_and_relaxes_only_the_best(kit, weights
     d = conotoxin_dir
     ranking = json.loads((d / 'ranking_debug.json').read_text())
     order = ranking['order']
-    assert sorted(order) == ['model_1_ptm', 'model_3_ptm']
+    assert sorted(order) == ['model_1_ptm', 'model_2_ptm']
     assert ranking['plddts'][order[0]] >= ranking['plddts'][order[1]]
     # Exactly one relaxation: the best model's.
     metrics = json.loads((d / 'relax_metrics.json').read_text())
@@ -65,7 +65,7 @@ def check_scores(log, d, order):
         assert s['ranking_confidence'] == json.loads((d / 'ranking_debug.json').read_text())['plddts'][name]
         assert s['recycles'] == 1
         assert '%s: mean pLDDT %.2f, pTM %.3f' % (name, s['mean_plddt'], s['ptm']) in log
-    assert [scores['models'][n]['seed'] for n in ('model_1_ptm', 'model_3_ptm')] == [0, 2]
+    assert [scores['models'][n]['seed'] for n in ('model_1_ptm', 'model_2_ptm')] == [0, 1]
 
 
 def check_mmcif(d, order):
@@ -123,7 +123,7 @@ def test_relax_all_none_and_no_result_pkl(kit, weights_dir, targets, conotoxin_d
                   '--no-result-pkl', '--no-plots', '--progress-interval', '0.2')
     assert res.returncode == 0, res.stdout
     for step in ('model_1_ptm: compiling and predicting (', 'relaxing model_1_ptm (OpenMM, CPU)',
-                 'relaxing model_3_ptm (OpenMM, CPU)'):
+                 'relaxing model_2_ptm (OpenMM, CPU)'):
         assert '... still running: %s' % step in res.stdout, step      # heartbeat lines
     assert not list(conotoxin_dir.glob('*.png'))
     assert len(json.loads((conotoxin_dir / 'relax_metrics.json').read_text())) == 2
@@ -172,10 +172,10 @@ def test_rerun_keeps_finished_models_and_overwrite_predicts_them_again(kit, weig
     assert res.returncode == 0, res.stdout
     d = conotoxin_dir
     timings = json.loads((d / 'timings.json').read_text())
-    stamps = {f: os.stat(str(d / f)).st_mtime_ns for f in ('unrelaxed_model_1_ptm.pdb', 'result_model_3_ptm.pkl')}
+    stamps = {f: os.stat(str(d / f)).st_mtime_ns for f in ('unrelaxed_model_1_ptm.pdb', 'result_model_2_ptm.pkl')}
     res = predict(kit, weights_dir, targets, d.parent, '--models-to-relax', 'none')   # a requeued job
     assert res.returncode == 0, res.stdout
-    for name in ('model_1_ptm', 'model_3_ptm'):
+    for name in ('model_1_ptm', 'model_2_ptm'):
         assert '%s: kept: its files exist and were made from these features with these options' % name in res.stdout
         assert '%s: mean pLDDT' % name not in res.stdout
     after = json.loads((d / 'timings.json').read_text())
@@ -193,14 +193,14 @@ def test_rerun_keeps_finished_models_and_overwrite_predicts_them_again(kit, weig
 
 
 def test_model_subsets_in_separate_jobs_end_as_one_job(kit, weights_dir, targets, conotoxin_dir, tmp_path):
-    """--models model_3, then --models model_1 (ParallelFold-style jobs) give the ranked files and
-    ranking_debug.json of one job with both, though model_3 was ranked_0 after the first job."""
+    """--models model_2, then --models model_1 (ParallelFold-style jobs) give the ranked files and
+    ranking_debug.json of one job with both, though model_2 was ranked_0 after the first job."""
     import shutil
     split = tmp_path / 'split' / 'conotoxin'
     shutil.copytree(str(conotoxin_dir), str(split))
     one = predict(kit, weights_dir, targets, conotoxin_dir.parent, '--models-to-relax', 'none')
     assert one.returncode == 0, one.stdout
-    for model in ('model_3', 'model_1'):
+    for model in ('model_2', 'model_1'):
         res = kit('predict', '--target-dir', split, '--data-dir', weights_dir, *GPU_ARGS[:2], '--models', model,
                   '--num-recycle', '1', '--models-to-relax', 'none')
         assert res.returncode == 0, res.stdout
@@ -228,7 +228,7 @@ def test_num_seeds_predicts_each_model_with_alphafolds_seeds_and_ranks_all(kit, 
     d = conotoxin_dir
     res = predict(kit, weights_dir, targets, d.parent, '--models-to-relax', 'none', '--num-seeds', '2')
     assert res.returncode == 0, res.stdout
-    names = ['model_1_ptm_pred_0', 'model_1_ptm_pred_1', 'model_3_ptm_pred_0', 'model_3_ptm_pred_1']
+    names = ['model_1_ptm_pred_0', 'model_1_ptm_pred_1', 'model_2_ptm_pred_0', 'model_2_ptm_pred_1']
     ranking = json.loads((d / 'ranking_debug.json').read_text())
     assert sorted(ranking['order']) == names
     assert [ranking['plddts'][n] for n in ranking['order']] == sorted(ranking['plddts'].values(), reverse=True)
@@ -245,5 +245,5 @@ def test_num_seeds_predicts_each_model_with_alphafolds_seeds_and_ranks_all(kit, 
     res = predict(kit, weights_dir, targets, d.parent, '--models-to-relax', 'none')
     assert res.returncode == 0 and res.stdout.count(': mean pLDDT') == 2, res.stdout
     single = json.loads((d / 'ranking_debug.json').read_text())['plddts']
-    assert sorted(single) == ['model_1_ptm', 'model_3_ptm'] and not (d / 'ranked_2.pdb').exists()
+    assert sorted(single) == ['model_1_ptm', 'model_2_ptm'] and not (d / 'ranked_2.pdb').exists()
     assert single['model_1_ptm'] == ranking['plddts']['model_1_ptm_pred_0']

@@ -19,7 +19,7 @@ def test_missing_weights_name_the_directory_and_who_installs_them(kit, conotoxin
     partial.mkdir(parents=True)
     (partial / 'params_model_1_ptm.npz').symlink_to(os.path.join(weights_dir, 'params', 'params_model_1_ptm.npz'))
     res = kit('predict', '--target-dir', conotoxin_dir, '--data-dir', tmp_path / 'data', *GPU_ARGS)
-    assert_failed(res, 3, 'weights file missing in %s: %s' % (partial, partial / 'params_model_3_ptm.npz'),
+    assert_failed(res, 3, 'weights file missing in %s: %s' % (partial, partial / 'params_model_2_ptm.npz'),
                   "ask your site's AlphaFold admin to install the weights there")
 
 

@@ -41,7 +41,7 @@ def test_predict_matches_stock_loop(kit, weights_dir, targets, conotoxin_dir):
     with open(os.path.join(weights_dir, 'params', 'test_weights.json')) as f:
         overrides = json.load(f)['config_overrides']
     ranked, unrelaxed, relaxed_best, results = stock_predict_structure(
-        features, weights_dir, ['model_1_ptm', 'model_3_ptm'], random_seed=3, num_recycle=1,
+        features, weights_dir, ['model_1_ptm', 'model_2_ptm'], random_seed=3, num_recycle=1,
         config_overrides=overrides)
 
     assert json.loads((conotoxin_dir / 'ranking_debug.json').read_text())['order'] == ranked
@@ -54,7 +54,7 @@ def test_predict_matches_stock_loop(kit, weights_dir, targets, conotoxin_dir):
         assert np.float16 not in (result['plddt'].dtype, result['ptm'].dtype)   # DeepMind's: float64, float32
     provenance = json.loads((conotoxin_dir / 'prediction.meta.json').read_text())
     assert provenance['semantics'] == 'deepmind-v2.3.2' and provenance['alphafold_distribution']
-    record = provenance['models']['model_3_ptm']
+    record = provenance['models']['model_2_ptm']
     assert (record['seed'], record['num_recycle'], record['scores']['seed']) == (2 + 3 * 5, 1, 2 + 3 * 5)
     ranked_0 = (conotoxin_dir / 'ranked_0.pdb').read_text()
     assert ranked_0 == (conotoxin_dir / ('relaxed_%s.pdb' % ranked[0])).read_text()
