@@ -18,7 +18,8 @@ def test_full_size_params_load_into_the_full_network(tmp_path):
     assert not (tmp_path / 'params' / 'test_weights.json').exists()
     import jax
     from fold_runtime.gpu_stage import weights
-    from make_test_weights import init_batch, init_inputs
+    from fold_runtime import compat
+    from make_test_weights import init_batch
     runner = weights.load_runner(str(tmp_path), 'model_1_ptm', 'monomer_ptm')
     stack = runner.params['alphafold/alphafold_iteration/evoformer/evoformer_iteration/msa_transition/transition1']
     assert stack['weights'].shape == (48, 256, 1024)
@@ -27,10 +28,10 @@ def test_full_size_params_load_into_the_full_network(tmp_path):
     # DeepMind ships monomer weights unfused, and the runtime runs them so (compat.fidelity).
     evo = 'alphafold/alphafold_iteration/evoformer/evoformer_iteration/triangle_multiplication_outgoing/'
     assert evo + 'left_projection' in runner.params and evo + 'projection' not in runner.params
-    # Tracing apply with these parameters fails on any name or shape the network does not expect.
-    batch = init_inputs(runner, init_batch())
-    prev = {k: v.astype(np.float32) for k, v in batch.pop('prev').items()}
-    out, _ = jax.eval_shape(runner.apply, runner.params, jax.random.PRNGKey(0), batch, prev)
+    # Tracing DeepMind's RunModel.apply with these parameters fails on any name or shape the network
+    # does not expect.
+    batch = compat.model_init_batch(runner, init_batch())
+    out = jax.eval_shape(runner.apply, runner.params, jax.random.PRNGKey(0), batch)
     assert out['structure_module']['final_atom_positions'].shape == (16, 37, 3)
 
 
@@ -51,11 +52,6 @@ def test_full_size_multimer_v3_params_load_into_the_full_network(tmp_path):
     assert n_params > 90_000_000   # AlphaFold-Multimer v3 has ~93M parameters
     feat = init_multimer_batch()
     length = feat['aatype'].shape[0]
-    evoformer = runner.config.model.embeddings_and_evoformer
-    prev = {'prev_pos': np.zeros([length, 37, 3], np.float32),
-            'prev_msa_first_row': np.zeros([length, evoformer.msa_channel], np.float32),
-            'prev_pair': np.zeros([length, length, evoformer.pair_channel], np.float32)}
-    key = jax.random.PRNGKey(0)
-    result, new_prev, change = jax.eval_shape(runner.apply, runner.params, key, feat, prev, key)
+    result = jax.eval_shape(runner.apply, runner.params, jax.random.PRNGKey(0), feat)
     assert result['structure_module']['final_atom_positions'].shape == (length, 37, 3)
-    assert new_prev['prev_pair'].shape == (length, length, evoformer.pair_channel)
+    assert result['predicted_aligned_error']['logits'].shape == (length, length, 64)
