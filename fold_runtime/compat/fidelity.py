@@ -1,8 +1,9 @@
 """DeepMind AlphaFold v2.3.2 semantics, whichever AlphaFold is installed.
 
-The images install DeepMind's AlphaFold, and nothing here changes it. The development and venv
-installs have ColabFold's fork (`alphafold-colabfold`), which differs from DeepMind's v2.3.2 where
-results change (DESIGN.md §5). On the fork this module restores DeepMind's documented behaviour,
+Every install route, the development venv and the tests run DeepMind's AlphaFold, and nothing
+here changes it. A site whose ALPHAFOLD_SOURCE names ColabFold's fork (`alphafold-colabfold`; the
+tests' .venv-fork) gets a distribution that differs from DeepMind's v2.3.2 where results change
+(DESIGN.md §5). On the fork this module restores DeepMind's documented behaviour,
 in one place: apply_data() before any data pipeline object is built (CPU stage), model_config(),
 load_params() and Runner for the monomer models (GPU stage). CHANGES lists what is changed and
 why; `alphafold-msa --explain` prints it, so a site can audit the kit.
