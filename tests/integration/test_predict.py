@@ -234,7 +234,7 @@ def test_num_seeds_predicts_each_model_with_alphafolds_seeds_and_ranks_all(kit, 
     assert [ranking['plddts'][n] for n in ranking['order']] == sorted(ranking['plddts'].values(), reverse=True)
     scores = json.loads((d / 'scores.json').read_text())['models']
     records = json.loads((d / 'prediction.meta.json').read_text())['models']
-    assert [scores[n]['seed'] for n in names] == [records[n]['seed'] for n in names] == [0, 1, 4, 5]
+    assert [scores[n]['seed'] for n in names] == [records[n]['seed'] for n in names] == [0, 1, 2, 3]
     assert len(set(ranking['plddts'].values())) == 4                     # four different predictions
     for i, name in enumerate(ranking['order']):
         assert (d / ('ranked_%d.pdb' % i)).read_text() == (d / ('unrelaxed_%s.pdb' % name)).read_text()
