@@ -7,6 +7,11 @@ FORK_VENV ?= .venv-fork
 FORK_PY := $(FORK_VENV)/bin/python
 # Every run lists its 15 slowest tests, so the suite's budget is kept by the suite.
 PYTEST_ARGS ?= --durations=15
+# The integration tests run on this many pytest-xdist workers (most of a test is one process:
+# a model's trace, a search); the Slurm and installed-venv tests share one worker.
+TEST_WORKERS ?= 2
+# `make test` fails, after listing the slowest tests, when it took longer than this.
+TEST_BUDGET_S ?= 1800
 # Test databases live in a cache keyed by the builder's content (tests/build_test_dbs.py).
 TESTDATA_CACHE ?= $(HOME)/.cache/alphafold-hpc-kit
 
@@ -91,12 +96,14 @@ test-fast: deps check-py38
 
 # Real Slurm, Lmod, environment-modules, HTTP/rsync servers, HMMER/HH-suite, AlphaFold and OpenMM.
 test-integration: deps
-	$(PY) -m pytest -q tests/integration $(PYTEST_ARGS)
+	$(PY) -m pytest -q tests/integration -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # ColabFold's fork with the kit's fidelity patches, in its own venv.
 test-fork: deps
 	DEEPMIND_PYTHON=$(abspath $(PY)) $(FORK_PY) -m pytest -q tests/fork $(PYTEST_ARGS)
 
+test: export TEST_STARTED := $(shell date +%s)
+test: export TEST_BUDGET_S := $(TEST_BUDGET_S)
 test: test-fast test-integration test-fork
 
 demo: deps

@@ -21,10 +21,52 @@ os.environ.setdefault('XLA_FLAGS', '--xla_backend_optimization_level=0')
 GPU_ARGS = ('--model-preset', 'monomer_ptm', '--models', 'model_1,model_2', '--num-recycle', '1')
 
 
+# Tests that need one of these share one xdist worker: the one-node Slurm cluster and the
+# installed venvs are built once per run, not once per worker.
+SITE_FIXTURES = ('slurm', 'installed_kit')
+# `make test` exports when it started and its budget: the run fails, after the durations list,
+# when it took longer (issue #24: the suite keeps its own time).
+STARTED, BUDGET_S = os.environ.get('TEST_STARTED'), os.environ.get('TEST_BUDGET_S')
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if set(SITE_FIXTURES) & set(getattr(item, 'fixturenames', ())):
+            item.add_marker(pytest.mark.xdist_group('site'))
+
+
+def over_budget():
+    """How far past TEST_BUDGET_S the run is, in seconds; None within it or without a budget."""
+    if not (STARTED and BUDGET_S):
+        return None
+    import time
+    over = time.time() - int(STARTED) - int(BUDGET_S)
+    return over if over > 0 else None
+
+
+def pytest_sessionfinish(session):
+    if not hasattr(session.config, 'workerinput') and over_budget():
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(trylast=True)   # after the durations list
+def pytest_terminal_summary(terminalreporter, config):
+    over = over_budget()
+    if over and not hasattr(config, 'workerinput'):
+        terminalreporter.write_line('FAILED: make test ran %.0f s past its budget of %s s (TEST_BUDGET_S); the '
+                                    'slowest tests are listed above' % (over, BUDGET_S), red=True)
+
+
 def cached_build(script, *args):
-    """Run a cached builder script under tests/ and return the path it prints last."""
-    out = subprocess.run([sys.executable, os.path.join(ROOT, 'tests', script), '--cache', CACHE] + list(args),
-                         check=True, stdout=subprocess.PIPE, universal_newlines=True).stdout
+    """Run a cached builder script under tests/ and return the path it prints last. One build at a
+    time (the xdist workers share the cache): the second finds the first's result."""
+    import fcntl
+    os.makedirs(CACHE, exist_ok=True)
+    with open(os.path.join(CACHE, '.build.lock'), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        out = subprocess.run([sys.executable, os.path.join(ROOT, 'tests', script), '--cache', CACHE] + list(args),
+                             check=True, stdout=subprocess.PIPE, universal_newlines=True).stdout
     return out.strip().splitlines()[-1]
 
 
@@ -100,6 +142,28 @@ def conotoxin_features(data_dir, targets, tmp_path_factory):
     res = run_kit('msa', '--fasta', targets['conotoxin'], '--output-dir', out, '--data-dir', data_dir)
     assert res.returncode == 0, res.stdout
     return str(out / 'conotoxin')
+
+
+@pytest.fixture(scope='session')
+def conotoxin_predicted(conotoxin_features, weights_dir, tmp_path_factory):
+    """One alphafold-predict of the conotoxin with GPU_ARGS (seed 0, the best model relaxed), made
+    once for the tests that read its outputs: (OUT/conotoxin, the command's log). Read-only: a test
+    that runs predict on it takes a copy (predicted_dir)."""
+    import shutil
+    out = tmp_path_factory.mktemp('predicted')
+    shutil.copytree(conotoxin_features, str(out / 'conotoxin'))
+    res = run_kit('predict', '--target-dir', out / 'conotoxin', '--data-dir', weights_dir, *GPU_ARGS)
+    assert res.returncode == 0, res.stdout
+    return out / 'conotoxin', res.stdout
+
+
+@pytest.fixture
+def predicted_dir(conotoxin_predicted, tmp_path):
+    """A private copy of the shared conotoxin prediction, as OUT/conotoxin (times kept)."""
+    import shutil
+    dst = tmp_path / 'out' / 'conotoxin'
+    shutil.copytree(str(conotoxin_predicted[0]), str(dst))
+    return dst
 
 
 @pytest.fixture

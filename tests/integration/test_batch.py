@@ -46,20 +46,19 @@ def msa_intervals(out, names):
     return sorted((s['started'], s['finished']) for s in states)
 
 
-def test_padded_prediction_matches_unpadded_and_nothing_of_the_padding_leaks(conotoxin_features, full_data_dir,
-                                                                              tmp_path):
+def test_padded_prediction_matches_unpadded_and_nothing_of_the_padding_leaks(conotoxin_features, conotoxin_predicted,
+                                                                              full_data_dir, tmp_path):
     """Tolerance: pLDDT within 0.5, CA within 0.05 A, PAE within 0.25 A (the padding is masked;
-    only float rounding differs)."""
+    only float rounding differs). The unpadded run is the shared prediction (model_1_ptm, seed 0)."""
     import shutil
     from alphafold.common import protein
-    runs = {}
-    for name, extra in (('plain', ()), ('padded', ('--buckets', '64'))):
-        tdir = tmp_path / name / 'conotoxin'
-        shutil.copytree(conotoxin_features, str(tdir))
-        res = run_kit('predict', '--target-dir', tdir, '--data-dir', full_data_dir, '--model-preset', 'monomer_ptm',
-                      '--models', 'model_1', '--num-recycle', '1', '--models-to-relax', 'none', *extra)
-        assert res.returncode == 0, res.stdout
-        runs[name] = tdir
+    tdir = tmp_path / 'padded' / 'conotoxin'
+    shutil.copytree(conotoxin_features, str(tdir))
+    res = run_kit('predict', '--target-dir', tdir, '--data-dir', full_data_dir, '--model-preset', 'monomer_ptm',
+                  '--models', 'model_1', '--num-recycle', '1', '--models-to-relax', 'none', '--buckets', '64')
+    assert res.returncode == 0, res.stdout
+    runs = {'plain': conotoxin_predicted[0], 'padded': tdir}
+    assert json.loads((runs['plain'] / 'timings.json').read_text())['padded_length'] == 24
     assert json.loads((runs['padded'] / 'timings.json').read_text())['padded_length'] == 64
     results = {k: pickle.load(open(str(d / 'result_model_1_ptm.pkl'), 'rb')) for k, d in runs.items()}
     plain, padded = results['plain'], results['padded']

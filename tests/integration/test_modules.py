@@ -46,7 +46,9 @@ def own(env):
 
 @pytest.mark.parametrize('flavour', FLAVOURS)
 def test_load_sets_the_kit_environment(flavour, installed_kit, kit_site):
-    res = shell(flavour, installed_kit, 'module load alphafold\n' + env_json())
+    # Without the suite's own XLA_FLAGS (conftest's compile setting): the module must set none.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith('XLA_') and k != 'TF_FORCE_UNIFIED_MEMORY'}
+    res = shell(flavour, installed_kit, 'module load alphafold\n' + env_json(), env=clean)
     assert res.returncode == 0, res.stderr
     env = json.loads(res.stdout.strip().splitlines()[-1])
     vardir = '%s/0.1.0/cpu' % installed_kit     # each variant in its own directory
@@ -140,12 +142,14 @@ def test_data_dir_is_chosen_in_the_job_not_at_module_load(flavour, installed_kit
 
 def test_end_to_end_through_the_module(installed_kit, targets, tmp_path):
     """module load -> alphafold-msa -> features.pkl -> alphafold-predict (stand-in weights) -> relaxed
-    ranked_0.pdb, in the cpu variant's locked venv (test_stacks checks it holds exactly the lock)."""
+    ranked_0.pdb, in the cpu variant's locked venv (test_stacks checks it holds exactly the lock);
+    then alphafold-batch on the same output directory, which finds both stages' work done (its
+    length bucket is the unpadded length the direct predict ran at)."""
     out = tmp_path / 'my outputs'      # a path with a space
     script = ('module load alphafold\nset -e\nalphafold-msa --fasta "%s" --output-dir "%s" --cpus 2\n'
               'alphafold-predict --fasta "%s" --output-dir "%s" %s\n'
-              'alphafold-batch submit --fasta "%s" --output-dir "%s/batch" %s --models-to-relax none --no-progress\n'
-              'alphafold-batch status "%s/batch"\n'
+              'alphafold-batch submit --fasta "%s" --output-dir "%s" %s --buckets 24 --no-progress\n'
+              'alphafold-batch status "%s"\n'
               % (targets['conotoxin'], out, targets['conotoxin'], out, ' '.join(GPU_ARGS),
                  targets['conotoxin'], out, ' '.join(GPU_ARGS), out))
     res = shell('lmod', installed_kit, script)
@@ -154,7 +158,8 @@ def test_end_to_end_through_the_module(installed_kit, targets, tmp_path):
     ranked = (out / 'conotoxin' / 'ranked_0.pdb').read_text()
     relaxed = [p.read_text() for p in (out / 'conotoxin').glob('relaxed_*.pdb')]
     assert ranked.startswith('ATOM') and relaxed == [ranked] and ' H ' in ranked   # AMBER relax (adds H)
-    assert (out / 'batch' / 'conotoxin' / 'ranked_0.pdb').exists()         # alphafold-batch, local executor
+    logs = ''.join(p.read_text() for p in (out / '.batch' / 'logs').iterdir())
+    assert logs.count(': kept: its files exist') == 2 and 'features.pkl matches its inputs' in logs, logs
     assert re.search(r'conotoxin\s+done\s+cpu_stage', res.stdout), res.stdout
     assert 'USING RANDOM TEST WEIGHTS' in res.stderr
     assert 'memory mode default (requested auto, longest protein 24 residues, threshold 1000)' in res.stderr

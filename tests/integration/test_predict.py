@@ -13,11 +13,9 @@ def predict(kit, weights_dir, targets, out_dir, *extra):
                '--data-dir', weights_dir, *GPU_ARGS, *extra)
 
 
-def test_predict_writes_alphafold_outputs_and_relaxes_only_the_best(kit, weights_dir, targets, conotoxin_dir):
-    res = predict(kit, weights_dir, targets, conotoxin_dir.parent)
-    assert res.returncode == 0, res.stdout
-    assert 'USING RANDOM TEST WEIGHTS' in res.stdout
-    d = conotoxin_dir
+def test_predict_writes_alphafold_outputs_and_relaxes_only_the_best(conotoxin_predicted):
+    d, log = conotoxin_predicted
+    assert 'USING RANDOM TEST WEIGHTS' in log
     ranking = json.loads((d / 'ranking_debug.json').read_text())
     order = ranking['order']
     assert sorted(order) == ['model_1_ptm', 'model_2_ptm']
@@ -47,7 +45,7 @@ def test_predict_writes_alphafold_outputs_and_relaxes_only_the_best(kit, weights
                    - timings['predict_and_compile_' + name]) < 0.01
     assert list(k for k in timings if k.startswith('relax_')) == ['relax_' + order[0]]
     assert not [f for f in os.listdir(d) if f.startswith('.tmp-')]
-    check_scores(res.stdout, d, order)
+    check_scores(log, d, order)
     check_mmcif(d, order)
     check_plots(d, order)
 
@@ -153,24 +151,22 @@ def test_run_skips_the_cpu_stage_when_features_match(kit, full_data_dir, targets
     assert os.stat(tmp_path / 'conotoxin' / 'features.pkl').st_mtime_ns == mtime
 
 
-def test_seed_follows_alphafold_and_changes_predictions(kit, weights_dir, targets, conotoxin_dir, tmp_path):
-    import shutil
-    other = tmp_path / 'seed1' / 'conotoxin'
-    shutil.copytree(str(conotoxin_dir), str(other))
-    for d, seed in ((conotoxin_dir, '0'), (other, '1')):
-        res = kit('predict', '--target-dir', d, '--data-dir', weights_dir, *GPU_ARGS,
-                  '--models-to-relax', 'none', '--random-seed', seed)
-        assert res.returncode == 0, res.stdout
-    # Both seeds give deterministic, distinct results for the same weights.
-    a = json.loads((conotoxin_dir / 'ranking_debug.json').read_text())['plddts']
-    b = json.loads((other / 'ranking_debug.json').read_text())['plddts']
+def test_seed_follows_alphafold_and_changes_predictions(kit, weights_dir, conotoxin_predicted, conotoxin_dir):
+    """--random-seed 3: prediction i of the preset's n gets i + 3 * n (model_2_ptm: 1 + 3 * 5), as
+    in run_alphafold.py, and predicts other models than seed 0 (the shared prediction)."""
+    res = kit('predict', '--target-dir', conotoxin_dir, '--data-dir', weights_dir, *GPU_ARGS,
+              '--models-to-relax', 'none', '--random-seed', '3')
+    assert res.returncode == 0, res.stdout
+    records = json.loads((conotoxin_dir / 'prediction.meta.json').read_text())['models']
+    assert [(records[n]['seed'], records[n]['scores']['seed']) for n in ('model_1_ptm', 'model_2_ptm')] == \
+        [(3 * 5, 3 * 5), (1 + 3 * 5, 1 + 3 * 5)]
+    a = json.loads((conotoxin_predicted[0] / 'ranking_debug.json').read_text())['plddts']
+    b = json.loads((conotoxin_dir / 'ranking_debug.json').read_text())['plddts']
     assert a != b
 
 
-def test_rerun_keeps_finished_models_and_overwrite_predicts_them_again(kit, weights_dir, targets, conotoxin_dir):
-    res = predict(kit, weights_dir, targets, conotoxin_dir.parent, '--models-to-relax', 'none')
-    assert res.returncode == 0, res.stdout
-    d = conotoxin_dir
+def test_rerun_keeps_finished_models_and_overwrite_predicts_them_again(kit, weights_dir, targets, predicted_dir):
+    d = predicted_dir
     timings = json.loads((d / 'timings.json').read_text())
     stamps = {f: os.stat(str(d / f)).st_mtime_ns for f in ('unrelaxed_model_1_ptm.pdb', 'result_model_2_ptm.pkl')}
     res = predict(kit, weights_dir, targets, d.parent, '--models-to-relax', 'none')   # a requeued job
@@ -192,24 +188,21 @@ def test_rerun_keeps_finished_models_and_overwrite_predicts_them_again(kit, weig
     assert 'kept' not in res.stdout and res.stdout.count(': mean pLDDT') == 2, res.stdout
 
 
-def test_model_subsets_in_separate_jobs_end_as_one_job(kit, weights_dir, targets, conotoxin_dir, tmp_path):
-    """--models model_2, then --models model_1 (ParallelFold-style jobs) give the ranked files and
-    ranking_debug.json of one job with both, though model_2 was ranked_0 after the first job."""
-    import shutil
-    split = tmp_path / 'split' / 'conotoxin'
-    shutil.copytree(str(conotoxin_dir), str(split))
-    one = predict(kit, weights_dir, targets, conotoxin_dir.parent, '--models-to-relax', 'none')
-    assert one.returncode == 0, one.stdout
-    for model in ('model_2', 'model_1'):
-        res = kit('predict', '--target-dir', split, '--data-dir', weights_dir, *GPU_ARGS[:2], '--models', model,
-                  '--num-recycle', '1', '--models-to-relax', 'none')
+def test_model_subsets_in_separate_jobs_end_as_one_job(kit, weights_dir, conotoxin_predicted, conotoxin_dir):
+    """One model per job (ParallelFold-style), the worse first, give the ranked files and
+    ranking_debug.json of one job with both (the shared prediction), though the worse model was
+    ranked_0 after the first job."""
+    one, split = conotoxin_predicted[0], conotoxin_dir
+    best, worse = json.loads((one / 'ranking_debug.json').read_text())['order']
+    for model in (worse, best):
+        res = kit('predict', '--target-dir', split, '--data-dir', weights_dir, *GPU_ARGS[:2],
+                  '--models', model[:-len('_ptm')], '--num-recycle', '1', '--models-to-relax', 'none')
         assert res.returncode == 0, res.stdout
     assert 'ranking 2 models made from these features' in res.stdout
-    order = json.loads((conotoxin_dir / 'ranking_debug.json').read_text())['order']
-    assert order[0] == 'model_1_ptm'   # so the second job had to replace the first job's ranked_0
-    names = ['ranked_%d.%s' % (i, ext) for i in range(2) for ext in ('pdb', 'cif')]
+    names = ['unrelaxed_%s.pdb' % n for n in (best, worse)] + ['ranked_1.pdb', 'ranked_1.cif']
     for name in names + ['ranking_debug.json', 'scores.json']:
-        assert (split / name).read_bytes() == (conotoxin_dir / name).read_bytes(), name
+        assert (split / name).read_bytes() == (one / name).read_bytes(), name
+    assert (split / 'ranked_0.pdb').read_bytes() == (one / ('unrelaxed_%s.pdb' % best)).read_bytes()
     assert not (split / 'ranked_2.pdb').exists()
     # Relaxation, decided over every model: a third job with both keeps both models and relaxes
     # only the best (OpenMM on the CPU is not bit-reproducible across processes, so the relaxed
@@ -217,15 +210,16 @@ def test_model_subsets_in_separate_jobs_end_as_one_job(kit, weights_dir, targets
     res = kit('predict', '--target-dir', split, '--data-dir', weights_dir, *GPU_ARGS)
     assert res.returncode == 0 and res.stdout.count(': kept: its files exist') == 2, res.stdout
     assert sorted(f for f in os.listdir(split) if f.startswith('relaxed_')) == \
-        ['relaxed_model_1_ptm.cif', 'relaxed_model_1_ptm.pdb']
-    assert (split / 'ranked_0.pdb').read_text() == (split / 'relaxed_model_1_ptm.pdb').read_text()
-    assert list(json.loads((split / 'relax_metrics.json').read_text())) == ['model_1_ptm']
+        ['relaxed_%s.cif' % best, 'relaxed_%s.pdb' % best]
+    assert (split / 'ranked_0.pdb').read_text() == (split / ('relaxed_%s.pdb' % best)).read_text()
+    assert list(json.loads((split / 'relax_metrics.json').read_text())) == [best]
 
 
-def test_num_seeds_predicts_each_model_with_alphafolds_seeds_and_ranks_all(kit, weights_dir, targets, conotoxin_dir):
+def test_num_seeds_predicts_each_model_with_alphafolds_seeds_and_ranks_all(kit, weights_dir, targets, predicted_dir):
     """--num-seeds 2: <model>_pred_<k> with run_alphafold.py's seeds (index over the preset's 5 x 2
-    predictions), ranked together, kept on rerun; one seed afterwards ranks its own models only."""
-    d = conotoxin_dir
+    predictions), ranked together, kept on rerun; one seed (the shared prediction's models, made
+    first) then ranks its own models only."""
+    d = predicted_dir
     res = predict(kit, weights_dir, targets, d.parent, '--models-to-relax', 'none', '--num-seeds', '2')
     assert res.returncode == 0, res.stdout
     names = ['model_1_ptm_pred_0', 'model_1_ptm_pred_1', 'model_2_ptm_pred_0', 'model_2_ptm_pred_1']
@@ -243,7 +237,7 @@ def test_num_seeds_predicts_each_model_with_alphafolds_seeds_and_ranks_all(kit, 
     assert ': mean pLDDT' not in res.stdout
     # One seed: the models' own names and seeds, as before; model_1's seed 0 is pred_0's.
     res = predict(kit, weights_dir, targets, d.parent, '--models-to-relax', 'none')
-    assert res.returncode == 0 and res.stdout.count(': mean pLDDT') == 2, res.stdout
+    assert res.returncode == 0 and res.stdout.count(': kept: its files exist') == 2, res.stdout
     single = json.loads((d / 'ranking_debug.json').read_text())['plddts']
     assert sorted(single) == ['model_1_ptm', 'model_2_ptm'] and not (d / 'ranked_2.pdb').exists()
     assert single['model_1_ptm'] == ranking['plddts']['model_1_ptm_pred_0']
