@@ -98,7 +98,15 @@ def safe_relative(rel):
 def verify(tree, manifest, checksum=None, databases=None):
     """Problems found, as 'path: what'. Sizes always; SHA-256 for every file, or only for the
     paths in `checksum` when given (files a copy just transferred)."""
-    problems = []
+    return describe(problems(tree, manifest, checksum, databases))
+
+
+def describe(found):
+    return ['%s: %s' % pair for pair in found]
+
+
+def problems(tree, manifest, checksum=None, databases=None):
+    """verify's findings as (path, what) pairs, for a caller that acts on the paths."""
     for rel, entry in sorted(manifest['files'].items()):
         if databases and rel.split('/', 1)[0] not in databases:
             continue
@@ -106,12 +114,11 @@ def verify(tree, manifest, checksum=None, databases=None):
         try:
             info = os.lstat(path)
         except OSError:
-            problems.append('%s: missing' % rel)
+            yield rel, 'missing'
             continue
         if not stat.S_ISREG(info.st_mode):
-            problems.append('%s: not a regular file' % rel)
+            yield rel, 'not a regular file'
         elif info.st_size != entry['size']:
-            problems.append('%s: size %d, manifest says %d' % (rel, info.st_size, entry['size']))
+            yield rel, 'size %d, manifest says %d' % (info.st_size, entry['size'])
         elif (checksum is None or rel in checksum) and file_digest(path) != entry['sha256']:
-            problems.append('%s: checksum differs from the manifest (corrupt)' % rel)
-    return problems
+            yield rel, 'checksum differs from the manifest (corrupt)'

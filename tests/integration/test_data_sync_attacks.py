@@ -347,17 +347,69 @@ def test_stage_copies_exactly_the_manifest_as_plain_files(tmp_path):
         assert not mode & 0o6000 and os.lstat(path).st_uid == 0, path
 
 
-def test_two_stages_at_once_take_turns(tmp_path):
-    root, local = tmp_path / 'shared', tmp_path / 'local'
-    version = publish_tree(tmp_path, root, 'v1', big=30 << 20)
-    holder = hold_lock(local, 3)                      # both stages start while a third holds it
+def two_stages_at_once(root, local, hold):
+    """Two stages started while a third holder has LOCAL/.lock for `hold` seconds: their exit
+    statuses and outputs."""
+    holder = hold_lock(local, hold)
     stages = [subprocess.Popen([sys.executable, '-m', 'data_sync', 'stage', '--data-root', str(root), '--local-root',
                                 str(local)], cwd=CODE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                universal_newlines=True, env=dict(os.environ, ALPHAFOLD_SITE_CONFIG=''))
               for _ in range(2)]
     outs = [p.communicate()[0] for p in stages]
     holder.wait()
-    assert [p.returncode for p in stages] == [0, 0], outs
+    return [p.returncode for p in stages], outs
+
+
+def rot(path):
+    """One flipped byte, same size and modification time: what rsync's quick check cannot see."""
+    info = os.stat(path)
+    with open(path, 'r+b') as f:
+        f.seek(info.st_size // 2)
+        byte = f.read(1)[0]
+        f.seek(info.st_size // 2)
+        f.write(bytes([byte ^ 1]))
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+
+
+def test_stage_never_certifies_a_rotted_shared_copy(tmp_path):
+    root, local = tmp_path / 'shared', tmp_path / 'local'
+    version = publish_tree(tmp_path, root, 'v1')
+    rot(os.path.join(version, 'uniref90', 'uniref90.fasta'))
+    for _ in range(2):                                # the rerun that its message once advised
+        res = data('stage', '--data-root', root, '--local-root', local)
+        assert res.returncode == 6, clean(res)
+        assert 'the shared copy %s does not match its manifest' % version in res.stderr, res.stderr
+        assert 'uniref90/uniref90.fasta: checksum differs' in res.stderr and 'sync --verify full' in res.stderr
+        assert os.listdir(str(local)) == ['.lock']    # the failed copy is gone, nothing stamped
+    codes, outs = two_stages_at_once(root, local, 1)  # the second waits, then must not accept it either
+    assert codes == [6, 6] and all('the shared copy' in o and 'Traceback' not in o for o in outs), outs
+    assert os.listdir(str(local)) == ['.lock']
+    res = data('status', '--data-root', root, '--local-root', local, '--databases', 'uniref90')
+    assert 'no verified node-local copy' in res.stdout
+
+
+def test_a_copy_left_by_a_killed_stage_is_checksummed_not_trusted(tmp_path):
+    root, local = tmp_path / 'shared', tmp_path / 'local'
+    publish_tree(tmp_path, root, 'v1')
+    assert data('stage', '--data-root', root, '--local-root', local).returncode == 0
+    copy = os.path.realpath(str(local / 'current'))
+    os.unlink(str(local / 'current'))                 # killed before it stamped and switched ...
+    os.unlink(os.path.join(copy, 'staged.id'))
+    rot(os.path.join(copy, 'uniref90', 'uniref90.fasta'))     # ... with a file damaged on the local disk
+    res = data('stage', '--data-root', root, '--local-root', local)
+    assert res.returncode == 6, clean(res)
+    assert 'node-local copy %s does not match' % copy in res.stderr and 'check the local disk' in res.stderr
+    assert not os.path.exists(copy)
+    res = data('stage', '--data-root', root, '--local-root', local)
+    assert res.returncode == 0, clean(res)
+    assert data('verify', '--data-root', local).returncode == 0
+
+
+def test_two_stages_at_once_take_turns(tmp_path):
+    root, local = tmp_path / 'shared', tmp_path / 'local'
+    version = publish_tree(tmp_path, root, 'v1', big=30 << 20)
+    codes, outs = two_stages_at_once(root, local, 3)
+    assert codes == [0, 0], outs
     assert all('Traceback' not in o and 'waiting for %s/.lock' % local in o for o in outs), outs
     assert sum('is current' in o for o in outs) == 1                 # the second found the copy done
     res = data('status', '--data-root', root, '--local-root', local, '--databases', 'uniref90,mgnify')
