@@ -14,6 +14,7 @@ stage that waited on the lock, starts afresh instead of trusting a failed copy b
 import logging
 import os
 import shutil
+import stat
 from concurrent.futures import ThreadPoolExecutor
 
 from data_sync import layout, manifest, store
@@ -59,6 +60,7 @@ def _stage(shared_root, local_root, jobs):
     try:
         files.remove(os.path.join(target, layout.STAMP_FILE))   # unstamped until verified again
         with store.in_use(source):     # prune on the shared copy keeps what a stage reads
+            _refuse_links(source, wanted)
             changed = _copy(source, target, wanted, link_dest, jobs)
             _verify(shared_root, source, target, wanted, None if leftover else set(changed))
         write_text(os.path.join(target, layout.STAMP_FILE), ident + '\n')
@@ -92,6 +94,38 @@ def _verify(shared_root, source, target, wanted, checksum):
     raise KitError('node-local copy %s does not match the manifest (the shared copy does):\n    %s'
                    % (target, '\n    '.join(manifest.describe(found[:10]))),
                    'rerun alphafold-data stage; if it persists, check the local disk', EXIT_MISMATCH)
+
+
+def _refuse_links(source, wanted):
+    """Every manifest path must lead through real directories to a regular file: rsync, often run
+    as root, would follow a linked directory out of the shared tree and copy what lies there.
+    (A link swapped in after this check still meets the SHA-256 of every copied file.)"""
+    checked = set()
+    for rel in wanted['files']:
+        parts = rel.split('/')
+        for depth in range(1, len(parts) + 1):
+            sub = '/'.join(parts[:depth])
+            if sub in checked:
+                continue
+            checked.add(sub)
+            want = 'a regular file' if depth == len(parts) else 'a directory'
+            found = _kind(os.path.join(source, sub))
+            if found != want:
+                raise KitError('the shared copy %s: %s is %s, not %s inside the tree (nothing was staged)'
+                               % (source, sub, found, want),
+                               'a published version holds real directories and regular files only: replace %s '
+                               'with what it stands for, or republish the version (alphafold-data sync or publish); '
+                               'then rerun alphafold-data stage' % sub, EXIT_MISMATCH)
+
+
+def _kind(path):
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return 'missing'
+    if stat.S_ISLNK(mode):
+        return 'a symbolic link to %s' % os.readlink(path)
+    return 'a directory' if stat.S_ISDIR(mode) else 'a regular file' if stat.S_ISREG(mode) else 'a special file'
 
 
 def _copy(source, target, wanted, link_dest, jobs):

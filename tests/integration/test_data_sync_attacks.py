@@ -347,6 +347,22 @@ def test_stage_copies_exactly_the_manifest_as_plain_files(tmp_path):
         assert not mode & 0o6000 and os.lstat(path).st_uid == 0, path
 
 
+def test_stage_never_follows_a_linked_directory_out_of_the_shared_tree(tmp_path):
+    root, local = tmp_path / 'shared', tmp_path / 'local'
+    version = publish_tree(tmp_path, root, 'v1')
+    secret = tmp_path / 'secretdir'
+    secret.mkdir()
+    size = os.path.getsize(os.path.join(version, 'uniref90', 'uniref90.fasta'))
+    (secret / 'uniref90.fasta').write_bytes(b'S' * size)          # only its size need be known
+    shutil.rmtree(os.path.join(version, 'uniref90'))
+    os.symlink(str(secret), os.path.join(version, 'uniref90'))
+    for _ in range(2):
+        res = data('stage', '--data-root', root, '--local-root', local)
+        assert res.returncode == 6, clean(res)
+        assert 'uniref90 is a symbolic link to %s, not a directory inside the tree' % secret in res.stderr, res.stderr
+        assert os.listdir(str(local)) == ['.lock']
+
+
 def two_stages_at_once(root, local, hold):
     """Two stages started while a third holder has LOCAL/.lock for `hold` seconds: their exit
     statuses and outputs."""
