@@ -173,6 +173,7 @@ def publish_from(root, source, move=False):
     """Publish an unpacked tree from elsewhere. It is copied into the data root (hard links where
     the file system allows) and the source is left alone; with move, the source is renamed in
     (copied, then removed after success, when it lies on another file system)."""
+    manifest.check_plain(source)           # before anything of it enters the data root
     staging = files.temp_dir(root, 'publish-')
     tree = os.path.join(staging, 'tree')
     moved = move and _rename(source, tree)

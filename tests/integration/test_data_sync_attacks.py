@@ -282,6 +282,26 @@ def test_publish_from_another_file_system_copies_and_moves_only_when_asked(tmp_p
     assert (root / 'current' / 'mgnify' / 'mgy_clusters_2022_05.fa').read_text() == '>changed\nMKV\n'
 
 
+@pytest.mark.parametrize('case', ['setuid', 'fifo'])
+def test_publish_from_refuses_setuid_files_and_fifos(tmp_path, case):
+    tree = tmp_path / 'pubsrc'
+    (tree / 'pdb_seqres').mkdir(parents=True)
+    (tree / 'pdb_seqres' / 'pdb_seqres.txt').write_text('>101m_A mol:protein length:8  MYOGLOBIN\nMVLSEGEW\n')
+    if case == 'setuid':
+        bad, problem = tree / 'pdb_seqres' / 'suid', 'setuid or setgid'
+        shutil.copy('/bin/true', str(bad))
+        os.chmod(str(bad), 0o4755)
+    else:
+        bad, problem = tree / 'pdb_seqres' / '.fifo', 'not a regular file'     # dot-names too
+        os.mkfifo(str(bad))
+    root = tmp_path / 'shared'
+    res = data('publish', '--data-root', root, '--from', tree, '--databases', 'pdb_seqres')
+    assert res.returncode == 6, clean(res)
+    assert '%s is %s' % (bad, problem) in res.stderr and 'chmod ug-s' in res.stderr
+    assert not (root / 'current').exists() and not glob.glob(str(root / '.tmp-*'))
+    assert os.path.lexists(str(bad))
+
+
 def test_a_failed_publish_loses_neither_the_source_nor_the_download(tmp_path, mount_tmpfs):
     root = mount_tmpfs('size=256k')
     (root / '.incoming').mkdir()
