@@ -1,8 +1,8 @@
 """Downloading and unpacking one database source.
 
-Downloads resume (HTTP Range, or aria2c --continue), use parallel connections with aria2c,
-retry with exponential backoff, and show a progress bar. A 404 is not retried: it means a wrong
-URL or mirror. mmCIF files come with rsync, which is incremental by nature.
+Downloads resume (HTTP Range with If-Range, or aria2c --continue), use parallel connections
+with aria2c, retry with exponential backoff, and show a progress bar. A 404 is not retried: it
+means a wrong URL or mirror. mmCIF files come with rsync, which is incremental by nature.
 """
 import contextlib
 import errno
@@ -19,6 +19,7 @@ from kit_common import files, tools
 from kit_common.errors import EXIT_MISSING, EXIT_TOOL, KitError
 
 RETRY_STATUS = (429, 500, 502, 503, 504)
+VALIDATOR = '.validator'     # beside a .part: the ETag or Last-Modified of the version it holds
 
 
 def download(url, dest, downloader='auto', retries=6, backoff=1.0, connections=4, quiet=False):
@@ -34,6 +35,7 @@ def download(url, dest, downloader='auto', retries=6, backoff=1.0, connections=4
     except OSError as exc:
         raise files.io_error(dest, exc, 'free space on the data root; the published version is untouched')
     os.replace(part, dest)
+    files.remove(part + VALIDATOR)
     return dest
 
 
@@ -90,10 +92,10 @@ def _requests(url, part, retries, backoff, quiet):
     import requests
     from tqdm import tqdm
     for attempt in range(retries + 1):
-        have = os.path.getsize(part) if os.path.exists(part) else 0
+        have, validator = _resumable(part)
         try:
             with requests.get(url, stream=True, timeout=60,
-                              headers={'Range': 'bytes=%d-' % have} if have else {}) as r:
+                              headers={'Range': 'bytes=%d-' % have, 'If-Range': validator} if have else {}) as r:
                 if r.status_code == 404:
                     raise KitError('%s answered 404 Not Found' % url,
                                    'check the URL or --mirror (the mirror must keep upstream paths)', EXIT_MISSING)
@@ -102,12 +104,14 @@ def _requests(url, part, retries, backoff, quiet):
                 if r.status_code in RETRY_STATUS:
                     raise requests.HTTPError('HTTP %d' % r.status_code)
                 r.raise_for_status()
-                if have and r.status_code == 200:
-                    have = 0                  # the server ignored Range: start over
+                if r.status_code != 206:
+                    have = 0                  # no Range asked, Range ignored, or upstream changed: start over
                 length = int(r.headers.get('Content-Length', 0))
                 with open(part, 'ab' if have else 'wb') as f, tqdm(
                         total=have + length or None, initial=have, unit='B', unit_scale=True,
                         desc=os.path.basename(url), disable=quiet, leave=False) as bar:
+                    if not have:              # after the truncation: a record never outlives its bytes
+                        _remember(part, r.headers)
                     for block in r.iter_content(1 << 14):   # small blocks: a dropped connection loses little
                         f.write(block)
                         bar.update(len(block))
@@ -119,6 +123,30 @@ def _requests(url, part, retries, backoff, quiet):
                 raise KitError('download of %s failed after %d attempts: %s' % (url, retries + 1, exc),
                                'rerun later: the download resumes where it stopped', EXIT_TOOL)
             time.sleep(backoff * 2 ** attempt)
+
+
+def _resumable(part):
+    """(bytes of part to keep, If-Range validator): a .part is resumed only when the validator of
+    the version it holds is recorded, so that a changed upstream sends the whole new file instead
+    of a tail spliced onto the old head."""
+    have = os.path.getsize(part) if os.path.exists(part) else 0
+    try:
+        with open(part + VALIDATOR) as f:
+            validator = f.read().strip()
+    except OSError:
+        validator = ''
+    return (have, validator) if validator else (0, '')
+
+
+def _remember(part, headers):
+    """Record the validator of the version part now holds: a strong ETag (If-Range takes no weak
+    one), else Last-Modified; none, and the part is never resumed."""
+    etag = headers.get('ETag', '')
+    validator = etag if etag and not etag.startswith('W/') else headers.get('Last-Modified', '')
+    if validator:
+        files.write_text(part + VALIDATOR, validator + '\n')
+    else:
+        files.remove(part + VALIDATOR)
 
 
 def rsync_tree(url, dest):

@@ -177,6 +177,45 @@ def test_aria2c_says_why_it_failed_and_retries_what_is_transient(mirror, tmp_pat
     assert '(aria2c exit 3, 404 Not Found): errorCode=3 Resource not found' in res.stderr
 
 
+SEQRES = '/pub/pdb/derived_data/pdb_seqres.txt'
+
+
+@pytest.mark.parametrize('case', ['killed, then upstream changed', 'killed, upstream unchanged', 'stale part'])
+def test_a_resumed_download_never_splices_two_upstream_versions(mirror, tmp_path, case):
+    http, _ = mirror
+    upstream = tmp_path / 'mirror' / SEQRES.lstrip('/')
+    upstream.parent.mkdir(parents=True)
+    upstream.write_bytes(b'>OLD_VERSION mol:protein length:9\nMKVLAAGIV\n' * 1000)
+    root = tmp_path / 'shared'
+    part = root / 'downloads' / 'pdb_seqres' / 'pdb_seqres.txt.part'
+    if case == 'stale part':                          # a .part of unknown origin, as a crash of an older kit left
+        part.parent.mkdir(parents=True)
+        part.write_bytes(upstream.read_bytes()[:20000])
+    else:                                             # a real run, killed while its retry of a dropped transfer waits
+        http.faults[SEQRES] = {'drop_after': 40000, 'delay': 2}
+        proc = subprocess.Popen([sys.executable, '-m', 'data_sync', 'sync', '--data-root', str(root), '--databases',
+                                 'pdb_seqres', '--mirror', http.url, '--downloader', 'requests', '--quiet'], cwd=CODE,
+                                env=dict(os.environ, ALPHAFOLD_SITE_CONFIG=''))
+        while len(http.requests) < 2:
+            assert proc.poll() is None
+            time.sleep(0.01)
+        proc.kill()
+        proc.wait()
+        http.faults.clear()
+    kept = part.stat().st_size
+    assert 0 < kept < upstream.stat().st_size
+    if case != 'killed, upstream unchanged':
+        upstream.write_bytes(b'>101m_A mol:protein length:9\nMVLSEGEWQ\n' * 1000)
+        os.utime(str(upstream), (time.time() + 60, time.time() + 60))
+    del http.requests[:]
+    res = sync(root, mirror, '--databases', 'pdb_seqres', '--downloader', 'requests')
+    assert res.returncode == 0, clean(res)
+    assert (root / 'current' / 'pdb_seqres' / 'pdb_seqres.txt').read_bytes() == upstream.read_bytes()
+    # Resumed with If-Range (answered in full when the version changed); a part of unknown version is not.
+    assert http.requests == [(SEQRES, 'bytes=%d-' % kept if case != 'stale part' else None)]
+    assert not os.listdir(str(part.parent))
+
+
 # ---- Sync: what it keeps ----------------------------------------------------------------------
 
 def current(root):
