@@ -19,6 +19,7 @@ from kit_common import files, tools
 from kit_common.errors import EXIT_MISSING, EXIT_TOOL, KitError
 
 RETRY_STATUS = (429, 500, 502, 503, 504)
+NOT_UPSTREAM = 'the archive is not what upstream publishes: check --mirror / --rsync-mirror; current was not changed'
 VALIDATOR = '.validator'     # beside a .part: the ETag or Last-Modified of the version it holds
 
 
@@ -149,6 +150,16 @@ def _remember(part, headers):
         files.remove(part + VALIDATOR)
 
 
+def remote_size(url):
+    """The size upstream announces for url (a HEAD request's Content-Length), or None."""
+    import requests
+    try:
+        r = requests.head(url, allow_redirects=True, timeout=60)
+        return int(r.headers['Content-Length']) if r.status_code == 200 else None
+    except (requests.RequestException, KeyError, ValueError):
+        return None
+
+
 def rsync_tree(url, dest):
     """Mirror the mmCIF tree. Regular files only (no -l, -D or -p): a link or device on the mirror
     is skipped, never recreated, and no setuid bit arrives."""
@@ -158,17 +169,19 @@ def rsync_tree(url, dest):
               install_hint='install the "rsync" package')
 
 
-def unpack(source, archive_path, tree, append=False):
-    """Unpack one downloaded source into the version tree at source.target."""
+def unpack(source, archive_path, tree, append=False, max_ratio=None):
+    """Unpack one downloaded source into the version tree at source.target. With max_ratio, no
+    archive may unpack to more than max_ratio times its own size: a decompression bomb stops,
+    named, long before it fills the data root."""
     target = os.path.join(tree, source.target)
     if source.archive in ('tar', 'tar.gz'):
         with _unreadable_archive(archive_path):
-            extract_tar(archive_path, target)
+            extract_tar(archive_path, target, Budget(archive_path, max_ratio))
     elif source.archive == 'gz':
         os.makedirs(os.path.dirname(target), exist_ok=True)
         with _unreadable_archive(archive_path), gzip.open(archive_path, 'rb') as src, \
                 open(target, 'ab' if append else 'wb') as dst:
-            shutil.copyfileobj(src, dst, 1 << 22)
+            Budget(archive_path, max_ratio).copy(src, dst)
     elif source.archive == 'file':
         os.makedirs(os.path.dirname(target), exist_ok=True)
         shutil.copyfile(archive_path, target)
@@ -182,14 +195,35 @@ def unpack(source, archive_path, tree, append=False):
                     if not stat.S_ISREG(os.lstat(path).st_mode):
                         raise _refused(archive_path, os.path.relpath(path, archive_path), 'not a regular file')
                     with gzip.open(path, 'rb') as src, open(os.path.join(target, name[:-3]), 'wb') as dst:
-                        shutil.copyfileobj(src, dst)
+                        Budget(path, max_ratio).copy(src, dst)
 
 
-def extract_tar(archive_path, target):
+class Budget(object):
+    """What an archive may still unpack to: max_ratio times its size (unlimited without one)."""
+
+    def __init__(self, archive, max_ratio):
+        self.archive, self.max_ratio = archive, max_ratio
+        self.left = os.path.getsize(archive) * max_ratio if max_ratio else float('inf')
+
+    def spend(self, size):
+        self.left -= size
+        if self.left < 0:
+            raise KitError('%s unpacks to more than %g times its size, far beyond what the registry expects of '
+                           'this database: a decompression bomb, or not the file upstream publishes'
+                           % (self.archive, self.max_ratio), NOT_UPSTREAM, EXIT_TOOL)
+
+    def copy(self, src, dst):
+        for block in iter(lambda: src.read(1 << 22), b''):
+            self.spend(len(block))
+            dst.write(block)
+
+
+def extract_tar(archive_path, target, budget=None):
     """Extract regular files and directories, each inside target; any other member (a link, a
     device, a FIFO, a setuid file, a path leaving target) stops the unpack with its name. One
     pass over the stream: BFD's archive is 272 GB. Python's 'data' filter does the extraction
-    where it exists (3.8.17+, 3.11.4+), a plain file copy otherwise."""
+    where it exists (3.8.17+, 3.11.4+), a plain file copy otherwise. Members' sizes are spent
+    from budget, when given, before they are written."""
     os.makedirs(target, exist_ok=True)
     root = os.path.realpath(target)
     with tarfile.open(archive_path, 'r|*') as tar:
@@ -197,6 +231,8 @@ def extract_tar(archive_path, target):
             problem = member_problem(member, root)
             if problem:
                 raise _refused(archive_path, member.name, problem)
+            if budget:
+                budget.spend(member.size)
             if DATA_FILTER:
                 tar.extract(member, root, filter='data')
             else:
@@ -249,5 +285,4 @@ def _unreadable_archive(path):
 def _refused(archive, member, problem):
     return KitError('%s: member %r is %s; only regular files and directories inside the tree are unpacked'
                     % (archive, member, problem),
-                    'the archive is not what upstream publishes: check --mirror / --rsync-mirror; current was not changed',
-                    EXIT_TOOL)
+                    NOT_UPSTREAM, EXIT_TOOL)

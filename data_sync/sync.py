@@ -13,7 +13,7 @@ import logging
 import os
 import shutil
 
-from data_sync import fetch, manifest, registry, store
+from data_sync import fetch, manifest, registry, space, store
 from kit_common import digests, files
 from kit_common.errors import EXIT_MISMATCH, EXIT_TOOL, KitError
 
@@ -31,26 +31,36 @@ def top_dirs(db):
 def download(root, databases, mirror=None, rsync_mirror=None, downloader='auto', verify='size',
              quiet=False):
     """Fill ROOT/.incoming with a complete tree: `databases` fetched unless intact in the current
-    version, and every other database of the current version kept as it is."""
+    version, and every other database of the current version kept as it is. It must fit first
+    (_check_space); a failure removes .incoming again (downloads/ keeps resumable partials)."""
     _, current = store.current_version(root)
     old = manifest.load(current) if current else None
+    stale = [db for db in databases if not (old and _intact(current, old, db, verify))]
+    _check_space(root, stale, mirror)
     incoming = os.path.join(root, INCOMING)
-    shutil.rmtree(incoming, ignore_errors=True)      # debris of a killed run; downloads/ keeps partials
+    shutil.rmtree(incoming, ignore_errors=True)      # debris of a killed run
     files.make_dirs(incoming)
-    archives, fetched, kept = dict(old.get('archives') or {}) if old else {}, [], {}
+    try:
+        _fill(root, current, old, databases, stale, incoming, verify,
+              (mirror, rsync_mirror, downloader, quiet))
+    except BaseException:
+        shutil.rmtree(incoming, ignore_errors=True)  # a failed sync leaves its file system as it found it
+        raise
+
+
+def _fill(root, current, old, databases, stale, incoming, verify, how):
+    archives, kept = dict(old.get('archives') or {}) if old else {}, {}
     if old:                                          # checked first: a damaged one stops before any download
         kept.update(_keep_others(current, old, databases, verify, incoming))
     for db in databases:
-        if old and _intact(current, old, db, verify):
+        if db not in stale:
             kept.update(_keep(current, old, top_dirs(db), incoming))
             log.info('%-12s unchanged, kept from version %s', db.name, os.path.basename(current))
             continue
-        fetched.append(db.name)
         for i, src in enumerate(db.sources):
             try:
                 archives[src.url] = _fetch_source(root, db, src, incoming,
-                                                  i > 0 and db.sources[i - 1].target == src.target,
-                                                  mirror, rsync_mirror, downloader, quiet)
+                                                  i > 0 and db.sources[i - 1].target == src.target, *how)
             except OSError as exc:
                 raise files.io_error(incoming, exc, 'free space (alphafold-data plan shows the need); '
                                                     'current was not changed')
@@ -58,7 +68,21 @@ def download(root, databases, mirror=None, rsync_mirror=None, downloader='auto',
     if incomplete:
         raise KitError('the downloaded set is incomplete: %s' % ', '.join(incomplete[:5]),
                        'check the sources (alphafold-data plan --show-urls); current was not changed', EXIT_MISMATCH)
-    files.write_json(os.path.join(incoming, RECORD_FILE), {'archives': archives, 'fetched': fetched, 'kept': kept})
+    files.write_json(os.path.join(incoming, RECORD_FILE),
+                     {'archives': archives, 'fetched': [db.name for db in stale], 'kept': kept})
+
+
+def _check_space(root, stale, mirror):
+    """Refuse, before anything is written, a sync whose downloads and what they unpack to (the
+    registry's expansion of the sizes upstream announces, or its own sizes where it announces
+    none) do not fit on the data root. The mmCIF tree comes by rsync, incrementally: not counted."""
+    need = 0
+    for db in stale:
+        for src in db.sources:
+            if src.archive != 'rsync':
+                size = fetch.remote_size(registry.mirrored(src.url, mirror)) or db.download_bytes
+                need += size * (1 + db.expansion)
+    space.check({root: need})
 
 
 def _intact(current, old, db, verify):
@@ -108,7 +132,7 @@ def _fetch_source(root, db, src, incoming, append, mirror, rsync_mirror, downloa
         log.info('%-12s rsync %s', db.name, url)
         raw = os.path.join(cache, 'rsync')
         fetch.rsync_tree(url, raw)
-        fetch.unpack(src, raw, incoming)
+        fetch.unpack(src, raw, incoming, max_ratio=db.max_expansion)
         return {'size': None, 'sha256': None, 'url': url}
     url = registry.mirrored(src.url, mirror)
     path = os.path.join(cache, os.path.basename(src.url))
@@ -123,7 +147,7 @@ def _fetch_source(root, db, src, incoming, append, mirror, rsync_mirror, downloa
                            'try another --mirror or later; current was not changed', EXIT_MISMATCH)
         log.info('%-12s md5 mismatch, fetching again', db.name)
     record = {'size': os.path.getsize(path), 'sha256': digests.file_digest(path), 'url': url}
-    fetch.unpack(src, path, incoming, append=append)
+    fetch.unpack(src, path, incoming, append=append, max_ratio=db.max_expansion)
     os.unlink(path)            # the manifest keeps its checksum; the space goes to the next database
     return record
 

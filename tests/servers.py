@@ -68,6 +68,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         self.wfile.write(body)
 
+    def do_HEAD(self):
+        """The GET's status and headers for the whole file, no body; faults do not apply."""
+        file = os.path.join(self.server.root, self.path.split('?')[0].lstrip('/'))
+        if not os.path.isfile(file):
+            self.send_response(404)
+            self.send_header('Content-Length', '0')
+        else:
+            self.send_response(200)
+            for name, value in zip(('ETag', 'Last-Modified'), _validators(file)):
+                self.send_header(name, value)
+            self.send_header('Content-Length', str(os.path.getsize(file)))
+        self.end_headers()
+
     def _send(self, code, body):
         self.send_response(code)
         self.send_header('Content-Length', str(len(body)))

@@ -139,7 +139,7 @@ def test_a_malicious_archive_is_refused_and_writes_nothing_outside(mirror, data_
     out = clean(res)
     assert res.returncode == 4, out
     assert 'member %r is' % extra[0][0].name in res.stderr and 'check --mirror' in res.stderr
-    assert not (root / 'current').exists()
+    assert not (root / 'current').exists() and not (root / '.incoming').exists()
     assert sorted(os.listdir(str(tmp_path / 'outside'))) == ['precious.txt']
     assert (tmp_path / 'outside' / 'precious.txt').read_text() == 'precious'
     assert stat.S_IMODE(os.stat(str(tmp_path / 'outside' / 'precious.txt')).st_mode) == 0o600
@@ -175,6 +175,24 @@ def test_aria2c_says_why_it_failed_and_retries_what_is_transient(mirror, tmp_pat
     res = sync(root, mirror, '--databases', 'pdb_seqres', '--downloader', 'aria2c', '--quiet')   # not mirrored
     assert res.returncode == 3, clean(res)
     assert '(aria2c exit 3, 404 Not Found): errorCode=3 Resource not found' in res.stderr
+
+
+def test_a_gzip_bomb_stops_at_the_expected_expansion_and_leaves_nothing(mirror, tmp_path, mount_tmpfs):
+    bomb = tmp_path / 'mirror' / UNIREF90.lstrip('/')
+    bomb.write_bytes(gzip.compress(b'\0' * (64 << 20), 9))          # 64 KB that unpack to 64 MB
+    root = mount_tmpfs('size=8m')
+    res = sync(root, mirror, '--databases', 'uniref90', '--downloader', 'requests')
+    assert res.returncode == 4, clean(res)
+    assert '%s unpacks to more than' % (root / 'downloads' / 'uniref90' / 'uniref90.fasta.gz') in res.stderr
+    assert not (root / 'current').exists() and not (root / '.incoming').exists()
+    assert shutil.disk_usage(str(root)).used < 1 << 20                # the data root is not left full
+
+
+def test_sync_checks_free_space_before_it_writes(mirror, mount_tmpfs):
+    root = mount_tmpfs('size=64k')                    # uniref90 needs its 34 KB download and 67 KB unpacked
+    res = sync(root, mirror, '--databases', 'uniref90', '--downloader', 'requests')
+    assert res.returncode == 5 and 'not enough space on %s' % root in clean(res), res.stderr
+    assert sorted(os.listdir(str(root))) == ['.lock', 'sync.log']
 
 
 SEQRES = '/pub/pdb/derived_data/pdb_seqres.txt'
