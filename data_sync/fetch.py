@@ -34,10 +34,18 @@ def download(url, dest, downloader='auto', retries=6, backoff=1.0, connections=4
         else:
             _requests(url, part, retries, backoff, quiet)
     except OSError as exc:
+        if files.disk_full(exc):              # a part that filled the disk would keep it full, and cannot resume
+            _discard(part)
         raise files.io_error(dest, exc, 'free space on the data root; the published version is untouched')
     os.replace(part, dest)
     files.remove(part + VALIDATOR)
     return dest
+
+
+def _discard(part):
+    """Remove a partial download and what records it (its validator, aria2c's control file)."""
+    for path in (part, part + VALIDATOR, part + '.aria2'):
+        files.remove(path)
 
 
 # aria2c's exit statuses worth another run: unknown error (a refused connection), timeout, too

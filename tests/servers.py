@@ -69,8 +69,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_HEAD(self):
-        """The GET's status and headers for the whole file, no body; faults do not apply."""
-        file = os.path.join(self.server.root, self.path.split('?')[0].lstrip('/'))
+        """The GET's status and headers for the whole file, no body. Of the faults only `announce`
+        applies: the size HEAD says instead of the file's (upstream replaced it between HEAD and GET)."""
+        path = self.path.split('?')[0]
+        file = os.path.join(self.server.root, path.lstrip('/'))
         if not os.path.isfile(file):
             self.send_response(404)
             self.send_header('Content-Length', '0')
@@ -78,7 +80,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_response(200)
             for name, value in zip(('ETag', 'Last-Modified'), _validators(file)):
                 self.send_header(name, value)
-            self.send_header('Content-Length', str(os.path.getsize(file)))
+            size = self.server.faults.get(path, {}).get('announce', os.path.getsize(file))
+            self.send_header('Content-Length', str(size))
         self.end_headers()
 
     def _send(self, code, body):
@@ -96,7 +99,7 @@ def _validators(path):
 
 class HttpServer(object):
     """Serves `root` at http://127.0.0.1:<port>/ (ETag, Last-Modified, Range, If-Range);
-    faults[path] = {drop_after, status_503, flip, delay}."""
+    faults[path] = {drop_after, status_503, flip, delay, announce}."""
 
     def __init__(self, root):
         self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Handler)
