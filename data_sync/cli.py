@@ -74,12 +74,15 @@ def cmd_verify(args):
     if wanted is None:
         raise KitError('no published version with a manifest under %s' % args.data_root,
                        'run alphafold-data publish (or sync) first', EXIT_MISMATCH)
-    problems = manifest.verify(tree, wanted, databases={db.name for db in selected(args)} if args.databases else None)
-    for p in problems:
+    found = list(manifest.problems(tree, wanted, databases={db.name for db in selected(args)} if args.databases else None))
+    for p in manifest.describe(found):
         print('BAD  %s' % p)
-    if problems:
-        raise KitError('%d file(s) of version %s do not match its manifest' % (len(problems), ident),
-                       'rerun alphafold-data sync to fetch them again', EXIT_MISMATCH)
+    if found:
+        damaged = sorted({rel.split('/', 1)[0] for rel, _ in found})
+        raise KitError('%d file(s) of version %s do not match its manifest' % (len(found), ident),
+                       'alphafold-data sync --verify full --data-root %s --db-version %s --databases %s fetches '
+                       'them again (a plain sync checks sizes only)' % (args.data_root, args.db_version,
+                                                                          ','.join(damaged)), EXIT_MISMATCH)
     print('version %s verified: %d files' % (ident, len(wanted['files'])))
     return 0
 

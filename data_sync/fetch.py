@@ -158,14 +158,19 @@ def _remember(part, headers):
         files.remove(part + VALIDATOR)
 
 
-def remote_size(url):
-    """The size upstream announces for url (a HEAD request's Content-Length), or None."""
+def upstream(url):
+    """What upstream announces for url (a HEAD request): {'url', 'length', 'etag', 'last_modified'},
+    None for what it does not announce; {} when it does not answer 200."""
     import requests
     try:
         r = requests.head(url, allow_redirects=True, timeout=60)
-        return int(r.headers['Content-Length']) if r.status_code == 200 else None
-    except (requests.RequestException, KeyError, ValueError):
-        return None
+    except requests.RequestException:
+        return {}
+    if r.status_code != 200:
+        return {}
+    length = r.headers.get('Content-Length', '')
+    return {'url': url, 'length': int(length) if length.isdigit() else None,
+            'etag': r.headers.get('ETag'), 'last_modified': r.headers.get('Last-Modified')}
 
 
 def rsync_tree(url, dest):
@@ -193,17 +198,45 @@ def unpack(source, archive_path, tree, append=False, max_ratio=None):
     elif source.archive == 'file':
         os.makedirs(os.path.dirname(target), exist_ok=True)
         shutil.copyfile(archive_path, target)
-    elif source.archive == 'rsync':
-        # AlphaFold's layout: every <id>.cif.gz of the divided tree, unzipped into one flat folder.
-        os.makedirs(target, exist_ok=True)
-        for directory, _, names in os.walk(archive_path):
-            for name in names:
-                if name.endswith('.cif.gz'):
-                    path = os.path.join(directory, name)
-                    if not stat.S_ISREG(os.lstat(path).st_mode):
-                        raise _refused(archive_path, os.path.relpath(path, archive_path), 'not a regular file')
-                    with gzip.open(path, 'rb') as src, open(os.path.join(target, name[:-3]), 'wb') as dst:
-                        Budget(path, max_ratio).copy(src, dst)
+
+
+def unpack_tree(raw, target, max_ratio=None, previous=None):
+    """AlphaFold's mmCIF layout: every <id>.cif.gz of the rsync'd divided tree `raw`, unzipped into
+    the flat folder target with the .gz file's modification time. A file of the same name and time
+    in `previous` (the current version's folder) is that upstream file unzipped before (rsync
+    gives a changed file upstream's new time): it is hard-linked instead. Returns the names linked."""
+    os.makedirs(target, exist_ok=True)
+    linked = []
+    for path, info in _cif_files(raw):
+        name = os.path.basename(path)[:-3]
+        if previous and _same_time(os.path.join(previous, name), info):
+            os.link(os.path.join(previous, name), os.path.join(target, name))
+            linked.append(name)
+            continue
+        with gzip.open(path, 'rb') as src, open(os.path.join(target, name), 'wb') as dst:
+            Budget(path, max_ratio).copy(src, dst)
+        os.utime(os.path.join(target, name), ns=(info.st_atime_ns, info.st_mtime_ns))
+    return linked
+
+
+def _cif_files(raw):
+    """(path, lstat) of every .cif.gz under raw; anything but a regular file stops the unpack, named."""
+    for directory, _, names in os.walk(raw):
+        for name in names:
+            if name.endswith('.cif.gz'):
+                path = os.path.join(directory, name)
+                info = os.lstat(path)
+                if not stat.S_ISREG(info.st_mode):
+                    raise _refused(raw, os.path.relpath(path, raw), 'not a regular file')
+                yield path, info
+
+
+def _same_time(path, info):
+    try:
+        found = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(found.st_mode) and found.st_mtime_ns == info.st_mtime_ns
 
 
 class Budget(object):

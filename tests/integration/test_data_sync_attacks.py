@@ -26,7 +26,7 @@ import time
 import pytest
 
 from conftest import ROOT
-from test_data_sync_servers import PDB70, PDB70_DIR, SUBSET, UNIREF90, mirror  # noqa: F401 (fixture)
+from test_data_sync_servers import PDB70, PDB70_DIR, SEQRES, SUBSET, UNIREF90, mirror  # noqa: F401 (fixture)
 from test_msa_parity import assert_same_features
 
 CODE = os.environ.get('KIT_CODE_ROOT', ROOT)
@@ -193,9 +193,6 @@ def test_sync_checks_free_space_before_it_writes(mirror, mount_tmpfs):
     res = sync(root, mirror, '--databases', 'uniref90', '--downloader', 'requests')
     assert res.returncode == 5 and 'not enough space on %s' % root in clean(res), res.stderr
     assert sorted(os.listdir(str(root))) == ['.lock', 'sync.log']
-
-
-SEQRES = '/pub/pdb/derived_data/pdb_seqres.txt'
 
 
 @pytest.mark.parametrize('case', ['killed, then upstream changed', 'killed, upstream unchanged', 'stale part'])

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import time
 
 import pytest
 
@@ -122,10 +123,75 @@ def test_corruption_is_detected_and_repaired(mirror, tmp_path):
     open(fasta, 'wb').write(bytes(blob))
     res = data('verify', '--data-root', root)
     assert res.returncode == 6 and 'mgnify/mgy_clusters_2022_05.fa: checksum differs' in res.stdout
-    res = sync(root, mirror, '--verify', 'full')
+    assert 'up to date' in sync(root, mirror).stdout          # a plain sync checks sizes only
+    advice = res.stderr.split('fix: ', 1)[1].split(' fetches them again')[0]
+    assert advice.startswith('alphafold-data sync --verify full') and '--databases mgnify' in advice, res.stderr
+    http, rsyncd = mirror
+    res = data(*advice.split()[1:] + ['--mirror', http.url, '--rsync-mirror', rsyncd.url])   # the advice, as printed
     assert res.returncode == 0, res.stderr
-    assert 'mgnify       download' in res.stdout and 'uniref90     unchanged' in res.stdout
+    assert 'mgnify       download' in res.stdout and 'uniref90' in res.stdout.split('(not in --databases)')[0]
     assert data('verify', '--data-root', root).returncode == 0
+
+
+SEQRES = '/pub/pdb/derived_data/pdb_seqres.txt'
+
+
+def weekly(root, mirror):
+    """The weekly cron's sync, of the PDB and of one database that stays as it is."""
+    http, rsyncd = mirror
+    return data('sync', '--data-root', root, '--mirror', http.url, '--rsync-mirror', rsyncd.url,
+                '--databases', 'uniref90,pdb_seqres,pdb_mmcif')
+
+
+def versions(root):
+    return sorted(os.listdir(str(root / 'versions')))
+
+
+def later(path):
+    """A minute later than now, as upstream's next weekly release."""
+    os.utime(str(path), (time.time() + 60, time.time() + 60))
+
+
+def test_weekly_sync_publishes_what_changed_upstream_and_nothing_else(mirror, data_dir, tmp_path):
+    http, _ = mirror
+    seqres = tmp_path / 'mirror' / SEQRES.lstrip('/')
+    seqres.parent.mkdir(parents=True)
+    shutil.copy(os.path.join(data_dir, 'pdb_seqres', 'pdb_seqres.txt'), str(seqres))
+    root = tmp_path / 'shared'
+    assert weekly(root, mirror).returncode == 0
+    first = versions(root)
+    # Nothing changed upstream: nothing fetched, no new version.
+    del http.requests[:]
+    res = weekly(root, mirror)
+    assert res.returncode == 0 and 'up to date' in res.stdout, res.stdout + res.stderr
+    assert versions(root) == first and http.requests == []
+    # A new pdb_seqres.txt of the same size: its ETag and Last-Modified tell.
+    seqres.write_bytes(seqres.read_bytes().replace(b'mol:protein', b'mol:proteiN', 1))
+    later(seqres)
+    res = weekly(root, mirror)
+    assert res.returncode == 0 and 'pdb_seqres   changed upstream: etag' in res.stdout, res.stdout + res.stderr
+    assert (root / 'current' / 'pdb_seqres' / 'pdb_seqres.txt').read_bytes() == seqres.read_bytes()
+    assert [p for p, _ in http.requests] == [SEQRES] and len(versions(root)) == 2
+    # One mmCIF file changed and one added upstream: rsync brings them, only they are unzipped again.
+    mmcif = tmp_path / 'mirror' / 'rsync' / 'structures' / 'divided' / 'mmCIF'
+    text = open(os.path.join(data_dir, 'pdb_mmcif', 'mmcif_files', '1a7g.cif'), 'rb').read()
+    with gzip.open(str(mmcif / 'a7' / '1a7g.cif.gz'), 'wb') as g:
+        g.write(text + b'# revised\n')
+    later(mmcif / 'a7' / '1a7g.cif.gz')
+    gz(os.path.join(data_dir, 'pdb_mmcif', 'mmcif_files', '2xhe.cif'), str(mmcif / 'ne' / '9new.cif.gz'))
+    before = os.path.realpath(str(root / 'current'))
+    del http.requests[:]
+    res = weekly(root, mirror)
+    assert res.returncode == 0 and 'published version' in res.stdout, res.stdout + res.stderr
+    files = root / 'current' / 'pdb_mmcif' / 'mmcif_files'
+    assert (files / '1a7g.cif').read_bytes() == text + b'# revised\n' and (files / '9new.cif').exists()
+    assert os.stat(str(files / '2xhe.cif')).st_ino == \
+        os.stat(os.path.join(before, 'pdb_mmcif', 'mmcif_files', '2xhe.cif')).st_ino   # kept, not unzipped
+    assert http.requests == [] and len(versions(root)) == 3
+    assert data('verify', '--data-root', root).returncode == 0
+    # And the week after, nothing new.
+    res = weekly(root, mirror)
+    assert res.returncode == 0 and 'up to date' in res.stdout and len(versions(root)) == 3
 
 
 def test_failed_sync_never_moves_current_and_a_404_is_explained(mirror, tmp_path):
