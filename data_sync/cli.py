@@ -10,9 +10,9 @@ import subprocess
 import sys
 import time
 
-from data_sync import layout, manifest, registry, stage as staging, store, sync
+from data_sync import layout, manifest, registry, space, stage as staging, store, sync
 from kit_common import entry, files, locks, site_config
-from kit_common.errors import EXIT_INPUT, EXIT_IO, EXIT_MISMATCH, KitError
+from kit_common.errors import EXIT_MISMATCH, KitError
 
 log = logging.getLogger(__name__)
 
@@ -56,38 +56,8 @@ def cmd_plan(args):
             needs[args.data_root] += db.download_bytes + db.unpacked_bytes
         if local and missing_files(local, db):
             needs[args.local_root] += db.unpacked_bytes
-    check_space(needs)
+    space.check(needs)
     return 0
-
-
-def check_space(needs):
-    """Refuse when a file system cannot hold what is planned for it (roots on one device add up).
-    Nothing is created: a root that does not exist yet is measured at its nearest existing parent."""
-    by_device = {}
-    for root, need in needs.items():
-        where = existing_dir(root)
-        by_device.setdefault(os.stat(where).st_dev, []).append((root, need, where))
-    for entries in by_device.values():
-        roots = ' and '.join(r for r, _, _ in entries)
-        need = sum(n for _, n, _ in entries)
-        free = shutil.disk_usage(entries[0][2]).free
-        print('needed %.1f GB, free %.1f GB on %s' % (need / 1e9, free / 1e9, roots))
-        if need > free:
-            raise KitError('not enough space on %s: %.1f GB needed, %.1f GB free' % (roots, need / 1e9, free / 1e9),
-                           'free space, choose another --data-root/--local-root, or limit --databases / '
-                           'use --preset reduced_dbs', EXIT_IO)
-
-
-def existing_dir(path):
-    """The nearest existing directory at or above path; a root that can never be created (a
-    file on its way) is an input error."""
-    path = os.path.abspath(path)
-    while not os.path.isdir(path):
-        if os.path.lexists(path):
-            raise KitError('%s is not a directory, so nothing can be created under it' % path,
-                           'choose another --data-root / --local-root', EXIT_INPUT)
-        path = os.path.dirname(path)
-    return path
 
 
 @contextlib.contextmanager
@@ -104,12 +74,15 @@ def cmd_verify(args):
     if wanted is None:
         raise KitError('no published version with a manifest under %s' % args.data_root,
                        'run alphafold-data publish (or sync) first', EXIT_MISMATCH)
-    problems = manifest.verify(tree, wanted, databases={db.name for db in selected(args)} if args.databases else None)
-    for p in problems:
+    found = list(manifest.problems(tree, wanted, databases={db.name for db in selected(args)} if args.databases else None))
+    for p in manifest.describe(found):
         print('BAD  %s' % p)
-    if problems:
-        raise KitError('%d file(s) of version %s do not match its manifest' % (len(problems), ident),
-                       'rerun alphafold-data sync to fetch them again', EXIT_MISMATCH)
+    if found:
+        damaged = sorted({rel.split('/', 1)[0] for rel, _ in found})
+        raise KitError('%d file(s) of version %s do not match its manifest' % (len(found), ident),
+                       'alphafold-data sync --verify full --data-root %s --db-version %s --databases %s fetches '
+                       'them again (a plain sync checks sizes only)' % (args.data_root, args.db_version,
+                                                                          ','.join(damaged)), EXIT_MISMATCH)
     print('version %s verified: %d files' % (ident, len(wanted['files'])))
     return 0
 

@@ -1,8 +1,8 @@
 """Downloading and unpacking one database source.
 
-Downloads resume (HTTP Range, or aria2c --continue), use parallel connections with aria2c,
-retry with exponential backoff, and show a progress bar. A 404 is not retried: it means a wrong
-URL or mirror. mmCIF files come with rsync, which is incremental by nature.
+Downloads resume (HTTP Range with If-Range, or aria2c --continue), use parallel connections
+with aria2c, retry with exponential backoff, and show a progress bar. A 404 is not retried: it
+means a wrong URL or mirror. mmCIF files come with rsync, which is incremental by nature.
 """
 import contextlib
 import errno
@@ -19,6 +19,8 @@ from kit_common import files, tools
 from kit_common.errors import EXIT_MISSING, EXIT_TOOL, KitError
 
 RETRY_STATUS = (429, 500, 502, 503, 504)
+NOT_UPSTREAM = 'the archive is not what upstream publishes: check --mirror / --rsync-mirror; current was not changed'
+VALIDATOR = '.validator'     # beside a .part: the ETag or Last-Modified of the version it holds
 
 
 def download(url, dest, downloader='auto', retries=6, backoff=1.0, connections=4, quiet=False):
@@ -32,9 +34,18 @@ def download(url, dest, downloader='auto', retries=6, backoff=1.0, connections=4
         else:
             _requests(url, part, retries, backoff, quiet)
     except OSError as exc:
+        if files.disk_full(exc):              # a part that filled the disk would keep it full, and cannot resume
+            _discard(part)
         raise files.io_error(dest, exc, 'free space on the data root; the published version is untouched')
     os.replace(part, dest)
+    files.remove(part + VALIDATOR)
     return dest
+
+
+def _discard(part):
+    """Remove a partial download and what records it (its validator, aria2c's control file)."""
+    for path in (part, part + VALIDATOR, part + '.aria2'):
+        files.remove(path)
 
 
 # aria2c's exit statuses worth another run: unknown error (a refused connection), timeout, too
@@ -90,10 +101,10 @@ def _requests(url, part, retries, backoff, quiet):
     import requests
     from tqdm import tqdm
     for attempt in range(retries + 1):
-        have = os.path.getsize(part) if os.path.exists(part) else 0
+        have, validator = _resumable(part)
         try:
             with requests.get(url, stream=True, timeout=60,
-                              headers={'Range': 'bytes=%d-' % have} if have else {}) as r:
+                              headers={'Range': 'bytes=%d-' % have, 'If-Range': validator} if have else {}) as r:
                 if r.status_code == 404:
                     raise KitError('%s answered 404 Not Found' % url,
                                    'check the URL or --mirror (the mirror must keep upstream paths)', EXIT_MISSING)
@@ -102,12 +113,14 @@ def _requests(url, part, retries, backoff, quiet):
                 if r.status_code in RETRY_STATUS:
                     raise requests.HTTPError('HTTP %d' % r.status_code)
                 r.raise_for_status()
-                if have and r.status_code == 200:
-                    have = 0                  # the server ignored Range: start over
+                if r.status_code != 206:
+                    have = 0                  # no Range asked, Range ignored, or upstream changed: start over
                 length = int(r.headers.get('Content-Length', 0))
                 with open(part, 'ab' if have else 'wb') as f, tqdm(
                         total=have + length or None, initial=have, unit='B', unit_scale=True,
                         desc=os.path.basename(url), disable=quiet, leave=False) as bar:
+                    if not have:              # after the truncation: a record never outlives its bytes
+                        _remember(part, r.headers)
                     for block in r.iter_content(1 << 14):   # small blocks: a dropped connection loses little
                         f.write(block)
                         bar.update(len(block))
@@ -121,6 +134,45 @@ def _requests(url, part, retries, backoff, quiet):
             time.sleep(backoff * 2 ** attempt)
 
 
+def _resumable(part):
+    """(bytes of part to keep, If-Range validator): a .part is resumed only when the validator of
+    the version it holds is recorded, so that a changed upstream sends the whole new file instead
+    of a tail spliced onto the old head."""
+    have = os.path.getsize(part) if os.path.exists(part) else 0
+    try:
+        with open(part + VALIDATOR) as f:
+            validator = f.read().strip()
+    except OSError:
+        validator = ''
+    return (have, validator) if validator else (0, '')
+
+
+def _remember(part, headers):
+    """Record the validator of the version part now holds: a strong ETag (If-Range takes no weak
+    one), else Last-Modified; none, and the part is never resumed."""
+    etag = headers.get('ETag', '')
+    validator = etag if etag and not etag.startswith('W/') else headers.get('Last-Modified', '')
+    if validator:
+        files.write_text(part + VALIDATOR, validator + '\n')
+    else:
+        files.remove(part + VALIDATOR)
+
+
+def upstream(url):
+    """What upstream announces for url (a HEAD request): {'url', 'length', 'etag', 'last_modified'},
+    None for what it does not announce; {} when it does not answer 200."""
+    import requests
+    try:
+        r = requests.head(url, allow_redirects=True, timeout=60)
+    except requests.RequestException:
+        return {}
+    if r.status_code != 200:
+        return {}
+    length = r.headers.get('Content-Length', '')
+    return {'url': url, 'length': int(length) if length.isdigit() else None,
+            'etag': r.headers.get('ETag'), 'last_modified': r.headers.get('Last-Modified')}
+
+
 def rsync_tree(url, dest):
     """Mirror the mmCIF tree. Regular files only (no -l, -D or -p): a link or device on the mirror
     is skipped, never recreated, and no setuid bit arrives."""
@@ -130,38 +182,89 @@ def rsync_tree(url, dest):
               install_hint='install the "rsync" package')
 
 
-def unpack(source, archive_path, tree, append=False):
-    """Unpack one downloaded source into the version tree at source.target."""
+def unpack(source, archive_path, tree, append=False, max_ratio=None):
+    """Unpack one downloaded source into the version tree at source.target. With max_ratio, no
+    archive may unpack to more than max_ratio times its own size: a decompression bomb stops,
+    named, long before it fills the data root."""
     target = os.path.join(tree, source.target)
     if source.archive in ('tar', 'tar.gz'):
         with _unreadable_archive(archive_path):
-            extract_tar(archive_path, target)
+            extract_tar(archive_path, target, Budget(archive_path, max_ratio))
     elif source.archive == 'gz':
         os.makedirs(os.path.dirname(target), exist_ok=True)
         with _unreadable_archive(archive_path), gzip.open(archive_path, 'rb') as src, \
                 open(target, 'ab' if append else 'wb') as dst:
-            shutil.copyfileobj(src, dst, 1 << 22)
+            Budget(archive_path, max_ratio).copy(src, dst)
     elif source.archive == 'file':
         os.makedirs(os.path.dirname(target), exist_ok=True)
         shutil.copyfile(archive_path, target)
-    elif source.archive == 'rsync':
-        # AlphaFold's layout: every <id>.cif.gz of the divided tree, unzipped into one flat folder.
-        os.makedirs(target, exist_ok=True)
-        for directory, _, names in os.walk(archive_path):
-            for name in names:
-                if name.endswith('.cif.gz'):
-                    path = os.path.join(directory, name)
-                    if not stat.S_ISREG(os.lstat(path).st_mode):
-                        raise _refused(archive_path, os.path.relpath(path, archive_path), 'not a regular file')
-                    with gzip.open(path, 'rb') as src, open(os.path.join(target, name[:-3]), 'wb') as dst:
-                        shutil.copyfileobj(src, dst)
 
 
-def extract_tar(archive_path, target):
+def unpack_tree(raw, target, max_ratio=None, previous=None):
+    """AlphaFold's mmCIF layout: every <id>.cif.gz of the rsync'd divided tree `raw`, unzipped into
+    the flat folder target with the .gz file's modification time. A file of the same name and time
+    in `previous` (the current version's folder) is that upstream file unzipped before (rsync
+    gives a changed file upstream's new time): it is hard-linked instead. Returns the names linked."""
+    os.makedirs(target, exist_ok=True)
+    linked = []
+    for path, info in _cif_files(raw):
+        name = os.path.basename(path)[:-3]
+        if previous and _same_time(os.path.join(previous, name), info):
+            os.link(os.path.join(previous, name), os.path.join(target, name))
+            linked.append(name)
+            continue
+        with gzip.open(path, 'rb') as src, open(os.path.join(target, name), 'wb') as dst:
+            Budget(path, max_ratio).copy(src, dst)
+        os.utime(os.path.join(target, name), ns=(info.st_atime_ns, info.st_mtime_ns))
+    return linked
+
+
+def _cif_files(raw):
+    """(path, lstat) of every .cif.gz under raw; anything but a regular file stops the unpack, named."""
+    for directory, _, names in os.walk(raw):
+        for name in names:
+            if name.endswith('.cif.gz'):
+                path = os.path.join(directory, name)
+                info = os.lstat(path)
+                if not stat.S_ISREG(info.st_mode):
+                    raise _refused(raw, os.path.relpath(path, raw), 'not a regular file')
+                yield path, info
+
+
+def _same_time(path, info):
+    try:
+        found = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(found.st_mode) and found.st_mtime_ns == info.st_mtime_ns
+
+
+class Budget(object):
+    """What an archive may still unpack to: max_ratio times its size (unlimited without one)."""
+
+    def __init__(self, archive, max_ratio):
+        self.archive, self.max_ratio = archive, max_ratio
+        self.left = os.path.getsize(archive) * max_ratio if max_ratio else float('inf')
+
+    def spend(self, size):
+        self.left -= size
+        if self.left < 0:
+            raise KitError('%s unpacks to more than %g times its size, far beyond what the registry expects of '
+                           'this database: a decompression bomb, or not the file upstream publishes'
+                           % (self.archive, self.max_ratio), NOT_UPSTREAM, EXIT_TOOL)
+
+    def copy(self, src, dst):
+        for block in iter(lambda: src.read(1 << 22), b''):
+            self.spend(len(block))
+            dst.write(block)
+
+
+def extract_tar(archive_path, target, budget=None):
     """Extract regular files and directories, each inside target; any other member (a link, a
     device, a FIFO, a setuid file, a path leaving target) stops the unpack with its name. One
     pass over the stream: BFD's archive is 272 GB. Python's 'data' filter does the extraction
-    where it exists (3.8.17+, 3.11.4+), a plain file copy otherwise."""
+    where it exists (3.8.17+, 3.11.4+), a plain file copy otherwise. Members' sizes are spent
+    from budget, when given, before they are written."""
     os.makedirs(target, exist_ok=True)
     root = os.path.realpath(target)
     with tarfile.open(archive_path, 'r|*') as tar:
@@ -169,6 +272,8 @@ def extract_tar(archive_path, target):
             problem = member_problem(member, root)
             if problem:
                 raise _refused(archive_path, member.name, problem)
+            if budget:
+                budget.spend(member.size)
             if DATA_FILTER:
                 tar.extract(member, root, filter='data')
             else:
@@ -221,5 +326,4 @@ def _unreadable_archive(path):
 def _refused(archive, member, problem):
     return KitError('%s: member %r is %s; only regular files and directories inside the tree are unpacked'
                     % (archive, member, problem),
-                    'the archive is not what upstream publishes: check --mirror / --rsync-mirror; current was not changed',
-                    EXIT_TOOL)
+                    NOT_UPSTREAM, EXIT_TOOL)

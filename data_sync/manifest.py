@@ -37,9 +37,7 @@ def build(tree, archives=None, known=None):
     for rel in walk(tree):
         path = os.path.join(tree, rel)
         info = os.lstat(path)
-        if not stat.S_ISREG(info.st_mode):
-            raise KitError('%s is not a regular file' % path, 'a published version holds regular files only: '
-                           'copy the file in place of the link or special file', EXIT_MISMATCH)
+        _refuse(path, info.st_mode)
         if rel in known and known[rel]['size'] != info.st_size:
             raise KitError('%s changed since it was kept from the current version (size %d, recorded %d)'
                            % (path, info.st_size, known[rel]['size']),
@@ -47,6 +45,26 @@ def build(tree, archives=None, known=None):
         files[rel] = known.get(rel) or {'size': info.st_size, 'sha256': file_digest(path)}
     ident = json_digest(files)[:16]
     return {'id': ident, 'files': files, 'archives': archives or {}}
+
+
+def check_plain(tree):
+    """Refuse a tree to publish that holds anything but directories and plain regular files, under
+    any name: walk() skips dot-names, but a copy of the tree would keep them."""
+    for directory, dirs, names in os.walk(tree):
+        for name in names + dirs:
+            path = os.path.join(directory, name)
+            mode = os.lstat(path).st_mode
+            if not stat.S_ISDIR(mode):
+                _refuse(path, mode)
+
+
+def _refuse(path, mode):
+    """A KitError unless mode (lstat's) is a regular file's without setuid or setgid bits."""
+    problem = 'not a regular file' if not stat.S_ISREG(mode) else 'setuid or setgid' if mode & 0o6000 else None
+    if problem:
+        raise KitError('%s is %s' % (path, problem), 'a published version holds regular files only, without '
+                       'setuid or setgid bits: put a plain copy of the file in place of the link, special file or '
+                       'setuid file (chmod ug-s), then publish again', EXIT_MISMATCH)
 
 
 def write(tree, manifest):
@@ -98,7 +116,15 @@ def safe_relative(rel):
 def verify(tree, manifest, checksum=None, databases=None):
     """Problems found, as 'path: what'. Sizes always; SHA-256 for every file, or only for the
     paths in `checksum` when given (files a copy just transferred)."""
-    problems = []
+    return describe(problems(tree, manifest, checksum, databases))
+
+
+def describe(found):
+    return ['%s: %s' % pair for pair in found]
+
+
+def problems(tree, manifest, checksum=None, databases=None):
+    """verify's findings as (path, what) pairs, for a caller that acts on the paths."""
     for rel, entry in sorted(manifest['files'].items()):
         if databases and rel.split('/', 1)[0] not in databases:
             continue
@@ -106,12 +132,11 @@ def verify(tree, manifest, checksum=None, databases=None):
         try:
             info = os.lstat(path)
         except OSError:
-            problems.append('%s: missing' % rel)
+            yield rel, 'missing'
             continue
         if not stat.S_ISREG(info.st_mode):
-            problems.append('%s: not a regular file' % rel)
+            yield rel, 'not a regular file'
         elif info.st_size != entry['size']:
-            problems.append('%s: size %d, manifest says %d' % (rel, info.st_size, entry['size']))
+            yield rel, 'size %d, manifest says %d' % (info.st_size, entry['size'])
         elif (checksum is None or rel in checksum) and file_digest(path) != entry['sha256']:
-            problems.append('%s: checksum differs from the manifest (corrupt)' % rel)
-    return problems
+            yield rel, 'checksum differs from the manifest (corrupt)'

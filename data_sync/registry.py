@@ -8,6 +8,7 @@ from typing import Dict, Tuple
 from urllib.parse import urlsplit
 
 GB = 10 ** 9
+EXPANSION_HEADROOM = 4
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,16 @@ class Database:
     download_bytes: int
     unpacked_bytes: int
     sources: Tuple[Source, ...] = ()
+
+    @property
+    def expansion(self):
+        """What its archives unpack to, per byte downloaded (as the sizes above expect)."""
+        return self.unpacked_bytes / self.download_bytes
+
+    @property
+    def max_expansion(self):
+        """The most an archive of it may unpack to, per byte: upstream's data vary, a bomb's 1000:1 does not."""
+        return self.expansion * EXPANSION_HEADROOM
 
     @property
     def transport(self):

@@ -7,10 +7,14 @@ Stage often runs as root while others can write the shared tree, so: the id and 
 checked before they become paths (store.current_version), exactly the manifest's files are
 copied (rsync --files-from), as regular files without their owners or setuid bits, and nothing
 outside LOCAL is ever written or removed. One stage at a time per node (LOCAL/.lock).
+
+Only a verified copy is stamped (staged.id), and any failure removes the new copy: a rerun, or a
+stage that waited on the lock, starts afresh instead of trusting a failed copy by its sizes.
 """
 import logging
 import os
 import shutil
+import stat
 from concurrent.futures import ThreadPoolExecutor
 
 from data_sync import layout, manifest, store
@@ -45,27 +49,83 @@ def _stage(shared_root, local_root, jobs):
         raise KitError('%s: manifest.json is version %s but manifest.id says %s' % (source, wanted['id'], ident),
                        'republish the shared copy (alphafold-data sync)', EXIT_MISMATCH)
     local_id, local_dir = store.current_version(local_root)
-    if local_id == ident and layout.read_id(os.path.join(local_dir, layout.STAMP_FILE)) == ident \
-            and not manifest.verify(local_dir, wanted, checksum=()):
+    if local_id == ident and _stamped(local_dir, ident) and not manifest.verify(local_dir, wanted, checksum=()):
         log.info('node-local copy %s is current (%s)', local_dir, ident)
         return 0
     target = os.path.join(local_root, ident)
+    # An unstamped target is what a failed or killed attempt left: rsync's quick check (size and
+    # time) would skip its files, so every file is checksummed, none trusted by its size.
+    leftover = os.path.isdir(target) and not _stamped(target, ident)
     link_dest = local_dir if local_dir and local_dir != os.path.realpath(target) else None
     try:
+        files.remove(os.path.join(target, layout.STAMP_FILE))   # unstamped until verified again
         with store.in_use(source):     # prune on the shared copy keeps what a stage reads
+            _refuse_links(source, wanted)
             changed = _copy(source, target, wanted, link_dest, jobs)
-    except KitError:
+            _verify(shared_root, source, target, wanted, None if leftover else set(changed))
+        write_text(os.path.join(target, layout.STAMP_FILE), ident + '\n')
+        store.switch_current(local_root, target)
+    except BaseException:
         if os.path.realpath(target) != local_dir:        # never the current copy: jobs read it
             shutil.rmtree(target, ignore_errors=True)    # target is LOCAL/<checked id>
         raise
-    problems = manifest.verify(target, wanted, checksum=set(changed))
-    if problems:
-        raise KitError('node-local copy %s does not match the manifest:\n    %s' % (target, '\n    '.join(problems[:10])),
-                       'rerun alphafold-data stage; if it persists, check the local disk', EXIT_MISMATCH)
-    write_text(os.path.join(target, layout.STAMP_FILE), ident + '\n')
-    store.switch_current(local_root, target)
-    log.info('staged %s to %s: %d files copied, %d verified by size', ident, target, len(changed), len(wanted['files']))
+    log.info('staged %s to %s: %d files copied, %s checksummed, all %d sized', ident, target, len(changed),
+             'all' if leftover else len(changed), len(wanted['files']))
     return len(changed)
+
+
+def _stamped(directory, ident):
+    return layout.read_id(os.path.join(directory, layout.STAMP_FILE)) == ident
+
+
+def _verify(shared_root, source, target, wanted, checksum):
+    """Check the copy (SHA-256 of the paths in checksum, of all when None); where it is wrong,
+    check those files in the shared copy too, so that the message blames the right one."""
+    found = list(manifest.problems(target, wanted, checksum))
+    if not found:
+        return
+    shared = manifest.verify(source, {'files': {rel: wanted['files'][rel] for rel, _ in found}})
+    if shared:
+        raise KitError('the shared copy %s does not match its manifest (nothing was staged):\n    %s'
+                       % (source, '\n    '.join(shared[:10])),
+                       'repair the shared copy: alphafold-data verify --data-root %s lists the damage and '
+                       'alphafold-data sync --verify full fetches it again; then rerun alphafold-data stage'
+                       % shared_root, EXIT_MISMATCH)
+    raise KitError('node-local copy %s does not match the manifest (the shared copy does):\n    %s'
+                   % (target, '\n    '.join(manifest.describe(found[:10]))),
+                   'rerun alphafold-data stage; if it persists, check the local disk', EXIT_MISMATCH)
+
+
+def _refuse_links(source, wanted):
+    """Every manifest path must lead through real directories to a regular file: rsync, often run
+    as root, would follow a linked directory out of the shared tree and copy what lies there.
+    (A link swapped in after this check still meets the SHA-256 of every copied file.)"""
+    checked = set()
+    for rel in wanted['files']:
+        parts = rel.split('/')
+        for depth in range(1, len(parts) + 1):
+            sub = '/'.join(parts[:depth])
+            if sub in checked:
+                continue
+            checked.add(sub)
+            want = 'a regular file' if depth == len(parts) else 'a directory'
+            found = _kind(os.path.join(source, sub))
+            if found != want:
+                raise KitError('the shared copy %s: %s is %s, not %s inside the tree (nothing was staged)'
+                               % (source, sub, found, want),
+                               'a published version holds real directories and regular files only: replace %s '
+                               'with what it stands for, or republish the version (alphafold-data sync or publish); '
+                               'then rerun alphafold-data stage' % sub, EXIT_MISMATCH)
+
+
+def _kind(path):
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return 'missing'
+    if stat.S_ISLNK(mode):
+        return 'a symbolic link to %s' % os.readlink(path)
+    return 'a directory' if stat.S_ISDIR(mode) else 'a regular file' if stat.S_ISREG(mode) else 'a special file'
 
 
 def _copy(source, target, wanted, link_dest, jobs):

@@ -1,5 +1,6 @@
 """Real servers on 127.0.0.1 for data_sync tests: a Range-capable HTTP server with fault
 injection, and an rsync daemon. One place, for every test that needs them."""
+import email.utils
 import http.server
 import os
 import socket
@@ -35,8 +36,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._send(404, b'not found')
         with open(file, 'rb') as f:
             data = bytearray(f.read())
+        validators = _validators(file)
         start, end = 0, len(data) - 1
         rng = self.headers.get('Range')
+        if self.headers.get('If-Range') not in (None,) + validators:
+            rng = None                                # another version than the client has: all of it
         if rng and rng.startswith('bytes='):
             a, _, b = rng[6:].partition('-')
             start, end = int(a or 0), int(b) if b else len(data) - 1
@@ -49,6 +53,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = bytes(data[start:end + 1])
         self.send_response(206 if rng else 200)
         self.send_header('Accept-Ranges', 'bytes')
+        self.send_header('ETag', validators[0])
+        self.send_header('Last-Modified', validators[1])
         self.send_header('Content-Length', str(len(body)))
         if rng:
             self.send_header('Content-Range', 'bytes %d-%d/%d' % (start, end, len(data)))
@@ -62,6 +68,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         self.wfile.write(body)
 
+    def do_HEAD(self):
+        """The GET's status and headers for the whole file, no body. Of the faults only `announce`
+        applies: the size HEAD says instead of the file's (upstream replaced it between HEAD and GET)."""
+        path = self.path.split('?')[0]
+        file = os.path.join(self.server.root, path.lstrip('/'))
+        if not os.path.isfile(file):
+            self.send_response(404)
+            self.send_header('Content-Length', '0')
+        else:
+            self.send_response(200)
+            for name, value in zip(('ETag', 'Last-Modified'), _validators(file)):
+                self.send_header(name, value)
+            size = self.server.faults.get(path, {}).get('announce', os.path.getsize(file))
+            self.send_header('Content-Length', str(size))
+        self.end_headers()
+
     def _send(self, code, body):
         self.send_response(code)
         self.send_header('Content-Length', str(len(body)))
@@ -69,8 +91,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+def _validators(path):
+    """(ETag, Last-Modified) of a file, as a static file server derives them."""
+    info = os.stat(path)
+    return '"%x-%x"' % (info.st_mtime_ns, info.st_size), email.utils.formatdate(info.st_mtime, usegmt=True)
+
+
 class HttpServer(object):
-    """Serves `root` at http://127.0.0.1:<port>/; faults[path] = {drop_after, status_503, flip, delay}."""
+    """Serves `root` at http://127.0.0.1:<port>/ (ETag, Last-Modified, Range, If-Range);
+    faults[path] = {drop_after, status_503, flip, delay, announce}."""
 
     def __init__(self, root):
         self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Handler)

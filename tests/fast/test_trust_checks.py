@@ -15,7 +15,7 @@ import types
 import numpy as np
 import pytest
 
-from data_sync import fetch, layout, manifest, registry, store
+from data_sync import fetch, layout, manifest, store
 from fold_runtime import meta
 from fold_runtime.cpu_stage import feature_cache
 from kit_common import files, locks
@@ -154,9 +154,8 @@ def test_an_mmcif_tree_with_a_link_is_refused(tmp_path):
     raw = tmp_path / 'raw' / 'ab'
     raw.mkdir(parents=True)
     os.symlink('/etc/hostname', str(raw / '1abc.cif.gz'))
-    source = registry.Source('rsync://x/', 'rsync', 'pdb_mmcif/mmcif_files')
     with pytest.raises(KitError) as err:
-        fetch.unpack(source, str(tmp_path / 'raw'), str(tmp_path / 'tree'))
+        fetch.unpack_tree(str(tmp_path / 'raw'), str(tmp_path / 'tree'))
     assert "member 'ab/1abc.cif.gz' is not a regular file" in err.value.problem
 
 

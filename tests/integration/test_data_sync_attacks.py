@@ -26,7 +26,7 @@ import time
 import pytest
 
 from conftest import ROOT
-from test_data_sync_servers import PDB70, PDB70_DIR, SUBSET, UNIREF90, mirror  # noqa: F401 (fixture)
+from test_data_sync_servers import PDB70, PDB70_DIR, SEQRES, SUBSET, UNIREF90, mirror  # noqa: F401 (fixture)
 from test_msa_parity import assert_same_features
 
 CODE = os.environ.get('KIT_CODE_ROOT', ROOT)
@@ -139,7 +139,7 @@ def test_a_malicious_archive_is_refused_and_writes_nothing_outside(mirror, data_
     out = clean(res)
     assert res.returncode == 4, out
     assert 'member %r is' % extra[0][0].name in res.stderr and 'check --mirror' in res.stderr
-    assert not (root / 'current').exists()
+    assert not (root / 'current').exists() and not (root / '.incoming').exists()
     assert sorted(os.listdir(str(tmp_path / 'outside'))) == ['precious.txt']
     assert (tmp_path / 'outside' / 'precious.txt').read_text() == 'precious'
     assert stat.S_IMODE(os.stat(str(tmp_path / 'outside' / 'precious.txt')).st_mode) == 0o600
@@ -175,6 +175,60 @@ def test_aria2c_says_why_it_failed_and_retries_what_is_transient(mirror, tmp_pat
     res = sync(root, mirror, '--databases', 'pdb_seqres', '--downloader', 'aria2c', '--quiet')   # not mirrored
     assert res.returncode == 3, clean(res)
     assert '(aria2c exit 3, 404 Not Found): errorCode=3 Resource not found' in res.stderr
+
+
+def test_a_gzip_bomb_stops_at_the_expected_expansion_and_leaves_nothing(mirror, tmp_path, mount_tmpfs):
+    bomb = tmp_path / 'mirror' / UNIREF90.lstrip('/')
+    bomb.write_bytes(gzip.compress(b'\0' * (64 << 20), 9))          # 64 KB that unpack to 64 MB
+    root = mount_tmpfs('size=8m')
+    res = sync(root, mirror, '--databases', 'uniref90', '--downloader', 'requests')
+    assert res.returncode == 4, clean(res)
+    assert '%s unpacks to more than' % (root / 'downloads' / 'uniref90' / 'uniref90.fasta.gz') in res.stderr
+    assert not (root / 'current').exists() and not (root / '.incoming').exists()
+    assert shutil.disk_usage(str(root)).used < 1 << 20                # the data root is not left full
+
+
+def test_sync_checks_free_space_before_it_writes(mirror, mount_tmpfs):
+    root = mount_tmpfs('size=64k')                    # uniref90 needs its 34 KB download and 67 KB unpacked
+    res = sync(root, mirror, '--databases', 'uniref90', '--downloader', 'requests')
+    assert res.returncode == 5 and 'not enough space on %s' % root in clean(res), res.stderr
+    assert sorted(os.listdir(str(root))) == ['.lock', 'sync.log']
+
+
+@pytest.mark.parametrize('case', ['killed, then upstream changed', 'killed, upstream unchanged', 'stale part'])
+def test_a_resumed_download_never_splices_two_upstream_versions(mirror, tmp_path, case):
+    http, _ = mirror
+    upstream = tmp_path / 'mirror' / SEQRES.lstrip('/')
+    upstream.parent.mkdir(parents=True)
+    upstream.write_bytes(b'>OLD_VERSION mol:protein length:9\nMKVLAAGIV\n' * 1000)
+    root = tmp_path / 'shared'
+    part = root / 'downloads' / 'pdb_seqres' / 'pdb_seqres.txt.part'
+    if case == 'stale part':                          # a .part of unknown origin, as a crash of an older kit left
+        part.parent.mkdir(parents=True)
+        part.write_bytes(upstream.read_bytes()[:20000])
+    else:                                             # a real run, killed while its retry of a dropped transfer waits
+        http.faults[SEQRES] = {'drop_after': 40000, 'delay': 2}
+        proc = subprocess.Popen([sys.executable, '-m', 'data_sync', 'sync', '--data-root', str(root), '--databases',
+                                 'pdb_seqres', '--mirror', http.url, '--downloader', 'requests', '--quiet'], cwd=CODE,
+                                env=dict(os.environ, ALPHAFOLD_SITE_CONFIG=''))
+        while len(http.requests) < 2:
+            assert proc.poll() is None
+            time.sleep(0.01)
+        proc.kill()
+        proc.wait()
+        http.faults.clear()
+    kept = part.stat().st_size
+    assert 0 < kept < upstream.stat().st_size
+    if case != 'killed, upstream unchanged':
+        upstream.write_bytes(b'>101m_A mol:protein length:9\nMVLSEGEWQ\n' * 1000)
+        os.utime(str(upstream), (time.time() + 60, time.time() + 60))
+    del http.requests[:]
+    res = sync(root, mirror, '--databases', 'pdb_seqres', '--downloader', 'requests')
+    assert res.returncode == 0, clean(res)
+    assert (root / 'current' / 'pdb_seqres' / 'pdb_seqres.txt').read_bytes() == upstream.read_bytes()
+    # Resumed with If-Range (answered in full when the version changed); a part of unknown version is not.
+    assert http.requests == [(SEQRES, 'bytes=%d-' % kept if case != 'stale part' else None)]
+    assert not os.listdir(str(part.parent))
 
 
 # ---- Sync: what it keeps ----------------------------------------------------------------------
@@ -282,6 +336,26 @@ def test_publish_from_another_file_system_copies_and_moves_only_when_asked(tmp_p
     assert (root / 'current' / 'mgnify' / 'mgy_clusters_2022_05.fa').read_text() == '>changed\nMKV\n'
 
 
+@pytest.mark.parametrize('case', ['setuid', 'fifo'])
+def test_publish_from_refuses_setuid_files_and_fifos(tmp_path, case):
+    tree = tmp_path / 'pubsrc'
+    (tree / 'pdb_seqres').mkdir(parents=True)
+    (tree / 'pdb_seqres' / 'pdb_seqres.txt').write_text('>101m_A mol:protein length:8  MYOGLOBIN\nMVLSEGEW\n')
+    if case == 'setuid':
+        bad, problem = tree / 'pdb_seqres' / 'suid', 'setuid or setgid'
+        shutil.copy('/bin/true', str(bad))
+        os.chmod(str(bad), 0o4755)
+    else:
+        bad, problem = tree / 'pdb_seqres' / '.fifo', 'not a regular file'     # dot-names too
+        os.mkfifo(str(bad))
+    root = tmp_path / 'shared'
+    res = data('publish', '--data-root', root, '--from', tree, '--databases', 'pdb_seqres')
+    assert res.returncode == 6, clean(res)
+    assert '%s is %s' % (bad, problem) in res.stderr and 'chmod ug-s' in res.stderr
+    assert not (root / 'current').exists() and not glob.glob(str(root / '.tmp-*'))
+    assert os.path.lexists(str(bad))
+
+
 def test_a_failed_publish_loses_neither_the_source_nor_the_download(tmp_path, mount_tmpfs):
     root = mount_tmpfs('size=256k')
     (root / '.incoming').mkdir()
@@ -347,17 +421,85 @@ def test_stage_copies_exactly_the_manifest_as_plain_files(tmp_path):
         assert not mode & 0o6000 and os.lstat(path).st_uid == 0, path
 
 
-def test_two_stages_at_once_take_turns(tmp_path):
+def test_stage_never_follows_a_linked_directory_out_of_the_shared_tree(tmp_path):
     root, local = tmp_path / 'shared', tmp_path / 'local'
-    version = publish_tree(tmp_path, root, 'v1', big=30 << 20)
-    holder = hold_lock(local, 3)                      # both stages start while a third holds it
+    version = publish_tree(tmp_path, root, 'v1')
+    secret = tmp_path / 'secretdir'
+    secret.mkdir()
+    size = os.path.getsize(os.path.join(version, 'uniref90', 'uniref90.fasta'))
+    (secret / 'uniref90.fasta').write_bytes(b'S' * size)          # only its size need be known
+    shutil.rmtree(os.path.join(version, 'uniref90'))
+    os.symlink(str(secret), os.path.join(version, 'uniref90'))
+    for _ in range(2):
+        res = data('stage', '--data-root', root, '--local-root', local)
+        assert res.returncode == 6, clean(res)
+        assert 'uniref90 is a symbolic link to %s, not a directory inside the tree' % secret in res.stderr, res.stderr
+        assert os.listdir(str(local)) == ['.lock']
+
+
+def two_stages_at_once(root, local, hold):
+    """Two stages started while a third holder has LOCAL/.lock for `hold` seconds: their exit
+    statuses and outputs."""
+    holder = hold_lock(local, hold)
     stages = [subprocess.Popen([sys.executable, '-m', 'data_sync', 'stage', '--data-root', str(root), '--local-root',
                                 str(local)], cwd=CODE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                universal_newlines=True, env=dict(os.environ, ALPHAFOLD_SITE_CONFIG=''))
               for _ in range(2)]
     outs = [p.communicate()[0] for p in stages]
     holder.wait()
-    assert [p.returncode for p in stages] == [0, 0], outs
+    return [p.returncode for p in stages], outs
+
+
+def rot(path):
+    """One flipped byte, same size and modification time: what rsync's quick check cannot see."""
+    info = os.stat(path)
+    with open(path, 'r+b') as f:
+        f.seek(info.st_size // 2)
+        byte = f.read(1)[0]
+        f.seek(info.st_size // 2)
+        f.write(bytes([byte ^ 1]))
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+
+
+def test_stage_never_certifies_a_rotted_shared_copy(tmp_path):
+    root, local = tmp_path / 'shared', tmp_path / 'local'
+    version = publish_tree(tmp_path, root, 'v1')
+    rot(os.path.join(version, 'uniref90', 'uniref90.fasta'))
+    for _ in range(2):                                # the rerun that its message once advised
+        res = data('stage', '--data-root', root, '--local-root', local)
+        assert res.returncode == 6, clean(res)
+        assert 'the shared copy %s does not match its manifest' % version in res.stderr, res.stderr
+        assert 'uniref90/uniref90.fasta: checksum differs' in res.stderr and 'sync --verify full' in res.stderr
+        assert os.listdir(str(local)) == ['.lock']    # the failed copy is gone, nothing stamped
+    codes, outs = two_stages_at_once(root, local, 1)  # the second waits, then must not accept it either
+    assert codes == [6, 6] and all('the shared copy' in o and 'Traceback' not in o for o in outs), outs
+    assert os.listdir(str(local)) == ['.lock']
+    res = data('status', '--data-root', root, '--local-root', local, '--databases', 'uniref90')
+    assert 'no verified node-local copy' in res.stdout
+
+
+def test_a_copy_left_by_a_killed_stage_is_checksummed_not_trusted(tmp_path):
+    root, local = tmp_path / 'shared', tmp_path / 'local'
+    publish_tree(tmp_path, root, 'v1')
+    assert data('stage', '--data-root', root, '--local-root', local).returncode == 0
+    copy = os.path.realpath(str(local / 'current'))
+    os.unlink(str(local / 'current'))                 # killed before it stamped and switched ...
+    os.unlink(os.path.join(copy, 'staged.id'))
+    rot(os.path.join(copy, 'uniref90', 'uniref90.fasta'))     # ... with a file damaged on the local disk
+    res = data('stage', '--data-root', root, '--local-root', local)
+    assert res.returncode == 6, clean(res)
+    assert 'node-local copy %s does not match' % copy in res.stderr and 'check the local disk' in res.stderr
+    assert not os.path.exists(copy)
+    res = data('stage', '--data-root', root, '--local-root', local)
+    assert res.returncode == 0, clean(res)
+    assert data('verify', '--data-root', local).returncode == 0
+
+
+def test_two_stages_at_once_take_turns(tmp_path):
+    root, local = tmp_path / 'shared', tmp_path / 'local'
+    version = publish_tree(tmp_path, root, 'v1', big=30 << 20)
+    codes, outs = two_stages_at_once(root, local, 3)
+    assert codes == [0, 0], outs
     assert all('Traceback' not in o and 'waiting for %s/.lock' % local in o for o in outs), outs
     assert sum('is current' in o for o in outs) == 1                 # the second found the copy done
     res = data('status', '--data-root', root, '--local-root', local, '--databases', 'uniref90,mgnify')

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import time
 
 import pytest
 
@@ -122,10 +123,75 @@ def test_corruption_is_detected_and_repaired(mirror, tmp_path):
     open(fasta, 'wb').write(bytes(blob))
     res = data('verify', '--data-root', root)
     assert res.returncode == 6 and 'mgnify/mgy_clusters_2022_05.fa: checksum differs' in res.stdout
-    res = sync(root, mirror, '--verify', 'full')
+    assert 'up to date' in sync(root, mirror).stdout          # a plain sync checks sizes only
+    advice = res.stderr.split('fix: ', 1)[1].split(' fetches them again')[0]
+    assert advice.startswith('alphafold-data sync --verify full') and '--databases mgnify' in advice, res.stderr
+    http, rsyncd = mirror
+    res = data(*advice.split()[1:] + ['--mirror', http.url, '--rsync-mirror', rsyncd.url])   # the advice, as printed
     assert res.returncode == 0, res.stderr
-    assert 'mgnify       download' in res.stdout and 'uniref90     unchanged' in res.stdout
+    assert 'mgnify       download' in res.stdout and 'uniref90' in res.stdout.split('(not in --databases)')[0]
     assert data('verify', '--data-root', root).returncode == 0
+
+
+SEQRES = '/pub/pdb/derived_data/pdb_seqres.txt'
+
+
+def weekly(root, mirror):
+    """The weekly cron's sync, of the PDB and of one database that stays as it is."""
+    http, rsyncd = mirror
+    return data('sync', '--data-root', root, '--mirror', http.url, '--rsync-mirror', rsyncd.url,
+                '--databases', 'uniref90,pdb_seqres,pdb_mmcif')
+
+
+def versions(root):
+    return sorted(os.listdir(str(root / 'versions')))
+
+
+def later(path):
+    """A minute later than now, as upstream's next weekly release."""
+    os.utime(str(path), (time.time() + 60, time.time() + 60))
+
+
+def test_weekly_sync_publishes_what_changed_upstream_and_nothing_else(mirror, data_dir, tmp_path):
+    http, _ = mirror
+    seqres = tmp_path / 'mirror' / SEQRES.lstrip('/')
+    seqres.parent.mkdir(parents=True)
+    shutil.copy(os.path.join(data_dir, 'pdb_seqres', 'pdb_seqres.txt'), str(seqres))
+    root = tmp_path / 'shared'
+    assert weekly(root, mirror).returncode == 0
+    first = versions(root)
+    # Nothing changed upstream: nothing fetched, no new version.
+    del http.requests[:]
+    res = weekly(root, mirror)
+    assert res.returncode == 0 and 'up to date' in res.stdout, res.stdout + res.stderr
+    assert versions(root) == first and http.requests == []
+    # A new pdb_seqres.txt of the same size: its ETag and Last-Modified tell.
+    seqres.write_bytes(seqres.read_bytes().replace(b'mol:protein', b'mol:proteiN', 1))
+    later(seqres)
+    res = weekly(root, mirror)
+    assert res.returncode == 0 and 'pdb_seqres   changed upstream: etag' in res.stdout, res.stdout + res.stderr
+    assert (root / 'current' / 'pdb_seqres' / 'pdb_seqres.txt').read_bytes() == seqres.read_bytes()
+    assert [p for p, _ in http.requests] == [SEQRES] and len(versions(root)) == 2
+    # One mmCIF file changed and one added upstream: rsync brings them, only they are unzipped again.
+    mmcif = tmp_path / 'mirror' / 'rsync' / 'structures' / 'divided' / 'mmCIF'
+    text = open(os.path.join(data_dir, 'pdb_mmcif', 'mmcif_files', '1a7g.cif'), 'rb').read()
+    with gzip.open(str(mmcif / 'a7' / '1a7g.cif.gz'), 'wb') as g:
+        g.write(text + b'# revised\n')
+    later(mmcif / 'a7' / '1a7g.cif.gz')
+    gz(os.path.join(data_dir, 'pdb_mmcif', 'mmcif_files', '2xhe.cif'), str(mmcif / 'ne' / '9new.cif.gz'))
+    before = os.path.realpath(str(root / 'current'))
+    del http.requests[:]
+    res = weekly(root, mirror)
+    assert res.returncode == 0 and 'published version' in res.stdout, res.stdout + res.stderr
+    files = root / 'current' / 'pdb_mmcif' / 'mmcif_files'
+    assert (files / '1a7g.cif').read_bytes() == text + b'# revised\n' and (files / '9new.cif').exists()
+    assert os.stat(str(files / '2xhe.cif')).st_ino == \
+        os.stat(os.path.join(before, 'pdb_mmcif', 'mmcif_files', '2xhe.cif')).st_ino   # kept, not unzipped
+    assert http.requests == [] and len(versions(root)) == 3
+    assert data('verify', '--data-root', root).returncode == 0
+    # And the week after, nothing new.
+    res = weekly(root, mirror)
+    assert res.returncode == 0 and 'up to date' in res.stdout and len(versions(root)) == 3
 
 
 def test_failed_sync_never_moves_current_and_a_404_is_explained(mirror, tmp_path):
@@ -157,29 +223,39 @@ def test_two_concurrent_syncs_do_not_collide(mirror, tmp_path):
     assert data('verify', '--data-root', root).returncode == 0
 
 
-def test_full_disk_during_download_keeps_the_previous_version(mirror, data_dir, tmp_path):
-    root = tmp_path / 'shared'
-    root.mkdir()
-    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', str(root)], check=True)
-    try:
-        assert sync(root, mirror, '--downloader', 'requests').returncode == 0
-        before = os.path.realpath(str(root / 'current'))
-        # The mirror now serves a new UniRef90 (real sequences, repeated) too large for the disk.
-        text = open(os.path.join(data_dir, 'uniref90/uniref90.fasta'), 'rb').read()
-        with gzip.open(str(tmp_path / 'mirror') + UNIREF90, 'wb', compresslevel=1) as g:
-            for i in range(150):
-                g.write(text.replace(b'>', b'>r%d_' % i))
-        # uniref90 is intact locally, so force its refetch by corrupting it.
-        target = os.path.join(before, 'uniref90', 'uniref90.fasta')
-        blob = bytearray(open(target, 'rb').read())
-        blob[5] ^= 1
-        open(target, 'wb').write(bytes(blob))
-        res = sync(root, mirror, '--downloader', 'requests', '--verify', 'full')
-        assert res.returncode == 5, res.stdout + res.stderr
-        assert 'no space left' in res.stderr
-        assert os.path.realpath(str(root / 'current')) == before
-    finally:
-        subprocess.run(['umount', str(root)], check=True)
+@pytest.mark.parametrize('downloader', ['aria2c', 'requests'])
+def test_full_disk_during_download_keeps_the_previous_version(mirror, data_dir, tmp_path, mount_tmpfs, downloader):
+    http, _ = mirror
+    root = mount_tmpfs('size=2m')
+    assert sync(root, mirror, '--downloader', downloader).returncode == 0
+    before = os.path.realpath(str(root / 'current'))
+    # The mirror now serves a new UniRef90 (real sequences, repeated) too large for the disk, while
+    # HEAD still announces the old size (replaced between HEAD and GET): the up-front check passes,
+    # and the disk fills in the middle of the download.
+    old_size = os.path.getsize(str(tmp_path / 'mirror') + UNIREF90)
+    text = open(os.path.join(data_dir, 'uniref90/uniref90.fasta'), 'rb').read()
+    with gzip.open(str(tmp_path / 'mirror') + UNIREF90, 'wb', compresslevel=1) as g:
+        for i in range(150):
+            g.write(text.replace(b'>', b'>r%d_' % i))
+    http.faults[UNIREF90] = {'announce': old_size}
+    # uniref90 is intact locally, so force its refetch by corrupting it.
+    target = os.path.join(before, 'uniref90', 'uniref90.fasta')
+    blob = bytearray(open(target, 'rb').read())
+    blob[5] ^= 1
+    open(target, 'wb').write(bytes(blob))
+    free = shutil.disk_usage(str(root)).free
+    res = sync(root, mirror, '--downloader', downloader, '--verify', 'full')
+    assert res.returncode == 5, res.stdout + res.stderr
+    assert 'no space left on the device while writing %s' % (root / 'downloads' / 'uniref90') in res.stderr
+    assert 'Traceback' not in res.stderr
+    assert os.path.realpath(str(root / 'current')) == before and not (root / '.incoming').exists()
+    assert os.listdir(str(root / 'downloads' / 'uniref90')) == []     # a part that cannot fit is not kept
+    assert shutil.disk_usage(str(root)).free > free - (16 << 10)      # the data root is left as it was (a log line)
+    # Announced truly, the same download is refused before anything is written.
+    http.faults.clear()
+    res = sync(root, mirror, '--downloader', downloader, '--verify', 'full')
+    assert res.returncode == 5 and 'not enough space on %s' % root in res.stderr, res.stdout + res.stderr
+    assert os.path.realpath(str(root / 'current')) == before and not (root / '.incoming').exists()
 
 
 def test_quiet_sync_for_cron(mirror, tmp_path):
