@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from fold_runtime import options
+from fold_runtime import fasta, options
 from fold_runtime.batch import executors, inputs, screen, state as batch_state
 from fold_runtime.cpu_stage import user_msa
 from kit_common import entry, site_config
@@ -88,6 +88,7 @@ def submit(args, read_targets, write_inputs=None):
     settings = settings_from(args, site)
     out = os.path.abspath(args.output_dir)
     targets = read_targets(cpu_opts, out)
+    fasta.check_lengths(targets, search=True, model=True)
     groups = inputs.units(targets, user_msa.load_batch(cpu_opts.msa_paths, targets))
     require_gpu_inputs(gpu_opts)                          # weights: before hours of CPU stages
     if cpu_opts.multimer and not cpu_opts.feature_cache:

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from fold_runtime import compat, meta, progress
+from fold_runtime import compat, fasta, meta, progress
 from fold_runtime.cpu_stage.stage import FEATURES_FILE, merge_timings
 from fold_runtime.gpu_stage import outputs, padding
 from kit_common import digests, files, locks
@@ -53,6 +53,7 @@ def load_features(tdir, expected=None):
                        EXIT_MISMATCH)
     if not os.path.exists(path):
         raise KitError('%s is missing' % path, 'run alphafold-msa for this target first', EXIT_MISMATCH)
+    fasta.check_model_length(os.path.basename(tdir), stored['sequence_length'], os.path.join(tdir, meta.META_FILE))
     try:
         f = open(path, 'rb')
     except OSError as exc:
