@@ -16,7 +16,7 @@ import time
 from fold_runtime import fasta, options
 from fold_runtime.batch import executors, inputs, screen, state as batch_state
 from fold_runtime.cpu_stage import user_msa
-from kit_common import entry, site_config
+from kit_common import entry, site_config, typed
 from kit_common.errors import EXIT_HELP, EXIT_INPUT, EXIT_MISSING, KitError
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def settings_from(args, site):
     overrides = {k: getattr(args, k) for k in ('cpu_partition', 'gpu_partition', 'account', 'gpu_workers',
                                               'cpus_per_task') if getattr(args, k) is not None}
     return options.batch_settings({'executor': args.executor, 'buckets': site.batch.edges,
-                                   'slurm': dataclasses.replace(site.slurm, **overrides)})
+                                   'slurm': dict(typed.to_dict(site.slurm), **overrides)})   # overrides checked too
 
 
 def _absolute(path):

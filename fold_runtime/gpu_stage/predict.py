@@ -154,7 +154,10 @@ def _predict_locked(tdir, feats, session):
             log.info('  %s: kept: its files exist and were made from these features with these options '
                      '(--overwrite predicts it again)', name)
             continue
-        fresh[name], scores = _predict_model(tdir, name, runner, feats, session, seed, num_res, timings)
+        try:
+            fresh[name], scores = _predict_model(tdir, name, runner, feats, session, seed, num_res, timings)
+        except ValueError as exc:
+            raise weights.shape_error(exc, weights.params_path(session.data_dir, model)) or exc
         records.save_model(tdir, name, dict(wanted, scores=scores))
     present = records.same_features(tdir, digest, models.pred_names)
     scores = {name: r['scores'] for name, r in present.items()}
