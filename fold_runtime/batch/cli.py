@@ -87,6 +87,7 @@ def submit(args, read_targets, write_inputs=None):
     cpu_opts, gpu_opts = stage_options_from(args, site)   # every option checked before any work
     settings = settings_from(args, site)
     out = os.path.abspath(args.output_dir)
+    executors.EXECUTORS[settings.executor].check(out)
     targets = read_targets(cpu_opts, out)
     fasta.check_lengths(targets, search=True, model=True)
     groups = inputs.units(targets, user_msa.load_batch(cpu_opts.msa_paths, targets))
