@@ -19,10 +19,12 @@ RUN_HELP = ('AlphaFold, both stages: the CPU stage (skipped when a matching feat
             'the GPU stage.')
 
 
-def run_msa(args, cpu_opts=None):
+def run_msa(args, cpu_opts=None, then_predict=False):
+    """then_predict: alphafold-run, whose targets must suit the GPU stage too."""
     from fold_runtime.cpu_stage import stage, user_msa
     cpu_opts = cpu_opts or options.cpu_options_from_args(args)
     targets = fasta.read_targets(options.fasta_list(args.fasta), cpu_opts.multimer)
+    fasta.check_lengths(targets, search=True, model=then_predict)
     msas = user_msa.load_all(cpu_opts.msa_paths, targets)   # every file checked before any search
     env = stage.Environment(cpu_opts)
     for target, msa in zip(targets, msas):
@@ -46,6 +48,7 @@ def gpu_targets(args):
         raise KitError('no targets given', 'pass --fasta and --output-dir (as for alphafold-msa), or --target-dir')
     from fold_runtime.cpu_stage import user_msa
     targets = fasta.read_targets(options.fasta_list(args.fasta), args.model_preset == options.MULTIMER)
+    fasta.check_lengths(targets, model=True)
     msas = user_msa.load_all([os.path.abspath(p) for p in args.msa or ()], targets)
     return [(os.path.join(os.path.abspath(args.output_dir), t.name),
              dict(checks, sequence_sha256=meta.sequence_sha256(t.sequence), **({'msa_sha256': m.sha256} if m else {})))
@@ -77,7 +80,7 @@ def run_run(args):
         raise KitError('alphafold-run needs --fasta and --output-dir', 'use alphafold-predict for --target-dir')
     cpu_opts, gpu_opts = options.cpu_options_from_args(args), options.gpu_options_from_args(args)   # all checked first
     args.db_preset, args.max_template_date = cpu_opts.db_preset, cpu_opts.max_template_date
-    run_msa(args, cpu_opts)
+    run_msa(args, cpu_opts, then_predict=True)
     return run_predict(args, gpu_opts)
 
 

@@ -15,6 +15,16 @@ CHAIN_SEPARATOR = ':'   # ColabFold's: one record, its chains joined
 # AlphaFold's chain ids in file order (alphafold.common.protein.PDB_CHAIN_IDS; here without
 # importing AlphaFold, which login nodes may lack). Their number is the most chains AlphaFold takes.
 CHAIN_IDS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
+# The longest inputs each stage takes (README: "Length limits"), checked when the targets are read,
+# before any search or model runs. CPU stage, per searched sequence (a complex: per chain): HHblits
+# and HHsearch cut a longer query there without a word (HH-suite 3.3: a 40,000-residue query's A3M
+# row holds 32,763), so the features would be a fragment's, and assembling them fails at the end.
+MAX_SEARCH_RESIDUES = 32763
+# GPU stage, per target (a complex: all its chains): AlphaFold's pair representation alone holds
+# N^2 x 128 float32 values, 51 GB at 10,000 residues before the network's working copies, more than
+# unified memory gives one GPU (--memory-mode auto turns it on above 1200 residues).
+MAX_MODEL_RESIDUES = 10000
+SPLIT = 'split it into domains or overlapping fragments of at most %d residues, each its own target'
 
 
 class Chain(NamedTuple):
@@ -129,6 +139,29 @@ def complex_target(name, records, source):
                        % (source, len(records), len(CHAIN_IDS)), 'split the complex into smaller ones')
     chains = tuple(Chain(i, d, s) for i, (d, s) in zip(CHAIN_IDS, records))
     return Target(name, records[0][0], CHAIN_SEPARATOR.join(c.sequence for c in chains), source, chains)
+
+
+def check_lengths(targets, search=False, model=False):
+    """A KitError (exit 2) for a target over the limit of a stage that will run: search (the CPU
+    stage), model (the GPU stage)."""
+    for t in targets:
+        for seq in (t.chains or (t,)) if search else ():
+            if len(seq.sequence) > MAX_SEARCH_RESIDUES:
+                what = 'chain %s of %s' % (seq.chain_id, t.name) if t.chains else 'target %s' % t.name
+                raise KitError('FASTA file %s: %s has %d residues; the CPU stage searches at most %d per sequence '
+                               '(HHblits and HHsearch cut a longer query there without a word)'
+                               % (t.fasta_path, what, len(seq.sequence), MAX_SEARCH_RESIDUES),
+                               SPLIT % MAX_SEARCH_RESIDUES, EXIT_INPUT)
+        if model:
+            check_model_length(t.name, t.num_residues, 'FASTA file ' + t.fasta_path)
+
+
+def check_model_length(name, length, source):
+    if length > MAX_MODEL_RESIDUES:
+        raise KitError('%s: target %s has %d residues; the GPU stage predicts at most %d per target (AlphaFold\'s '
+                       'pair representation alone is 51 GB at 10,000 residues)' % (source, name, length,
+                                                                                  MAX_MODEL_RESIDUES),
+                       SPLIT % MAX_MODEL_RESIDUES, EXIT_INPUT)
 
 
 def read_targets(paths, multimer=False) -> List[Target]:

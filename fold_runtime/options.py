@@ -24,6 +24,9 @@ MULTIMER = 'multimer'
 MODEL_PRESETS = ('monomer', 'monomer_ptm', 'monomer_casp14', MULTIMER)
 RELAX_CHOICES = ('best', 'all', 'none')
 MAX_RECYCLE = 100   # AlphaFold uses 3 (monomer) to 20 (multimer); more only burns GPU hours
+MAX_SEEDS = 1000    # predictions per model: massive sampling (AFsample) runs about 1,000; 10^6 is a typo
+SEED_BITS = 63      # prediction seeds are int64 in AlphaFold's input pipeline (run_alphafold.py stays below 2^63)
+MIN_PROGRESS_INTERVAL = 0.1   # seconds; more often only floods the log
 FIX = 'see --help for the accepted values'
 
 
@@ -50,8 +53,8 @@ class CpuStageOptions:
         return self.model_preset == MULTIMER
 
     def check(self):
-        if self.progress_interval <= 0:
-            return 'progress_interval must be a positive number of seconds, got %g' % self.progress_interval
+        if self.progress_interval < MIN_PROGRESS_INTERVAL:
+            return progress_problem(self.progress_interval)
         if self.db_preset not in DB_PRESETS:
             return 'db_preset %r is not one of %s' % (self.db_preset, ', '.join(DB_PRESETS))
         if not valid_date(self.max_template_date):
@@ -92,10 +95,12 @@ class GpuStageOptions:
     num_seeds: int = 1
 
     def check(self):
-        if self.progress_interval <= 0:
-            return 'progress_interval must be a positive number of seconds, got %g' % self.progress_interval
+        if self.progress_interval < MIN_PROGRESS_INTERVAL:
+            return progress_problem(self.progress_interval)
         if self.num_seeds < 1:
             return 'num_seeds must be at least 1, got %d' % self.num_seeds
+        if self.num_seeds > MAX_SEEDS:
+            return 'num_seeds must be at most %d predictions per model, got %d' % (MAX_SEEDS, self.num_seeds)
         if self.model_preset not in MODEL_PRESETS:
             return 'model_preset %r is not one of %s' % (self.model_preset, ', '.join(MODEL_PRESETS))
         if self.models_to_relax not in RELAX_CHOICES:
@@ -110,9 +115,23 @@ class GpuStageOptions:
             return 'unified_threshold must be at least 1, got %d' % self.unified_threshold
         if self.buckets and min(self.buckets) < 1:
             return 'length buckets must be positive'
-        from fold_runtime.gpu_stage.weights import select_models   # no jax: names only
+        from fold_runtime.gpu_stage.weights import PRESET_MODELS, select_models   # no jax: names only
         select_models(self.model_preset, self.models)
-        return None
+        return seed_problem(self.random_seed, len(PRESET_MODELS[self.model_preset]) * self.num_seeds)
+
+
+def progress_problem(interval):
+    return 'progress_interval must be a positive number of seconds, at least %g, got %g' % (MIN_PROGRESS_INTERVAL,
+                                                                                          interval)
+
+
+def seed_problem(random_seed, predictions):
+    """Prediction i of n gets seed i + random_seed * n (run_alphafold.py's rule): every one must fit."""
+    top = 2 ** SEED_BITS // predictions
+    if not -top <= random_seed < top:
+        return ('random_seed must be between %d and %d with %d predictions per target (their seeds i + random_seed * '
+                '%d must stay below 2^%d), got %d' % (-top, top - 1, predictions, predictions, SEED_BITS, random_seed))
+    return None
 
 
 def valid_date(text):

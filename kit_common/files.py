@@ -153,3 +153,15 @@ def remove(path):
         os.unlink(path)
     except OSError:
         pass
+
+
+def remove_tree(path):
+    """Remove path, whatever it is: a symlink is removed itself, never what it points to (rmtree
+    refuses a symlink, and with ignore_errors it did so silently, leaving the link in use)."""
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.unlink(path)
+    except OSError as exc:
+        raise io_error(path, exc)

@@ -7,6 +7,7 @@ name the file, the key and the fix. installer/site.conf.example documents every 
 """
 import configparser
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
@@ -42,6 +43,16 @@ class Memory:
         return None
 
 
+# sbatch's own forms, so a typo fails here, not as "Invalid time limit" at submit.
+SLURM_TIME = r'(\d+-)?\d+(:\d+){0,2}|(?i:infinite|unlimited)'
+TIME_FORM = "a Slurm time limit: minutes, H:MM:SS, D-HH, D-HH:MM:SS (e.g. 12:00:00), or 'infinite'"
+SLURM_MEM = r'\d+[KMGTkmgt]?'
+MEM_FORM = 'a Slurm memory size: a whole number with K, M, G or T (e.g. 64G); no unit means megabytes'
+# Upper bounds that no cluster reaches, so a slip of the keyboard (10^23) is caught.
+COUNT_LIMITS = {'cpus_per_task': 10000, 'gpu_cpus_per_task': 10000, 'max_concurrent_msa': 100000,
+                'gpu_workers': 10000}
+
+
 @dataclass(frozen=True)
 class Slurm:
     cpu_partition: str = 'cpu'
@@ -59,9 +70,13 @@ class Slurm:
     gpu_workers: int = 4
 
     def check(self):
-        for key in ('cpus_per_task', 'max_concurrent_msa', 'gpu_cpus_per_task', 'gpu_workers'):
-            if getattr(self, key) < 1:
-                return '%s must be at least 1' % key
+        for key, most in COUNT_LIMITS.items():
+            if not 1 <= getattr(self, key) <= most:
+                return '%s must be at least 1 and at most %d, got %d' % (key, most, getattr(self, key))
+        for key, pattern, form in (('cpu_time', SLURM_TIME, TIME_FORM), ('gpu_time', SLURM_TIME, TIME_FORM),
+                                   ('cpu_mem', SLURM_MEM, MEM_FORM), ('gpu_mem', SLURM_MEM, MEM_FORM)):
+            if not re.fullmatch(pattern, getattr(self, key)):
+                return '%s = %r is not %s' % (key, getattr(self, key), form)
         return None
 
 

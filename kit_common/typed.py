@@ -2,6 +2,7 @@
 options), every value checked against its field's type. A wrong key or value is a KitError that
 names where it came from, never a silent default."""
 import dataclasses
+import math
 import typing
 
 from kit_common.errors import EXIT_INPUT, KitError
@@ -53,6 +54,8 @@ def _value(tp, value, from_text, where='', fix=''):
                 raise ValueError('an integer' if tp is int else 'a number')
             if tp is int and not from_text and converted != value:
                 raise ValueError('an integer')
+            if not math.isfinite(converted):   # nan passes every comparison's "else": no limit would hold
+                raise ValueError('a finite number')
             return converted
         raise ValueError('an integer' if tp is int else 'a number')
     if tp is str:

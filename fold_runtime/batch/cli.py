@@ -13,10 +13,10 @@ import os
 import sys
 import time
 
-from fold_runtime import options
+from fold_runtime import fasta, options
 from fold_runtime.batch import executors, inputs, screen, state as batch_state
 from fold_runtime.cpu_stage import user_msa
-from kit_common import entry, site_config
+from kit_common import entry, site_config, typed
 from kit_common.errors import EXIT_HELP, EXIT_INPUT, EXIT_MISSING, KitError
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def settings_from(args, site):
     overrides = {k: getattr(args, k) for k in ('cpu_partition', 'gpu_partition', 'account', 'gpu_workers',
                                               'cpus_per_task') if getattr(args, k) is not None}
     return options.batch_settings({'executor': args.executor, 'buckets': site.batch.edges,
-                                   'slurm': dataclasses.replace(site.slurm, **overrides)})
+                                   'slurm': dict(typed.to_dict(site.slurm), **overrides)})   # overrides checked too
 
 
 def _absolute(path):
@@ -87,7 +87,9 @@ def submit(args, read_targets, write_inputs=None):
     cpu_opts, gpu_opts = stage_options_from(args, site)   # every option checked before any work
     settings = settings_from(args, site)
     out = os.path.abspath(args.output_dir)
+    executors.EXECUTORS[settings.executor].check(out)
     targets = read_targets(cpu_opts, out)
+    fasta.check_lengths(targets, search=True, model=True)
     groups = inputs.units(targets, user_msa.load_batch(cpu_opts.msa_paths, targets))
     require_gpu_inputs(gpu_opts)                          # weights: before hours of CPU stages
     if cpu_opts.multimer and not cpu_opts.feature_cache:

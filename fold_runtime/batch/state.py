@@ -86,11 +86,15 @@ def load(out):
     except ValueError as exc:
         raise KitError('%s is not valid JSON: %s' % (batch_dir(out, 'batch.json'), exc),
                        'start the batch again in a new --output-dir', EXIT_INPUT)
-    if not isinstance(batch, dict) or batch.get('format') != FORMAT:
+    again = 'submit it again into a new --output-dir (finished targets can be copied over: their features are reused)'
+    if isinstance(batch, dict) and batch.get('format') != FORMAT:
         raise KitError('the batch in %s was written by an older version of the kit (it stored command lines, '
                        'this version stores typed options)' % out,
-                       'finish it with the kit version that started it, or submit it again into a new '
-                       '--output-dir (finished targets can be copied over: their features are reused)', EXIT_INPUT)
+                       'finish it with the kit version that started it, or ' + again, EXIT_INPUT)
+    if not (isinstance(batch, dict) and isinstance(batch.get('targets'), list)
+            and all(isinstance(batch.get(part), dict) for part in OPTION_PARTS)):
+        raise KitError('%s is not a batch record the kit wrote (valid JSON of another shape)'
+                       % batch_dir(out, 'batch.json'), again, EXIT_INPUT)
     return batch
 
 
@@ -141,11 +145,20 @@ def describe(exc):
 
 
 def read_stage(out, name, stage):
+    """A target's stage record; {} before the stage starts. Records are written atomically, so one
+    that cannot be read was damaged since: the stage counts as failed (retry runs it again)."""
+    path = batch_dir(out, 'state', '%s.%s.json' % (name, stage))
     try:
-        with open(batch_dir(out, 'state', '%s.%s.json' % (name, stage))) as f:
-            return json.load(f)
-    except (FileNotFoundError, ValueError):
+        with open(path) as f:
+            record = json.load(f)
+    except FileNotFoundError:
         return {}
+    except (OSError, ValueError) as exc:
+        record = exc
+    if isinstance(record, dict):
+        return record
+    return {'state': 'failed', 'error': 'its stage record %s is unreadable (%s); alphafold-batch retry runs the stage '
+                                        'again' % (path, record if isinstance(record, Exception) else 'not a record')}
 
 
 def clear_stage(out, name, stage):
@@ -238,8 +251,19 @@ def add_submission(out, record):
 
 
 def read_submissions(out):
+    """The batch's submissions (jobs.json); a KitError when it is damaged: without it nobody can tell
+    which of the batch's jobs still run."""
+    path = batch_dir(out, 'jobs.json')
     try:
-        with open(batch_dir(out, 'jobs.json')) as f:
-            return json.load(f)
+        with open(path) as f:
+            jobs = json.load(f)
     except FileNotFoundError:
         return []
+    except (OSError, ValueError) as exc:
+        jobs = exc
+    if isinstance(jobs, list) and all(isinstance(j, dict) and j.get('executor') in options.EXECUTORS for j in jobs):
+        return jobs
+    raise KitError('%s, the list of the batch\'s submitted jobs, is damaged (%s)'
+                   % (path, jobs if isinstance(jobs, Exception) else 'valid JSON of another shape'),
+                   'stop any of the batch\'s jobs still running by hand (squeue and scancel; a local run: its '
+                   'process), then move the file aside: alphafold-batch retry or submit resumes the batch', EXIT_INPUT)

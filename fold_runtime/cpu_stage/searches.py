@@ -19,6 +19,7 @@ from typing import Dict, List, NamedTuple, Optional
 from alphafold.data.tools import hhblits, hhsearch, jackhmmer
 
 from fold_runtime import compat, progress
+from fold_runtime.cpu_stage import stored
 from kit_common import files, tools
 from kit_common.errors import EXIT_IO, EXIT_TOOL, KitError
 
@@ -102,10 +103,8 @@ def run_all(searches, binaries, query_fasta, msa_dir, work_dir, timeout=None, se
     Concurrent by default: a search starts as soon as its input exists. serial=True runs them
     one after another in the stock order, for comparison.
     """
-    done = {s.name for s in searches if os.path.exists(os.path.join(msa_dir, s.out_file))}
+    done = _stored(searches, query_fasta, msa_dir)
     pending = [s for s in searches if s.name not in done]
-    for name in sorted(done):
-        log.info('  %-13s reusing its stored result', name)
     running = []   # type: List[_Running]
     timings = {}
     try:
@@ -114,6 +113,20 @@ def run_all(searches, binaries, query_fasta, msa_dir, work_dir, timeout=None, se
         for r in running:
             _kill(r.proc)
     return timings
+
+
+def _stored(searches, query_fasta, msa_dir):
+    """The names of the searches whose stored results are reused: each checked against its query,
+    and only beside the stored result it was made from (the template search's input)."""
+    done = set()
+    for s in searches:   # in plan order: a search comes after its input
+        path = os.path.join(msa_dir, s.out_file)
+        if os.path.exists(path) and (not s.after or s.after in done):
+            stored.check(path, s.tool, stored.query_sequence(s.query or query_fasta))
+            done.add(s.name)
+    for name in sorted(done):
+        log.info('  %-13s reusing its stored result', name)
+    return done
 
 
 def _describe(running):

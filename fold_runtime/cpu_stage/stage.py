@@ -139,7 +139,7 @@ def start_work(tdir, wanted):
     files.make_dirs(msa_dir)
     files.remove_debris(tdir, msa_dir)
     work_dir = os.path.join(tdir, '.work')
-    shutil.rmtree(work_dir, ignore_errors=True)
+    files.remove_tree(work_dir)
     files.make_dirs(work_dir)
     return work_dir
 
@@ -169,7 +169,7 @@ def merge_timings(tdir, timings):
 
 
 def _clear(tdir):
-    for name in (FEATURES_FILE, meta.META_FILE, TIMINGS_FILE):
-        if os.path.exists(os.path.join(tdir, name)):
-            os.unlink(os.path.join(tdir, name))
-    shutil.rmtree(os.path.join(tdir, 'msas'), ignore_errors=True)
+    """--overwrite: a symlinked msas/ (a "precomputed MSAs" habit) is replaced by a directory of
+    its own, so the searches run again and never write into what the link points to."""
+    for name in (FEATURES_FILE, meta.META_FILE, TIMINGS_FILE, 'msas'):
+        files.remove_tree(os.path.join(tdir, name))

@@ -11,11 +11,12 @@ ranking covers every model made from these features (records.py).
 import logging
 import os
 import pickle
+import stat
 import time
 
 import numpy as np
 
-from fold_runtime import compat, meta, progress
+from fold_runtime import compat, fasta, meta, progress
 from fold_runtime.cpu_stage.stage import FEATURES_FILE, merge_timings
 from fold_runtime.gpu_stage import outputs, padding
 from kit_common import digests, files, locks
@@ -52,17 +53,44 @@ def load_features(tdir, expected=None):
                        EXIT_MISMATCH)
     if not os.path.exists(path):
         raise KitError('%s is missing' % path, 'run alphafold-msa for this target first', EXIT_MISMATCH)
+    fasta.check_model_length(os.path.basename(tdir), stored['sequence_length'], os.path.join(tdir, meta.META_FILE))
     try:
-        with open(path, 'rb') as f:
+        f = open(path, 'rb')
+    except OSError as exc:
+        raise _unreadable(path, exc)
+    with f:
+        _check_owner(f, path)
+        try:
             feats = pickle.load(f)
-        sequence = feature_sequence(feats)
-    except Exception as exc:
-        raise KitError('%s is unreadable (%s: %s)' % (path, type(exc).__name__, exc),
-                       'recreate it with alphafold-msa --overwrite', EXIT_MISMATCH)
+            sequence = feature_sequence(feats)
+        except Exception as exc:
+            raise _unreadable(path, exc)
     if meta.sequence_sha256(sequence) != stored['sequence_sha256']:
         raise KitError('%s holds another sequence than %s records' % (path, meta.META_FILE),
                        'recreate it with alphafold-msa --overwrite', EXIT_MISMATCH)
     return feats, stored
+
+
+def _unreadable(path, exc):
+    return KitError('%s is unreadable (%s: %s)' % (path, type(exc).__name__, exc),
+                    'recreate it with alphafold-msa --overwrite', EXIT_MISMATCH)
+
+
+def _check_owner(f, path):
+    """features.pkl is a pickle, and reading a pickle can run code: only a file this user (or root)
+    owns and nobody else may write is read, so no group member can plant one between the stages
+    (the feature cache's rule). Checked on the open file: a rename after the check changes nothing."""
+    info = os.fstat(f.fileno())
+    if info.st_uid not in (os.geteuid(), 0):
+        problem, fix = 'belongs to uid %d, not to you' % info.st_uid, ''
+    elif info.st_mode & 0o022:
+        problem, fix = 'may be written by others (mode %03o)' % stat.S_IMODE(info.st_mode), 'chmod go-w it, or '
+    else:
+        return
+    raise KitError('%s %s; it is a pickle, which can run code when read, so only your own features are read'
+                   % (path, problem), fix + 'rerun alphafold-msa for this target into a directory of your own; '
+                   'if you trust its owner, copy the target directory (the copy is yours) and predict from the copy',
+                   EXIT_INPUT)
 
 
 def feature_sequence(feats):
@@ -126,7 +154,10 @@ def _predict_locked(tdir, feats, session):
             log.info('  %s: kept: its files exist and were made from these features with these options '
                      '(--overwrite predicts it again)', name)
             continue
-        fresh[name], scores = _predict_model(tdir, name, runner, feats, session, seed, num_res, timings)
+        try:
+            fresh[name], scores = _predict_model(tdir, name, runner, feats, session, seed, num_res, timings)
+        except ValueError as exc:
+            raise weights.shape_error(exc, weights.params_path(session.data_dir, model)) or exc
         records.save_model(tdir, name, dict(wanted, scores=scores))
     present = records.same_features(tdir, digest, models.pred_names)
     scores = {name: r['scores'] for name, r in present.items()}

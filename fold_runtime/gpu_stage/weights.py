@@ -6,6 +6,8 @@ applies them and says plainly that predictions from such weights are meaningless
 """
 import json
 import os
+import zipfile
+import zlib
 
 from kit_common.errors import EXIT_MISSING, KitError
 
@@ -86,22 +88,41 @@ def num_ensemble(cfg):
     return cfg.data.eval.num_ensemble if 'data' in cfg else cfg.model.num_ensemble_eval
 
 
+INSTALL = ('ask your site\'s AlphaFold admin to install the weights there (admins: alphafold-data download '
+           '--databases params), or point --data-dir at a data directory whose params/ has them')
+
+
 def require(data_dir, model_names):
     """Every weights file of these models exists; else a KitError naming the missing ones."""
     missing = [params_path(data_dir, m) for m in model_names if not os.path.exists(params_path(data_dir, m))]
     if missing:
         raise KitError('weights file%s missing in %s: %s' % ('s' if len(missing) > 1 else '',
                                                              os.path.join(data_dir, 'params'), ', '.join(missing)),
-                       'ask your site\'s AlphaFold admin to install the weights there (admins: alphafold-data '
-                       'download --databases params), or point --data-dir at a data directory whose params/ '
-                       'has them', EXIT_MISSING)
+                       INSTALL, EXIT_MISSING)
+
+
+def damaged(path, exc):
+    """The KitError (exit 3) for a weights file that exists but is not a model's weights."""
+    text = str(exc).splitlines()[0][:300] if str(exc) else ''
+    return KitError('weights file %s is damaged or not this model\'s (%s: %s)' % (path, type(exc).__name__, text),
+                    'replace it (a partial copy?): ' + INSTALL, EXIT_MISSING)
+
+
+def shape_error(exc, path):
+    """damaged() for haiku's error when a weight's shape is not the model's (it comes at the first
+    prediction, where the weights meet the network), else None."""
+    return damaged(path, exc) if isinstance(exc, ValueError) and 'does not match shape' in str(exc) else None
 
 
 def load_params(data_dir, model_name):
-    """Weights through AlphaFold's own loader; a missing file names itself and its download."""
+    """Weights through AlphaFold's own loader (no pickles: allow_pickle=False); a missing, truncated
+    or otherwise unreadable file names itself and its reinstall."""
     from fold_runtime.compat import fidelity
     require(data_dir, [model_name])
-    return fidelity.load_params(model_name, data_dir)
+    try:
+        return fidelity.load_params(model_name, data_dir)
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        raise damaged(params_path(data_dir, model_name), exc)
 
 
 def load_runner(data_dir, model_name, preset, num_recycle=None):

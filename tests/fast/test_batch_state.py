@@ -1,5 +1,11 @@
 """A batch target's stage, as status shows it, from the records on disk; claims are exclusive."""
+import os
+import subprocess
+import sys
+
 import pytest
+
+from conftest import ROOT
 
 from fold_runtime import fasta
 from fold_runtime.batch import inputs, state
@@ -170,3 +176,44 @@ def test_progress_is_plain_lines_off_a_terminal_and_heartbeats_stop_with_their_s
     finally:
         progress.configure(progress.DEFAULT_INTERVAL)
     assert progress.elapsed(59) == '59s' and progress.elapsed(725) == '12m05s' and progress.elapsed(10920) == '3h02m'
+
+
+@pytest.mark.parametrize('text', ['[{"exec', '[1, 2]', '{"a": 1}', '[{"executor": "pbs"}]'])
+def test_a_damaged_jobs_list_names_the_file_and_the_fix(batch, text):
+    """status and cancel read it to know which jobs still run: a traceback before."""
+    path = os.path.join(batch, '.batch', 'jobs.json')
+    with open(path, 'w') as f:
+        f.write(text)
+    for command in ('status', 'cancel'):
+        res = run_batch(command, batch)
+        assert res.returncode == 2 and path in res.stdout and 'is damaged' in res.stdout, res.stdout
+        assert 'scancel' in res.stdout and 'Traceback' not in res.stdout
+
+
+@pytest.mark.parametrize('text', ['{"state": "do', '"x"', '[]'])
+def test_a_damaged_stage_record_counts_as_failed(batch, text):
+    """Truncated, a finished target showed as 'ready'; "x" was a traceback in status and report."""
+    state.write_stage(batch, 'c', 'msa', 'done')
+    state.write_stage(batch, 'c', 'predict', 'done')
+    path = os.path.join(batch, '.batch', 'state', 'c.predict.json')
+    with open(path, 'w') as f:
+        f.write(text)
+    row = {s['name']: s for s in state.statuses(batch)}['c']
+    assert row['stage'] == 'failed' and path in row['error'] and 'alphafold-batch retry' in row['error']
+    res = run_batch('status', batch)
+    assert res.returncode == 1 and 'failed 1' in res.stdout and 'Traceback' not in res.stdout, res.stdout
+
+
+def test_a_batch_record_of_another_shape_is_not_called_an_older_version(batch):
+    path = os.path.join(batch, '.batch', 'batch.json')
+    for text in ('[]', '{"format": 2, "targets": []}'):
+        with open(path, 'w') as f:
+            f.write(text)
+        res = run_batch('status', batch)
+        assert res.returncode == 2 and 'is not a batch record the kit wrote' in res.stdout, res.stdout
+        assert 'older version' not in res.stdout and 'Traceback' not in res.stdout
+
+
+def run_batch(*args):
+    return subprocess.run([sys.executable, '-m', 'fold_runtime', 'batch'] + list(args), cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)

@@ -1,4 +1,5 @@
 """Command lines and inputs, without databases or models."""
+import json
 import os
 import subprocess
 import sys
@@ -103,3 +104,36 @@ def test_a_local_run_is_alive_only_as_the_same_process_on_the_same_host():
         proc.kill()
         proc.wait()
     assert LocalExecutor.active(record) == []
+
+
+def test_a_target_over_a_stages_length_limit_is_refused_before_any_work(kit, tmp_path):
+    """A 100,000-residue protein ran every search, then ended in a traceback (HHblits cuts a query at
+    32,763 residues). Each stage's limit is checked first: exit 2 naming it, and nothing written."""
+    from fold_runtime import fasta
+    long, mid = tmp_path / 'long.fasta', tmp_path / 'mid.fasta'
+    long.write_text('>long\n%s\n' % ('MKVLA' * 20000))
+    mid.write_text('>mid\n%s\n' % ('MKVLA' * 2400))              # searchable, but past the model's limit
+    out = tmp_path / 'out'
+    cases = [(('msa', '--fasta', long), '100000 residues; the CPU stage searches at most 32763 per sequence'),
+             (('run', '--fasta', mid), '12000 residues; the GPU stage predicts at most 10000 per target'),
+             (('predict', '--fasta', mid), '12000 residues; the GPU stage predicts at most 10000 per target'),
+             (('batch', 'submit', '--fasta', mid), '12000 residues; the GPU stage predicts at most 10000'),
+             (('msa', '--model-preset', 'multimer', '--fasta', long), 'chain A of long has 100000 residues')]
+    for args, words in cases:
+        res = kit(*args, '--output-dir', out, '--data-dir', tmp_path)
+        assert res.returncode == 2 and words in res.stdout, res.stdout
+        assert 'split it into domains' in res.stdout and 'Traceback' not in res.stdout
+        assert not out.exists()
+    assert fasta.MAX_SEARCH_RESIDUES == 32763 and fasta.MAX_MODEL_RESIDUES == 10000   # as README documents
+
+
+def test_predict_checks_the_length_its_features_record_before_reading_them(kit, tmp_path):
+    from fold_runtime import meta
+    tdir = tmp_path / 'big'
+    tdir.mkdir()
+    (tdir / meta.META_FILE).write_text(json.dumps({'sequence_sha256': 'a' * 64, 'sequence_length': 12000,
+                                                   'semantics': 'deepmind-v2.3.2'}))
+    (tdir / 'features.pkl').write_bytes(b'not read')
+    res = kit('predict', '--target-dir', tdir, '--data-dir', tmp_path)
+    assert res.returncode == 2 and 'target big has 12000 residues' in res.stdout, res.stdout
+    assert str(tdir / meta.META_FILE) in res.stdout and 'unreadable' not in res.stdout

@@ -57,3 +57,15 @@ def test_tool_failures_are_kit_errors(tmp_path):
     with pytest.raises(KitError) as err:
         tools.run(['sh', '-c', 'echo broken >&2; exit 3'], 'the copy', 'rerun it')
     assert err.value.exit_code == 4 and 'the copy failed (exit 3): broken' in err.value.problem
+
+
+def test_remove_tree_removes_a_symlink_never_what_it_points_to(tmp_path):
+    (tmp_path / 'other').mkdir()
+    (tmp_path / 'other' / 'kept').write_text('x')
+    for name, make in (('link', lambda p: os.symlink(str(tmp_path / 'other'), p)), ('dir', os.makedirs),
+                       ('file', lambda p: open(p, 'w').close())):
+        make(str(tmp_path / name))
+        files.remove_tree(str(tmp_path / name))
+        assert not os.path.lexists(str(tmp_path / name))
+    files.remove_tree(str(tmp_path / 'absent'))
+    assert (tmp_path / 'other' / 'kept').read_text() == 'x'

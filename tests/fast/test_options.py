@@ -94,6 +94,12 @@ def test_bad_cpu_options_are_refused(values, words):
     (('--model-preset', 'multimer', '--models', 'model_1_multimer_v4'), {}, 'unknown model(s) for --model-preset multimer'),
     (('--msa', '/no/such.a3m'), {}, '--msa /no/such.a3m cannot be read for x'),
     (('--msa', 'a.a3m', 'b.a3m'), {}, '--msa gives 2 file(s) for 1 target(s)'),
+    # nan passed every "<= 0" check and switched the limit off; 2^64 overflowed after the weights loaded.
+    (('--timeout', 'nan'), {}, 'timeout = nan is not a finite number'),
+    (('--progress-interval', 'nan'), {}, 'progress_interval = nan is not a finite number'),
+    (('--progress-interval', '1e-6'), {}, 'progress_interval must be a positive number of seconds, at least 0.1'),
+    (('--random-seed', str(2 ** 64)), {}, 'random_seed must be between'),
+    (('--num-seeds', '1000000'), {}, 'num_seeds must be at most 1000 predictions per model'),
 ])
 def test_commands_check_options_and_variables_before_any_work(tmp_path, args, env, words):
     """No data directory exists: a run that got past validation would fail on it instead."""
@@ -114,3 +120,15 @@ def test_a_batch_from_the_previous_version_is_refused(tmp_path):
     assert 'older version of the kit' in str(err.value) and 'new --output-dir' in err.value.fix
     res = kit_args('batch', 'status', str(tmp_path))
     assert res.returncode == 2 and 'older version' in res.stdout and 'Traceback' not in res.stdout
+
+
+def test_random_seeds_stop_where_the_predictions_seeds_would_leave_int64():
+    """Prediction i of n gets seed i + random_seed * n: the largest must stay below 2^63."""
+    top = 2 ** 63 // 5                                   # monomer_ptm, one seed: n = 5
+    assert options.gpu_options({'model_preset': 'monomer_ptm', 'random_seed': top - 1}).random_seed == top - 1
+    for seed in (top, -top - 1):
+        with pytest.raises(KitError) as err:
+            options.gpu_options({'model_preset': 'monomer_ptm', 'random_seed': seed})
+        assert 'random_seed must be between %d and %d' % (-top, top - 1) in str(err.value)
+    with pytest.raises(KitError):                        # 25 predictions per target: a lower bound
+        options.gpu_options({'model_preset': 'monomer_ptm', 'random_seed': top - 1, 'num_seeds': 5})

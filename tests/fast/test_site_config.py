@@ -36,6 +36,11 @@ def test_no_file_means_the_defaults(monkeypatch):
     ('[slurm]\ngpu_worker = 4\n', ['[slurm]', 'unknown setting(s) gpu_worker', 'known: ', 'gpu_workers']),
     ('[slurm]\ngpu_workers = four\n', ['gpu_workers', "'four' is not an integer"]),
     ('[slurm]\ngpu_workers = 0\n', ['gpu_workers must be at least 1']),
+    # Accepted before, and written into #SBATCH lines that failed only at sbatch.
+    ('[slurm]\ncpu_time = forever\n', ["cpu_time = 'forever' is not a Slurm time limit"]),
+    ('[slurm]\ngpu_mem = lots\n', ["gpu_mem = 'lots' is not a Slurm memory size"]),
+    ('[slurm]\nmax_concurrent_msa = %d\n' % 10 ** 23, ['max_concurrent_msa must be at least 1 and at most 100000']),
+    ('[slurm]\ngpu_workers = %d\n' % 10 ** 9, ['gpu_workers must be at least 1 and at most 10000']),
     ('[memory]\nmem_fraction = lots\n', ['mem_fraction', 'is not a number']),
     ('[memory]\nmode = unifed\n', ["mode = 'unifed' is not one of auto, default, unified"]),
     ('[batch]\nlength_buckets = 64,big\n', ['length_buckets', 'positive residue counts']),
@@ -76,3 +81,18 @@ def test_a_bad_site_config_is_a_clear_error_not_a_traceback(tmp_path):
                          env=dict(os.environ, ALPHAFOLD_SITE_CONFIG=str(tmp_path / 'missing.conf')))
     assert res.returncode == 2 and 'cannot read the site config' in res.stdout, res.stdout
     assert 'ALPHAFOLD_SITE_CONFIG' in res.stdout and 'Traceback' not in res.stdout
+
+
+def test_slurm_time_limits_and_memory_take_the_forms_sbatch_takes(tmp_path):
+    for limit in ('30', '30:00', '12:00:00', '1-12', '1-12:30', '2-00:00:00', 'infinite', 'UNLIMITED'):
+        assert load_text(tmp_path, '[slurm]\ngpu_time = %s\n' % limit).slurm.gpu_time == limit
+    for size in ('4000', '500M', '64G', '1T', '0'):
+        assert load_text(tmp_path, '[slurm]\ncpu_mem = %s\n' % size).slurm.cpu_mem == size
+
+
+def test_batch_options_that_override_the_site_config_are_checked_too():
+    from fold_runtime.batch import cli
+    args = cli.submit_parser().parse_args(['--fasta', 'x.fa', '--output-dir', 'out', '--gpu-workers', '0'])
+    with pytest.raises(KitError) as err:
+        cli.settings_from(args, site_config.SiteConfig())
+    assert 'gpu_workers must be at least 1' in str(err.value)

@@ -309,3 +309,23 @@ def test_a_cache_that_cannot_be_written_is_logged_not_fatal(tmp_path, caplog):
     (tmp_path / 'cache').write_text('a file where the cache should be')
     assert feature_cache.store(str(tmp_path / 'cache'), {}, {}, str(tdir)) is False
     assert 'not added to the feature cache' in caplog.text
+
+
+# ---- Stored search results --------------------------------------------------------------------
+
+STORED = {   # tool: what it stores for the query MKVLAEE (a Stockholm file in two blocks)
+    'jackhmmer': '# STOCKHOLM 1.0\n#=GS h1 DE hit\n\nq   MKV-LA\nh1  MKVQLA\n\nq   .EE\nh1  gEE\n#=GC RF xxx\n//\n',
+    'hhblits': '>q query\nMKVLA\nEE\n>h1\nMKaVLA-E\n',
+    'hhsearch': 'Query         q\nMatch_columns 7\nNo_of_seqs    1 out of 1\n',
+}
+
+
+@pytest.mark.parametrize('tool', sorted(STORED))
+def test_a_stored_search_result_is_reused_only_for_its_own_query(tmp_path, tool):
+    from fold_runtime.cpu_stage import stored
+    path = tmp_path / 'result'
+    path.write_text(STORED[tool])
+    stored.check(str(path), tool, 'MKVLAEE')
+    with pytest.raises(KitError) as err:
+        stored.check(str(path), tool, 'MKVLAE')
+    assert err.value.exit_code == 6 and str(path) in err.value.problem and '--overwrite' in err.value.fix

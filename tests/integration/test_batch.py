@@ -336,3 +336,62 @@ def test_batch_takes_a_directory_of_precomputed_msas(targets, full_data_dir, tmp
     res = run_kit(*submit[:5], str(tmp_path / 'out2'), *submit[6:])
     assert res.returncode == 2 and 'has no MSA for 1 of the 3 targets: long.a3m' in res.stdout, res.stdout
     assert not os.path.exists(str(tmp_path / 'out2'))
+
+
+def slurm_site(tmp_path, extra=''):
+    conf = tmp_path / 'site.conf'
+    conf.write_text('[slurm]\ncpu_partition = cpu\ngpu_partition = gpu\ncpus_per_task = 1\ngpu_cpus_per_task = 1\n'
+                    'cpu_mem = 500M\ngpu_mem = 1500M\ncpu_time = 30:00\ngpu_time = 30:00\ngpu_workers = 1\n' + extra)
+    return str(conf)
+
+
+def test_slurm_batch_in_a_directory_with_percent_and_space(slurm, targets, full_data_dir, tmp_path):
+    """Slurm expands '%' in #SBATCH --output (every job failed, with no log) and an unquoted space
+    broke the line (sbatch refused the script): escaped and quoted now. What cannot be quoted is
+    refused before anything is written."""
+    env = {'SLURM_CONF': slurm.conf, 'ALPHAFOLD_SITE_CONFIG': slurm_site(tmp_path)}
+    fasta = tmp_path / 'cono.fasta'
+    fasta.write_text('>cono\n%s\n' % sequence(targets['conotoxin']))
+    submit = ('batch', 'submit', '--fasta', fasta, '--data-dir', full_data_dir, *BATCH_GPU, '--executor', 'slurm')
+    out = str(tmp_path / 'run 100%u $(id) x')
+    res = run_kit(*submit, '--output-dir', out, env=env)
+    assert res.returncode == 0, res.stdout
+    job = json.load(open(os.path.join(out, '.batch', 'jobs.json')))[-1]
+    slurm.run('scancel', job['predict_job'])           # the CPU stage's log is what is under test
+    assert slurm.wait([job['msa_job'] + '_0'], timeout=300) == {job['msa_job'] + '_0': 'COMPLETED'}
+    log = os.path.join(out, '.batch', 'logs', 'msa-%s_0.log' % job['msa_job'])
+    assert 'cono: wrote' in open(log).read()
+    assert statuses(out)['cono']['stage'] == 'ready'
+    bad = str(tmp_path / 'a "quoted" dir')
+    res = run_kit(*submit, '--output-dir', bad, env=env)
+    assert res.returncode == 2 and 'a Slurm job script cannot carry' in res.stdout, res.stdout
+    assert not os.path.exists(bad)
+
+
+def test_slurm_arrays_over_max_array_size_are_split_and_keep_the_throttle(slurm, full_data_dir, tmp_path):
+    """1,500 unique targets on a cluster with Slurm's default MaxArraySize (1001) failed at submit
+    ("Invalid job array specification"). Now two arrays, the second after the first, each %3. Held
+    (--hold): only the submission is under test; cancel then stops every piece."""
+    import random
+    rng = random.Random(0)
+    fasta = tmp_path / 'many.fasta'
+    fasta.write_text(''.join('>t%d\n%s\n' % (i, ''.join(rng.choice('ACDEFGHIKLMNPQRSTVWY') for _ in range(30)))
+                             for i in range(1500)))
+    env = {'SLURM_CONF': slurm.conf,
+           'ALPHAFOLD_SITE_CONFIG': slurm_site(tmp_path, 'max_concurrent_msa = 3\nextra_sbatch = --hold\n')}
+    out = str(tmp_path / 'out')
+    res = run_kit('batch', 'submit', '--fasta', fasta, '--output-dir', out, '--data-dir', full_data_dir, *BATCH_GPU,
+                  '--executor', 'slurm', env=env)
+    assert res.returncode == 0, res.stdout
+    assert "in pieces of at most 1001, the cluster's MaxArraySize" in res.stdout
+    job = json.load(open(os.path.join(out, '.batch', 'jobs.json')))[-1]
+    first, second = job['msa_job'].split(',')
+    assert slurm.field(first, 'ArrayTaskId') == '0-1000%3' and slurm.field(second, 'ArrayTaskId') == '0-498%3'
+    assert slurm.field(second, 'Dependency').startswith('afterany:%s' % first)
+    assert slurm.field(job['predict_job'], 'Dependency').startswith('afterany:%s_0' % first)
+    scripts = os.path.join(out, '.batch', 'scripts')
+    assert ' t1000)' in open(os.path.join(scripts, 'msa.sbatch')).read()
+    assert 'targets=(t1001 ' in open(os.path.join(scripts, 'msa-2.sbatch')).read()
+    res = run_kit('batch', 'cancel', out, env=env)
+    assert res.returncode == 0 and first in res.stdout and second in res.stdout, res.stdout
+    assert not slurm.run('squeue', '-h', '-j', ','.join([first, second, job['predict_job']])).stdout.strip()

@@ -693,3 +693,48 @@ def test_bit_rot_in_an_entry_is_a_miss_and_the_stage_recomputes(data_dir, target
     with open(str(tmp_path / 'a' / 'conotoxin' / 'features.pkl'), 'rb') as f, \
             open(str(tmp_path / 'b' / 'conotoxin' / 'features.pkl'), 'rb') as g:
         assert_same_features(pickle.load(g), pickle.load(f))
+
+
+# ---- The GPU stage's features.pkl ---------------------------------------------------------------
+
+SWAP_PICKLE = r'''
+import os, pickle, sys
+class Payload(object):     # unpickling it touches the marker
+    def __reduce__(self):
+        return eval, ("__import__('pathlib').Path(%r).touch() or {}" % sys.argv[2],)
+with open(sys.argv[1] + '.new', 'wb') as f:
+    pickle.dump(Payload(), f)
+os.replace(sys.argv[1] + '.new', sys.argv[1])
+'''
+
+
+def test_predict_reads_only_its_own_features_in_a_shared_project_directory(group_site):
+    """A group's project directory (setgid, group-writable, not sticky) and umask 002: a member's own
+    features.pkl is read; after another member swaps in a pickle of their own between the stages,
+    neither that member's victim nor root unpickles it."""
+    project = os.path.join(group_site, 'project')
+    os.mkdir(project)
+    os.chown(project, 0, GID)
+    os.chmod(project, 0o2775)
+    home = os.path.join(group_site, 'home-%d' % VICTIM)
+    res = run('fold_runtime', 'msa', '--fasta', os.path.join(group_site, 'data', 'targets', 'conotoxin.fasta'),
+              '--output-dir', project, '--data-dir', os.path.join(group_site, 'data'), '--db-preset', 'reduced_dbs',
+              user=VICTIM, umask=0o002, home=home)
+    assert res.returncode == 0, clean(res)
+    tdir = os.path.join(project, 'conotoxin')
+
+    def predict(user):   # no weights: the GPU stage stops after reading the features, before any model
+        return run('fold_runtime', 'predict', '--target-dir', tdir, '--compile-cache-dir', os.path.join(home, 'jax'),
+                   user=user, umask=0o002, home=home)
+    res = predict(VICTIM)
+    assert res.returncode == 3 and 'no data directory given for the weights' in clean(res), clean(res)
+    os.chmod(os.path.join(tdir, 'features.pkl'), 0o664)   # the member's own, but any member may write it
+    res = predict(VICTIM)
+    assert res.returncode == 2 and 'may be written by others (mode 664)' in clean(res), clean(res)
+    marker = os.path.join(group_site, 'markers', 'attacker-code-ran')
+    python_as(ATTACKER, group_site, SWAP_PICKLE, os.path.join(tdir, 'features.pkl'), marker)
+    for user in (VICTIM, None):   # None: root
+        res = predict(user)
+        out = clean(res)
+        assert res.returncode == 2 and 'features.pkl belongs to uid %d' % ATTACKER in out, out
+        assert 'copy the target directory' in out and not os.path.exists(marker)

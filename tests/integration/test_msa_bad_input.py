@@ -2,6 +2,7 @@
 and never a features.pkl left behind."""
 import glob
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -182,3 +183,42 @@ def test_multimer_refuses_msa_and_monomer_refuses_complexes(kit, data_dir, targe
     assert_failed(res, 2, '--msa replaces the searches of a monomer target', out=tmp_path)
     res = msa(kit, data_dir, targets['pim1_epha2'], tmp_path / 'out')
     assert_failed(res, 2, 'holds 2 sequences', '--model-preset multimer', out=tmp_path)
+
+
+def test_overwrite_replaces_a_symlinked_msas_dir_instead_of_reusing_what_it_points_to(kit, data_dir, targets,
+                                                                                     tmp_path):
+    """A symlinked msas/ (the "precomputed MSAs" habit) holding another protein's searches: --overwrite
+    searches again in a directory of its own, leaving the link's target alone, and the cache gets
+    the target's own features."""
+    assert msa(kit, data_dir, targets['hbb_human'], tmp_path / 'victim', '--no-templates').returncode == 0
+    victim = tmp_path / 'victim' / 'hbb_human' / 'msas'
+    before = {f: (victim / f).read_bytes() for f in os.listdir(victim)}
+    (tmp_path / 'out' / 'e2_dbd').mkdir(parents=True)
+    os.symlink(str(victim), str(tmp_path / 'out' / 'e2_dbd' / 'msas'))
+    res = msa(kit, data_dir, targets['e2_dbd'], tmp_path / 'out', '--no-templates', '--overwrite',
+              '--feature-cache', tmp_path / 'cache')
+    assert res.returncode == 0, res.stdout
+    assert 'reusing its stored result' not in res.stdout
+    assert not os.path.islink(tmp_path / 'out' / 'e2_dbd' / 'msas')
+    assert {f: (victim / f).read_bytes() for f in os.listdir(victim)} == before
+    with open(tmp_path / 'out' / 'e2_dbd' / 'features.pkl', 'rb') as f:
+        assert pickle.load(f)['msa'].shape[1] == 82       # e2_dbd's own MSA, not hbb_human's 146 columns
+    res = msa(kit, data_dir, targets['e2_dbd'], tmp_path / 'again', '--no-templates', '--feature-cache',
+              tmp_path / 'cache')
+    assert res.returncode == 0 and 'features from the shared cache' in res.stdout, res.stdout
+    with open(tmp_path / 'again' / 'e2_dbd' / 'features.pkl', 'rb') as f:
+        assert pickle.load(f)['msa'].shape[1] == 82
+
+
+@pytest.mark.parametrize('name', ['uniref90_hits.sto', 'small_bfd_hits.sto'])
+def test_a_stored_search_result_of_another_protein_is_refused(kit, data_dir, targets, tmp_path, name):
+    """An interrupted run resumes from its stored searches only when they were made for its query."""
+    for target in ('hbb_human', 'e2_dbd'):
+        assert msa(kit, data_dir, targets[target], tmp_path / 'out').returncode == 0
+    tdir = tmp_path / 'out' / 'e2_dbd'
+    os.unlink(str(tdir / 'features.pkl'))                 # as a run killed after its searches leaves it
+    os.replace(str(tmp_path / 'out' / 'hbb_human' / 'msas' / name), str(tdir / 'msas' / name))
+    res = msa(kit, data_dir, targets['e2_dbd'], tmp_path / 'out')
+    assert_failed(res, 6, str(tdir / 'msas' / name), 'not made for this query of 82 residues', '146 residues',
+                  '--overwrite')
+    assert not (tdir / 'features.pkl').exists() and 'started:' not in res.stdout

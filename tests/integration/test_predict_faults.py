@@ -1,6 +1,8 @@
 """Bad input and faults in the GPU stage: a clear message and a distinct non-zero exit."""
 import os
 
+import pytest
+
 from conftest import GPU_ARGS
 from fold_runtime.gpu_stage.predict import out_of_memory_error
 
@@ -89,3 +91,34 @@ def test_features_made_under_other_semantics_are_refused(kit, conotoxin_dir, wei
     meta_path.write_text(json.dumps(meta))
     res = kit('predict', '--target-dir', conotoxin_dir, '--data-dir', weights_dir, *QUICK)
     assert_failed(res, 6, "semantics: existing 'colabfold-2.3.27', now 'deepmind-v2.3.2'", 'alphafold-msa --overwrite')
+
+
+def broken_weights(weights_dir, root, damage):
+    """A params/ whose model_1_ptm file is a damaged copy of the stand-in weights."""
+    import numpy as np
+    params = root / 'params'
+    params.mkdir(parents=True)
+    (params / 'test_weights.json').write_bytes(open(os.path.join(weights_dir, 'params', 'test_weights.json'), 'rb').read())
+    source = os.path.join(weights_dir, 'params', 'params_model_1_ptm.npz')
+    target = params / 'params_model_1_ptm.npz'
+    if damage == 'truncated':                      # a partly copied file
+        target.write_bytes(open(source, 'rb').read()[:100000])
+        return target
+    arrays = dict(np.load(source))
+    name = sorted(arrays)[5]
+    if damage == 'object array':
+        arrays[name] = np.array([object()] * 3, dtype=object)
+    else:                                          # another model's shape
+        arrays[name] = np.zeros(arrays[name].shape[:-1] + (arrays[name].shape[-1] + 1,), arrays[name].dtype)
+    np.savez(str(target), **arrays)
+    return target
+
+
+@pytest.mark.parametrize('damage, words', [('object array', 'Object arrays cannot be loaded'),
+                                           ('truncated', 'BadZipFile'), ('wrong shape', 'does not match shape')])
+def test_damaged_weights_name_the_file_and_the_fix(kit, conotoxin_dir, weights_dir, tmp_path, damage, words):
+    """Tracebacks before (ValueError, zipfile.BadZipFile, haiku's shape error at the first prediction)."""
+    path = broken_weights(weights_dir, tmp_path / 'data', damage)
+    res = kit('predict', '--target-dir', conotoxin_dir, '--data-dir', tmp_path / 'data', *QUICK)
+    assert_failed(res, 3, 'weights file %s is damaged' % path, words, 'alphafold-data download --databases params')
+    assert 'Traceback' not in res.stdout

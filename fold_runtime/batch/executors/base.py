@@ -10,6 +10,11 @@ class Executor(object):
         """out: the batch directory; settings: options.BatchSettings."""
         self.out, self.settings = out, settings
 
+    @classmethod
+    def check(cls, out):
+        """A KitError when this executor cannot run a batch in the directory out (checked at submit,
+        before anything is written)."""
+
     def submit(self, msa_units, n_units, dry_run, progress, on_submitted):
         """Run or submit the CPU stages of msa_units and GPU workers for n_units units. Calls
         on_submitted(record) once the work exists (a record that active() and cancel() read back).

@@ -7,6 +7,7 @@ target (benchmarks/batch_throughput.py measures both; README "Batch").
 """
 import logging
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -14,9 +15,11 @@ import sys
 from fold_runtime.batch import state
 from fold_runtime.batch.executors.base import Executor
 from kit_common import files, tools
+from kit_common.errors import EXIT_INPUT, KitError
 
 log = logging.getLogger(__name__)
 DEPENDENCY_PLACEHOLDER = '<cpu-array-job-id>'
+DEFAULT_MAX_ARRAY_SIZE = 1001   # Slurm's MaxArraySize unless slurm.conf sets it
 # Pending reasons that mean the job, as asked, will never start (the request exceeds what the
 # partition or its nodes offer); waiting on them would wait forever.
 NEVER_STARTS = ('PartitionConfig', 'PartitionTimeLimit', 'PartitionNodeLimit', 'ReqNodeNotAvail', 'BadConstraints')
@@ -30,10 +33,10 @@ def kit_command():
     return '%s -m fold_runtime batch' % shlex.quote(sys.executable)
 
 
-def _header(slurm, job_name, partition, cpus, time_limit, mem, array, log_path):
+def _header(slurm, job_name, partition, cpus, time_limit, mem, array, output):
     lines = ['#!/bin/bash', '#SBATCH --job-name=%s' % job_name, '#SBATCH --partition=%s' % partition,
              '#SBATCH --cpus-per-task=%s' % cpus, '#SBATCH --time=%s' % time_limit, '#SBATCH --mem=%s' % mem,
-             '#SBATCH --array=%s' % array, '#SBATCH --output=%s' % log_path, '#SBATCH --requeue']
+             '#SBATCH --array=%s' % array, '#SBATCH --output=%s' % output, '#SBATCH --requeue']
     for key in ('account', 'qos'):
         if getattr(slurm, key):
             lines.append('#SBATCH --%s=%s' % (key, getattr(slurm, key)))
@@ -41,26 +44,57 @@ def _header(slurm, job_name, partition, cpus, time_limit, mem, array, log_path):
     return lines
 
 
-def msa_script(out, names, slurm):
-    """One array task per unique sequence needing a CPU stage, at most max_concurrent_msa at once."""
+def sbatch_output(out, pattern):
+    """An #SBATCH --output value: Slurm expands '%' in it ('%%' is one '%') and ends an unquoted
+    value at a space, so the batch directory is escaped and the whole value quoted."""
+    return '"%s"' % os.path.join(state.batch_dir(out, 'logs').replace('%', '%%'), pattern)
+
+
+def check_output_dir(out):
+    """What sbatch_output() cannot quote: an #SBATCH line is one line, and within its double quotes Slurm
+    gives '"' and '\\' their own meaning."""
+    bad = sorted({c for c in out if c in '"\\' or not c.isprintable()})
+    if bad:
+        raise KitError('--output-dir %r holds %s, which a Slurm job script cannot carry in its #SBATCH --output line'
+                       % (out, ', '.join(repr(c) for c in bad)), 'choose an --output-dir without them', EXIT_INPUT)
+
+
+def max_array_size():
+    """The tasks one job array may have: the cluster's MaxArraySize (its indexes run from 0 to
+    MaxArraySize - 1), else Slurm's default where scontrol cannot tell (e.g. a --dry-run elsewhere)."""
+    try:
+        res = subprocess.run(['scontrol', 'show', 'config'], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             universal_newlines=True)
+    except OSError:
+        return DEFAULT_MAX_ARRAY_SIZE
+    found = re.search(r'^MaxArraySize\s*=\s*(\d+)', res.stdout, re.MULTILINE)
+    return max(1, int(found.group(1))) if found else DEFAULT_MAX_ARRAY_SIZE
+
+
+def msa_script(out, names, slurm, after=None):
+    """One array task per unique sequence needing a CPU stage, at most max_concurrent_msa at once;
+    after: the job (the previous piece of a split array) to wait for."""
     lines = _header(slurm, 'alphafold-msa', slurm.cpu_partition, slurm.cpus_per_task, slurm.cpu_time, slurm.cpu_mem,
-                    '0-%d%%%d' % (len(names) - 1, slurm.max_concurrent_msa),
-                    state.batch_dir(out, 'logs', 'msa-%A_%a.log'))
+                    '0-%d%%%d' % (len(names) - 1, slurm.max_concurrent_msa), sbatch_output(out, 'msa-%A_%a.log'))
+    if after:
+        lines.append('#SBATCH --dependency=afterany:%s' % after)
     lines += ['set -euo pipefail', 'targets=(%s)' % ' '.join(shlex.quote(n) for n in names),
               'exec %s msa-task %s --target "${targets[$SLURM_ARRAY_TASK_ID]}" --cpus "$SLURM_CPUS_PER_TASK"'
               % (kit_command(), shlex.quote(out))]
     return '\n'.join(lines) + '\n'
 
 
-def predict_script(out, workers, slurm, cpu_job):
+def predict_script(out, workers, slurm, cpu_jobs):
+    """cpu_jobs: the CPU-stage arrays (the pieces of a split one, in order); the workers start after
+    the first task and wait for features while any of them runs."""
     lines = _header(slurm, 'alphafold-predict', slurm.gpu_partition, slurm.gpu_cpus_per_task, slurm.gpu_time,
-                    slurm.gpu_mem, '0-%d' % (workers - 1), state.batch_dir(out, 'logs', 'predict-%A_%a.log'))
+                    slurm.gpu_mem, '0-%d' % (workers - 1), sbatch_output(out, 'predict-%A_%a.log'))
     lines.insert(3, '#SBATCH --gres=gpu:1')
-    if cpu_job:
-        lines.append('#SBATCH --dependency=afterany:%s_0' % cpu_job)
+    if cpu_jobs:
+        lines.append('#SBATCH --dependency=afterany:%s_0' % cpu_jobs[0])
     lines += ['set -euo pipefail',
               'exec %s gpu-worker %s --worker "$SLURM_ARRAY_TASK_ID" --executor slurm%s'
-              % (kit_command(), shlex.quote(out), ' --cpu-stage %s' % cpu_job if cpu_job else '')]
+              % (kit_command(), shlex.quote(out), ' --cpu-stage %s' % ','.join(cpu_jobs) if cpu_jobs else '')]
     return '\n'.join(lines) + '\n'
 
 
@@ -81,30 +115,44 @@ def sbatch(script):
 class SlurmExecutor(Executor):
     name = 'slurm'
 
+    @classmethod
+    def check(cls, out):
+        check_output_dir(out)
+
     def submit(self, msa_units, n_units, dry_run, progress, on_submitted):
-        """Write the job scripts to <out>/.batch/scripts/ and submit them (or print them)."""
+        """Write the job scripts to <out>/.batch/scripts/ and submit them (or print them: a dry run
+        writes nothing)."""
         out, slurm = self.out, self.settings.slurm
         workers = max(1, min(slurm.gpu_workers, n_units))
-        scripts = state.batch_dir(out, 'scripts')
-        cpu_job = None
-        if msa_units:
-            text = msa_script(out, msa_units, slurm)
-            if dry_run:   # prints the scripts and writes nothing
-                print(text)
-                cpu_job = DEPENDENCY_PLACEHOLDER
-            else:
-                cpu_job = sbatch(_write(scripts, 'msa.sbatch', text))
-                log.info('CPU stage: job array %s (%d tasks, at most %d at once)', cpu_job, len(msa_units),
-                         slurm.max_concurrent_msa)
-        text = predict_script(out, workers, slurm, cpu_job)
+        cpu_jobs = self._submit_cpu_stage(msa_units, dry_run) if msa_units else []
+        text = predict_script(out, workers, slurm, cpu_jobs)
         if dry_run:
             print(text)
             return 0
-        gpu_job = sbatch(_write(scripts, 'predict.sbatch', text))
+        gpu_job = sbatch(_write(state.batch_dir(out, 'scripts'), 'predict.sbatch', text))
         log.info('GPU stage: %d worker job(s) %s%s', workers, gpu_job,
-                 ', after CPU task %s_0' % cpu_job if cpu_job else '')
-        on_submitted({'executor': self.name, 'msa_job': cpu_job, 'predict_job': gpu_job, 'msa_targets': msa_units})
+                 ', after CPU task %s_0' % cpu_jobs[0] if cpu_jobs else '')
+        on_submitted({'executor': self.name, 'msa_job': ','.join(cpu_jobs) or None, 'predict_job': gpu_job,
+                      'msa_targets': msa_units})
         return 0
+
+    def _submit_cpu_stage(self, msa_units, dry_run):
+        """The CPU-stage array; over the cluster's MaxArraySize, pieces that run one after another
+        (afterany), each throttled to max_concurrent_msa, so the limit holds across them. The job ids."""
+        slurm, size = self.settings.slurm, max_array_size()
+        jobs = []
+        for start in range(0, len(msa_units), size):
+            text = msa_script(self.out, msa_units[start:start + size], slurm, jobs[-1] if jobs else None)
+            if dry_run:
+                print(text)
+                jobs.append(DEPENDENCY_PLACEHOLDER if not jobs else '<cpu-array-%d-job-id>' % (len(jobs) + 1))
+            else:
+                name = 'msa.sbatch' if not jobs else 'msa-%d.sbatch' % (len(jobs) + 1)
+                jobs.append(sbatch(_write(state.batch_dir(self.out, 'scripts'), name, text)))
+        log.info('CPU stage: job array%s %s (%d tasks%s, at most %d at once)', 's' if len(jobs) > 1 else '',
+                 ', '.join(jobs), len(msa_units), ' in pieces of at most %d, the cluster\'s MaxArraySize, one after '
+                 'another' % size if len(jobs) > 1 else '', slurm.max_concurrent_msa)
+        return jobs
 
     @classmethod
     def active(cls, submission):
