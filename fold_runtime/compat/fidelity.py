@@ -25,8 +25,8 @@ CHANGES = (
      'rejects hits aligned over <= 10% of the query, exact subsequences of the query longer than 95% of it, '
      'and templates shorter than 10 residues, besides the release-date check the fork keeps'),
     ('alphafold.data.mmcif_parsing',
-     'maps modified residues to their parent amino acid (MSE -> M) with the extended 3-to-1 table '
-     '(Biopython protein_letters_3to1_extended, as DeepMind\'s SCOPData table); the fork maps them to X'),
+     'reads template residues with DeepMind\'s 3-to-1 table (Biopython 1.79\'s SCOPData, vendored: MSE -> M, '
+     'PCA -> E, SEC -> A, D-amino acids -> their L letter); the fork maps modified residues to X'),
     ('template realignment', 'kalign 2.04, as DeepMind\'s images (the fork\'s users run kalign 3)'),
     ('global_config.bfloat16', 'False: the monomer models run in float32 (the fork defaults to bfloat16)'),
     ('fuse_projection_weights and get_model_haiku_params(fuse=)',
@@ -49,10 +49,17 @@ CHANGES = (
     ('modules.OPM_REASSOCIATE_ROWS',
      '0: the outer product mean contracts as DeepMind\'s does (the fork folds the output weights in first '
      'for MSAs of up to 16 rows)'),
+    ('jax_threefry_partitionable', 'False, as in DeepMind\'s jax 0.3.25 and 0.4.26 (the fork\'s jax defaults to True, '
+     'which gives other random keys from the same seed: other multimer MSA samples at every recycle)'),
+    ('modules.jax (attention softmax)', 'attention softmax in float32 on bfloat16 logits, as DeepMind\'s '
+     'utils.stable_softmax (the fork runs it in bfloat16)'),
+    ('modules_multimer.jax (structure module precision)', 'the multimer structure module at the default matmul '
+     'precision, as DeepMind\'s (the fork forces \'highest\')'),
+    ('relax.amber_minimize._openmm_minimize', 'the force tolerance 2.39 is per nm, as DeepMind\'s OpenMM 8 code '
+     '(the fork gives it per Angstrom, 10 times looser)'),
     ('not restored (measured by benchmarks/multimer_prng.py)',
-     'the recycling loop runs on the host, not in one XLA while loop (rounding only); the fork\'s multimer '
-     'structure module runs its float32 matmuls at highest precision on GPUs; its attention clips logits '
-     'at +-1e8 (masked logits only, no effect on the softmax)'),
+     'the recycling loop runs on the host, not in one XLA while loop (rounding only); the fork\'s attention adds '
+     'its mask as a bias and clips logits at +-1e8 (DeepMind sets masked logits to -1e9: no effect on the softmax)'),
 )
 # DeepMind v2.3.2's multimer settings, for every multimer version (model_config).
 MULTIMER = {
@@ -99,22 +106,16 @@ def apply_data():
     from alphafold.data import mmcif_parsing, pipeline, templates
     pipeline.make_msa_features = make_msa_features
     templates._assess_hhsearch_hit = assess_hhsearch_hit
-    mmcif_parsing.PDBData = _extended_letters()
+    mmcif_parsing.PDBData = _deepmind_letters()
     _applied.append(True)
     log.info('AlphaFold %s %s: DeepMind v2.3.2 data semantics applied (alphafold-msa --explain lists them)',
              *distribution())
 
 
-def _extended_letters():
-    """What mmcif_parsing reads as PDBData: the 3-to-1 table with modified residues mapped to their
-    parent, as SCOPData's was when DeepMind pinned Biopython 1.79 (1.80 moved it to PDBData)."""
-    try:
-        from Bio.Data import PDBData
-        table = PDBData.protein_letters_3to1_extended
-    except ImportError:
-        from Bio.Data import SCOPData
-        table = SCOPData.protein_letters_3to1
-    return type('ExtendedLetters', (), {'protein_letters_3to1': table})
+def _deepmind_letters():
+    """What mmcif_parsing reads as PDBData: DeepMind's 3-to-1 table (compat.ccd_letters)."""
+    from fold_runtime.compat.ccd_letters import CCD_NAME_TO_ONE_LETTER
+    return type('DeepMindLetters', (), {'protein_letters_3to1': CCD_NAME_TO_ONE_LETTER})
 
 
 def make_msa_features(msas):
@@ -167,6 +168,26 @@ def assess_hhsearch_hit(hit, hit_pdb_code, query_sequence, release_dates, releas
 
 # ---- the GPU stage -----------------------------------------------------------------------------
 
+_applied_model = []
+
+
+def apply_model():
+    """DeepMind's numerics in the fork's model and relax modules (once per process, before any
+    random key, model or relaxation)."""
+    if _applied_model or not is_fork():
+        return
+    import jax
+    from alphafold.model import modules, modules_multimer
+    from alphafold.relax import amber_minimize
+    from fold_runtime.compat import restored
+    jax.config.update('jax_threefry_partitionable', restored.THREEFRY_PARTITIONABLE)
+    modules.jax = restored.JAX_WITH_FLOAT32_SOFTMAX
+    modules.OPM_REASSOCIATE_ROWS = restored.OPM_REASSOCIATE_ROWS
+    modules_multimer.jax = restored.JAX_WITH_DEFAULT_PRECISION
+    amber_minimize._openmm_minimize = restored.openmm_minimize
+    _applied_model.append(True)
+
+
 def model_config(cfg, model_name=''):
     """DeepMind's numerics in a model config: monomers float32; multimers MULTIMER; triangle
     multiplications unfused except in multimer v3 (DeepMind ships v3 fused, the others unfused)."""
@@ -210,8 +231,7 @@ def runner(cfg, params):
     if not is_fork():
         from alphafold.model import model
         return model.RunModel(cfg, params)
-    from alphafold.model import modules
-    modules.OPM_REASSOCIATE_ROWS = 0   # DeepMind's outer product mean at every MSA depth
+    apply_model()
     return (MultimerRunner if cfg.model.global_config.multimer_mode else Runner)(cfg, params)
 
 
@@ -386,9 +406,11 @@ def _softmax(logits):
 
 
 def bin_centers(breaks):
+    """DeepMind's _calculate_bin_centers: each bin's middle, and one step past the last (31.75 A)."""
     import numpy as np
     step = breaks[1] - breaks[0]
-    return np.append(breaks + step / 2, breaks[-1] + step)
+    centers = breaks + step / 2
+    return np.append(centers, centers[-1] + step)
 
 
 def plddt(logits):
