@@ -5,28 +5,18 @@ here changes it. A site whose ALPHAFOLD_SOURCE names ColabFold's fork (`alphafol
 tests' .venv-fork) gets a distribution that differs from DeepMind's v2.3.2 where results change
 (DESIGN.md §5). On the fork this module restores DeepMind's documented behaviour,
 in one place: apply_data() before any data pipeline object is built (CPU stage), model_config(),
-load_params() and Runner for the monomer models (GPU stage). CHANGES lists what is changed and
-why; `alphafold-msa --explain` prints it, so a site can audit the kit.
+load_params() and Runner for the monomer models (GPU stage). compat.patches is the table of what is
+replaced in the fork's modules, CHANGES the rest; `alphafold-msa --explain` prints both, so a site
+can audit the kit.
 """
-import logging
-
-from fold_runtime import ALPHAFOLD_DISTRIBUTIONS, distribution  # noqa: F401 (callers use fidelity.distribution)
-
-log = logging.getLogger(__name__)
+from fold_runtime import distribution
+from fold_runtime.compat import patches
+from fold_runtime.compat.ccd_letters import CCD_NAME_TO_ONE_LETTER
 
 SEMANTICS = 'deepmind-v2.3.2'
-FORK = ALPHAFOLD_DISTRIBUTIONS[1]
 
+# What the kit changes besides the patch table (compat.patches), all printed by --explain.
 CHANGES = (
-    ('alphafold.data.pipeline.make_msa_features',
-     'removes duplicate MSA rows (the first occurrence of each aligned sequence across all MSAs is kept, '
-     'so the query appears once, as row 0); the fork keeps every copy and num_alignments grows'),
-    ('alphafold.data.templates._assess_hhsearch_hit',
-     'rejects hits aligned over <= 10% of the query, exact subsequences of the query longer than 95% of it, '
-     'and templates shorter than 10 residues, besides the release-date check the fork keeps'),
-    ('alphafold.data.mmcif_parsing',
-     'reads template residues with DeepMind\'s 3-to-1 table (Biopython 1.79\'s SCOPData, vendored: MSE -> M, '
-     'PCA -> E, SEC -> A, D-amino acids -> their L letter); the fork maps modified residues to X'),
     ('template realignment', 'kalign 2.04, as DeepMind\'s images (the fork\'s users run kalign 3)'),
     ('global_config.bfloat16', 'False: the monomer models run in float32 (the fork defaults to bfloat16)'),
     ('fuse_projection_weights and get_model_haiku_params(fuse=)',
@@ -46,17 +36,6 @@ CHANGES = (
      'distance change exceeds the tolerance, then one more pass (the fork stops at once when the change is '
      'below it); DeepMind\'s key chain (its SafeKey splits, recomputed on the host); ipTM, pTM and the '
      'ranking confidence 0.8*ipTM + 0.2*pTM on 0-1 (the fork: 80*ipTM + 20*pTM on 0-100)'),
-    ('modules.OPM_REASSOCIATE_ROWS',
-     '0: the outer product mean contracts as DeepMind\'s does (the fork folds the output weights in first '
-     'for MSAs of up to 16 rows)'),
-    ('jax_threefry_partitionable', 'False, as in DeepMind\'s jax 0.3.25 and 0.4.26 (the fork\'s jax defaults to True, '
-     'which gives other random keys from the same seed: other multimer MSA samples at every recycle)'),
-    ('modules.jax (attention softmax)', 'attention softmax in float32 on bfloat16 logits, as DeepMind\'s '
-     'utils.stable_softmax (the fork runs it in bfloat16)'),
-    ('modules_multimer.jax (structure module precision)', 'the multimer structure module at the default matmul '
-     'precision, as DeepMind\'s (the fork forces \'highest\')'),
-    ('relax.amber_minimize._openmm_minimize', 'the force tolerance 2.39 is per nm, as DeepMind\'s OpenMM 8 code '
-     '(the fork gives it per Angstrom, 10 times looser)'),
     ('not restored (measured by benchmarks/multimer_prng.py)',
      'the recycling loop runs on the host, not in one XLA while loop (rounding only); the fork\'s attention adds '
      'its mask as a bias and clips logits at +-1e8 (DeepMind sets masked logits to -1e9: no effect on the softmax)'),
@@ -77,7 +56,7 @@ MULTIMER = {
 
 
 def is_fork():
-    return distribution()[0] == FORK
+    return distribution()[0] == patches.FORK
 
 
 def report():
@@ -88,34 +67,28 @@ def report():
     if not is_fork():
         lines.append('This is DeepMind\'s AlphaFold: the kit patches nothing in it.')
         return '\n'.join(lines)
-    lines.append('This is ColabFold\'s fork. To give DeepMind v2.3.2\'s features and predictions, the kit '
-                 'changes, before any pipeline or model is built:')
+    lines.append('This is ColabFold\'s fork (versions tested: %s). To give DeepMind v2.3.2\'s features and '
+                 'predictions, the kit replaces, before any pipeline or model is built:'
+                 % ', '.join(patches.TESTED_FORK_VERSIONS))
+    lines += ['  - %s.%s (%s stage) -> %s: %s' % (p.module, p.attribute, p.stage, p.replacement.replace(':', '.'),
+                                                  p.reason) for p in patches.PATCHES]
+    lines.append('sets in every multimer model\'s config:')
+    lines += ['  - %s = %r' % item for item in sorted(MULTIMER.items())]
+    lines.append('and changes:')
     lines += ['  - %s: %s' % change for change in CHANGES]
     return '\n'.join(lines)
 
 
 # ---- the CPU stage ---------------------------------------------------------------------------
 
-_applied = []
-
-
 def apply_data():
-    """Install DeepMind's data semantics into the fork's modules (once per process)."""
-    if _applied or not is_fork():
-        return
-    from alphafold.data import mmcif_parsing, pipeline, templates
-    pipeline.make_msa_features = make_msa_features
-    templates._assess_hhsearch_hit = assess_hhsearch_hit
-    mmcif_parsing.PDBData = _deepmind_letters()
-    _applied.append(True)
-    log.info('AlphaFold %s %s: DeepMind v2.3.2 data semantics applied (alphafold-msa --explain lists them)',
-             *distribution())
+    """DeepMind's data semantics in the fork's modules, before any data pipeline object is built."""
+    patches.apply('data')
 
 
-def _deepmind_letters():
-    """What mmcif_parsing reads as PDBData: DeepMind's 3-to-1 table (compat.ccd_letters)."""
-    from fold_runtime.compat.ccd_letters import CCD_NAME_TO_ONE_LETTER
-    return type('DeepMindLetters', (), {'protein_letters_3to1': CCD_NAME_TO_ONE_LETTER})
+class DeepMindLetters(object):
+    """What the fork's mmcif_parsing reads as PDBData: DeepMind's 3-to-1 table."""
+    protein_letters_3to1 = CCD_NAME_TO_ONE_LETTER
 
 
 def make_msa_features(msas):
@@ -168,24 +141,10 @@ def assess_hhsearch_hit(hit, hit_pdb_code, query_sequence, release_dates, releas
 
 # ---- the GPU stage -----------------------------------------------------------------------------
 
-_applied_model = []
-
-
 def apply_model():
-    """DeepMind's numerics in the fork's model and relax modules (once per process, before any
-    random key, model or relaxation)."""
-    if _applied_model or not is_fork():
-        return
-    import jax
-    from alphafold.model import modules, modules_multimer
-    from alphafold.relax import amber_minimize
-    from fold_runtime.compat import restored
-    jax.config.update('jax_threefry_partitionable', restored.THREEFRY_PARTITIONABLE)
-    modules.jax = restored.JAX_WITH_FLOAT32_SOFTMAX
-    modules.OPM_REASSOCIATE_ROWS = restored.OPM_REASSOCIATE_ROWS
-    modules_multimer.jax = restored.JAX_WITH_DEFAULT_PRECISION
-    amber_minimize._openmm_minimize = restored.openmm_minimize
-    _applied_model.append(True)
+    """DeepMind's numerics in the fork's model and relax modules, before any random key, model or
+    relaxation."""
+    patches.apply('model')
 
 
 def model_config(cfg, model_name=''):
@@ -194,10 +153,7 @@ def model_config(cfg, model_name=''):
     if not is_fork():
         return cfg
     multimer = cfg.model.global_config.multimer_mode
-    if multimer:
-        cfg.update_from_flattened_dict(MULTIMER)
-    else:
-        cfg.model.global_config.bfloat16 = False
+    patches.override(cfg, MULTIMER if multimer else {'model.global_config.bfloat16': False})
     for key in _keys_named(cfg.to_dict(), 'fuse_projection_weights'):
         cfg.update_from_flattened_dict({key: _fused(model_name)})
     return cfg

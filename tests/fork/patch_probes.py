@@ -89,6 +89,46 @@ def relax_tolerance():
     return seen[0].value_in_unit(openmm.unit.kilojoule_per_mole / openmm.unit.nanometer)
 
 
+def msa_rows():
+    """The rows of MSA features made from two MSAs that share sequences (DataPipeline's call)."""
+    from alphafold.data import parsers, pipeline
+    msas = [parsers.Msa(seqs, [[0] * 3] * 3, ['s%d' % i for i in range(3)]) for seqs in (['MKV', 'MRV', 'MKV'],
+                                                                                         ['MKV', 'AAA', 'MRV'])]
+    return len(pipeline.make_msa_features(msas)['msa'])
+
+
+def template_prefilter():
+    """What the template featurizer's check says of a hit that is 95% of the query, aligned in full
+    (the fork's _process_single_hit passes max_subsequence_ratio=1.0)."""
+    import datetime
+    from alphafold.data import templates
+    hit = type('Hit', (), {'hit_sequence': 'MKVLAAGIVALLGAAVSEAA', 'aligned_cols': 20})
+    try:
+        templates._assess_hhsearch_hit(hit, '1abc', 'MKVLAAGIVALLGAAVSEAA', {}, datetime.datetime(2100, 1, 1),
+                                       max_subsequence_ratio=1.0)
+    except templates.PrefilterError as err:
+        return type(err).__name__
+    return 'kept'
+
+
+def outer_product_mean():
+    """Whether the fork's outer product mean, traced on a 4-row MSA, forms DeepMind's outer product
+    [residues, channels, channels, residues] or folds the output weights in first."""
+    import haiku as hk
+    import jax
+    import jax.numpy as jnp
+    from alphafold.model import config, modules
+    cfg = config.model_config('model_1_multimer_v3')
+    gc = cfg.model.global_config
+    gc.use_pallas = False
+    act, mask = jnp.ones((4, 8, 256), jnp.float32), jnp.ones((4, 8), jnp.float32)
+    fn = hk.transform(lambda a, m: modules.OuterProductMean(
+        cfg.model.embeddings_and_evoformer.evoformer.outer_product_mean, gc, 128)(a, m, is_training=False))
+    params = fn.init(jax.random.PRNGKey(0), act, mask)
+    jaxpr = str(jax.make_jaxpr(lambda a, m: fn.apply(params, None, a, m))(act, mask))
+    return 'deepmind' if 'f32[8,32,32,8] = dot_general' in jaxpr else 'reassociated'
+
+
 def _complete_residues():
     """1A8O's first run of residues with every heavy atom, as relax requires."""
     import dataclasses

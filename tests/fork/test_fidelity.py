@@ -8,7 +8,7 @@ import pytest
 
 from conftest import ROOT
 from test_patches import DEEPMIND_PYTHON
-from fold_runtime.compat import fidelity
+from fold_runtime.compat import fidelity, patches
 from fold_runtime.cpu_stage import binaries
 from kit_common.errors import KitError
 
@@ -224,3 +224,7 @@ def test_explain_lists_every_change_and_the_semantics():
     assert 'alphafold-colabfold' in res.stdout and 'deepmind-v2.3.2' in res.stdout
     for where, _ in fidelity.CHANGES:
         assert where in res.stdout
+    for patch in patches.PATCHES:
+        assert '%s.%s (%s stage) -> %s' % (patch.module, patch.attribute, patch.stage,
+                                            patch.replacement.replace(':', '.')) in res.stdout
+    assert 'model.recycle_early_stop_tolerance = 0.5' in res.stdout
