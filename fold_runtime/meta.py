@@ -12,11 +12,13 @@ from kit_common.errors import EXIT_MISMATCH, KitError
 
 META_FILE = 'features.meta.json'
 # Keys that decide whether features can be reused; the rest is provenance.
-# semantics: features made under other AlphaFold semantics (compat.fidelity) are never reused.
+# semantics, alphafold_distribution, alphafold_version and tools (hmmer, HH-suite and kalign
+# versions): features made under another stack are never reused (exit 6, a feature-cache miss).
 # no_templates (--no-templates), msa_sha256 (--msa), model_preset (multimer) and msa_pairing (a
 # complex's chain searched on UniProt too) are recorded only when used, so metas and feature-cache
 # keys written before they existed still match a run without them.
 INPUT_KEYS = ('sequence_sha256', 'db_preset', 'max_template_date', 'databases', 'data_manifest_id', 'semantics',
+              'alphafold_distribution', 'alphafold_version', 'tools',
               'no_templates', 'msa_sha256', 'model_preset', 'msa_pairing')
 
 

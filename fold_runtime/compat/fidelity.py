@@ -5,28 +5,18 @@ here changes it. A site whose ALPHAFOLD_SOURCE names ColabFold's fork (`alphafol
 tests' .venv-fork) gets a distribution that differs from DeepMind's v2.3.2 where results change
 (DESIGN.md §5). On the fork this module restores DeepMind's documented behaviour,
 in one place: apply_data() before any data pipeline object is built (CPU stage), model_config(),
-load_params() and Runner for the monomer models (GPU stage). CHANGES lists what is changed and
-why; `alphafold-msa --explain` prints it, so a site can audit the kit.
+load_params() and Runner for the monomer models (GPU stage). compat.patches is the table of what is
+replaced in the fork's modules, CHANGES the rest; `alphafold-msa --explain` prints both, so a site
+can audit the kit.
 """
-import logging
-
-from fold_runtime import ALPHAFOLD_DISTRIBUTIONS, distribution  # noqa: F401 (callers use fidelity.distribution)
-
-log = logging.getLogger(__name__)
+from fold_runtime import distribution
+from fold_runtime.compat import patches
+from fold_runtime.compat.ccd_letters import CCD_NAME_TO_ONE_LETTER
 
 SEMANTICS = 'deepmind-v2.3.2'
-FORK = ALPHAFOLD_DISTRIBUTIONS[1]
 
+# What the kit changes besides the patch table (compat.patches), all printed by --explain.
 CHANGES = (
-    ('alphafold.data.pipeline.make_msa_features',
-     'removes duplicate MSA rows (the first occurrence of each aligned sequence across all MSAs is kept, '
-     'so the query appears once, as row 0); the fork keeps every copy and num_alignments grows'),
-    ('alphafold.data.templates._assess_hhsearch_hit',
-     'rejects hits aligned over <= 10% of the query, exact subsequences of the query longer than 95% of it, '
-     'and templates shorter than 10 residues, besides the release-date check the fork keeps'),
-    ('alphafold.data.mmcif_parsing',
-     'maps modified residues to their parent amino acid (MSE -> M) with the extended 3-to-1 table '
-     '(Biopython protein_letters_3to1_extended, as DeepMind\'s SCOPData table); the fork maps them to X'),
     ('template realignment', 'kalign 2.04, as DeepMind\'s images (the fork\'s users run kalign 3)'),
     ('global_config.bfloat16', 'False: the monomer models run in float32 (the fork defaults to bfloat16)'),
     ('fuse_projection_weights and get_model_haiku_params(fuse=)',
@@ -46,13 +36,9 @@ CHANGES = (
      'distance change exceeds the tolerance, then one more pass (the fork stops at once when the change is '
      'below it); DeepMind\'s key chain (its SafeKey splits, recomputed on the host); ipTM, pTM and the '
      'ranking confidence 0.8*ipTM + 0.2*pTM on 0-1 (the fork: 80*ipTM + 20*pTM on 0-100)'),
-    ('modules.OPM_REASSOCIATE_ROWS',
-     '0: the outer product mean contracts as DeepMind\'s does (the fork folds the output weights in first '
-     'for MSAs of up to 16 rows)'),
     ('not restored (measured by benchmarks/multimer_prng.py)',
-     'the recycling loop runs on the host, not in one XLA while loop (rounding only); the fork\'s multimer '
-     'structure module runs its float32 matmuls at highest precision on GPUs; its attention clips logits '
-     'at +-1e8 (masked logits only, no effect on the softmax)'),
+     'the recycling loop runs on the host, not in one XLA while loop (rounding only); the fork\'s attention adds '
+     'its mask as a bias and clips logits at +-1e8 (DeepMind sets masked logits to -1e9: no effect on the softmax)'),
 )
 # DeepMind v2.3.2's multimer settings, for every multimer version (model_config).
 MULTIMER = {
@@ -70,7 +56,7 @@ MULTIMER = {
 
 
 def is_fork():
-    return distribution()[0] == FORK
+    return distribution()[0] == patches.FORK
 
 
 def report():
@@ -81,40 +67,28 @@ def report():
     if not is_fork():
         lines.append('This is DeepMind\'s AlphaFold: the kit patches nothing in it.')
         return '\n'.join(lines)
-    lines.append('This is ColabFold\'s fork. To give DeepMind v2.3.2\'s features and predictions, the kit '
-                 'changes, before any pipeline or model is built:')
+    lines.append('This is ColabFold\'s fork (versions tested: %s). To give DeepMind v2.3.2\'s features and '
+                 'predictions, the kit replaces, before any pipeline or model is built:'
+                 % ', '.join(patches.TESTED_FORK_VERSIONS))
+    lines += ['  - %s.%s (%s stage) -> %s: %s' % (p.module, p.attribute, p.stage, p.replacement.replace(':', '.'),
+                                                  p.reason) for p in patches.PATCHES]
+    lines.append('sets in every multimer model\'s config:')
+    lines += ['  - %s = %r' % item for item in sorted(MULTIMER.items())]
+    lines.append('and changes:')
     lines += ['  - %s: %s' % change for change in CHANGES]
     return '\n'.join(lines)
 
 
 # ---- the CPU stage ---------------------------------------------------------------------------
 
-_applied = []
-
-
 def apply_data():
-    """Install DeepMind's data semantics into the fork's modules (once per process)."""
-    if _applied or not is_fork():
-        return
-    from alphafold.data import mmcif_parsing, pipeline, templates
-    pipeline.make_msa_features = make_msa_features
-    templates._assess_hhsearch_hit = assess_hhsearch_hit
-    mmcif_parsing.PDBData = _extended_letters()
-    _applied.append(True)
-    log.info('AlphaFold %s %s: DeepMind v2.3.2 data semantics applied (alphafold-msa --explain lists them)',
-             *distribution())
+    """DeepMind's data semantics in the fork's modules, before any data pipeline object is built."""
+    patches.apply('data')
 
 
-def _extended_letters():
-    """What mmcif_parsing reads as PDBData: the 3-to-1 table with modified residues mapped to their
-    parent, as SCOPData's was when DeepMind pinned Biopython 1.79 (1.80 moved it to PDBData)."""
-    try:
-        from Bio.Data import PDBData
-        table = PDBData.protein_letters_3to1_extended
-    except ImportError:
-        from Bio.Data import SCOPData
-        table = SCOPData.protein_letters_3to1
-    return type('ExtendedLetters', (), {'protein_letters_3to1': table})
+class DeepMindLetters(object):
+    """What the fork's mmcif_parsing reads as PDBData: DeepMind's 3-to-1 table."""
+    protein_letters_3to1 = CCD_NAME_TO_ONE_LETTER
 
 
 def make_msa_features(msas):
@@ -167,16 +141,19 @@ def assess_hhsearch_hit(hit, hit_pdb_code, query_sequence, release_dates, releas
 
 # ---- the GPU stage -----------------------------------------------------------------------------
 
+def apply_model():
+    """DeepMind's numerics in the fork's model and relax modules, before any random key, model or
+    relaxation."""
+    patches.apply('model')
+
+
 def model_config(cfg, model_name=''):
     """DeepMind's numerics in a model config: monomers float32; multimers MULTIMER; triangle
     multiplications unfused except in multimer v3 (DeepMind ships v3 fused, the others unfused)."""
     if not is_fork():
         return cfg
     multimer = cfg.model.global_config.multimer_mode
-    if multimer:
-        cfg.update_from_flattened_dict(MULTIMER)
-    else:
-        cfg.model.global_config.bfloat16 = False
+    patches.override(cfg, MULTIMER if multimer else {'model.global_config.bfloat16': False})
     for key in _keys_named(cfg.to_dict(), 'fuse_projection_weights'):
         cfg.update_from_flattened_dict({key: _fused(model_name)})
     return cfg
@@ -210,8 +187,7 @@ def runner(cfg, params):
     if not is_fork():
         from alphafold.model import model
         return model.RunModel(cfg, params)
-    from alphafold.model import modules
-    modules.OPM_REASSOCIATE_ROWS = 0   # DeepMind's outer product mean at every MSA depth
+    apply_model()
     return (MultimerRunner if cfg.model.global_config.multimer_mode else Runner)(cfg, params)
 
 
@@ -386,9 +362,11 @@ def _softmax(logits):
 
 
 def bin_centers(breaks):
+    """DeepMind's _calculate_bin_centers: each bin's middle, and one step past the last (31.75 A)."""
     import numpy as np
     step = breaks[1] - breaks[0]
-    return np.append(breaks + step / 2, breaks[-1] + step)
+    centers = breaks + step / 2
+    return np.append(centers, centers[-1] + step)
 
 
 def plddt(logits):

@@ -146,10 +146,12 @@ def _predict_locked(tdir, feats, session):
     num_res = length if 'asym_id' in feats else padding.bucket(length, session.buckets)
     timings = {'padded_length': num_res}
     digest = records.features_digest(tdir)
+    tools = meta.load(tdir).get('tools')   # load_features has checked the meta
     fresh = {}
     for name, model, seed in predictions(models, opts.num_seeds, opts.random_seed):
         runner = models.runners[model]
-        wanted = records.made_with(runner, seed, num_res, weights.params_path(session.data_dir, model), digest)
+        wanted = records.made_with(runner, seed, num_res, weights.params_path(session.data_dir, model), digest,
+                                   tools)
         if not opts.overwrite and records.finished(tdir, name, wanted, opts.result_pkl):
             log.info('  %s: kept: its files exist and were made from these features with these options '
                      '(--overwrite predicts it again)', name)

@@ -18,21 +18,24 @@ from kit_common import digests, files
 PROVENANCE_FILE = 'prediction.meta.json'
 # What decides whether a stored model equals the one this run would predict.
 MADE_WITH = ('features_sha256', 'seed', 'num_recycle', 'num_ensemble', 'padded_length', 'weights',
-             'semantics', 'alphafold_version')
+             'semantics', 'alphafold_distribution', 'alphafold_version', 'tools')
 
 
 def features_digest(tdir):
     return digests.file_digest(os.path.join(tdir, FEATURES_FILE))
 
 
-def made_with(runner, seed, num_res, params_path, features_sha256):
+def made_with(runner, seed, num_res, params_path, features_sha256, tools):
     """What this run would make a model from. The weights file stands for itself by name, size and
-    mtime: hashing gigabytes of weights per job would cost more than it protects."""
+    mtime: hashing gigabytes of weights per job would cost more than it protects. tools: the search
+    tools' versions the features were made with (features.meta.json)."""
     stat = os.stat(params_path)
+    distribution, version = compat.fidelity.distribution()
     return {'features_sha256': features_sha256, 'seed': seed, 'num_recycle': runner.config.model.num_recycle,
             'num_ensemble': weights.num_ensemble(runner.config), 'padded_length': num_res,
             'weights': {'file': os.path.basename(params_path), 'size': stat.st_size, 'mtime_ns': stat.st_mtime_ns},
-            'semantics': compat.SEMANTICS, 'alphafold_version': compat.fidelity.distribution()[1]}
+            'semantics': compat.SEMANTICS, 'alphafold_distribution': distribution, 'alphafold_version': version,
+            'tools': tools}
 
 
 def load(tdir):

@@ -18,7 +18,9 @@ class Session(object):
     def __init__(self, opts, longest, buckets=()):
         memory.apply(opts.memory_mode, longest, opts.mem_fraction, opts.unified_threshold)
         progress.configure(opts.progress_interval)
+        from fold_runtime.compat import fidelity
         from fold_runtime.gpu_stage import jax_setup, predict
+        fidelity.apply_model()   # DeepMind's numerics, before any key, model or relaxation
         self.opts, self.buckets = opts, tuple(buckets)
         self.clock = jax_setup.CompileClock()
         jax_setup.use_compilation_cache(opts.compile_cache_dir)

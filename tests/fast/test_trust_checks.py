@@ -329,3 +329,33 @@ def test_a_stored_search_result_is_reused_only_for_its_own_query(tmp_path, tool)
     with pytest.raises(KitError) as err:
         stored.check(str(path), tool, 'MKVLAE')
     assert err.value.exit_code == 6 and str(path) in err.value.problem and '--overwrite' in err.value.fix
+
+
+# ---- Reuse keys hold the stack -----------------------------------------------------------------
+
+STACK = {'alphafold_distribution': 'alphafold', 'alphafold_version': '2.3.2', 'semantics': 'deepmind-v2.3.2',
+         'tools': {'jackhmmer': '3.4', 'hhblits': '3.3.0', 'hhsearch': '3.3.0', 'kalign': '2.04'}}
+
+
+@pytest.mark.parametrize('change', [
+    {'alphafold_distribution': 'alphafold-colabfold', 'alphafold_version': '2.3.27'},
+    {'alphafold_version': '2.3.1'},
+    {'tools': dict(STACK['tools'], jackhmmer='3.3.2')},
+    {'tools': dict(STACK['tools'], hhblits='3.3.1', hhsearch='3.3.1')},
+    {'tools': dict(STACK['tools'], kalign='3.4.0')},
+], ids=['distribution', 'alphafold-version', 'hmmer', 'hh-suite', 'kalign'])
+def test_features_made_under_another_stack_are_never_reused(tmp_path, change):
+    """Another AlphaFold or tool version: the features meta mismatches (exit 6) and the feature
+    cache misses."""
+    made = dict(STACK, sequence_sha256=meta.sequence_sha256('MKV'), db_preset='full_dbs',
+                max_template_date='2100-01-01', databases=None, data_manifest_id=ID)
+    now = dict(made, **change)
+    with pytest.raises(KitError) as err:
+        meta.check_match(str(tmp_path), made, now)
+    assert err.value.exit_code == 6 and sorted(change)[0] in err.value.problem
+    tdir = tmp_path / 'T1' / 'msas'
+    tdir.mkdir(parents=True)
+    cache = str(tmp_path / 'cache')
+    assert feature_cache.store(cache, made, features(), str(tdir)) is True
+    assert fetch_into(tmp_path, cache, now)[0] is False
+    assert fetch_into(tmp_path, cache, made)[0] is True

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from fold_runtime.compat import fidelity
+from test_patches import DEEPMIND_PYTHON
+from fold_runtime.compat import fidelity, patches
 from fold_runtime.cpu_stage import binaries
 from kit_common.errors import KitError
 
@@ -84,7 +85,29 @@ def test_confidences_follow_deepmind_s_formulas():
     np.testing.assert_allclose(metrics['plddt'], confidence.compute_plddt(logits['lddt']), rtol=1e-5)
     assert abs(metrics['ptm'] - confidence.predicted_tm_score(logits['pae'], breaks)) < 1e-6
     assert metrics['ranking_confidence'] == pytest.approx(np.mean(metrics['plddt']))
-    assert metrics['aligned_confidence_probs'].shape == (30, 30, 64) and metrics['max_predicted_aligned_error'] > 31
+    assert metrics['aligned_confidence_probs'].shape == (30, 30, 64)
+    fork = confidence.compute_predicted_aligned_error(logits['pae'], breaks)
+    np.testing.assert_allclose(metrics['predicted_aligned_error'], fork['predicted_aligned_error'], rtol=1e-6)
+    assert metrics['max_predicted_aligned_error'] == fork['max_predicted_aligned_error'] == 31.75
+
+
+def test_pae_bin_centres_are_deepmind_s():
+    """Golden: the middles of the 0.5 A bins, and one step past the last (DeepMind's max PAE, 31.75)."""
+    centres = fidelity.bin_centers(np.linspace(0., 31., 63))
+    np.testing.assert_array_equal(centres, np.arange(64) * 0.5 + 0.25)
+    assert centres[-1] == 31.75
+
+
+def test_residue_table_is_deepmind_s():
+    """Golden letters, and the whole table equal to DeepMind's (a4315dd's residue_constants)."""
+    from fold_runtime.compat.ccd_letters import CCD_NAME_TO_ONE_LETTER as table
+    golden = {'MSE': 'M', 'PCA': 'E', 'SEC': 'A', 'ASX': 'B', 'GLX': 'Z', 'DAL': 'A', 'DLY': 'K', 'DCY': 'C',
+              'UNK': 'X', 'ALA': 'A'}
+    assert {code: table[code] for code in golden} == golden and 'PYL' not in table
+    deepmind = subprocess.run([DEEPMIND_PYTHON, '-c', 'from alphafold.common import residue_constants as r; '
+                               'print(repr(sorted(r.CCD_NAME_TO_ONE_LETTER.items())))'],
+                              stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
+    assert deepmind.strip() == repr(sorted(table.items()))
 
 
 def test_model_config_is_float32_and_unfused():
@@ -201,3 +224,7 @@ def test_explain_lists_every_change_and_the_semantics():
     assert 'alphafold-colabfold' in res.stdout and 'deepmind-v2.3.2' in res.stdout
     for where, _ in fidelity.CHANGES:
         assert where in res.stdout
+    for patch in patches.PATCHES:
+        assert '%s.%s (%s stage) -> %s' % (patch.module, patch.attribute, patch.stage,
+                                            patch.replacement.replace(':', '.')) in res.stdout
+    assert 'model.recycle_early_stop_tolerance = 0.5' in res.stdout
