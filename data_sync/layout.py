@@ -3,7 +3,9 @@
 Shared root:   ROOT/versions/<id>/..., ROOT/current -> versions/<id>, with current/manifest.id
 Node-local:    LOCAL/<id>/..., LOCAL/current -> <id>, with current/staged.id once verified
 
-The modulefiles (Lua and Tcl) implement choose_data_dir's rule too; keep them in step.
+choose_data_dir is the rule's one implementation. Each job applies it on its own node
+(fold_runtime.options.resolve_data_dir), as do check-install and alphafold-data status and warm;
+the modulefiles set no data directory (docs/DESIGN.md §6).
 """
 import os
 import re

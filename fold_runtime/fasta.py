@@ -15,7 +15,7 @@ CHAIN_SEPARATOR = ':'   # ColabFold's: one record, its chains joined
 # AlphaFold's chain ids in file order (alphafold.common.protein.PDB_CHAIN_IDS; here without
 # importing AlphaFold, which login nodes may lack). Their number is the most chains AlphaFold takes.
 CHAIN_IDS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
-# The longest inputs each stage takes (README: "Length limits"), checked when the targets are read,
+# The longest inputs each stage takes (docs/stages.md: "Length limits"), checked when the targets are read,
 # before any search or model runs. CPU stage, per searched sequence (a complex: per chain): HHblits
 # and HHsearch cut a longer query there without a word (HH-suite 3.3: a 40,000-residue query's A3M
 # row holds 32,763), so the features would be a fragment's, and assembling them fails at the end.

@@ -3,7 +3,7 @@
 Every install route, the development venv and the tests run DeepMind's AlphaFold, and nothing
 here changes it. A site whose ALPHAFOLD_SOURCE names ColabFold's fork (`alphafold-colabfold`; the
 tests' .venv-fork) gets a distribution that differs from DeepMind's v2.3.2 where results change
-(DESIGN.md §5). On the fork this module restores DeepMind's documented behaviour,
+(docs/DESIGN.md §5). On the fork this module restores DeepMind's documented behaviour,
 in one place: apply_data() before any data pipeline object is built (CPU stage), model_config(),
 load_params() and Runner for the monomer models (GPU stage). compat.patches is the table of what is
 replaced in the fork's modules, CHANGES the rest; `alphafold-msa --explain` prints both, so a site

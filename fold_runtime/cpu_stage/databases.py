@@ -10,7 +10,8 @@ def preset_paths(data_dir, preset, version='2.3', multimer=False):
     every required file exists."""
     if not data_dir:
         raise KitError('no data directory given',
-                       'pass --data-dir DIR or set ALPHAFOLD_DATA_DIR (module load alphafold sets it)',
+                       'pass --data-dir DIR, set ALPHAFOLD_DATA_DIR, or set [data] shared_root in the site config '
+                       '(module load alphafold sets ALPHAFOLD_SITE_CONFIG)',
                        EXIT_MISSING)
     if not os.path.isdir(data_dir):
         raise KitError('data directory %s does not exist' % data_dir,

@@ -4,7 +4,7 @@ An entry is keyed by the meta's input keys (sequence hash, db preset, template d
 manifest or fingerprint), so any target with the same sequence and inputs reuses it and costs no
 CPU stage, whoever ran it first. Layout: CACHE/<2 hex>/<key>/{entry.json, features.npz, msas/}.
 
-Members of a group share the cache, not their trust (DESIGN.md §7), so an entry is data only:
+Members of a group share the cache, not their trust (docs/DESIGN.md §7), so an entry is data only:
 - no pickles: numeric features in features.npz, read with allow_pickle=False; the byte-string
   features (AlphaFold's object arrays: sequence, domain and template names, species ids) in
   entry.json, rebuilt with AlphaFold's dtypes; the order of the keys is kept too;

@@ -124,7 +124,7 @@ def test_a_target_over_a_stages_length_limit_is_refused_before_any_work(kit, tmp
         assert res.returncode == 2 and words in res.stdout, res.stdout
         assert 'split it into domains' in res.stdout and 'Traceback' not in res.stdout
         assert not out.exists()
-    assert fasta.MAX_SEARCH_RESIDUES == 32763 and fasta.MAX_MODEL_RESIDUES == 10000   # as README documents
+    assert fasta.MAX_SEARCH_RESIDUES == 32763 and fasta.MAX_MODEL_RESIDUES == 10000   # as docs/stages.md documents
 
 
 def test_predict_checks_the_length_its_features_record_before_reading_them(kit, tmp_path):

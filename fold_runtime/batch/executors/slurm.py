@@ -3,7 +3,7 @@
 The GPU workers start once the first CPU task has ended (afterany on task 0) and then take
 targets as their features appear, so one process per GPU loads the weights once and keeps its
 compiled executables; an aftercorr array would pay start-up, weight loading and compilation per
-target (benchmarks/batch_throughput.py measures both; README "Batch").
+target (benchmarks/batch_throughput.py measures both; docs/DESIGN.md §10).
 """
 import logging
 import os
