@@ -215,6 +215,19 @@ def test_a_path_with_a_comma_or_colon_is_refused_not_mangled(standin, tmp_path, 
     assert len(calls()) == n   # apptainer never ran
 
 
+def test_the_working_directory_is_bound_unless_it_is_root_or_unbindable(standin, tmp_path):
+    env, calls = standin
+    bindir = installed(tmp_path / 'pfx', env, 'cuda12') / 'bin'
+    (tmp_path / 'a:b').mkdir()
+    for cwd in ('/', tmp_path / 'a:b'):
+        res = run([bindir / 'alphafold-msa', '--version'], env, cwd)
+        assert res.returncode == 0, res.stdout
+        got = binds(calls()[-1]['argv'])
+        assert str(tmp_path) in got and '/' not in got and str(tmp_path / 'a:b') not in got   # $TMPDIR, not $PWD
+    res = run([bindir / 'alphafold-msa', '--fasta', 'x.fasta'], env, tmp_path / 'a:b')   # a path in it: refused
+    assert res.returncode == 2 and "cannot bind '%s' into the image" % (tmp_path / 'a:b') in res.stdout
+
+
 def batch_setup(tmp_path):
     """A FASTA file and a data directory whose params/ passes submit's weights check."""
     (tmp_path / 'data' / 'params').mkdir(parents=True)
