@@ -116,7 +116,7 @@ clean:
 	rm -rf build *.egg-info demo-output
 
 install:
-	$(INSTALL_PY) -m installer install --prefix "$(PREFIX)" --variant "$(VARIANT)" --method "$(METHOD)" $(if $(SITE_CONFIG),--site-config "$(SITE_CONFIG)") $(if $(ALPHAFOLD_SOURCE),--alphafold-source "$(ALPHAFOLD_SOURCE)")
+	$(INSTALL_PY) -m installer install --prefix "$(PREFIX)" --variant "$(VARIANT)" --method "$(METHOD)" $(if $(SITE_CONFIG),--site-config "$(SITE_CONFIG)") $(if $(ALPHAFOLD_SOURCE),--alphafold-source "$(ALPHAFOLD_SOURCE)") $(if $(filter yes,$(DEFAULT)),--make-default)
 
 # VARIANT only when given (not the default above): with one variant installed it may be left out.
 GIVEN_VARIANT = $(if $(filter-out file,$(origin VARIANT)),--variant "$(VARIANT)")
