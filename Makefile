@@ -17,7 +17,7 @@ TESTDATA_CACHE ?= $(HOME)/.cache/alphafold-hpc-kit
 
 .PHONY: help deps testdata test test-fast test-integration test-fork demo gpu-check check-py38 clean install uninstall check-install recipes locks
 
-# make install PREFIX=/opt/alphafold VARIANT=cuda12 METHOD=apptainer|conda|venv [SITE_CONFIG=site.conf]
+# make install PREFIX=/opt/alphafold VARIANT=cuda12 METHOD=apptainer|conda|venv [SITE_CONFIG=site.conf] [DEFAULT=yes: this variant becomes the default module]
 PREFIX ?= /opt/alphafold
 VARIANT ?= cuda12
 METHOD ?= apptainer
@@ -50,7 +50,7 @@ help:
 	@echo "make test-fast  the fast tier: no services, no databases, no models (under 2 minutes)"
 	@echo "make demo       run the main job end to end on small real data"
 	@echo "make gpu-check  one table of the GPU stage measured on this node in <= 8 min [GPU_CHECK_ARGS='--python ...']"
-	@echo "make install    PREFIX=... VARIANT=$$($(INSTALL_PY) -c 'from installer import recipes; print("|".join(recipes.variants()))') METHOD=apptainer|conda|venv [SITE_CONFIG=...]"
+	@echo "make install    PREFIX=... VARIANT=$$($(INSTALL_PY) -c 'from installer import recipes; print("|".join(recipes.variants()))') METHOD=apptainer|conda|venv [SITE_CONFIG=...] [DEFAULT=yes]"
 	@echo "make locks      resolve recipes/<variant>.requirements.txt (uv, PyPI); make recipes renders the recipes"
 	@echo "make uninstall  PREFIX=... [VARIANT=...];  make check-install PREFIX=... [VARIANT=...] [GPU=1]"
 
@@ -116,7 +116,7 @@ clean:
 	rm -rf build *.egg-info demo-output
 
 install:
-	$(INSTALL_PY) -m installer install --prefix "$(PREFIX)" --variant "$(VARIANT)" --method "$(METHOD)" $(if $(SITE_CONFIG),--site-config "$(SITE_CONFIG)") $(if $(ALPHAFOLD_SOURCE),--alphafold-source "$(ALPHAFOLD_SOURCE)")
+	$(INSTALL_PY) -m installer install --prefix "$(PREFIX)" --variant "$(VARIANT)" --method "$(METHOD)" $(if $(SITE_CONFIG),--site-config "$(SITE_CONFIG)") $(if $(ALPHAFOLD_SOURCE),--alphafold-source "$(ALPHAFOLD_SOURCE)") $(if $(filter yes,$(DEFAULT)),--make-default)
 
 # VARIANT only when given (not the default above): with one variant installed it may be left out.
 GIVEN_VARIANT = $(if $(filter-out file,$(origin VARIANT)),--variant "$(VARIANT)")

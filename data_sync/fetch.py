@@ -132,6 +132,11 @@ def _requests(url, part, retries, backoff, quiet):
                 raise KitError('download of %s failed after %d attempts: %s' % (url, retries + 1, exc),
                                'rerun later: the download resumes where it stopped', EXIT_TOOL)
             time.sleep(backoff * 2 ** attempt)
+        except requests.RequestException as exc:
+            # A bad URL or redirect (file://, ftp://), too many redirects: no retry helps. Named
+            # here, as requests' errors are OSErrors, which download() would blame on the disk.
+            raise KitError('download of %s failed: %s' % (url, exc),
+                           'check the URL or --mirror (only http:// and https:// addresses are fetched)', EXIT_TOOL)
 
 
 def _resumable(part):

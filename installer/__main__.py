@@ -23,6 +23,8 @@ def parser():
         if name == 'install':
             p.add_argument('--method', required=True, choices=sorted(methods.METHODS))
             p.add_argument('--site-config')
+            p.add_argument('--make-default', action='store_true',
+                           help='make this variant the default module even when another one is (DEFAULT=yes)')
             add_alphafold_source(p)
         if name == 'check-install':
             p.add_argument('--gpu', action='store_true', help='also require a visible GPU')
@@ -45,7 +47,8 @@ def add_alphafold_source(p):
 
 def run(args):
     if args.command == 'install':
-        install.install(args.prefix, args.variant, args.method, args.site_config, args.alphafold_source)
+        install.install(args.prefix, args.variant, args.method, args.site_config, args.alphafold_source,
+                        args.make_default)
     elif args.command == 'uninstall':
         install.uninstall(args.prefix, args.variant)
     elif args.command == 'check-install':

@@ -54,8 +54,9 @@ def installed_variants(prefix):
                   if os.path.exists(os.path.join(vdir, name, 'etc', 'runtime.env')))
 
 
-def install(prefix, variant, method_name, site_config_path=None, alphafold_source=None):
-    """Everything is checked (the inputs, then the modulefiles' text) before anything is written."""
+def install(prefix, variant, method_name, site_config_path=None, alphafold_source=None, make_default=False):
+    """Everything is checked (the inputs, then the modulefiles' text) before anything is written.
+    make_default: this variant becomes the default module even when another one is."""
     method, vardir, conf_source, site = checked_inputs(prefix, variant, method_name, site_config_path,
                                                        alphafold_source)
     build = builds.new(vardir, method.folder)
@@ -71,7 +72,7 @@ def install(prefix, variant, method_name, site_config_path=None, alphafold_sourc
         install_wrappers(vardir)
         # The switch: from here on, wrappers and modules use the new build.
         write_runtime_env(vardir, method.name, runtime, variant)
-        install_modulefiles(prefix, variant, texts)
+        install_modulefiles(prefix, variant, texts, make_default)
         builds.prune(vardir, build, previous and builds.containing(vardir, previous))
     logger.info('installed AlphaFold HPC kit %s (%s, %s) in %s', __version__, variant, method.name, vardir)
     logger.info('  module use %s && module load alphafold/%s',
@@ -157,13 +158,26 @@ def install_wrappers(vardir):
             os.symlink('alphafold-kit-wrapper', link)
 
 
-def install_modulefiles(prefix, variant, texts):
+def install_modulefiles(prefix, variant, texts, make_default=False):
     mdir = module_dir(prefix)
     make_dirs(mdir)
     for name, text in texts.items():
         write_text(os.path.join(mdir, name), text)
-    # The newest install is the default for `module load alphafold` (Lmod and Tcl both read it).
-    write_text(os.path.join(mdir, '.version'), modulefile.version_file(module_name(variant)))
+    set_default(mdir, module_name(variant), make_default)
+
+
+def set_default(mdir, name, asked):
+    """Make name the default of `module load alphafold` (.version: Lmod and Tcl both read it) when
+    there is no default yet, or the admin asks: another variant's install must not change what
+    every unversioned `module load alphafold` gets. Either way the log says which is the default."""
+    current = default_module(mdir)
+    if current and current != name and not asked and os.path.exists(os.path.join(mdir, current)):
+        logger.info('  the default module stays alphafold/%s; to make this one the default: '
+                    'make install ... DEFAULT=yes (or --make-default)', current)
+        return
+    write_text(os.path.join(mdir, '.version'), modulefile.version_file(name))
+    logger.info('  the default module is now alphafold/%s%s', name,
+                ' (it was alphafold/%s)' % current if current and current != name else '')
 
 
 def chosen_variant(prefix, variant, command):

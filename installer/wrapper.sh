@@ -150,7 +150,10 @@ else
   for d in "${made[@]+"${made[@]}"}"; do want_made "$d"; done
 fi
 want ro "${ALPHAFOLD_SITE_CONFIG:-}"
-want rw "$PWD"
+# The working directory, for what a command writes there by default. Never `/` (the host's whole
+# tree, read-write, over the image's), and not a name --bind cannot carry: a command that names
+# no path in it (--version, absolute paths) still runs; a relative path in it is refused by want.
+case "$PWD" in /|*,*|*:*) ;; *) want rw "$PWD" ;; esac
 want rw "${TMPDIR:-/tmp}"
 
 # --- alphafold-batch and Slurm: the image has no sbatch, squeue, sacct or scancel ---

@@ -28,6 +28,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         fault = server.faults.get(path, {})
         if fault.get('delay'):
             time.sleep(fault['delay'])
+        if fault.get('redirect'):
+            self.send_response(302)
+            self.send_header('Location', fault['redirect'])
+            self.send_header('Content-Length', '0')
+            return self.end_headers()
         if fault.get('status_503', 0) > 0:
             fault['status_503'] -= 1
             return self._send(503, b'busy')
@@ -99,7 +104,7 @@ def _validators(path):
 
 class HttpServer(object):
     """Serves `root` at http://127.0.0.1:<port>/ (ETag, Last-Modified, Range, If-Range);
-    faults[path] = {drop_after, status_503, flip, delay, announce}."""
+    faults[path] = {drop_after, status_503, flip, delay, announce, redirect}."""
 
     def __init__(self, root):
         self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Handler)

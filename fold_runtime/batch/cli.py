@@ -16,7 +16,7 @@ import time
 from fold_runtime import fasta, options
 from fold_runtime.batch import executors, inputs, screen, state as batch_state
 from fold_runtime.cpu_stage import user_msa
-from kit_common import entry, site_config, typed
+from kit_common import entry, site_config, text, typed
 from kit_common.errors import EXIT_HELP, EXIT_INPUT, EXIT_MISSING, KitError
 
 log = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ def _refuse_if_running(out):
         return
     active = _active(out)
     if active:
-        raise KitError('the batch in %s still has active jobs: %s' % (out, ', '.join(active)),
+        raise KitError('the batch in %s still has active jobs: %s' % (out, text.listing(active)),
                        'wait for them (alphafold-batch status --watch) or stop them (alphafold-batch cancel)')
 
 
@@ -228,7 +228,7 @@ def run_retry(argv):
     if not failed:
         log.info('no failed targets in %s', out)
         return 0
-    log.info('retrying %d failed unit(s): %s', len(failed), ', '.join(failed))
+    log.info('retrying %d failed unit(s): %s', len(failed), text.listing(failed))
     return launch(out, failed, args)
 
 
@@ -312,7 +312,7 @@ def run_cancel(argv):
     batch_state.load(out)
     active = _active(out)
     executors.cancel(batch_state.read_submissions(out))
-    log.info('cancelled: %s', ', '.join(active) or 'nothing was running')
+    log.info('cancelled: %s', text.listing(active) or 'nothing was running')
     return 0
 
 

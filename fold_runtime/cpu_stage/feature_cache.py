@@ -12,7 +12,8 @@ Members of a group share the cache, not their trust (docs/DESIGN.md §7), so an 
 - immutable once published: read-only files in directories only their owner can write, inside
   cache and shard directories that are setgid and sticky, so no member can rename, replace or
   change another member's entry. The reader checks exactly this before it reads anything;
-- any problem with an entry is logged and counts as a miss (the CPU stage runs); a cache that
+- any problem with an entry is logged and counts as a miss (the CPU stage runs), and the next
+  store by someone allowed to move it replaces it (a good entry is never replaced); a cache that
   cannot be written is logged too. The cache never fails a run.
 A member can still add an entry for inputs that nobody has run yet: the group is trusted that far.
 The target's own features.pkl stays a pickle: only its owner reads it.
@@ -80,12 +81,10 @@ def fetch_msas(cache, wanted, target, msa_dir):
     staging = None
     try:
         _check_immutable(cache, entry)
-        record = _record(entry, wanted)
-        feats = _features(entry, record, wanted)
+        feats, msa_files = _read(entry, wanted)
         staging = files.temp_dir(os.path.dirname(msa_dir), os.path.basename(msa_dir) + '-')
-        for rel in record['files']:
-            if rel != ARRAYS_FILE:
-                files.write_bytes(os.path.join(staging, rel.split('/', 1)[1]), _verified(entry, rel, record))
+        for name, data in msa_files.items():
+            files.write_bytes(os.path.join(staging, name), data)
     except Exception as exc:     # whatever is wrong with an entry, the CPU stage can still run
         log.warning('%s: feature cache entry %s not used (%s: %s); running the CPU stage',
                     target.name, entry, type(exc).__name__, exc)
@@ -95,6 +94,15 @@ def fetch_msas(cache, wanted, target, msa_dir):
     feats['domain_name'] = np.array([target.description.encode('utf-8')], dtype=np.object_)
     files.publish_dir(staging, msa_dir, replace=True)
     return feats
+
+
+def _read(entry, wanted):
+    """The features and the verified MSA files {name: bytes} of an entry; Unusable (or any other
+    error) when something in it is wrong."""
+    record = _record(entry, wanted)
+    feats = _features(entry, record, wanted)
+    return feats, {rel.split('/', 1)[1]: _verified(entry, rel, record)
+                   for rel in record['files'] if rel != ARRAYS_FILE}
 
 
 def _check_immutable(cache, entry):
@@ -108,6 +116,10 @@ def _check_immutable(cache, entry):
     if os.lstat(shard).st_uid not in (owner, cache_owner, 0):
         raise Unusable('%s belongs to uid %d, who could replace entries in it; let the cache\'s owner '
                        'create the cache (its first run creates every shard directory)' % (shard, os.lstat(shard).st_uid))
+    _check_read_only(entry)
+
+
+def _check_read_only(entry):
     for directory, dirs, names in os.walk(entry):
         for path in [directory] + [os.path.join(directory, n) for n in dirs + names]:
             mode = os.lstat(path).st_mode
@@ -169,23 +181,58 @@ def _bytes_array(texts, shape):
 
 
 def store(cache, wanted, feats, msa_dir):
-    """Add a CPU-stage result (its features and the files of its msa_dir) to the cache, unless an
-    entry is already there; True when this call published it. A cache that cannot take it is
-    logged: the run's own outputs are complete."""
+    """Add a CPU-stage result (its features and the files of its msa_dir) to the cache, unless a
+    usable entry is already there; a broken one is replaced. True when this call published it. A
+    cache that cannot take it is logged: the run's own outputs are complete."""
     final = entry_dir(cache, wanted)
-    if os.path.lexists(final):
+    broken = os.path.lexists(final) and _broken(cache, final, wanted)
+    if os.path.lexists(final) and not broken:
         return False
     tmp = None
     try:
         shard = _prepare(cache, os.path.basename(os.path.dirname(final)))
         tmp = tempfile.mkdtemp(prefix=files.TMP_PREFIX, dir=shard)
         _write_entry(tmp, wanted, feats, msa_dir)
-        return files.publish_dir(tmp, final)    # atomic; another writer that got there first wins
+        aside = _set_aside_if_broken(final, wanted, broken) if broken else None
+        published = files.publish_dir(tmp, final)    # atomic; another writer that got there first wins
+        if aside:
+            # After the new entry is in place; a member's files may resist the cache's owner.
+            shutil.rmtree(aside, ignore_errors=True)
+        return published
     except (OSError, ValueError, Unusable, KitError) as exc:
         log.warning('not added to the feature cache %s: %s', cache, exc)
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
         return False
+
+
+def _broken(cache, entry, wanted):
+    """Why the entry cannot be read (what a fetch would log), or None when it is usable."""
+    try:
+        _check_immutable(cache, entry)
+        _read(entry, wanted)
+    except Exception as exc:     # as in fetch_msas: every problem makes the entry a miss
+        return '%s: %s' % (type(exc).__name__, exc)
+    return None
+
+
+def _set_aside_if_broken(entry, wanted, why):
+    """Move a broken entry out of the way, so that a new one can take its place; returns the
+    directory that now holds it, to be deleted. The sticky shard lets only the entry's owner (or
+    the cache's owner, or root) move it. It is judged again once moved: a concurrent writer may
+    have replaced it with a good entry since it was judged, and a good entry stays."""
+    aside = tempfile.mkdtemp(prefix=files.TMP_PREFIX + 'old-', dir=os.path.dirname(entry))
+    moved = os.path.join(aside, 'entry')
+    os.rename(entry, moved)
+    try:
+        _check_read_only(moved)
+        _read(moved, wanted)
+    except Exception:     # still broken
+        log.warning('replacing the broken feature cache entry %s (%s)', entry, why)
+        return aside
+    os.rename(moved, entry)
+    os.rmdir(aside)
+    raise Unusable('%s was replaced by a usable entry meanwhile' % entry)
 
 
 def _prepare(cache, shard):

@@ -215,6 +215,19 @@ def test_a_path_with_a_comma_or_colon_is_refused_not_mangled(standin, tmp_path, 
     assert len(calls()) == n   # apptainer never ran
 
 
+def test_the_working_directory_is_bound_unless_it_is_root_or_unbindable(standin, tmp_path):
+    env, calls = standin
+    bindir = installed(tmp_path / 'pfx', env, 'cuda12') / 'bin'
+    (tmp_path / 'a:b').mkdir()
+    for cwd in ('/', tmp_path / 'a:b'):
+        res = run([bindir / 'alphafold-msa', '--version'], env, cwd)
+        assert res.returncode == 0, res.stdout
+        got = binds(calls()[-1]['argv'])
+        assert str(tmp_path) in got and '/' not in got and str(tmp_path / 'a:b') not in got   # $TMPDIR, not $PWD
+    res = run([bindir / 'alphafold-msa', '--fasta', 'x.fasta'], env, tmp_path / 'a:b')   # a path in it: refused
+    assert res.returncode == 2 and "cannot bind '%s' into the image" % (tmp_path / 'a:b') in res.stdout
+
+
 def batch_setup(tmp_path):
     """A FASTA file and a data directory whose params/ passes submit's weights check."""
     (tmp_path / 'data' / 'params').mkdir(parents=True)
@@ -289,15 +302,29 @@ def test_variants_side_by_side_and_uninstall_removes_one(standin, tmp_path):
     assert res.returncode == 2 and 'cuda12, legacy-cuda11.0' in res.stdout and 'VARIANT=' in res.stdout, res.stdout
     res = run(['make', '-s', 'check-install', 'PREFIX=%s' % prefix, 'VARIANT=cuda12'], env)
     assert 'OK   apptainer runtime present: %s' % runtime(dirs['cuda12']) in res.stdout, res.stdout
-    # The default is the newest install, legacy-cuda11.0: removing cuda12 keeps it.
+    # The default is still the first install, cuda12: removing it removes the default too.
     assert run(['make', '-s', 'uninstall', 'PREFIX=%s' % prefix, 'VARIANT=cuda12'], env).returncode == 0
     assert not dirs['cuda12'].exists() and sorted(os.listdir(str(mdir))) == [
-        '.version', '0.1.0-legacy-cuda11.0', '0.1.0-legacy-cuda11.0.lua']
+        '0.1.0-legacy-cuda11.0', '0.1.0-legacy-cuda11.0.lua']
     assert run([dirs['legacy-cuda11.0'] / 'bin' / 'alphafold-msa', '--help'], env, tmp_path).returncode == 0
     # One variant left: VARIANT may be left out.
     res = run(['make', '-s', 'uninstall', 'PREFIX=%s' % prefix], env)
     assert res.returncode == 0, res.stdout
     assert not (prefix / VERSION).exists() and os.listdir(str(mdir)) == []
+
+
+def test_a_second_variant_keeps_the_default_module_unless_asked(standin, tmp_path):
+    env, _ = standin
+    prefix = tmp_path / 'pfx'
+    version = prefix / 'modulefiles' / 'alphafold' / '.version'
+    res = install(prefix, env, 'cuda12')
+    assert res.returncode == 0 and 'the default module is now alphafold/0.1.0-cuda12' in res.stdout, res.stdout
+    res = install(prefix, env, 'legacy-cuda11.0')
+    assert res.returncode == 0 and 'the default module stays alphafold/0.1.0-cuda12' in res.stdout, res.stdout
+    assert 'DEFAULT=yes' in res.stdout and '"0.1.0-cuda12"' in version.read_text()
+    res = install(prefix, env, 'legacy-cuda11.0', '--make-default')
+    assert 'the default module is now alphafold/0.1.0-legacy-cuda11.0 (it was alphafold/0.1.0-cuda12)' in res.stdout
+    assert '"0.1.0-legacy-cuda11.0"' in version.read_text()
 
 
 def test_reinstall_keeps_the_previous_build_and_any_build_in_use(standin, tmp_path):

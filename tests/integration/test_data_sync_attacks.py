@@ -690,9 +690,12 @@ def test_bit_rot_in_an_entry_is_a_miss_and_the_stage_recomputes(data_dir, target
     res = run('fold_runtime', 'msa', '--output-dir', tmp_path / 'b', *args)
     out = clean(res)
     assert res.returncode == 0 and 'does not match its SHA-256' in out and 'started: jackhmmer' in out, out
+    assert 'replacing the broken feature cache entry' in out
     with open(str(tmp_path / 'a' / 'conotoxin' / 'features.pkl'), 'rb') as f, \
             open(str(tmp_path / 'b' / 'conotoxin' / 'features.pkl'), 'rb') as g:
         assert_same_features(pickle.load(g), pickle.load(f))
+    res = run('fold_runtime', 'msa', '--output-dir', tmp_path / 'c', *args)     # the replaced entry serves
+    assert res.returncode == 0 and 'features from the shared cache' in clean(res), clean(res)
 
 
 # ---- The GPU stage's features.pkl ---------------------------------------------------------------

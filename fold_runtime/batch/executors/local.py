@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from fold_runtime.batch import state
 from fold_runtime.batch.executors.base import Executor
+from kit_common import text
 
 log = logging.getLogger(__name__)
 CPU_DONE_FLAG = 'cpu-stage.done'
@@ -54,8 +55,9 @@ class LocalExecutor(Executor):
 
     def submit(self, msa_units, n_units, dry_run, progress, on_submitted):
         if dry_run:
-            log.info('--dry-run: the local executor writes no job scripts; would run %s', ', '.join(msa_units) or
-                     'the GPU stage only')
+            log.info('--dry-run: the local executor writes no job scripts; would run %s',
+                     '%d CPU stage(s): %s' % (len(msa_units), text.listing(msa_units)) if msa_units
+                     else 'the GPU stage only')
             return 0
         on_submitted({'executor': self.name, 'pid': os.getpid(), 'host': socket.gethostname(),
                       'pid_start': process_start(os.getpid()), 'msa_targets': msa_units})
