@@ -235,6 +235,14 @@ def build_colabfold_db(prefix, records, work):
     mmseqs('cluster', prefix + '_seq', clusters, os.path.join(work, name + '_tmp'), '--min-seq-id', '0.3', '-c', '0.8',
            '--threads', '2')
     mmseqs('createsubdb', clusters, prefix + '_seq', prefix)
+    # createsubdb links the headers, .lookup and .source by absolute path, into the build's temporary
+    # directory: the members' headers serve the representatives through a relative alias instead (in
+    # tsv2exprofiledb's layout too the clusters and members share one header database); the others
+    # are not part of that layout.
+    mmseqs('rmdb', prefix + '_h')
+    mmseqs('aliasdb', prefix + '_seq_h', prefix + '_h')
+    for ext in ('.lookup', '.source'):
+        os.remove(prefix + ext)
     mmseqs('align', prefix + '_seq', prefix + '_seq', clusters, prefix + '_aln', '-a', '-e', 'inf', '--threads', '2')
 
 
