@@ -1,7 +1,8 @@
 """The one registry of AlphaFold databases: where each lives under the data directory.
 
 Both `data_sync` (downloads, staging) and `fold_runtime` (searches) read it, so no database path
-is written anywhere else. Layouts follow AlphaFold's own download scripts, v2.3.2 and v2.0.x.
+is written anywhere else. Layouts follow AlphaFold's own download scripts, v2.3.2 and v2.0.x, and
+for --msa-mode mmseqs2 ColabFold's setup_databases.sh (COLABFOLD).
 """
 from dataclasses import dataclass
 from typing import Dict, Tuple
@@ -128,11 +129,34 @@ DATABASES = {
     )},
 }
 
+
+def _mmseqs(prefix: str) -> Tuple[str, ...]:
+    """The parts of an MMseqs2 expandable profile database as ColabFold's setup_databases.sh leaves
+    it: <prefix> (the clusters searched), _seq (their members), _aln (member alignments) and the
+    headers. A part's data may be split in .0, .1, ...; its .dbtype and .index are always there."""
+    return tuple(prefix + part + ext for part in ('', '_h', '_seq', '_seq_h', '_aln') for ext in ('.dbtype', '.index'))
+
+
+MMSEQS2 = 'mmseqs2'
+# ColabFold's MMseqs2 databases (colabfold_search's --db1 and --db3) under ColabFold's names, which
+# carry their releases. Made by ColabFold's setup_databases.sh: alphafold-data does not fetch them
+# yet (issue #25), so they have no sources and no sizes.
+COLABFOLD_DIR = 'colabfold'
+COLABFOLD = {d.name: d for d in (
+    _db('uniref30_2302', {'colabfold_uniref': COLABFOLD_DIR + '/uniref30_2302_db'},
+        _mmseqs(COLABFOLD_DIR + '/uniref30_2302_db'), 0, 0),
+    _db('colabfold_envdb_202108', {'colabfold_envdb': COLABFOLD_DIR + '/colabfold_envdb_202108_db'},
+        _mmseqs(COLABFOLD_DIR + '/colabfold_envdb_202108_db'), 0, 0),
+)}
+
 # Databases each preset searches; multimer presets add the MSA-pairing and template databases.
+# MMSEQS2 (--msa-mode mmseqs2): ColabFold's search on COLABFOLD replaces the MSA searches, and the
+# templates come from pdb70 as in the monomer presets.
 PRESETS = {
     'full_dbs': ('uniref90', 'mgnify', 'bfd', 'uniref30', 'pdb70', 'pdb_mmcif'),
     'reduced_dbs': ('uniref90', 'mgnify', 'small_bfd', 'pdb70', 'pdb_mmcif'),
     'multimer_extras': ('uniprot', 'pdb_seqres'),
+    MMSEQS2: ('pdb70', 'pdb_mmcif'),
 }
 # What `alphafold-data --preset` fetches: the searches' databases plus the weights.
 DOWNLOAD_PRESETS = {
@@ -145,14 +169,14 @@ DOWNLOAD_PRESETS = {
 def databases_for(preset: str, version: str = '2.3', multimer: bool = False):
     """The Database records a preset needs, for an AlphaFold database set version. multimer:
     AlphaFold-Multimer's searches, which find templates in pdb_seqres instead of pdb70 and add
-    UniProt for MSA pairing."""
+    UniProt for MSA pairing. MMSEQS2: the databases of --msa-mode mmseqs2."""
     table = DATABASES[version]
     names = PRESETS[preset]
     if multimer:
         names = tuple(n for n in names if n != 'pdb70') + PRESETS['multimer_extras']
     if version == '2.0':
         names = tuple('uniclust30' if n == 'uniref30' else n for n in names)
-    return [table[n] for n in names if n in table]
+    return [table[n] for n in names if n in table] + (list(COLABFOLD.values()) if preset == MMSEQS2 else [])
 
 
 def role_paths(preset: str, version: str = '2.3', multimer: bool = False) -> Dict[str, str]:

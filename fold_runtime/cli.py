@@ -6,6 +6,7 @@ only then starts a search or loads a model.
 import logging
 import os
 
+from data_sync.registry import MMSEQS2
 from fold_runtime import fasta, meta, options
 from kit_common import entry
 from kit_common.errors import KitError
@@ -39,6 +40,8 @@ def gpu_targets(args):
     options given are checked against the features' meta."""
     checks = {k: v for k, v in (('db_preset', args.db_preset), ('max_template_date', args.max_template_date),
                                 ('no_templates', args.no_templates)) if v}
+    if args.msa_mode:   # features of the default mode record no msa_mode
+        checks['msa_mode'] = args.msa_mode if args.msa_mode == MMSEQS2 else None
     if args.target_dir:
         if args.msa:
             raise KitError('--msa is checked against the --fasta targets', 'pass --fasta and --output-dir with '

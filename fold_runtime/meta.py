@@ -6,7 +6,9 @@ wrong protein. Here every reuse compares these inputs first.
 import json
 import os
 
+from data_sync.registry import MMSEQS2
 from fold_runtime import __version__
+from fold_runtime.options import JACKHMMER
 from kit_common import digests
 from kit_common.errors import EXIT_MISMATCH, KitError
 
@@ -14,12 +16,15 @@ META_FILE = 'features.meta.json'
 # Keys that decide whether features can be reused; the rest is provenance.
 # semantics, alphafold_distribution, alphafold_version and tools (hmmer, HH-suite and kalign
 # versions): features made under another stack are never reused (exit 6, a feature-cache miss).
-# no_templates (--no-templates), msa_sha256 (--msa), model_preset (multimer) and msa_pairing (a
-# complex's chain searched on UniProt too) are recorded only when used, so metas and feature-cache
-# keys written before they existed still match a run without them.
+# no_templates (--no-templates), msa_sha256 (--msa), model_preset (multimer), msa_pairing (a
+# complex's chain searched on UniProt too), msa_mode and colabfold_databases (--msa-mode mmseqs2: the
+# ColabFold databases searched; MMseqs2's version is in tools) are recorded only when used, so metas
+# and feature-cache keys written before they existed still match a run without them.
 INPUT_KEYS = ('sequence_sha256', 'db_preset', 'max_template_date', 'databases', 'data_manifest_id', 'semantics',
               'alphafold_distribution', 'alphafold_version', 'tools',
-              'no_templates', 'msa_sha256', 'model_preset', 'msa_pairing')
+              'no_templates', 'msa_sha256', 'model_preset', 'msa_pairing', 'msa_mode', 'colabfold_databases')
+# What differences() shows for an optional key a meta does not hold, where None would not say it.
+ABSENT = {'msa_mode': JACKHMMER}
 
 
 def sequence_sha256(sequence):
@@ -27,13 +32,15 @@ def sequence_sha256(sequence):
 
 
 def build(target, preset, max_template_date, databases, manifest_id, tools, alphafold, semantics,
-          templates=True, msa_sha256=None, multimer=False, msa_pairing=False):
+          templates=True, msa_sha256=None, multimer=False, msa_pairing=False, colabfold_databases=None):
     """alphafold: (distribution, version) of the installed AlphaFold; semantics: what the kit ran;
     templates False: no template search; msa_sha256: the digest of a precomputed MSA (--msa);
     multimer: AlphaFold-Multimer's features (a complex, or one of its chains); msa_pairing: a chain
-    searched on UniProt for pairing too."""
+    searched on UniProt for pairing too; colabfold_databases: the names of the ColabFold databases
+    that --msa-mode mmseqs2 searched."""
     used = (('no_templates', not templates), ('msa_sha256', msa_sha256), ('model_preset', multimer and 'multimer'),
-            ('msa_pairing', msa_pairing))
+            ('msa_pairing', msa_pairing), ('msa_mode', colabfold_databases and MMSEQS2),
+            ('colabfold_databases', colabfold_databases))
     optional = {key: value for key, value in used if value}
     return dict({
         'target': target.name,
@@ -78,8 +85,13 @@ def differences(stored, wanted):
                                  if stored[key].get(k) != wanted[key].get(k))
                 diffs.append('databases changed: %s' % ', '.join(changed[:5]))
             else:
-                diffs.append('%s: existing %r, now %r' % (key, stored.get(key), wanted.get(key)))
+                diffs.append('%s: existing %r, now %r' % (key, _shown(stored, key), _shown(wanted, key)))
     return diffs
+
+
+def _shown(values, key):
+    value = values.get(key)
+    return ABSENT.get(key) if value is None else value
 
 
 def check_match(target_dir, stored, wanted, what='the CPU stage'):

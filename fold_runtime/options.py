@@ -13,13 +13,16 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
 import fold_runtime
+from data_sync.registry import MMSEQS2
 from kit_common import site_config, typed
 from kit_common.errors import EXIT_HELP, EXIT_INPUT, KitError
 
 log = logging.getLogger(__name__)
 
-TOOLS = ('jackhmmer', 'hhblits', 'hhsearch', 'hmmsearch', 'hmmbuild', 'kalign')
+TOOLS = ('jackhmmer', 'hhblits', 'hhsearch', 'hmmsearch', 'hmmbuild', 'kalign', 'mmseqs')
 DB_PRESETS = ('full_dbs', 'reduced_dbs')
+JACKHMMER = 'jackhmmer'
+MSA_MODES = (JACKHMMER, MMSEQS2)   # DeepMind's searches (the default), or ColabFold's MMseqs2 search
 MULTIMER = 'multimer'
 MODEL_PRESETS = ('monomer', 'monomer_ptm', 'monomer_casp14', MULTIMER)
 RELAX_CHOICES = ('best', 'all', 'none')
@@ -47,6 +50,7 @@ class CpuStageOptions:
     templates: bool = True                 # False: --no-templates, no template search
     msa_paths: Tuple[str, ...] = ()        # --msa: one precomputed A3M per target, in --fasta order
     model_preset: str = 'monomer'          # multimer: each FASTA file is one complex
+    msa_mode: str = JACKHMMER              # MMSEQS2: ColabFold's search makes the MSA
 
     @property
     def multimer(self):
@@ -67,8 +71,26 @@ class CpuStageOptions:
             return 'model_preset %r is not one of %s' % (self.model_preset, ', '.join(MODEL_PRESETS))
         if self.multimer and self.msa_paths:
             return '--msa replaces the searches of a monomer target; the multimer preset searches every chain'
+        problem = self._msa_mode_problem()
+        if problem:
+            return problem
         unknown = sorted(set(self.binary_paths) - set(TOOLS))
         return 'unknown tool(s) %s' % ', '.join(unknown) if unknown else None
+
+    def _msa_mode_problem(self):
+        if self.msa_mode not in MSA_MODES:
+            return 'msa_mode %r is not one of %s' % (self.msa_mode, ', '.join(MSA_MODES))
+        if self.msa_mode == JACKHMMER:
+            return None
+        if self.msa_paths:
+            return '--msa gives the MSA and --msa-mode %s searches for one: pass one of them' % MMSEQS2
+        if self.multimer:
+            return ('--msa-mode %s makes monomer features only (multimer is not built yet): use the default '
+                    '--msa-mode %s with --model-preset multimer' % (MMSEQS2, JACKHMMER))
+        if self.db_preset != 'full_dbs':
+            return ('--db-preset %s chooses among DeepMind\'s searches, which --msa-mode %s replaces: leave '
+                    '--db-preset out' % (self.db_preset, MMSEQS2))
+        return None
 
 
 @dataclass
@@ -227,6 +249,11 @@ def add_cpu_stage_options(parser, for_gpu_stage=False):
     add(parser, '--no-templates', action='store_true',
         help='skip the template search: features without templates, as AlphaFold makes them when it '
              'finds none')
+    add(parser, '--msa-mode', choices=MSA_MODES, default=None if for_gpu_stage else JACKHMMER,
+        help="jackhmmer: DeepMind's searches (default). mmseqs2: ColabFold's MMseqs2 search (colabfold_search's "
+             "commands and parameters) on ColabFold's UniRef30 and environmental databases under "
+             'DATA_DIR/colabfold/ makes one A3M, used as --msa is (templates by HHsearch on pdb70 from it): not '
+             'DeepMind\'s MSA (--explain says what differs); monomers only so far')
     add(parser, '--msa', nargs='+', metavar='A3M',
         help='precomputed MSAs (A3M, the query first), one per --fasta target in order, used instead of '
              "the MSA searches; the template search still runs on it, as ColabFold's does (unless "
@@ -289,11 +316,13 @@ class Explain(argparse.Action):
     def __init__(self, option_strings, dest, **kwargs):
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
                          help='list what the kit changes in the installed AlphaFold to give DeepMind '
-                              "v2.3.2's results, and why, then exit")
+                              "v2.3.2's results, and why, and what --msa-mode mmseqs2 changes, then exit")
 
     def __call__(self, parser, namespace, values, option_string=None):
         from fold_runtime.compat import fidelity
+        from fold_runtime.cpu_stage import colabfold_search
         print(fidelity.report())
+        print(colabfold_search.EXPLAIN)
         parser.exit()
 
 
@@ -344,7 +373,7 @@ def cpu_options_from_args(args):
         feature_cache=args.feature_cache or _env('ALPHAFOLD_FEATURE_CACHE'),
         binary_paths={t: getattr(args, t + '_binary') for t in TOOLS},
         templates=not args.no_templates, msa_paths=tuple(os.path.abspath(p) for p in args.msa or ()),
-        model_preset=args.model_preset))
+        model_preset=args.model_preset, msa_mode=args.msa_mode or JACKHMMER))
 
 
 def gpu_options_from_args(args):

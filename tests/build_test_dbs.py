@@ -9,7 +9,8 @@ Sources (Debian packages, see debian-packages.txt):
 UniProt (multimer MSA pairing) holds real UniProt records with their real headers
 (sp|ACCESSION|NAME_SPECIES), so AlphaFold's msa_identifiers read their species: Biopython's
 Swiss-Prot FASTA and entries, and the Pkinase and fn3 Pfam seed domains under their accessions.
-Tools: hmmalign (cluster MSAs), ffindex_build, hhmake, cstranslate, hhblits (pdb70 MSAs).
+Tools: hmmalign (cluster MSAs), ffindex_build, hhmake, cstranslate, hhblits (pdb70 MSAs), and
+MMseqs2 for ColabFold's databases (--msa-mode mmseqs2), made in their format from the same sequences.
 
 The result is cached under --cache, keyed by this file's content, so a test run builds it once.
 It prints the data directory's path on its last line of output.
@@ -28,6 +29,9 @@ import tempfile
 
 from Bio import AlignIO, SeqIO
 from Bio.PDB.MMCIF2Dict import MMCIF2Dict
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from data_sync.registry import COLABFOLD   # noqa: E402  (the kit's names for ColabFold's databases)
 
 HMMER_TUTORIAL = '/usr/share/doc/hmmer/tutorial'
 BIOPYTHON_TESTS = '/usr/share/doc/python-biopython-doc/Tests'
@@ -208,6 +212,40 @@ def cluster_dir(work, name, families, singles):
     return d
 
 
+def colabfold_paths():
+    """Role -> path in the data directory of each of ColabFold's databases, from the kit's registry."""
+    return {role: rel for db in COLABFOLD.values() for role, rel in db.paths.items()}
+
+
+def mmseqs(*args):
+    # MMSEQS_FORCE_MERGE=1: one data file per database part, as ColabFold's setup_databases.sh makes them.
+    run(['mmseqs'] + list(args) + ['-v', '1'], env=dict(os.environ, MMSEQS_FORCE_MERGE='1'))
+
+
+def build_colabfold_db(prefix, records, work):
+    """An MMseqs2 expandable profile database in the layout of ColabFold's (tsv2exprofiledb's): the
+    records clustered at 30% identity as UniRef30's are; <prefix> holds the clusters'
+    representatives, <prefix>_seq every member and <prefix>_aln each representative's alignments to
+    its members (with backtraces, as expandaln needs), all under one set of keys, with headers."""
+    name = os.path.basename(prefix)
+    fasta, clusters = os.path.join(work, name + '.fasta'), os.path.join(work, name + '_clu')
+    write_fasta(fasta, records)
+    os.makedirs(os.path.dirname(prefix), exist_ok=True)
+    mmseqs('createdb', fasta, prefix + '_seq', '--shuffle', '0')
+    mmseqs('cluster', prefix + '_seq', clusters, os.path.join(work, name + '_tmp'), '--min-seq-id', '0.3', '-c', '0.8',
+           '--threads', '2')
+    mmseqs('createsubdb', clusters, prefix + '_seq', prefix)
+    # createsubdb links the headers, .lookup and .source by absolute path, into the build's temporary
+    # directory: the members' headers serve the representatives through a relative alias instead (in
+    # tsv2exprofiledb's layout too the clusters and members share one header database); the others
+    # are not part of that layout.
+    mmseqs('rmdb', prefix + '_h')
+    mmseqs('aliasdb', prefix + '_seq_h', prefix + '_h')
+    for ext in ('.lookup', '.source'):
+        os.remove(prefix + ext)
+    mmseqs('align', prefix + '_seq', prefix + '_seq', clusters, prefix + '_aln', '-a', '-e', 'inf', '--threads', '2')
+
+
 def build(out, work):
     os.makedirs(work)
     groups = read_sources()
@@ -264,6 +302,11 @@ def build(out, work):
         for chain, (seq, name) in pdb_chains(with_names=True).items():
             f.write('>%s mol:protein length:%d  %s\n%s\n' % (chain, len(seq), name, seq))
     write_fasta(os.path.join(out, 'uniprot/uniprot.fasta'), uniprot_records())
+    # ColabFold's databases: UniRef30 holds every sequence, the environmental one every second.
+    paths = colabfold_paths()
+    build_colabfold_db(os.path.join(out, paths['colabfold_uniref']), [(n, seqs[n]) for n in names], work)
+    build_colabfold_db(os.path.join(out, paths['colabfold_envdb']),
+                       [(n, seqs[n]) for i, n in enumerate(names) if i % 2 == 1], work)
 
     for target, source in TARGETS.items():
         write_fasta(os.path.join(out, 'targets', target + '.fasta'), [(target, seqs[source])])
@@ -277,8 +320,8 @@ def main():
     ap.add_argument('--cache', default=os.path.expanduser('~/.cache/alphafold-hpc-kit'),
                     help='cache directory (default: %(default)s)')
     args = ap.parse_args()
-    with open(__file__, 'rb') as f:
-        key = hashlib.sha256(f.read()).hexdigest()[:16]
+    with open(__file__, 'rb') as f:   # and the registry's paths for ColabFold's databases
+        key = hashlib.sha256(f.read() + repr(sorted(colabfold_paths().items())).encode()).hexdigest()[:16]
     out = os.path.join(os.path.abspath(args.cache), 'testdata-' + key)
     if not os.path.isdir(out):
         os.makedirs(args.cache, exist_ok=True)

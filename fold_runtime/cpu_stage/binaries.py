@@ -19,6 +19,7 @@ PACKAGES = {
     'hmmsearch': 'the "hmmer" package (apt install hmmer, or conda install bioconda::hmmer)',
     'hmmbuild': 'the "hmmer" package (apt install hmmer, or conda install bioconda::hmmer)',
     'kalign': 'kalign 2.04 (pip install colabfold-binaries, or conda install bioconda::kalign2)',
+    'mmseqs': 'MMseqs2 (apt install mmseqs2, or conda install bioconda::mmseqs2)',
 }
 KALIGN_MAJOR = '2.'
 
@@ -73,7 +74,8 @@ def version(path):
                                  universal_newlines=True, timeout=30).stdout
         except (OSError, subprocess.SubprocessError):
             continue
-        match = re.search(r'(?:HMMER|HHblits|HHsearch|Kalign)\s+(?:version\s+)?\(?(\d+\.\d+[\w.]*)', out, re.I)
+        match = re.search(r'(?:HMMER|HHblits|HHsearch|Kalign)\s+(?:version\s+)?\(?(\d+\.\d+[\w.]*)'
+                          r'|MMseqs2 Version:\s+(\S+)', out, re.I)
         if match:
-            return match.group(1)
+            return match.group(1) or match.group(2)
     return ''

@@ -6,8 +6,8 @@ from kit_common.errors import EXIT_MISSING, KitError
 
 
 def preset_paths(data_dir, preset, version='2.3', multimer=False):
-    """Role -> absolute path for a preset (multimer: AlphaFold-Multimer's searches), after checking
-    every required file exists."""
+    """Role -> absolute path for a preset (multimer: AlphaFold-Multimer's searches; registry.MMSEQS2:
+    --msa-mode mmseqs2's), after checking every required file exists."""
     if not data_dir:
         raise KitError('no data directory given',
                        'pass --data-dir DIR, set ALPHAFOLD_DATA_DIR, or set [data] shared_root in the site config '
@@ -17,16 +17,27 @@ def preset_paths(data_dir, preset, version='2.3', multimer=False):
         raise KitError('data directory %s does not exist' % data_dir,
                        'pass --data-dir pointing at the AlphaFold databases', EXIT_MISSING)
     for db in registry.databases_for(preset, version, multimer):
-        needed_by = ('--model-preset multimer' if db.name in registry.PRESETS['multimer_extras']
-                     else '--db-preset %s' % preset)
         for rel in db.required:
             if not os.path.exists(os.path.join(data_dir, rel)):
                 raise KitError('database file missing: %s (database %r, needed by %s)'
-                               % (os.path.join(data_dir, rel), db.name, needed_by),
-                               'fetch it with "alphafold-data download --databases %s", or point '
-                               '--data-dir at a complete copy' % db.name, EXIT_MISSING)
+                               % (os.path.join(data_dir, rel), db.name, _needed_by(db, preset)),
+                               _how_to_get(db, data_dir), EXIT_MISSING)
     return {role: os.path.join(data_dir, rel)
             for role, rel in registry.role_paths(preset, version, multimer).items()}
+
+
+def _needed_by(db, preset):
+    if db.name in registry.PRESETS['multimer_extras']:
+        return '--model-preset multimer'
+    return '--msa-mode %s' % preset if preset == registry.MMSEQS2 else '--db-preset %s' % preset
+
+
+def _how_to_get(db, data_dir):
+    if db.name in registry.COLABFOLD:
+        return ('make ColabFold\'s databases with its setup_databases.sh (alphafold-data does not fetch them yet) '
+                'and put their %s_db* files in %s' % (db.name, os.path.join(data_dir, registry.COLABFOLD_DIR)))
+    return ('fetch it with "alphafold-data download --databases %s", or point --data-dir at a complete copy'
+            % db.name)
 
 
 def fingerprint(data_dir, preset, version='2.3', multimer=False):

@@ -18,8 +18,9 @@ from typing import Dict, List, NamedTuple, Optional
 
 from alphafold.data.tools import hhblits, hhsearch, jackhmmer
 
+from data_sync.registry import MMSEQS2
 from fold_runtime import compat, progress
-from fold_runtime.cpu_stage import stored
+from fold_runtime.cpu_stage import colabfold_search, stored
 from kit_common import files, tools
 from kit_common.errors import EXIT_IO, EXIT_TOOL, KitError
 
@@ -28,8 +29,8 @@ STDERR_TAIL_LINES = 20
 
 
 class Search(NamedTuple):
-    name: str                 # key in timings.json: uniref90, mgnify, bfd_uniref30, small_bfd, pdb70
-    tool: str                 # jackhmmer, hhblits, hhsearch or hmmsearch
+    name: str                 # key in timings.json: uniref90, mgnify, bfd_uniref30, small_bfd, pdb70, colabfold
+    tool: str                 # jackhmmer, hhblits, hhsearch, hmmsearch or mmseqs
     out_file: str             # AlphaFold's file name under msas/ (a complex: <chain_id>/<name>)
     databases: List[str]
     max_sequences: Optional[int] = None
@@ -46,11 +47,17 @@ def split_cpus(total, n=3):
     return [first, second, max(1, total - first - second)][:n]
 
 
-def plan(paths, preset, cpus, templates=True, user_msa=None):
+def plan(paths, preset, cpus, templates=True, user_msa=None, msa_mode=None):
     """The searches of a preset, in the stock pipeline's order. templates False: no template
     search (--no-templates); user_msa: the file name under msas/ of a precomputed MSA (--msa),
-    which replaces the MSA searches and is the template search's input, as in ColabFold."""
-    if user_msa:
+    which replaces the MSA searches and is the template search's input, as in ColabFold;
+    msa_mode MMSEQS2: ColabFold's search makes that MSA first, on all the CPUs."""
+    if msa_mode == MMSEQS2:
+        searches = [Search('colabfold', 'mmseqs', colabfold_search.A3M_FILE,
+                           [paths['colabfold_uniref'], paths['colabfold_envdb']], cpus=cpus),
+                    Search('pdb70', 'hhsearch', 'pdb_hits.hhr', [paths['pdb70']], after='colabfold',
+                           query_a3m=colabfold_search.A3M_FILE)]
+    elif user_msa:
         searches = [Search('pdb70', 'hhsearch', 'pdb_hits.hhr', [paths['pdb70']], query_a3m=user_msa)]
     else:
         searches = _msa_searches(paths, preset, cpus)
@@ -172,7 +179,7 @@ def _run_loop(pending, running, done, timings, binaries, query_fasta, msa_dir, w
 
 def _start(search, binaries, query_fasta, msa_dir, work_dir):
     spec = dict(search._asdict(), binary=binaries[search.tool], hmmbuild=binaries.get('hmmbuild'),
-                query_fasta=query_fasta, msa_dir=msa_dir)
+                query_fasta=query_fasta, msa_dir=msa_dir, work_dir=os.path.join(work_dir, search.name))
     stderr_path = os.path.join(work_dir, search.name + '.log')
     proc = multiprocessing.get_context('fork').Process(target=_child, args=(spec, stderr_path))
     proc.start()
@@ -256,6 +263,9 @@ def _run_search(spec):
     elif tool == 'hhblits':
         runner = hhblits.HHBlits(binary_path=spec['binary'], databases=dbs, n_cpu=spec['cpus'])
         result = runner.query(spec['query_fasta'])[0]['a3m']
+    elif tool == 'mmseqs':
+        result = colabfold_search.a3m(spec['binary'], stored.query_sequence(spec['query_fasta']), dbs[0], dbs[1],
+                                      spec['work_dir'], spec['cpus'])
     elif tool == 'hmmsearch':
         runner = compat.hmmsearch(spec['binary'], spec['hmmbuild'], dbs[0])
         result = runner.query(compat.template_query_sto(_beside(spec, 'uniref90_hits.sto')))

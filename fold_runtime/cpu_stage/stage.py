@@ -8,9 +8,11 @@ import os
 import shutil
 import time
 
+from data_sync import registry
 from data_sync.layout import MANIFEST_ID_FILE, read_id
 from fold_runtime import meta, progress
-from fold_runtime.cpu_stage import binaries, databases, feature_cache, searches, user_msa as user_msas
+from fold_runtime.cpu_stage import (binaries, colabfold_search, databases, feature_cache, searches,
+                                    user_msa as user_msas)
 from fold_runtime.options import TOOLS, resolve_data_dir
 from kit_common import files, locks
 from kit_common.errors import EXIT_MISMATCH, EXIT_MISSING, KitError
@@ -22,11 +24,19 @@ TIMINGS_FILE = 'timings.json'
 
 def tools_for(preset, multimer=False):
     """reduced_dbs searches small BFD with jackhmmer, so it needs no HHblits; multimer searches
-    templates with hmmsearch and hmmbuild, monomers with HHsearch."""
-    unused = {'hhsearch'} if multimer else {'hmmsearch', 'hmmbuild'}
+    templates with hmmsearch and hmmbuild, monomers with HHsearch; registry.MMSEQS2 (--msa-mode
+    mmseqs2) runs MMseqs2 instead of the MSA searches, and templates as monomers do."""
+    if preset == registry.MMSEQS2:
+        return ['hhsearch', 'kalign', 'mmseqs']
+    unused = {'mmseqs', 'hhsearch'} if multimer else {'mmseqs', 'hmmsearch', 'hmmbuild'}
     if preset == 'reduced_dbs':
         unused.add('hhblits')
     return [t for t in TOOLS if t not in unused]
+
+
+def search_set(opts):
+    """The databases and tools a run searches with: its --db-preset's, or registry.MMSEQS2's."""
+    return registry.MMSEQS2 if opts.msa_mode == registry.MMSEQS2 else opts.db_preset
 
 
 class Environment(object):
@@ -45,10 +55,10 @@ class Environment(object):
                            % compat.fidelity.distribution(), 'load an AlphaFold 2.3 install of the kit', EXIT_MISSING)
         self.data_dir = resolve_data_dir(opts.data_dir)
         self.manifest_id = read_id(os.path.join(self.data_dir, MANIFEST_ID_FILE)) or None if self.data_dir else None
-        self.binaries = {t: binaries.resolve(t, opts.binary_paths.get(t)) for t in tools_for(opts.db_preset,
-                                                                                          opts.multimer)}
-        self.paths = databases.preset_paths(self.data_dir, opts.db_preset, compat.DB_VERSION, opts.multimer)
-        self.fingerprint = databases.fingerprint(self.data_dir, opts.db_preset, compat.DB_VERSION, opts.multimer)
+        searched = search_set(opts)
+        self.binaries = {t: binaries.resolve(t, opts.binary_paths.get(t)) for t in tools_for(searched, opts.multimer)}
+        self.paths = databases.preset_paths(self.data_dir, searched, compat.DB_VERSION, opts.multimer)
+        self.fingerprint = databases.fingerprint(self.data_dir, searched, compat.DB_VERSION, opts.multimer)
         self.tool_versions = {t: binaries.version(p) for t, p in self.binaries.items()}
         self.alphafold = compat.fidelity.distribution()
         self.semantics = compat.SEMANTICS
@@ -71,9 +81,11 @@ def run_target(target, output_dir, env, msa=None):
 def wanted_meta(target, env, msa_sha256=None, msa_pairing=False):
     """The meta a target's (or a complex's chain's) features must have to be reused."""
     opts = env.opts
+    colabfold = sorted(registry.COLABFOLD) if opts.msa_mode == registry.MMSEQS2 else None
     return meta.build(target, opts.db_preset, opts.max_template_date, env.fingerprint, env.manifest_id,
                       env.tool_versions, env.alphafold, env.semantics, templates=opts.templates,
-                      msa_sha256=msa_sha256, multimer=opts.multimer, msa_pairing=msa_pairing)
+                      msa_sha256=msa_sha256, multimer=opts.multimer, msa_pairing=msa_pairing,
+                      colabfold_databases=colabfold)
 
 
 def _run_locked(target, tdir, env, msa):
@@ -92,14 +104,17 @@ def _run_locked(target, tdir, env, msa):
     started = time.time()
     query = os.path.join(work_dir, 'query.fasta')
     files.write_text(query, '>%s\n%s\n' % (target.description, target.sequence))
-    log.info('%s: %d residues, %s, %s searches on %d cpu%s%s', target.name, len(target.sequence), opts.db_preset,
+    log.info('%s: %d residues, %s, %s searches on %d cpu%s%s', target.name, len(target.sequence),
+             'msa-mode ' + opts.msa_mode if opts.msa_mode == registry.MMSEQS2 else opts.db_preset,
              'serial' if opts.serial else 'concurrent', opts.cpus, '' if opts.templates else ', no templates',
              ', MSA from %s instead of the MSA searches' % msa.path if msa else '')
     msa_name = None
     if msa:
         msa_name = user_msas.FILE_NAME
         files.write_text(os.path.join(msa_dir, msa_name), msa.text)
-    plan = searches.plan(env.paths, opts.db_preset, opts.cpus, opts.templates, msa_name)
+    elif opts.msa_mode == registry.MMSEQS2:
+        msa_name = colabfold_search.A3M_FILE   # ColabFold's A3M is the only MSA, as --msa's is
+    plan = searches.plan(env.paths, opts.db_preset, opts.cpus, opts.templates, msa_name, opts.msa_mode)
     search_times = searches.run_all(plan, env.binaries, query, msa_dir, work_dir,
                                     timeout=opts.timeout, serial=opts.serial)
     t0 = time.time()

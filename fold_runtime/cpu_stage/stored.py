@@ -2,9 +2,9 @@
 
 A search whose output is already under msas/ is not run again (a killed run resumes). That file
 may have come from elsewhere: a symlinked or copied msas/ (the "precomputed MSAs" habit), or
-another protein's run. So, as --msa files are, each one is checked first: a jackhmmer or HHblits
-alignment must start with the query's own sequence, and an HHsearch result must have the query's
-number of match columns. Standard library only.
+another protein's run. So, as --msa files are, each one is checked first: a jackhmmer, HHblits or
+MMseqs2 (ColabFold's) alignment must start with the query's own sequence, and an HHsearch result
+must have the query's number of match columns. Standard library only.
 """
 import itertools
 import re
@@ -77,4 +77,4 @@ def _hmmsearch_hits(lines):
 
 
 _READERS = {'jackhmmer': _sto_query, 'hhblits': _a3m_query, 'hhsearch': _hhr_columns,
-            'hmmsearch': _hmmsearch_hits}
+            'hmmsearch': _hmmsearch_hits, 'mmseqs': _a3m_query}

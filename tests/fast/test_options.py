@@ -75,6 +75,10 @@ def test_multimer_models_v3_by_default_and_earlier_versions_by_name():
     ({'timeout': 0.0}, 'timeout must be a positive number'),
     ({'cpus': 0}, 'cpus must be at least 1'),
     ({'db_preset': 'small'}, "db_preset 'small'"),
+    ({'msa_mode': 'hhblits'}, "msa_mode 'hhblits' is not one of jackhmmer, mmseqs2"),
+    ({'msa_mode': 'mmseqs2', 'msa_paths': ('/x.a3m',)}, '--msa gives the MSA and --msa-mode mmseqs2 searches'),
+    ({'msa_mode': 'mmseqs2', 'model_preset': 'multimer'}, '--msa-mode mmseqs2 makes monomer features only'),
+    ({'msa_mode': 'mmseqs2', 'db_preset': 'reduced_dbs'}, 'leave --db-preset out'),
 ])
 def test_bad_cpu_options_are_refused(values, words):
     with pytest.raises(KitError) as err:
@@ -100,6 +104,8 @@ def test_bad_cpu_options_are_refused(values, words):
     (('--progress-interval', '1e-6'), {}, 'progress_interval must be a positive number of seconds, at least 0.1'),
     (('--random-seed', str(2 ** 64)), {}, 'random_seed must be between'),
     (('--num-seeds', '1000000'), {}, 'num_seeds must be at most 1000 predictions per model'),
+    (('--msa-mode', 'hmmer'), {}, "invalid choice: 'hmmer'"),
+    (('--msa-mode', 'mmseqs2', '--model-preset', 'multimer'), {}, '--msa-mode mmseqs2 makes monomer features only'),
 ])
 def test_commands_check_options_and_variables_before_any_work(tmp_path, args, env, words):
     """No data directory exists: a run that got past validation would fail on it instead."""
@@ -132,3 +138,12 @@ def test_random_seeds_stop_where_the_predictions_seeds_would_leave_int64():
         assert 'random_seed must be between %d and %d' % (-top, top - 1) in str(err.value)
     with pytest.raises(KitError):                        # 25 predictions per target: a lower bound
         options.gpu_options({'model_preset': 'monomer_ptm', 'random_seed': top - 1, 'num_seeds': 5})
+
+
+def test_msa_mode_is_opt_in_and_explained():
+    """jackhmmer (DeepMind's searches) unless asked; --explain says what mmseqs2 changes."""
+    parser = options.cpu_stage_parser()
+    assert options.cpu_options_from_args(parser.parse_args(['--fasta', 'x.fa', '--output-dir', 'o'])).msa_mode == \
+        'jackhmmer'
+    res = kit_args('msa', '--explain')
+    assert res.returncode == 0 and '--msa-mode mmseqs2' in res.stdout and 'ColabFold 1.6.2' in res.stdout, res.stdout
