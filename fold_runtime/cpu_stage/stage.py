@@ -48,6 +48,7 @@ class Environment(object):
         self.binaries = {t: binaries.resolve(t, opts.binary_paths.get(t)) for t in tools_for(opts.db_preset,
                                                                                           opts.multimer)}
         self.paths = databases.preset_paths(self.data_dir, opts.db_preset, compat.DB_VERSION, opts.multimer)
+        self.shards = databases.shards(self.data_dir)
         self.fingerprint = databases.fingerprint(self.data_dir, opts.db_preset, compat.DB_VERSION, opts.multimer)
         self.tool_versions = {t: binaries.version(p) for t, p in self.binaries.items()}
         self.alphafold = compat.fidelity.distribution()
@@ -99,7 +100,7 @@ def _run_locked(target, tdir, env, msa):
     if msa:
         msa_name = user_msas.FILE_NAME
         files.write_text(os.path.join(msa_dir, msa_name), msa.text)
-    plan = searches.plan(env.paths, opts.db_preset, opts.cpus, opts.templates, msa_name)
+    plan = searches.plan(env.paths, opts.db_preset, opts.cpus, opts.templates, msa_name, env.shards)
     search_times = searches.run_all(plan, env.binaries, query, msa_dir, work_dir,
                                     timeout=opts.timeout, serial=opts.serial)
     t0 = time.time()
