@@ -196,7 +196,8 @@ def cmd_prune(args):
 
 
 COMMANDS = {'plan': cmd_plan, 'download': cmd_download, 'verify': cmd_verify, 'publish': cmd_publish,
-            'sync': cmd_sync, 'shard': cmd_shard, 'stage': cmd_stage, 'warm': cmd_warm, 'status': cmd_status, 'prune': cmd_prune}
+            'sync': cmd_sync, 'shard': cmd_shard, 'stage': cmd_stage, 'warm': cmd_warm, 'status': cmd_status,
+            'prune': cmd_prune}
 
 
 LOCKS_HELP = ('locks: download, publish, sync, shard and prune hold DATA_ROOT/.lock, stage holds LOCAL_ROOT/.lock; '

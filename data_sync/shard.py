@@ -47,6 +47,11 @@ def publish_sharded(root, databases, n):
     if old is None:
         raise KitError('no published version with a manifest under %s' % root,
                        'publish the databases first (alphafold-data sync or publish)', EXIT_MISSING)
+    absent = [db.name for db in databases if _fasta(db) not in old['files']]
+    if absent:
+        raise KitError('%s: not in the current version %s' % (', '.join(absent), current),
+                       'download it first (alphafold-data sync --databases %s), or leave it out of --databases'
+                       % ','.join(absent), EXIT_MISSING)
     wanted = [db for db in databases if _count(old, db.name) != n]
     for db in databases:
         if db not in wanted:
@@ -92,7 +97,10 @@ def _split(tree, rel, known, n):
     corrupt database must not become certified shards); their entries go into known, so the
     manifest does not read them again. Returns the manifest's record of the database."""
     out = shard_paths(rel, n)
-    counts, digests, source = _write_shards(os.path.join(tree, rel), [os.path.join(tree, p) for p in out])
+    # A shard file that a sync kept unrecorded is a hard link into older versions: replaced, never written through.
+    for path in out:
+        files.remove(os.path.join(tree, path))
+    counts, digests, source = write_shards(os.path.join(tree, rel), [os.path.join(tree, p) for p in out])
     if source != known[rel]['sha256']:
         raise KitError('%s does not match its manifest entry (checksum differs)' % rel,
                        'alphafold-data sync --verify full --databases %s fetches it again; then shard'
@@ -106,7 +114,7 @@ def _split(tree, rel, known, n):
     return {'fasta': rel, 'sequences': sum(counts), 'shards': [[p, c] for p, c in zip(out, counts)]}
 
 
-def _write_shards(path, out_paths):
+def write_shards(path, out_paths):
     """Copy path's records into out_paths in order, each next shard begun at the first record
     past its share of the bytes. Returns the sequence count and SHA-256 of each shard and the
     SHA-256 of path."""
