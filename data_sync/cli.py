@@ -1,4 +1,4 @@
-"""alphafold-data (python -m data_sync): plan, download, verify, publish, sync, stage, warm,
+"""alphafold-data (python -m data_sync): plan, download, verify, publish, sync, shard, stage, warm,
 status, prune."""
 import argparse
 import contextlib
@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from data_sync import layout, manifest, registry, space, stage as staging, store, sync
+from data_sync import layout, manifest, registry, shard, space, stage as staging, store, sync
 from kit_common import entry, files, locks, site_config
 from kit_common.errors import EXIT_MISMATCH, KitError
 
@@ -126,6 +126,14 @@ def cmd_sync(args):
     return 0
 
 
+def cmd_shard(args):
+    """Split the FASTA databases jackhmmer reads into --shards N (1: unsharded) and publish that as a new version."""
+    wanted = selected(args) if args.databases else [db for db in selected(args) if db.name in shard.SHARDABLE]
+    with shared_lock(args):
+        shard.publish_sharded(args.data_root, shard.check_databases(wanted), args.shards)
+    return 0
+
+
 def cmd_stage(args):
     if not args.local_root:
         raise KitError('no node-local root', 'pass --local-root DIR or set local_root in the site config')
@@ -188,10 +196,11 @@ def cmd_prune(args):
 
 
 COMMANDS = {'plan': cmd_plan, 'download': cmd_download, 'verify': cmd_verify, 'publish': cmd_publish,
-            'sync': cmd_sync, 'stage': cmd_stage, 'warm': cmd_warm, 'status': cmd_status, 'prune': cmd_prune}
+            'sync': cmd_sync, 'shard': cmd_shard, 'stage': cmd_stage, 'warm': cmd_warm, 'status': cmd_status,
+            'prune': cmd_prune}
 
 
-LOCKS_HELP = ('locks: download, publish, sync and prune hold DATA_ROOT/.lock, stage holds LOCAL_ROOT/.lock; '
+LOCKS_HELP = ('locks: download, publish, sync, shard and prune hold DATA_ROOT/.lock, stage holds LOCAL_ROOT/.lock; '
               'a second one waits for the first, except sync, which exits 0 (cron runs it again)')
 
 
@@ -226,6 +235,9 @@ def parser():
                            help='how to check databases kept from the current version (full: SHA-256)')
         s.add_argument('--quiet', action='store_true', help='print nothing on success (for cron)')
         s.add_argument('--log-file', help='append a log here (sync default: DATA_ROOT/sync.log)')
+        if name == 'shard':
+            s.add_argument('--shards', type=int, required=True, help='shards per database (1: unsharded); '
+                           'without --databases, the shardable ones of --preset (%s)' % ', '.join(shard.SHARDABLE))
         if name == 'stage':
             s.add_argument('--jobs', type=int, default=4, help='databases copied in parallel')
         if name == 'prune':

@@ -1,7 +1,8 @@
 """Manifests: the size and SHA-256 of every file of a database version, and the version's id.
 
 manifest.json lists files (relative path -> size, sha256) and, where known, the archives they
-came from; manifest.id is a short hash of the file list, so equal trees get equal ids.
+came from and (data_sync.shard) the databases split into shards; manifest.id is a short hash of
+the file list, so equal trees get equal ids.
 """
 import json
 import os
@@ -92,7 +93,30 @@ def checked(manifest, where):
                        EXIT_MISMATCH)
     check_id(manifest.get('id'), where)
     check_entries(manifest['files'], where)
+    sharded = manifest.get('shards', {})
+    if not isinstance(sharded, dict):
+        raise KitError('%s: its shards record is not a table' % where, 'shard again (alphafold-data shard), or '
+                       'republish the version', EXIT_MISMATCH)
+    for name, record in sharded.items():
+        check_shards(record, manifest['files'], '%s (the shards of %s)' % (where, name))
     return manifest
+
+
+def check_shards(record, entries, where):
+    """A shards record as data_sync.shard writes it: a listed FASTA, its sequence count, and its
+    shards, each listed, whose counts add up to it. Its paths become search inputs."""
+    shards = record.get('shards') if isinstance(record, dict) else None
+    if not (isinstance(shards, list) and len(shards) > 1 and _listed(record.get('fasta'), entries)
+            and type(record.get('sequences')) is int
+            and all(isinstance(s, list) and len(s) == 2 and _listed(s[0], entries) and type(s[1]) is int and s[1] > 0
+                    for s in shards)
+            and sum(s[1] for s in shards) == record['sequences']):
+        raise KitError('%s: the record is not a FASTA file, its sequence count and its shards' % where,
+                       'shard again (alphafold-data shard), or republish the version', EXIT_MISMATCH)
+
+
+def _listed(rel, entries):
+    return isinstance(rel, str) and rel in entries
 
 
 def check_entries(entries, where):

@@ -23,9 +23,14 @@ MAX_TEMPLATE_HITS = 20
 
 def jackhmmer_sto(runner, fasta_path, max_sequences):
     """Stockholm text of a jackhmmer search, truncated as the stock pipeline stores it."""
+    return jackhmmer_result(runner, fasta_path, max_sequences)['sto']
+
+
+def jackhmmer_result(runner, fasta_path, max_sequences):
+    """The wrapper's result (sto, and tbl when the runner was made with get_tblout)."""
     if IS_V2_0 or max_sequences is None:
-        return runner.query(fasta_path)[0]['sto']
-    return runner.query(fasta_path, max_sequences)[0]['sto']
+        return runner.query(fasta_path)[0]
+    return runner.query(fasta_path, max_sequences)[0]
 
 
 def read_sto(path, max_sequences):

@@ -1,8 +1,16 @@
-"""Finding the databases a preset needs under a data directory, via data_sync's registry."""
+"""Finding the databases a preset needs under a data directory, via data_sync's registry, and
+their shards, via the manifest."""
 import os
+from typing import NamedTuple, Tuple
 
-from data_sync import registry
-from kit_common.errors import EXIT_MISSING, KitError
+from data_sync import manifest, registry
+from kit_common.errors import EXIT_MISMATCH, EXIT_MISSING, KitError
+
+
+class Shards(NamedTuple):
+    """A database split by alphafold-data shard."""
+    sequences: int            # the whole database's: jackhmmer's -Z
+    paths: Tuple[str, ...]    # in database order
 
 
 def preset_paths(data_dir, preset, version='2.3', multimer=False):
@@ -49,3 +57,22 @@ def fingerprint(data_dir, preset, version='2.3', multimer=False):
             st = os.stat(os.path.join(data_dir, rel))
             files[rel] = {'size': st.st_size, 'mtime': int(st.st_mtime)}
     return files
+
+
+def shards(data_dir):
+    """Database path -> Shards, for the databases data_dir's manifest records as sharded
+    (alphafold-data shard). Every shard must match its manifest entry by size (a full checksum is
+    alphafold-data verify's): a search never reads a shard the manifest does not vouch for."""
+    recorded = manifest.load(data_dir) if data_dir else None
+    found = {}
+    for name, record in sorted((recorded or {}).get('shards', {}).items()):
+        paths = [rel for rel, _ in record['shards']]
+        bad = manifest.verify(data_dir, {'files': {rel: recorded['files'][rel] for rel in paths}}, checksum=())
+        if bad:
+            raise KitError('the shards of %s in %s do not match the manifest: %s' % (name, data_dir, '; '.join(bad)),
+                           'alphafold-data verify --databases %s tells what else is wrong; alphafold-data shard '
+                           '--shards 1 --databases %s searches it unsharded, or shard it again after a repair '
+                           '(alphafold-data sync --verify full)' % (name, name), EXIT_MISMATCH)
+        found[os.path.join(data_dir, record['fasta'])] = Shards(
+            record['sequences'], tuple(os.path.join(data_dir, rel) for rel in paths))
+    return found

@@ -20,7 +20,8 @@ from alphafold.data.tools import hhblits, hhsearch, jackhmmer
 
 from data_sync.registry import MMSEQS2
 from fold_runtime import compat, progress
-from fold_runtime.cpu_stage import colabfold_search, stored
+from fold_runtime.cpu_stage import colabfold_search, sharded, stored
+from fold_runtime.cpu_stage.databases import Shards
 from kit_common import files, tools
 from kit_common.errors import EXIT_IO, EXIT_TOOL, KitError
 
@@ -38,6 +39,7 @@ class Search(NamedTuple):
     after: Optional[str] = None   # a search whose output is this one's input
     query_a3m: Optional[str] = None   # hhsearch: an A3M under msas/ as its input, not UniRef90's hits
     query: Optional[str] = None   # the query FASTA, when not the run's (a complex's chain)
+    shards: Optional[Shards] = None   # jackhmmer: its database's shards, searched instead
 
 
 def split_cpus(total, n=3):
@@ -47,11 +49,12 @@ def split_cpus(total, n=3):
     return [first, second, max(1, total - first - second)][:n]
 
 
-def plan(paths, preset, cpus, templates=True, user_msa=None, msa_mode=None):
+def plan(paths, preset, cpus, templates=True, user_msa=None, msa_mode=None, shards=None):
     """The searches of a preset, in the stock pipeline's order. templates False: no template
     search (--no-templates); user_msa: the file name under msas/ of a precomputed MSA (--msa),
     which replaces the MSA searches and is the template search's input, as in ColabFold;
-    msa_mode MMSEQS2: ColabFold's search makes that MSA first, on all the CPUs."""
+    msa_mode MMSEQS2: ColabFold's search makes that MSA first, on all the CPUs; shards:
+    databases.shards(), the sharded databases."""
     if msa_mode == MMSEQS2:
         searches = [Search('colabfold', 'mmseqs', colabfold_search.A3M_FILE,
                            [paths['colabfold_uniref'], paths['colabfold_envdb']], cpus=cpus),
@@ -61,10 +64,15 @@ def plan(paths, preset, cpus, templates=True, user_msa=None, msa_mode=None):
         searches = [Search('pdb70', 'hhsearch', 'pdb_hits.hhr', [paths['pdb70']], query_a3m=user_msa)]
     else:
         searches = _msa_searches(paths, preset, cpus)
-    return [s for s in searches if templates or s.name != 'pdb70']
+    return with_shards([s for s in searches if templates or s.name != 'pdb70'], shards)
 
 
-def chain_plan(paths, preset, cpus, templates, chain_id, query, paired):
+def with_shards(searches, shards):
+    """The jackhmmer searches of a sharded database search its shards."""
+    return [s._replace(shards=(shards or {}).get(s.databases[0])) if s.tool == 'jackhmmer' else s for s in searches]
+
+
+def chain_plan(paths, preset, cpus, templates, chain_id, query, paired, shards=None):
     """AlphaFold-Multimer's searches for one chain of a complex, in msas/<chain_id>/: the monomer
     searches with templates by hmmsearch on pdb_seqres, and (paired: the complex has two or more
     distinct chains) jackhmmer on UniProt for MSA pairing, uncapped as AlphaFold stores it. Names are
@@ -73,9 +81,9 @@ def chain_plan(paths, preset, cpus, templates, chain_id, query, paired):
                                                          [paths['pdb_seqres']], after='uniref90'))
     if paired:   # UniProt is as large as UniRef90: its share of the CPUs
         searches.append(Search('uniprot', 'jackhmmer', 'uniprot_hits.sto', [paths['uniprot']], None, searches[0].cpus))
-    return [s._replace(name='%s:%s' % (chain_id, s.name), out_file=os.path.join(chain_id, s.out_file), query=query,
-                       after=s.after and '%s:%s' % (chain_id, s.after))
-            for s in searches if templates or s.tool != 'hmmsearch']
+    return with_shards([s._replace(name='%s:%s' % (chain_id, s.name), out_file=os.path.join(chain_id, s.out_file),
+                                   query=query, after=s.after and '%s:%s' % (chain_id, s.after))
+                        for s in searches if templates or s.tool != 'hmmsearch'], shards)
 
 
 def _msa_searches(paths, preset, cpus, template_search=None):
@@ -157,8 +165,8 @@ def _run_loop(pending, running, done, timings, binaries, query_fasta, msa_dir, w
                 continue
             pending.remove(s)
             running.append(_start(s, binaries, s.query or query_fasta, msa_dir, work_dir))
-            log.info('  %-13s started: %s on %s', s.name, s.tool, ', '.join(
-                os.path.basename(d) for d in s.databases))
+            log.info('  %-13s started: %s on %s%s', s.name, s.tool, ', '.join(os.path.basename(d) for d in s.databases),
+                     ' in ' + sharded.describe(s.shards, s.cpus) if s.shards else '')
         time.sleep(0.05)
         for r in list(running):
             elapsed = time.time() - r.started
@@ -257,7 +265,11 @@ def _term_on_parent_death():
 def _run_search(spec):
     """One search with AlphaFold's own wrapper, its output written atomically."""
     tool, dbs = spec['tool'], spec['databases']
-    if tool == 'jackhmmer':
+    if tool == 'jackhmmer' and spec['shards']:
+        os.makedirs(spec['work_dir'], exist_ok=True)   # the search's own directory
+        result = sharded.search(spec['binary'], spec['query_fasta'], spec['shards'], spec['cpus'],
+                                spec['max_sequences'], os.path.join(spec['work_dir'], 'hits'))
+    elif tool == 'jackhmmer':
         runner = jackhmmer.Jackhmmer(binary_path=spec['binary'], database_path=dbs[0], n_cpu=spec['cpus'])
         result = compat.jackhmmer_sto(runner, spec['query_fasta'], spec['max_sequences'])
     elif tool == 'hhblits':

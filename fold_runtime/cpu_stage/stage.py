@@ -58,6 +58,7 @@ class Environment(object):
         searched = search_set(opts)
         self.binaries = {t: binaries.resolve(t, opts.binary_paths.get(t)) for t in tools_for(searched, opts.multimer)}
         self.paths = databases.preset_paths(self.data_dir, searched, compat.DB_VERSION, opts.multimer)
+        self.shards = databases.shards(self.data_dir)
         self.fingerprint = databases.fingerprint(self.data_dir, searched, compat.DB_VERSION, opts.multimer)
         self.tool_versions = {t: binaries.version(p) for t, p in self.binaries.items()}
         self.alphafold = compat.fidelity.distribution()
@@ -114,7 +115,8 @@ def _run_locked(target, tdir, env, msa):
         files.write_text(os.path.join(msa_dir, msa_name), msa.text)
     elif opts.msa_mode == registry.MMSEQS2:
         msa_name = colabfold_search.A3M_FILE   # ColabFold's A3M is the only MSA, as --msa's is
-    plan = searches.plan(env.paths, opts.db_preset, opts.cpus, opts.templates, msa_name, opts.msa_mode)
+    plan = searches.plan(env.paths, opts.db_preset, opts.cpus, opts.templates, msa_name, opts.msa_mode,
+                         env.shards)
     search_times = searches.run_all(plan, env.binaries, query, msa_dir, work_dir,
                                     timeout=opts.timeout, serial=opts.serial)
     t0 = time.time()

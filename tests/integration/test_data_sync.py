@@ -1,5 +1,6 @@
 """alphafold-data: registry, plan, publish/verify, node-local staging, status, prune."""
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -138,3 +139,42 @@ def test_cron_examples_call_sync_quietly():
     assert 'alphafold-data sync --quiet' in open(os.path.join(examples, 'alphafold-data.cron')).read()
     assert 'alphafold-data sync --quiet' in open(os.path.join(examples, 'alphafold-data-sync.service')).read()
     assert subprocess.run(['bash', '-n', os.path.join(examples, 'slurm-prolog-stage.sh')]).returncode == 0
+
+
+def test_shard_splits_jackhmmer_databases_into_verified_contiguous_shards(unpacked, tmp_path):
+    root = tmp_path / 'shared'
+    assert data('publish', '--data-root', root, '--from', unpacked(), '--preset', 'reduced_dbs',
+                '--databases', SUBSET).returncode == 0
+    res = data('shard', '--data-root', root, '--shards', 3, '--preset', 'reduced_dbs')
+    assert res.returncode == 0, res.stdout
+    current = str(root / 'current')
+    recorded = json.load(open(os.path.join(current, 'manifest.json')))
+    assert sorted(recorded['shards']) == ['mgnify', 'small_bfd', 'uniref90']   # the preset's FASTA databases
+    for name, record in recorded['shards'].items():
+        fasta = open(os.path.join(current, record['fasta']), 'rb').read()
+        parts = [open(os.path.join(current, rel), 'rb').read() for rel, _ in record['shards']]
+        assert b''.join(parts) == fasta                                  # contiguous, in order
+        assert record['sequences'] == fasta.count(b'>') == sum(n for _, n in record['shards'])
+        assert [p.count(b'>') for p in parts] == [n for _, n in record['shards']] and all(parts)
+        assert all(rel in recorded['files'] for rel, _ in record['shards'])
+    assert data('verify', '--data-root', root).returncode == 0
+    # Again with 2 shards of UniRef90 only, then unsharded: the old shards leave the version.
+    assert data('shard', '--data-root', root, '--shards', 2, '--databases', 'uniref90').returncode == 0
+    assert data('shard', '--data-root', root, '--shards', 1, '--databases', 'uniref90').returncode == 0
+    recorded = json.load(open(str(root / 'current' / 'manifest.json')))
+    assert 'uniref90' not in recorded['shards'] and len(recorded['shards']['mgnify']['shards']) == 3
+    assert not glob.glob(str(root / 'current' / 'uniref90' / '*shard*'))
+    res = data('shard', '--data-root', root, '--shards', 1000, '--databases', 'mgnify')
+    assert res.returncode == 2 and 'too few for 1000 shards' in res.stdout
+    res = data('shard', '--data-root', root, '--shards', 2, '--databases', 'pdb70')
+    assert res.returncode == 2 and 'pdb70 cannot be sharded' in res.stdout
+    res = data('shard', '--data-root', root, '--shards', 2, '--databases', 'uniprot')
+    assert res.returncode == 3 and 'uniprot: not in the current version' in res.stdout
+    # A shards record changed by hand is refused, as a manifest's file list is.
+    path = str(root / 'current' / 'manifest.json')
+    recorded['shards']['mgnify']['sequences'] += 1
+    os.unlink(path)
+    with open(path, 'w') as f:
+        json.dump(recorded, f)
+    res = data('verify', '--data-root', root)
+    assert res.returncode == 6 and 'the shards of mgnify' in res.stdout and 'Traceback' not in res.stdout

@@ -1,0 +1,90 @@
+"""Jackhmmer on a sharded database (alphafold-data shard), with the unsharded search's result.
+
+AlphaFold runs jackhmmer with one iteration, where a sequence's E-value is its P-value times -Z:
+with -Z set to the whole database's sequence count, each shard reports exactly the sequences the
+unsharded search reports. Domains are another matter: their E-values use --domZ, which jackhmmer
+sets to the number of sequences reported (a shard's own, smaller count), and it decides which
+domains enter the alignment (--incdomE). So the search runs in two passes:
+  1. each shard, AlphaFold's jackhmmer with -Z the whole count: which sequences it reports;
+  2. AlphaFold's jackhmmer with the same -Z on just those sequences, gathered shard by shard.
+     Every one of them is reported again (same P-value, same -Z), so --domZ is the unsharded
+     search's, and HMMER itself ranks (by score, ties by name: not by database order), aligns
+     and lays out the hits: the alignment is the unsharded one, truncated by the wrapper to the
+     same cap.
+Pass 2 searches the hits, not the database; gathering them reads the shards with hits once more.
+"""
+import shutil
+from concurrent import futures
+
+from alphafold.data.tools import jackhmmer
+
+from fold_runtime import compat
+
+
+def threads(cpus, shards):
+    """(shards searched at a time, jackhmmer threads each): a search's cpus spread over its shards."""
+    at_once = max(1, min(shards, cpus))
+    return at_once, max(1, cpus // at_once)
+
+
+def describe(shards, cpus):
+    """A sharded search's core plan, for the log."""
+    at_once, each = threads(cpus, len(shards.paths))
+    return '%d shards (%d sequences in all), %d at a time with %d thread%s each, of its %d cpu%s' % (
+        len(shards.paths), shards.sequences, at_once, each, '' if each == 1 else 's', cpus, '' if cpus == 1 else 's')
+
+
+def search(binary, query_fasta, shards, cpus, max_sequences, work_prefix):
+    """Stockholm text equal to AlphaFold's jackhmmer on the whole database, truncated to
+    max_sequences. shards: databases.Shards; work_prefix: the path prefix of the gathered sequences' files."""
+    at_once, each = threads(cpus, len(shards.paths))
+    gathered = ['%s.%d.fasta' % (work_prefix, i + 1) for i in range(len(shards.paths))]
+
+    def first_pass(i):
+        return _first_pass(binary, query_fasta, shards, i, each, max_sequences, gathered[i])
+    with futures.ThreadPoolExecutor(at_once) as pool:
+        passes = list(pool.map(first_pass, range(len(shards.paths))))
+    if not any(found for found, _ in passes):   # no hits: shard 1's alignment, the query alone, is the search's
+        return passes[0][1]
+    database = work_prefix + '.fasta'
+    _concatenate(gathered, database)
+    return compat.jackhmmer_sto(_runner(binary, database, shards.sequences, cpus), query_fasta, max_sequences)
+
+
+def _runner(binary, database, sequences, cpus, tblout=False):
+    return jackhmmer.Jackhmmer(binary_path=binary, database_path=database, n_cpu=cpus, z_value=sequences,
+                               get_tblout=tblout)
+
+
+def _first_pass(binary, query_fasta, shards, i, cpus, max_sequences, out):
+    """Search shard i, write the sequences it reports to out; (how many, the Stockholm text when
+    i is 0, else None: only a search with no hits at all uses one)."""
+    result = compat.jackhmmer_result(_runner(binary, shards.paths[i], shards.sequences, cpus, tblout=True),
+                                     query_fasta, max_sequences)
+    names = {line.split()[0].encode() for line in result['tbl'].splitlines() if line.strip() and line[0] != '#'}
+    return _copy_records(shards.paths[i], names, out), result['sto'] if i == 0 else None
+
+
+def _copy_records(path, names, out):
+    """Copy the FASTA records of path named in names (HMMER's name: the header's first word) to
+    out, in order; returns how many."""
+    copied, keep = 0, False
+    with open(out, 'wb') as dst:
+        if not names:   # a shard without hits is not read again
+            return 0
+        with open(path, 'rb') as src:
+            for line in src:
+                if line.startswith(b'>'):
+                    words = line[1:].split(None, 1)
+                    keep = bool(words) and words[0] in names
+                    copied += keep
+                if keep:
+                    dst.write(line)
+    return copied
+
+
+def _concatenate(paths, out):
+    with open(out, 'wb') as dst:
+        for path in paths:
+            with open(path, 'rb') as src:
+                shutil.copyfileobj(src, dst)
