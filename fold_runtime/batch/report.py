@@ -11,7 +11,7 @@ import time
 
 from fold_runtime import meta
 from fold_runtime.batch import state as batch_state
-from kit_common import files
+from kit_common import files, text as text_lists
 
 CSV_COLUMNS = ('target', 'stage', 'duplicate_of', 'length', 'features', 'best_model', 'mean_plddt', 'ptm', 'iptm',
                'ranking_confidence', 'msa_s', 'predict_s', 'msa_start', 'predict_end', 'error')
@@ -112,8 +112,7 @@ def title(summary):
     duplicates = [r['name'] for r in summary['per_target'] if r['name'] != r['primary']]
     text = '%d targets, %d unique' % (summary['targets'], summary['unique_sequences'])
     if duplicates:
-        text += ' (duplicates not drawn, they share their twin\'s run: %s)' % ', '.join(duplicates[:5] + (
-            ['...'] if len(duplicates) > 5 else []))
+        text += ' (duplicates not drawn, they share their twin\'s run: %s)' % text_lists.listing(duplicates, 5)
     text += '\n%s unique proteins/hour; ' % summary['proteins_per_hour']
     if summary['accelerator_used']:
         return text + 'accelerator busy %.0f%%' % (100 * summary['gpu_busy_fraction'])
