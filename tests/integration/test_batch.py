@@ -279,30 +279,12 @@ def test_a_job_slurm_can_never_start_fails_at_once(slurm, targets, full_data_dir
         run_kit('batch', 'cancel', out, env=env)
 
 
-def test_batch_runs_without_templates_and_with_several_seeds(targets, full_data_dir, tmp_path):
-    """--no-templates and --num-seeds reach the batch's CPU and GPU stages through batch.json, and a
-    resubmit without them is refused as other options."""
-    out = str(tmp_path / 'out')
-    submit = ('batch', 'submit', '--fasta', targets['e2_dbd'], '--output-dir', out, '--data-dir', full_data_dir,
-              *BATCH_GPU)
-    res = run_kit(*submit, '--no-templates', '--num-seeds', '2')
-    assert res.returncode == 0, res.stdout
-    tdir = os.path.join(out, 'e2_dbd')
-    with open(os.path.join(tdir, 'features.pkl'), 'rb') as f:
-        assert pickle.load(f)['template_domain_names'].shape == (0,)      # e2_dbd has templates otherwise
-    assert not os.path.exists(os.path.join(tdir, 'msas', 'pdb_hits.hhr'))
-    order = json.load(open(os.path.join(tdir, 'ranking_debug.json')))['order']
-    assert sorted(order) == ['model_1_ptm_pred_0', 'model_1_ptm_pred_1']
-    assert statuses(out)['e2_dbd']['best']['model'] == order[0]
-    res = run_kit(*submit)
-    assert res.returncode == 2 and 'cpu_options.templates: False -> True' in res.stdout, res.stdout
-    assert 'gpu_options.num_seeds: 2 -> 1' in res.stdout
-
-
 def test_batch_takes_a_directory_of_precomputed_msas(targets, full_data_dir, tmp_path):
     """--msa DIR: each target's DIR/<target>.a3m replaces its MSA searches and is recorded by its
     SHA-256; the same sequence with another A3M is another unit, with the same A3M a duplicate; a
-    missing file is refused at submit, naming it."""
+    missing file is refused at submit, naming it. --no-templates and --num-seeds reach the batch's
+    CPU and GPU stages through batch.json (with templates the --msa route runs hhsearch), and a
+    resubmit without them is refused as other options."""
     import hashlib
     cono = sequence(targets['conotoxin'])
     fasta = tmp_path / 'cono.fasta'
@@ -313,9 +295,10 @@ def test_batch_takes_a_directory_of_precomputed_msas(targets, full_data_dir, tmp
     for name, n in (('short', 1), ('long', 5), ('same', 1)):
         (msas / (name + '.a3m')).write_text('>query\n%s\n' % cono + ''.join(rows[:n]))
     out = str(tmp_path / 'out')
-    submit = ('batch', 'submit', '--fasta', fasta, '--output-dir', out, '--data-dir', full_data_dir,
-              '--no-templates', '--msa', msas, *BATCH_GPU)
-    res = run_kit(*submit)
+    with_templates = ('batch', 'submit', '--fasta', fasta, '--output-dir', out, '--data-dir', full_data_dir,
+                      '--msa', msas, *BATCH_GPU, '--num-seeds', '2')
+    submit = with_templates[:-2] + ('--no-templates',)
+    res = run_kit(*submit, '--num-seeds', '2')
     assert res.returncode == 0, res.stdout
     assert '3 targets, 2 unique inputs' in res.stdout
     logs = os.listdir(os.path.join(out, '.batch', 'logs'))
@@ -327,10 +310,19 @@ def test_batch_takes_a_directory_of_precomputed_msas(targets, full_data_dir, tmp
         assert json.load(open(os.path.join(tdir, 'features.meta.json')))['msa_sha256'] == \
             hashlib.sha256((msas / (name + '.a3m')).read_bytes()).hexdigest()
         with open(os.path.join(tdir, 'features.pkl'), 'rb') as f:
-            assert pickle.load(f)['num_alignments'][0] == n + 1
+            features = pickle.load(f)
+        assert features['num_alignments'][0] == n + 1 and features['template_domain_names'].shape == (0,)
+        assert not os.path.exists(os.path.join(tdir, 'msas', 'pdb_hits.hhr'))      # no template search
+        order = json.load(open(os.path.join(tdir, 'ranking_debug.json')))['order']
+        assert sorted(order) == ['model_1_ptm_pred_0', 'model_1_ptm_pred_1']
     st = statuses(out)
+    assert st['short']['best']['model'] == json.load(open(os.path.join(out, 'short', 'ranking_debug.json')))['order'][0]
     assert st['same']['primary'] == 'short' and st['same']['stage'] == 'done'
     assert os.path.exists(os.path.join(out, 'same', 'ranked_0.pdb'))
+    res = run_kit(*submit)
+    assert res.returncode == 2 and 'gpu_options.num_seeds: 2 -> 1' in res.stdout, res.stdout
+    res = run_kit(*with_templates)
+    assert res.returncode == 2 and 'cpu_options.templates: False -> True' in res.stdout, res.stdout
 
     (msas / 'long.a3m').unlink()
     res = run_kit(*submit[:5], str(tmp_path / 'out2'), *submit[6:])
