@@ -17,7 +17,7 @@ from fold_runtime import fasta, options
 from fold_runtime.batch import executors, inputs, screen, state as batch_state
 from fold_runtime.cpu_stage import user_msa
 from kit_common import entry, site_config, text, typed
-from kit_common.errors import EXIT_HELP, EXIT_INPUT, EXIT_MISSING, KitError
+from kit_common.errors import EXIT_FAILED, EXIT_HELP, EXIT_INPUT, EXIT_MISSING, EXIT_OK, KitError
 
 log = logging.getLogger(__name__)
 CHAIN_CACHE = 'chain-cache'
@@ -33,7 +33,7 @@ def add_batch_options(p):
     g.add_argument('--gpu-workers', type=int, help='GPU worker jobs (slurm; default: the site config)')
     g.add_argument('--cpus-per-task', type=int,
                    help='CPUs of each CPU-stage task (default: the site config); local runs --cpus / this at once')
-    g.add_argument('--wait', action='store_true', help='block until every target has finished; exit 1 if any failed')
+    g.add_argument('--wait', action='store_true', help='block until every target has finished; exit %d if any failed' % EXIT_FAILED)
     g.add_argument('--dry-run', action='store_true', help='print the job scripts; write and submit nothing')
     g.add_argument('--force', action='store_true',
                    help='resubmit an existing batch with other options (they replace the stored ones)')
@@ -184,7 +184,7 @@ def launch(out, unit_names, args, batch=None):
         return 0
     if settings.executor == 'local':
         print_table(batch_state.statuses(out))
-        return 1 if unfinished else 0
+        return EXIT_FAILED if unfinished else EXIT_OK
     return watch(out, until_finished=True) if args.wait else 0
 
 
@@ -280,7 +280,7 @@ def run_status(argv):
         print()
     else:
         print_table(rows)
-    return 1 if any(r['stage'] == 'failed' for r in rows) else 0
+    return EXIT_FAILED if any(r['stage'] == 'failed' for r in rows) else EXIT_OK
 
 
 def watch(out, until_finished, interval=5.0, clear=False):
@@ -300,7 +300,7 @@ def watch(out, until_finished, interval=5.0, clear=False):
             sys.stdout.flush()
             shown = table.getvalue()
         if finished or (until_finished and not _active(out)):   # no job left: nothing will change
-            return 1 if any(r['stage'] != 'done' for r in rows) else 0
+            return EXIT_FAILED if any(r['stage'] != 'done' for r in rows) else EXIT_OK
         time.sleep(interval)
 
 
@@ -373,5 +373,5 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in COMMANDS:
         print(USAGE, file=sys.stderr if argv and argv[0] not in ('-h', '--help') else sys.stdout)
-        sys.exit(0 if argv and argv[0] in ('-h', '--help') else 2)
+        sys.exit(EXIT_OK if argv and argv[0] in ('-h', '--help') else EXIT_INPUT)
     entry.main(COMMANDS[argv[0]], argv[1:], 'alphafold-batch ' + argv[0])
