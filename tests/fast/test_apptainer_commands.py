@@ -141,6 +141,39 @@ def test_exec_command_lines_binds_gpu_flag_and_environment(standin, tmp_path):
     assert '--nv' not in calls()[-1]['argv']   # a local batch's status runs in the image, without GPUs
 
 
+def test_batch_subcommands_that_run_local_gpu_workers_get_the_gpu(standin, tmp_path):
+    """`screen` and `submit` with the local executor start GPU workers in the image: --nv (screen
+    had none while the wrapper guessed from argv); status and report get no GPU."""
+    env, calls = standin
+    bindir = installed(tmp_path / 'pfx', env, 'cuda12') / 'bin'
+    batch_setup(tmp_path)
+    for args in (['screen', '--mode', 'homo-oligomer', '--candidates', 'in/t1.fasta', '--copies', '2'],
+                 ['submit', '--fasta', 'in/t1.fasta']):
+        args += ['--output-dir', 'out', '--data-dir', 'data', '--executor', 'local']
+        assert run([bindir / 'alphafold-batch'] + args, env, tmp_path).returncode == 0
+        argv = calls()[-1]['argv']
+        assert argv[:3] == ['exec', '--cleanenv', '--nv'], argv
+        assert argv[argv.index('python'):] == ['python', '-m', 'fold_runtime', 'batch'] + args
+    for sub in ('status', 'report'):
+        assert run([bindir / 'alphafold-batch', sub, 'out'], env, tmp_path).returncode == 0
+        assert '--nv' not in calls()[-1]['argv'] and calls()[-1]['argv'][-2] == sub
+
+
+def test_the_gpu_table_covers_every_batch_subcommand_that_runs_an_executor():
+    """kit_common/commands.py is the one declaration: every alphafold-batch subcommand that can run
+    the local executor (it takes --executor, or reruns a batch) is declared to need the GPU."""
+    from fold_runtime.batch import cli as batch_cli
+    from kit_common import commands
+    runs_executor = {'retry', 'gpu-worker'}
+    for sub in set(batch_cli.COMMANDS) - runs_executor:
+        res = run([sys.executable, '-m', 'fold_runtime', 'batch', sub, '--help'], os.environ)
+        assert res.returncode == 0, res.stdout
+        if '--executor' in res.stdout:
+            runs_executor.add(sub)
+    assert runs_executor >= {'submit', 'screen'}
+    assert {s for s in batch_cli.COMMANDS if commands.needs_gpu('alphafold-batch', s)} == runs_executor
+
+
 def test_binds_inputs_caches_and_the_site_config_by_absolute_path(standin, tmp_path):
     """Each path option in both spellings, the comma-separated --fasta_paths, several FASTA files
     and their --msa files, a relative --data-dir, caches from options and from the environment, a

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from conftest import ROOT
-from kit_common import errors
+from kit_common import commands, errors
 
 DOCS = ['README.md'] + sorted(os.path.join('docs', f) for f in os.listdir(os.path.join(ROOT, 'docs')) if f.endswith('.md'))
 # The folders' own READMEs are checked for paths, tests and make targets too.
@@ -18,9 +18,7 @@ PACKAGES = ('kit_common', 'fold_runtime', 'data_sync', 'installer')
 COMMANDS = {'alphafold-msa': None, 'alphafold-predict': None, 'alphafold-run': None,
             'alphafold-batch': ('submit', 'screen', 'status', 'retry', 'report', 'cancel'),
             'alphafold-data': ('plan', 'download', 'verify', 'publish', 'sync', 'stage', 'warm', 'status', 'prune')}
-MODULE = {'alphafold-msa': ['fold_runtime', 'msa'], 'alphafold-predict': ['fold_runtime', 'predict'],
-          'alphafold-run': ['fold_runtime', 'run'], 'alphafold-batch': ['fold_runtime', 'batch'],
-          'alphafold-data': ['data_sync']}
+MODULE = {c.name: list(c.module) for c in commands.COMMANDS}
 
 
 def read(path):
