@@ -249,10 +249,10 @@ def parser():
 
 
 def fill_defaults(args):
-    data = site_config.load().data
+    data = site_config.current().data
     for key in ('data_root', 'local_root', 'mirror', 'rsync_mirror'):
-        if getattr(args, key) is None:
-            setattr(args, key, getattr(data, 'shared_root' if key == 'data_root' else key) or None)
+        site_key = 'shared_root' if key == 'data_root' else key
+        setattr(args, key, site_config.resolve(getattr(args, key), None, getattr(data, site_key)))
     if not args.data_root:
         raise KitError('no data root', 'pass --data-root DIR or set shared_root in the site config')
 

@@ -60,12 +60,12 @@ def _absolute(path):
     return os.path.abspath(path) if path else path
 
 
-def stage_options_from(args, site):
+def stage_options_from(args):
     """Both stages' options with every path absolute, so jobs resolve them as submit did."""
     cpu_opts = options.cpu_options_from_args(args)
     cpu_opts = dataclasses.replace(
         cpu_opts, data_dir=_absolute(cpu_opts.data_dir),
-        feature_cache=_absolute(cpu_opts.feature_cache or site.cache.feature_cache or None),
+        feature_cache=_absolute(cpu_opts.feature_cache),
         binary_paths={t: _absolute(p) for t, p in cpu_opts.binary_paths.items()})
     gpu_opts = options.gpu_options_from_args(args)
     gpu_opts = dataclasses.replace(gpu_opts, data_dir=_absolute(gpu_opts.data_dir),
@@ -83,8 +83,8 @@ def run_submit(argv):
 def submit(args, read_targets, write_inputs=None):
     """Check everything, record the batch and run it. read_targets(cpu_opts, out): its targets;
     write_inputs(targets): what they need on disk, written once the batch is recorded."""
-    site = site_config.load()
-    cpu_opts, gpu_opts = stage_options_from(args, site)   # every option checked before any work
+    site = site_config.current()
+    cpu_opts, gpu_opts = stage_options_from(args)   # every option checked before any work
     settings = settings_from(args, site)
     out = os.path.abspath(args.output_dir)
     executors.EXECUTORS[settings.executor].check(out)
