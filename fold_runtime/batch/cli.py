@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from fold_runtime import fasta, options
+from fold_runtime import fasta, options, target_layout
 from fold_runtime.batch import executors, inputs, screen, state as batch_state
 from fold_runtime.cpu_stage import user_msa
 from kit_common import entry, site_config, text, typed
@@ -33,7 +33,8 @@ def add_batch_options(p):
     g.add_argument('--gpu-workers', type=int, help='GPU worker jobs (slurm; default: the site config)')
     g.add_argument('--cpus-per-task', type=int,
                    help='CPUs of each CPU-stage task (default: the site config); local runs --cpus / this at once')
-    g.add_argument('--wait', action='store_true', help='block until every target has finished; exit %d if any failed' % EXIT_FAILED)
+    g.add_argument('--wait', action='store_true',
+                   help='block until every target has finished; exit %d if any failed' % EXIT_FAILED)
     g.add_argument('--dry-run', action='store_true', help='print the job scripts; write and submit nothing')
     g.add_argument('--force', action='store_true',
                    help='resubmit an existing batch with other options (they replace the stored ones)')
@@ -165,7 +166,7 @@ def launch(out, unit_names, args, batch=None):
     groups = batch_state.units(batch)
     todo = [u for u in unit_names if any(status[t['name']]['stage'] != 'done' for t in groups[u])]
     msa = [u for u in todo if batch_state.read_stage(out, u, 'msa').get('state') != 'done'
-           or not os.path.exists(os.path.join(out, u, 'features.pkl'))]
+           or not os.path.exists(os.path.join(out, u, target_layout.FEATURES))]
     if not todo:
         log.info('every target is done already; nothing to run')
         return 0
