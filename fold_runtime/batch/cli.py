@@ -25,7 +25,7 @@ CHAIN_CACHE = 'chain-cache'
 
 def add_batch_options(p):
     g = p.add_argument_group('batch')
-    g.add_argument('--executor', choices=options.EXECUTORS, default='local',
+    g.add_argument('--executor', choices=options.EXECUTORS, default=options.BatchSettings.executor,
                    help='local: a process pool and GPU workers here (default); slurm: job arrays')
     for opt, what in (('--cpu-partition', 'CPU-stage partition'), ('--gpu-partition', 'GPU-stage partition'),
                       ('--account', 'Slurm account')):
@@ -50,11 +50,12 @@ def submit_parser():
 
 
 def settings_from(args, site):
-    """The batch's executor settings: the site config's [slurm] and [batch], overridden by options."""
-    overrides = {k: getattr(args, k) for k in ('cpu_partition', 'gpu_partition', 'account', 'gpu_workers',
-                                              'cpus_per_task') if getattr(args, k) is not None}
+    """The batch's executor settings: the site config's [slurm] and [batch], overridden by the
+    options that exist for them (--cpu-partition, ...; no environment variables)."""
+    slurm = {k: site_config.resolve(getattr(args, k, None), None, v, default=v)
+             for k, v in typed.to_dict(site.slurm).items()}
     return options.batch_settings({'executor': args.executor, 'buckets': site.batch.edges,
-                                   'slurm': dict(typed.to_dict(site.slurm), **overrides)})   # overrides checked too
+                                   'slurm': slurm})   # the options checked too
 
 
 def _absolute(path):
