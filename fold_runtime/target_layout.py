@@ -17,26 +17,14 @@ PLDDT_PLOT, PAE_PLOT, COVERAGE_PLOT = PLOTS
 RANKED = re.compile(r'ranked_(\d+)\.(pdb|cif)$')
 
 
-def ranked(index):
-    """ranked_<i>, the stem of the i-th best model's .pdb and .cif."""
-    return 'ranked_%d' % index
+def _named(pattern):
+    return lambda key: pattern % key
 
 
-def unrelaxed(model):
-    return 'unrelaxed_%s' % model
-
-
-def relaxed(model):
-    return 'relaxed_%s' % model
-
-
-def result_pkl(model):
-    return 'result_%s.pkl' % model
-
-
-def confidence(model):
-    return 'confidence_%s.json' % model
-
-
-def pae_json(model):
-    return 'pae_%s.json' % model
+# Per model (ranked: per rank, from 0). Stems: ranked, unrelaxed and relaxed get .pdb and .cif.
+ranked = _named('ranked_%d')
+unrelaxed = _named('unrelaxed_%s')
+relaxed = _named('relaxed_%s')
+result_pkl = _named('result_%s.pkl')
+confidence = _named('confidence_%s.json')
+pae_json = _named('pae_%s.json')
