@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 
-from fold_runtime import compat, fasta, meta, progress
-from fold_runtime.cpu_stage.stage import FEATURES_FILE, merge_timings
+from fold_runtime import compat, fasta, meta, progress, target_layout
+from fold_runtime.cpu_stage.stage import merge_timings
 from fold_runtime.gpu_stage import outputs, padding
 from kit_common import digests, files, locks
 from kit_common.errors import EXIT_GPU, EXIT_INPUT, EXIT_MISMATCH, EXIT_RELAX, KitError
@@ -41,7 +41,7 @@ def check_preset(tdir, feats, preset):
 def load_features(tdir, expected=None):
     """features.pkl after checking it against features.meta.json (and `expected` meta keys)."""
     stored = meta.load(tdir)
-    path = os.path.join(tdir, FEATURES_FILE)
+    path = os.path.join(tdir, target_layout.FEATURES)
     if stored is None:
         raise KitError('%s has no %s, so its features cannot be checked' % (tdir, meta.META_FILE),
                        'run the CPU stage first: alphafold-msa with the same --fasta and --output-dir',
@@ -177,7 +177,7 @@ def _predict_locked(tdir, feats, session):
         from fold_runtime.gpu_stage import plots
         plots.write_all(tdir, ranked, scores, feats)
     if opts.models_to_relax != 'none':
-        files.write_json(os.path.join(tdir, 'relax_metrics.json'), relax_metrics)
+        files.write_json(os.path.join(tdir, target_layout.RELAX_METRICS), relax_metrics)
     merge_timings(tdir, {k: round(v, 3) for k, v in timings.items()})
     if failed:
         raise KitError('relaxation failed for %s (%s); ranked_*.pdb hold the unrelaxed models'
@@ -263,7 +263,7 @@ def relax(tdir, names, fresh, use_gpu, timings):
     for name in stored:
         if name not in names:
             for ext in ('pdb', 'cif'):
-                files.remove(os.path.join(tdir, 'relaxed_%s.%s' % (name, ext)))
+                files.remove(os.path.join(tdir, '%s.%s' % (target_layout.relaxed(name), ext)))
     for name in names:
         if name not in fresh and records.relaxed_is_current(tdir, name, stored[name]):
             metrics[name] = stored[name]['relaxed']['metrics']
@@ -281,9 +281,9 @@ def relax(tdir, names, fresh, use_gpu, timings):
             continue
         timings['relax_%s' % name] = time.time() - t0
         metrics[name] = {'remaining_violations': violations, 'remaining_violations_count': sum(violations)}
-        outputs.write_structure(tdir, 'relaxed_%s' % name, pdb)
+        outputs.write_structure(tdir, target_layout.relaxed(name), pdb)
         stored[name]['relaxed'] = {'metrics': metrics[name], 'unrelaxed_sha256': digests.file_digest(
-            os.path.join(tdir, 'unrelaxed_%s.pdb' % name))}
+            os.path.join(tdir, target_layout.unrelaxed(name) + '.pdb'))}
         records.save_model(tdir, name, stored[name])
         log.info('  relaxed %s in %.1f s', name, timings['relax_%s' % name])
     return metrics, failed
@@ -296,7 +296,7 @@ def _relaxer(use_gpu):
 
 def _unrelaxed(tdir, name):
     from alphafold.common import protein
-    return protein.from_pdb_string(outputs.read_text(tdir, 'unrelaxed_%s.pdb' % name))
+    return protein.from_pdb_string(outputs.read_text(tdir, target_layout.unrelaxed(name) + '.pdb'))
 
 
 def out_of_memory_error(exc):

@@ -249,7 +249,7 @@ def test_weights_are_checked_at_submit_and_a_worker_that_cannot_start_says_why(t
     assert not os.path.exists(os.path.join(out, '.batch'))
     args, site = cli.submit_parser().parse_args(argv), site_config.SiteConfig()
     found = inputs.read([str(fasta)])
-    state.save(out, state.record(found, inputs.units(found), *cli.stage_options_from(args, site),
+    state.save(out, state.record(found, inputs.units(found), *cli.stage_options_from(args),
                                  cli.settings_from(args, site)))
     res = run_kit('batch', 'gpu-worker', out, '--executor', 'local', '--cpu-stage', str(tmp_path / 'no-flag-yet'))
     assert res.returncode == 3, res.stdout
