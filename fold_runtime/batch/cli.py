@@ -17,7 +17,7 @@ from fold_runtime import fasta, options
 from fold_runtime.batch import executors, inputs, screen, state as batch_state
 from fold_runtime.cpu_stage import user_msa
 from kit_common import entry, site_config, text, typed
-from kit_common.errors import EXIT_HELP, EXIT_INPUT, EXIT_MISSING, KitError
+from kit_common.errors import EXIT_HELP, EXIT_INPUT, EXIT_MISMATCH, EXIT_MISSING, KitError
 
 log = logging.getLogger(__name__)
 CHAIN_CACHE = 'chain-cache'
@@ -149,13 +149,26 @@ def require_gpu_inputs(gpu_opts):
 
 
 def _refuse_changed_options(out, batch, force):
-    changes = batch_state.option_changes(batch_state.load(out), batch)
+    stored = batch_state.load(out)
+    _refuse_other_msa_mode(out, stored, batch)
+    changes = batch_state.option_changes(stored, batch)
     if changes and not force:
         raise KitError('the batch in %s was submitted with other options:\n    %s' % (out, '\n    '.join(changes)),
                        'submit with the same options to resume it, pass --force to replace them (finished '
                        'targets are kept), or use another --output-dir')
     if changes:
         log.info('--force: replacing the stored options: %s', '; '.join(changes))
+
+
+def _refuse_other_msa_mode(out, stored, batch):
+    """Even with --force: the batch's finished targets keep their features, and features made in one
+    --msa-mode are never taken for the other's."""
+    before = stored['cpu_options'].get('msa_mode', options.JACKHMMER)   # a batch from before the option
+    now = batch['cpu_options']['msa_mode']
+    if before != now:
+        raise KitError('the batch in %s makes its features with --msa-mode %s, not %s' % (out, before, now),
+                       'submit with --msa-mode %s to resume it, or use another --output-dir: features made in '
+                       'one mode are never reused in the other' % before, EXIT_MISMATCH)
 
 
 def launch(out, unit_names, args, batch=None):
