@@ -13,8 +13,9 @@ import os
 import sys
 import time
 
+from data_sync.registry import MMSEQS2
 from fold_runtime import fasta, options
-from fold_runtime.batch import executors, inputs, screen, state as batch_state
+from fold_runtime.batch import executors, inputs, mmseqs_chunks, screen, state as batch_state
 from fold_runtime.cpu_stage import user_msa
 from kit_common import entry, site_config, text, typed
 from kit_common.errors import EXIT_HELP, EXIT_INPUT, EXIT_MISMATCH, EXIT_MISSING, KitError
@@ -96,6 +97,9 @@ def submit(args, read_targets, write_inputs=None):
         # Chains shared by complexes are searched once: through a cache, the batch's own without a site one.
         cpu_opts = dataclasses.replace(cpu_opts, feature_cache=batch_state.batch_dir(out, CHAIN_CACHE))
     batch = batch_state.record(targets, groups, cpu_opts, gpu_opts, settings)
+    if cpu_opts.msa_mode == MMSEQS2:   # many proteins per MMseqs2 run
+        batch['mmseqs_chunks'] = mmseqs_chunks.plan(list(groups), options.resolve_data_dir(cpu_opts.data_dir),
+                                                    settings, cpu_opts.cpus)
     if os.path.exists(batch_state.batch_dir(out, 'batch.json')):
         _refuse_changed_options(out, batch, args.force)
         if not args.dry_run:

@@ -217,3 +217,21 @@ def test_a_batch_record_of_another_shape_is_not_called_an_older_version(batch):
 def run_batch(*args):
     return subprocess.run([sys.executable, '-m', 'fold_runtime', 'batch'] + list(args), cwd=ROOT,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+
+
+def test_mmseqs2_chunks_follow_memory_and_database_size():
+    """--msa-mode mmseqs2: queries per MMseqs2 run from the task's memory beside the databases'
+    resident part (at most half the memory), at least 1, at most MAX_CHUNK; chunks in batch order."""
+    from fold_runtime import options
+    from fold_runtime.batch import mmseqs_chunks as mc
+    gib = 2 ** 30
+    assert mc.chunk_size(16 * gib, 0) == 64                     # 16 GiB / 256 MiB per query
+    assert mc.chunk_size(16 * gib, 6 * gib) == 40               # the databases take their size
+    assert mc.chunk_size(16 * gib, 940 * 10 ** 9) == 32         # ColabFold's 940 GB: MMseqs2 splits them
+    assert mc.chunk_size(128 * gib, 0) == mc.MAX_CHUNK and mc.chunk_size(gib // 4, gib) == 1
+    slurm = options.batch_settings({'executor': 'slurm', 'slurm': {'cpu_mem': '16G'}})
+    assert mc.task_memory(slurm, 8) == 16 * gib
+    assert mc.task_memory(options.batch_settings({'executor': 'slurm', 'slurm': {'cpu_mem': '2048'}}), 8) == 2 * gib
+    names = ['t%d' % i for i in range(70)]
+    chunks = mc.plan(names, None, slurm, 8)
+    assert [len(c) for c in chunks] == [64, 6] and sum(chunks, []) == names
