@@ -21,6 +21,7 @@ from data_sync import registry
 from fold_runtime.batch import state
 from fold_runtime.cpu_stage import colabfold_search
 from kit_common import digests, files, locks
+from kit_common.errors import EXIT_TOOL, KitError
 
 log = logging.getLogger(__name__)
 # ColabFold keeps up to 10,000 hits per query and iteration (--max-seqs), expanded to the clusters'
@@ -106,8 +107,12 @@ def _search(out, unit, chunk, sequences, store, lock_dir, env):
     files.remove_tree(work)
     started = time.time()
     log.info('colabfold_search: one MMseqs2 run for %d protein(s) of chunk %s', len(todo), ', '.join(todo))
-    texts = colabfold_search.a3ms(env.binaries['mmseqs'], [sequences[u] for u in todo],
-                                  env.paths['colabfold_uniref'], env.paths['colabfold_envdb'], work, env.opts.cpus)
+    try:
+        texts = colabfold_search.a3ms(env.binaries['mmseqs'], [sequences[u] for u in todo],
+                                      env.paths['colabfold_uniref'], env.paths['colabfold_envdb'], work, env.opts.cpus)
+    except RuntimeError as exc:   # MMseqs2's own output is in this task's log, above
+        raise KitError('the MMseqs2 run of %s failed: %s' % (', '.join(todo), exc),
+                       'see MMseqs2\'s output above in this log; then alphafold-batch retry', EXIT_TOOL)
     for u, text in zip(todo, texts):
         files.write_text(stored_path(store, env, sequences[u]), text)
     files.remove_tree(work)

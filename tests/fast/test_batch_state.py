@@ -235,3 +235,19 @@ def test_mmseqs2_chunks_follow_memory_and_database_size():
     names = ['t%d' % i for i in range(70)]
     chunks = mc.plan(names, None, slurm, 8)
     assert [len(c) for c in chunks] == [64, 6] and sum(chunks, []) == names
+
+
+def test_a_failed_mmseqs2_run_of_a_chunk_is_a_tool_error_naming_its_proteins(tmp_path):
+    """The chunk's MMseqs2 fails (here the real /bin/false stands in for a broken mmseqs): exit 4 with
+    the chunk's proteins, no traceback, and nothing stored for them."""
+    import types
+    from fold_runtime.batch import mmseqs_chunks as mc
+    from kit_common.errors import KitError
+    env = types.SimpleNamespace(binaries={'mmseqs': '/bin/false'}, paths={'colabfold_uniref': 'u', 'colabfold_envdb': 'e'},
+                                opts=types.SimpleNamespace(cpus=1), fingerprint={}, tool_versions={'mmseqs': '14'})
+    batch = {'mmseqs_chunks': [['a', 'b']], 'targets': [{'primary': 'a', 'sequence': 'MKV'},
+                                                        {'primary': 'b', 'sequence': 'ACD'}]}
+    with pytest.raises(KitError) as err:
+        mc.a3m(str(tmp_path), batch, 'b', env)
+    assert err.value.exit_code == 4 and 'the MMseqs2 run of a, b failed' in err.value.problem
+    assert not [f for f in os.listdir(str(tmp_path / '.batch' / mc.STORE)) if f.endswith('.a3m')]
