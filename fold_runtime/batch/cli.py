@@ -97,7 +97,7 @@ def submit(args, read_targets, write_inputs=None):
         # Chains shared by complexes are searched once: through a cache, the batch's own without a site one.
         cpu_opts = dataclasses.replace(cpu_opts, feature_cache=batch_state.batch_dir(out, CHAIN_CACHE))
     batch = batch_state.record(targets, groups, cpu_opts, gpu_opts, settings)
-    if cpu_opts.msa_mode == MMSEQS2:   # many proteins per MMseqs2 run
+    if cpu_opts.msa_mode == MMSEQS2 and not cpu_opts.multimer:   # many proteins per MMseqs2 run
         batch['mmseqs_chunks'] = mmseqs_chunks.plan(list(groups), options.resolve_data_dir(cpu_opts.data_dir),
                                                     settings, cpu_opts.cpus)
     if os.path.exists(batch_state.batch_dir(out, 'batch.json')):

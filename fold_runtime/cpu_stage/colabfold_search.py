@@ -31,7 +31,9 @@ _EXPLAIN = """--msa-mode mmseqs2 (opt-in; the default, jackhmmer, runs DeepMind'
 not DeepMind's. ColabFold's local search (colabfold_search of ColabFold %s, its commands and
 parameters) with MMseqs2 on ColabFold's UniRef30 and environmental databases (%s) replaces jackhmmer
 on UniRef90 and MGnify and HHblits on BFD and UniRef30; its merged A3M is the only MSA, and HHsearch
-on pdb70 finds the templates from it, as ColabFold does with a custom MSA. Where MMseqs2 is older
+on pdb70 finds the templates from it, as ColabFold does with a custom MSA (a complex: each chain's
+A3M is its unpaired MSA, hmmsearch on pdb_seqres its templates, and UniProt still pairs the chains,
+as in AlphaFold-Multimer). Where MMseqs2 is older
 than ColabFold expects (release 14 has no --prefilter-mode), the option is left out: ColabFold's 0
 is the k-mer prefilter, the only one release 14 has. As colabfold_search does, it passes --k-score
 'seq:96,prof:80' with the quotes, which MMseqs2 ignores (ColabFold issue #804): MMseqs2's default

@@ -25,9 +25,9 @@ TIMINGS_FILE = 'timings.json'
 def tools_for(preset, multimer=False):
     """reduced_dbs searches small BFD with jackhmmer, so it needs no HHblits; multimer searches
     templates with hmmsearch and hmmbuild, monomers with HHsearch; registry.MMSEQS2 (--msa-mode
-    mmseqs2) runs MMseqs2 instead of the MSA searches, and templates as monomers do."""
-    if preset == registry.MMSEQS2:
-        return ['hhsearch', 'kalign', 'mmseqs']
+    mmseqs2) runs MMseqs2 instead of the MSA searches, and templates as its preset does."""
+    if preset == registry.MMSEQS2:   # multimer: UniProt for pairing, templates by hmmsearch
+        return ['hmmsearch', 'hmmbuild', 'jackhmmer', 'kalign', 'mmseqs'] if multimer else ['hhsearch', 'kalign', 'mmseqs']
     unused = {'mmseqs', 'hhsearch'} if multimer else {'mmseqs', 'hmmsearch', 'hmmbuild'}
     if preset == 'reduced_dbs':
         unused.add('hhblits')

@@ -123,3 +123,28 @@ def test_a_batch_searches_its_proteins_in_one_mmseqs2_run_with_the_a3ms_of_singl
             json.loads((alone / name / 'features.meta.json').read_text())['colabfold_databases'])
         assert 'search_colabfold' not in json.loads((out / name / 'timings.json').read_text())
         assert (out / name / 'ranked_0.pdb').exists()
+
+
+def test_a_complex_in_mmseqs2_mode_pairs_colabfold_s_a3ms_by_uniprot_species(kit, data_dir, targets, tmp_path):
+    """--model-preset multimer --msa-mode mmseqs2: each chain's ColabFold A3M is its unpaired MSA (no
+    jackhmmer on UniRef90, no HHblits), UniProt's jackhmmer hits pair the chains as AlphaFold-Multimer
+    pairs them, and hmmsearch finds the templates from the A3M; labelled, and no mode switch reuses it."""
+    res = msa(kit, data_dir, targets['pim1_epha2'], tmp_path, '--model-preset', 'multimer', '--msa-mode', 'mmseqs2')
+    assert res.returncode == 0, res.stdout
+    assert res.stdout.count('started: mmseqs on') == 2 and 'hhblits' not in res.stdout, res.stdout
+    tdir = tmp_path / 'pim1_epha2'
+    chains = open(targets['pim1_epha2']).read().split('\n')[1::2]
+    for chain_id, sequence in zip('AB', chains):
+        msas = tdir / 'msas' / chain_id
+        assert sorted(os.listdir(msas)) == ['colabfold.a3m', 'pdb_hits.sto', 'uniprot_hits.sto'], chain_id
+        assert (msas / 'colabfold.a3m').read_text().startswith('>101\n%s\n>' % sequence.strip())
+    with open(tdir / 'features.pkl', 'rb') as f:
+        feats = pickle.load(f)
+    msa_rows, asym = feats['msa'][:int(feats['num_alignments'])], feats['asym_id']
+    paired = sum(1 for row in msa_rows if (row[asym == 1] != 21).any() and (row[asym == 2] != 21).any())
+    only_a = sum(1 for row in msa_rows if (row[asym == 1] != 21).any() and not (row[asym == 2] != 21).any())
+    assert paired > 5 and only_a > 5, (paired, only_a)     # pairs by species, and the unpaired A3M rows
+    meta = json.loads((tdir / 'features.meta.json').read_text())
+    assert meta['msa_mode'] == 'mmseqs2' and meta['model_preset'] == 'multimer'
+    res = msa(kit, data_dir, targets['pim1_epha2'], tmp_path, '--model-preset', 'multimer')
+    assert res.returncode == 6 and "msa_mode: existing 'mmseqs2', now 'jackhmmer'" in res.stdout, res.stdout
