@@ -30,7 +30,9 @@ def selected(args):
         if unknown:
             raise KitError('unknown database(s): %s' % ', '.join(unknown), 'choose from %s' % ', '.join(sorted(known)))
         names = wanted
-    return [registry.DATABASES[args.db_version][n] for n in names if n in registry.DATABASES[args.db_version]]
+    table = registry.DATABASES[args.db_version]
+    together = sync.with_siblings(names, table.values())   # the databases of a shared folder come together
+    return [table[n] for n in list(names) + sorted(together - set(names)) if n in table]
 
 
 def missing_files(tree, db):

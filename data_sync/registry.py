@@ -34,6 +34,8 @@ class Database:
     download_bytes: int
     unpacked_bytes: int
     sources: Tuple[Source, ...] = ()
+    # A step after its sources are unpacked (data_sync.prepare), by name: MMSEQS2 for ColabFold's.
+    prepare: str = ''
 
     @property
     def expansion(self):
@@ -64,9 +66,36 @@ def _hh(prefix: str) -> Tuple[str, ...]:
         '_hhm.ffdata', '_hhm.ffindex'))
 
 
-def _db(name, paths, required, download_gb, unpacked_gb, *sources):
+def _db(name, paths, required, download_gb, unpacked_gb, *sources, prepare=''):
     return Database(name, dict(paths), tuple(required), int(download_gb * GB), int(unpacked_gb * GB),
-                    tuple(Source(*s) for s in sources))
+                    tuple(Source(*s) for s in sources), prepare)
+
+
+def _mmseqs(prefix: str) -> Tuple[str, ...]:
+    """The parts of an MMseqs2 expandable profile database as ColabFold's setup_databases.sh leaves
+    it: <prefix> (the clusters searched), _seq (their members), _aln (member alignments) and the
+    headers. A part's data may be split in .0, .1, ...; its .dbtype and .index are always there."""
+    return tuple(prefix + part + ext for part in ('', '_h', '_seq', '_seq_h', '_aln') for ext in ('.dbtype', '.index'))
+
+
+MMSEQS2 = 'mmseqs2'
+# ColabFold's MMseqs2 databases (colabfold_search's --db1 and --db3) under ColabFold's names, which
+# carry their releases, in one folder as ColabFold's setup_databases.sh (1.6.x) leaves them. Its TSV
+# archives (FAST_PREBUILT_DATABASES=0), made into databases by data_sync.prepare as that script does.
+# Sizes: estimates that share out the script's 940 GB (ColabFold's README), not measured. Templates come
+# from pdb70 by HHsearch (PRESETS[MMSEQS2]), so the script's pdb100 (for colabfold_search's own
+# template search, which the kit does not run) is not fetched.
+COLABFOLD_DIR = 'colabfold'
+_OPENDATA = 'https://opendata.mmseqs.org/colabfold/'
+COLABFOLD = {d.name: d for d in (
+    _db('uniref30_2302', {'colabfold_uniref': COLABFOLD_DIR + '/uniref30_2302_db'},
+        _mmseqs(COLABFOLD_DIR + '/uniref30_2302_db'), 90, 260,
+        (_OPENDATA + 'uniref30_2302.tar.gz', 'tar.gz', COLABFOLD_DIR), prepare=MMSEQS2),
+    _db('colabfold_envdb_202108', {'colabfold_envdb': COLABFOLD_DIR + '/colabfold_envdb_202108_db'},
+        _mmseqs(COLABFOLD_DIR + '/colabfold_envdb_202108_db'), 110, 480,
+        (_OPENDATA + 'colabfold_envdb_202108.tar.gz', 'tar.gz', COLABFOLD_DIR), prepare=MMSEQS2),
+)}
+
 
 
 # Upstream locations, as in AlphaFold's scripts/download_*.sh.
@@ -128,26 +157,9 @@ DATABASES = {
             (_GCS + 'casp14_versions/uniclust30_2018_08_hhsuite.tar.gz', 'tar.gz', 'uniclust30')),
     )},
 }
+for _table in DATABASES.values():   # ColabFold's databases serve either AlphaFold
+    _table.update(COLABFOLD)
 
-
-def _mmseqs(prefix: str) -> Tuple[str, ...]:
-    """The parts of an MMseqs2 expandable profile database as ColabFold's setup_databases.sh leaves
-    it: <prefix> (the clusters searched), _seq (their members), _aln (member alignments) and the
-    headers. A part's data may be split in .0, .1, ...; its .dbtype and .index are always there."""
-    return tuple(prefix + part + ext for part in ('', '_h', '_seq', '_seq_h', '_aln') for ext in ('.dbtype', '.index'))
-
-
-MMSEQS2 = 'mmseqs2'
-# ColabFold's MMseqs2 databases (colabfold_search's --db1 and --db3) under ColabFold's names, which
-# carry their releases. Made by ColabFold's setup_databases.sh: alphafold-data does not fetch them
-# yet (issue #25), so they have no sources and no sizes.
-COLABFOLD_DIR = 'colabfold'
-COLABFOLD = {d.name: d for d in (
-    _db('uniref30_2302', {'colabfold_uniref': COLABFOLD_DIR + '/uniref30_2302_db'},
-        _mmseqs(COLABFOLD_DIR + '/uniref30_2302_db'), 0, 0),
-    _db('colabfold_envdb_202108', {'colabfold_envdb': COLABFOLD_DIR + '/colabfold_envdb_202108_db'},
-        _mmseqs(COLABFOLD_DIR + '/colabfold_envdb_202108_db'), 0, 0),
-)}
 
 # Databases each preset searches; multimer presets add the MSA-pairing and template databases.
 # MMSEQS2 (--msa-mode mmseqs2): ColabFold's search on COLABFOLD replaces the MSA searches, and the
@@ -163,6 +175,7 @@ DOWNLOAD_PRESETS = {
     'full_dbs': ('params',) + PRESETS['full_dbs'],
     'reduced_dbs': ('params',) + PRESETS['reduced_dbs'],
     'multimer': ('params',) + PRESETS['full_dbs'] + PRESETS['multimer_extras'],
+    MMSEQS2: ('params',) + PRESETS[MMSEQS2] + tuple(COLABFOLD),
 }
 
 

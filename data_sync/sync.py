@@ -16,7 +16,7 @@ import logging
 import os
 import shutil
 
-from data_sync import fetch, manifest, registry, space, store
+from data_sync import fetch, manifest, prepare, registry, space, store
 from kit_common import digests, files
 from kit_common.errors import EXIT_MISMATCH, EXIT_TOOL, KitError
 
@@ -31,6 +31,13 @@ def top_dirs(db):
     return sorted({rel.split('/', 1)[0] for rel in db.required})
 
 
+def with_siblings(names, databases):
+    """names plus the databases that share a folder with one of them (ColabFold's two share colabfold/):
+    such databases are fetched, prepared and kept together, never one into the other's old files."""
+    folders = {d for db in databases if db.name in names for d in top_dirs(db)}
+    return set(names) | {db.name for db in databases if folders & set(top_dirs(db))}
+
+
 def download(root, databases, mirror=None, rsync_mirror=None, downloader='auto', verify='size',
              quiet=False):
     """Fill ROOT/.incoming with a complete tree. A database's https files are fetched when it is not
@@ -42,8 +49,10 @@ def download(root, databases, mirror=None, rsync_mirror=None, downloader='auto',
     old = manifest.load(current) if current else None
     announced = {src.url: fetch.upstream(registry.mirrored(src.url, mirror))
                  for db in databases for src in db.sources if src.archive != 'rsync'}
-    damaged = {db.name for db in databases if not (old and _intact(current, old, db, verify))}
-    refetch = damaged | {db.name for db in databases if db.name not in damaged and _changed(db, old, announced)}
+    damaged = with_siblings({db.name for db in databases if not (old and _intact(current, old, db, verify))},
+                            databases)
+    refetch = with_siblings(damaged | {db.name for db in databases if db.name not in damaged
+                                       and _changed(db, old, announced)}, databases)
     _check_space(root, [db for db in databases if db.name in refetch], announced)
     incoming = os.path.join(root, INCOMING)
     shutil.rmtree(incoming, ignore_errors=True)      # debris of a killed run
@@ -65,9 +74,11 @@ def _fill(root, current, old, databases, plan, incoming, verify, how):
     archives, kept = dict(old.get('archives') or {}) if old else {}, {}
     if old:                                          # checked first: a damaged one stops before any download
         kept.update(_keep_others(current, old, databases, verify, incoming))
+    kept_dirs = set()
     for db in databases:
         if db.name not in plan.refetch and db.transport != 'rsync':
-            kept.update(_keep(current, old, top_dirs(db), incoming))
+            kept.update(_keep(current, old, [d for d in top_dirs(db) if d not in kept_dirs], incoming))
+            kept_dirs.update(top_dirs(db))   # a folder shared by databases is linked once
             log.info('%-12s unchanged, kept from version %s', db.name, os.path.basename(current))
             continue
         for i, src in enumerate(db.sources):
@@ -79,6 +90,8 @@ def _fill(root, current, old, databases, plan, incoming, verify, how):
             if record:
                 archives[src.url] = record
             kept.update(reused)
+        if db.name in plan.refetch:
+            prepare.run(db, incoming)
     incomplete = [rel for db in databases for rel in db.required if not os.path.exists(os.path.join(incoming, rel))]
     if incomplete:
         raise KitError('the downloaded set is incomplete: %s' % ', '.join(incomplete[:5]),

@@ -84,9 +84,6 @@ class CpuStageOptions:
             return None
         if self.msa_paths:
             return '--msa gives the MSA and --msa-mode %s searches for one: pass one of them' % MMSEQS2
-        if self.multimer:
-            return ('--msa-mode %s makes monomer features only (multimer is not built yet): use the default '
-                    '--msa-mode %s with --model-preset multimer' % (MMSEQS2, JACKHMMER))
         if self.db_preset != 'full_dbs':
             return ('--db-preset %s chooses among DeepMind\'s searches, which --msa-mode %s replaces: leave '
                     '--db-preset out' % (self.db_preset, MMSEQS2))
@@ -255,7 +252,8 @@ def add_cpu_stage_options(parser, for_gpu_stage=False):
         help="jackhmmer: DeepMind's searches (default). mmseqs2: ColabFold's MMseqs2 search (colabfold_search's "
              "commands and parameters) on ColabFold's UniRef30 and environmental databases under "
              'DATA_DIR/colabfold/ makes one A3M, used as --msa is (templates by HHsearch on pdb70 from it): not '
-             'DeepMind\'s MSA (--explain says what differs); monomers only so far')
+             'DeepMind\'s MSA (--explain says what differs). Multimer: each chain\'s A3M is its unpaired MSA, '
+             'UniProt (jackhmmer) pairs the chains as in AlphaFold-Multimer, templates by hmmsearch from the A3M')
     add(parser, '--msa', nargs='+', metavar='A3M',
         help='precomputed MSAs (A3M, the query first), one per --fasta target in order, used instead of '
              "the MSA searches; the template search still runs on it, as ColabFold's does (unless "

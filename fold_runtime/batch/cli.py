@@ -13,11 +13,12 @@ import os
 import sys
 import time
 
+from data_sync.registry import MMSEQS2
 from fold_runtime import fasta, options, target_layout
-from fold_runtime.batch import executors, inputs, screen, state as batch_state
+from fold_runtime.batch import executors, inputs, mmseqs_chunks, screen, state as batch_state
 from fold_runtime.cpu_stage import user_msa
 from kit_common import entry, site_config, text, typed
-from kit_common.errors import EXIT_FAILED, EXIT_HELP, EXIT_INPUT, EXIT_MISSING, EXIT_OK, KitError
+from kit_common.errors import EXIT_FAILED, EXIT_HELP, EXIT_INPUT, EXIT_MISMATCH, EXIT_MISSING, EXIT_OK, KitError
 
 log = logging.getLogger(__name__)
 CHAIN_CACHE = 'chain-cache'
@@ -98,6 +99,9 @@ def submit(args, read_targets, write_inputs=None):
         # Chains shared by complexes are searched once: through a cache, the batch's own without a site one.
         cpu_opts = dataclasses.replace(cpu_opts, feature_cache=batch_state.batch_dir(out, CHAIN_CACHE))
     batch = batch_state.record(targets, groups, cpu_opts, gpu_opts, settings)
+    if cpu_opts.msa_mode == MMSEQS2 and not cpu_opts.multimer:   # many proteins per MMseqs2 run
+        batch['mmseqs_chunks'] = mmseqs_chunks.plan(list(groups), options.resolve_data_dir(cpu_opts.data_dir),
+                                                    settings, cpu_opts.cpus)
     if os.path.exists(batch_state.batch_dir(out, 'batch.json')):
         _refuse_changed_options(out, batch, args.force)
         if not args.dry_run:
@@ -151,13 +155,26 @@ def require_gpu_inputs(gpu_opts):
 
 
 def _refuse_changed_options(out, batch, force):
-    changes = batch_state.option_changes(batch_state.load(out), batch)
+    stored = batch_state.load(out)
+    _refuse_other_msa_mode(out, stored, batch)
+    changes = batch_state.option_changes(stored, batch)
     if changes and not force:
         raise KitError('the batch in %s was submitted with other options:\n    %s' % (out, '\n    '.join(changes)),
                        'submit with the same options to resume it, pass --force to replace them (finished '
                        'targets are kept), or use another --output-dir')
     if changes:
         log.info('--force: replacing the stored options: %s', '; '.join(changes))
+
+
+def _refuse_other_msa_mode(out, stored, batch):
+    """Even with --force: the batch's finished targets keep their features, and features made in one
+    --msa-mode are never taken for the other's."""
+    before = stored['cpu_options'].get('msa_mode', options.JACKHMMER)   # a batch from before the option
+    now = batch['cpu_options']['msa_mode']
+    if before != now:
+        raise KitError('the batch in %s makes its features with --msa-mode %s, not %s' % (out, before, now),
+                       'submit with --msa-mode %s to resume it, or use another --output-dir: features made in '
+                       'one mode are never reused in the other' % before, EXIT_MISMATCH)
 
 
 def launch(out, unit_names, args, batch=None):

@@ -1,10 +1,11 @@
 """One batch target's CPU stage, as a Slurm array task or a local pool job runs it: the CPU
 stage of alphafold-msa, with its start, end, features source and any error recorded on disk."""
 import dataclasses
+import functools
 import os
 
 from fold_runtime import meta
-from fold_runtime.batch import state
+from fold_runtime.batch import mmseqs_chunks, state
 from fold_runtime.cpu_stage import stage, user_msa
 from kit_common.errors import KitError
 
@@ -25,7 +26,8 @@ def run(out, name, cpus=None):
     state.write_stage(out, name, 'msa', 'running')
     try:
         msa = user_msa.load_batch(cpu_opts.msa_paths, [target]).get(name)   # checked again: it may have changed
-        env = stage.Environment(cpu_opts, chain_locks=state.batch_dir(out, CHAIN_LOCKS))
+        chunked = functools.partial(mmseqs_chunks.a3m, out, batch, name) if batch.get('mmseqs_chunks') else None
+        env = stage.Environment(cpu_opts, chain_locks=state.batch_dir(out, CHAIN_LOCKS), colabfold_a3m=chunked)
         timings = stage.run_target(target, out, env, msa)
     except BaseException as exc:   # SystemExit: SIGTERM from a time limit, scancel or preemption
         state.write_stage(out, name, 'msa', 'failed', error=state.describe(exc))

@@ -9,12 +9,15 @@ UniRef30 profile the same way, both filtered, and the two A3Ms merged for the qu
 query first in each. Standard library only; the searches module runs it in a forked child.
 """
 import functools
+import logging
 import os
 import subprocess
 import sys
 import textwrap
 
 from data_sync.registry import COLABFOLD
+
+log = logging.getLogger(__name__)
 
 COLABFOLD_VERSION = '1.6.2'
 A3M_FILE = 'colabfold.a3m'   # the merged A3M under msas/
@@ -28,7 +31,9 @@ _EXPLAIN = """--msa-mode mmseqs2 (opt-in; the default, jackhmmer, runs DeepMind'
 not DeepMind's. ColabFold's local search (colabfold_search of ColabFold %s, its commands and
 parameters) with MMseqs2 on ColabFold's UniRef30 and environmental databases (%s) replaces jackhmmer
 on UniRef90 and MGnify and HHblits on BFD and UniRef30; its merged A3M is the only MSA, and HHsearch
-on pdb70 finds the templates from it, as ColabFold does with a custom MSA. Where MMseqs2 is older
+on pdb70 finds the templates from it, as ColabFold does with a custom MSA (a complex: each chain's
+A3M is its unpaired MSA, hmmsearch on pdb_seqres its templates, and UniProt still pairs the chains,
+as in AlphaFold-Multimer). Where MMseqs2 is older
 than ColabFold expects (release 14 has no --prefilter-mode), the option is left out: ColabFold's 0
 is the k-mer prefilter, the only one release 14 has. As colabfold_search does, it passes --k-score
 'seq:96,prof:80' with the quotes, which MMseqs2 ignores (ColabFold issue #804): MMseqs2's default
@@ -40,19 +45,29 @@ EXPLAIN = textwrap.fill(' '.join(_EXPLAIN.split()) % (COLABFOLD_VERSION, ', '.jo
 def a3m(mmseqs, sequence, uniref_db, env_db, work, threads):
     """ColabFold's merged A3M for sequence: UniRef30's MSA, then the environmental database's.
     uniref_db, env_db: the databases' path prefixes; work: a new directory for MMseqs2's files."""
+    return a3ms(mmseqs, [sequence], uniref_db, env_db, work, threads)[0]
+
+
+def a3ms(mmseqs, sequences, uniref_db, env_db, work, threads):
+    """The A3Ms of many proteins from one MMseqs2 run, each as a3m() makes it alone: colabfold_search
+    with many queries writes each monomer as its first chain (QUERY_ID), and every MMseqs2 step
+    works per query, so only the databases' reading is shared."""
     run = _Runner(mmseqs, str(threads), _suffixes(env_db))
     os.makedirs(work)
     base = functools.partial(os.path.join, work)
     with open(base('query.fas'), 'w') as f:
-        f.write('>%s\n%s\n' % (QUERY_ID, sequence))
+        f.writelines('>%s\n%s\n' % (QUERY_ID, s) for s in sequences)
     run('createdb', base('query.fas'), base('qdb'), '--shuffle', '0', '--dbtype', '1')
     search = run.threads() + _search_param(mmseqs)
     _search_uniref(run, base, uniref_db, search)
     _search_env(run, base, env_db, search)
     run('mergedbs', base('qdb'), base('final.a3m'), base('uniref.a3m'), base('bfd.mgnify30.metaeuk30.smag30.a3m'))
     run('unpackdb', base('final.a3m'), work, '--unpack-name-mode', '0', '--unpack-suffix', '.a3m')
-    with open(base('0.a3m')) as f:
-        return f.read()
+    texts = []
+    for key in range(len(sequences)):   # createdb --shuffle 0: the keys follow query.fas
+        with open(base('%d.a3m' % key)) as f:
+            texts.append(f.read())
+    return texts
 
 
 def _search_uniref(run, base, db, search):
@@ -141,6 +156,7 @@ class _Runner(object):
         return db + self.suffixes[1]
 
     def __call__(self, module, *args):
+        log.info('mmseqs %s', module)   # what a batch's log shows of its MMseqs2 runs
         sys.stderr.flush()
         # stdout=2: MMseqs2's progress goes to the log too. MMSEQS_CALL_DEPTH=1: it does not print
         # its parameter lists (ColabFold sets it too).

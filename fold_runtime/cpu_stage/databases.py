@@ -42,8 +42,9 @@ def _needed_by(db, preset):
 
 def _how_to_get(db, data_dir):
     if db.name in registry.COLABFOLD:
-        return ('make ColabFold\'s databases with its setup_databases.sh (alphafold-data does not fetch them yet) '
-                'and put their %s_db* files in %s' % (db.name, os.path.join(data_dir, registry.COLABFOLD_DIR)))
+        return ('fetch it with "alphafold-data download --databases %s", or make ColabFold\'s databases with its '
+                'setup_databases.sh (MMSEQS_NO_INDEX=1) and put their %s_db* files in %s'
+                % (db.name, db.name, os.path.join(data_dir, registry.COLABFOLD_DIR)))
     return ('fetch it with "alphafold-data download --databases %s", or point --data-dir at a complete copy'
             % db.name)
 

@@ -20,8 +20,9 @@ from typing import Dict, NamedTuple
 
 from alphafold.data import pipeline_multimer
 
+from data_sync import registry
 from fold_runtime import fasta, meta, target_layout
-from fold_runtime.cpu_stage import feature_cache, features, searches, stage
+from fold_runtime.cpu_stage import colabfold_search, feature_cache, features, searches, stage
 from kit_common import files, locks
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,8 @@ def _search_and_store(chains, chain_feats, env, tdir, work_dir, paired):
     t0 = time.time()
     for c in chains:
         chain_feats[c.chain_id] = features.assemble(c.target, c.msa_dir, env.paths, opts.db_preset, env.binaries,
-                                                    opts.max_template_date, opts.templates, multimer=True)
+                                                    opts.max_template_date, opts.templates, _colabfold_a3m(opts),
+                                                    multimer=True)
         if opts.feature_cache:
             feature_cache.store(opts.feature_cache, c.wanted, chain_feats[c.chain_id], c.msa_dir)
     return search_times, time.time() - t0
@@ -142,9 +144,15 @@ def _search(chains, env, tdir, work_dir, paired):
         files.make_dirs(c.msa_dir)
         files.remove_debris(c.msa_dir)
         plan += searches.chain_plan(env.paths, opts.db_preset, max(1, opts.cpus // len(chains)), opts.templates,
-                                    c.chain_id, query, paired, env.shards)
+                                    c.chain_id, query, paired, env.shards, opts.msa_mode)
     return searches.run_all(plan, env.binaries, None, os.path.join(tdir, target_layout.MSAS), work_dir,
                             timeout=opts.timeout, serial=opts.serial)
+
+
+def _colabfold_a3m(opts):
+    """--msa-mode mmseqs2: ColabFold's A3M is a chain's only MSA (the unpaired one); UniProt's hits
+    still pair the chains, as AlphaFold-Multimer pairs them."""
+    return colabfold_search.A3M_FILE if opts.msa_mode == registry.MMSEQS2 else None
 
 
 class _ChainFeatures(object):

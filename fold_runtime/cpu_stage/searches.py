@@ -72,13 +72,20 @@ def with_shards(searches, shards):
     return [s._replace(shards=(shards or {}).get(s.databases[0])) if s.tool == 'jackhmmer' else s for s in searches]
 
 
-def chain_plan(paths, preset, cpus, templates, chain_id, query, paired, shards=None):
+def chain_plan(paths, preset, cpus, templates, chain_id, query, paired, shards=None, msa_mode=None):
     """AlphaFold-Multimer's searches for one chain of a complex, in msas/<chain_id>/: the monomer
     searches with templates by hmmsearch on pdb_seqres, and (paired: the complex has two or more
     distinct chains) jackhmmer on UniProt for MSA pairing, uncapped as AlphaFold stores it. Names are
-    prefixed '<chain_id>:' so that one run_all schedules every chain's searches together."""
-    searches = _msa_searches(paths, preset, cpus, Search('pdb_seqres', 'hmmsearch', 'pdb_hits.sto',
-                                                         [paths['pdb_seqres']], after='uniref90'))
+    prefixed '<chain_id>:' so that one run_all schedules every chain's searches together. msa_mode
+    MMSEQS2: ColabFold's search replaces the monomer searches, and hmmsearch takes its A3M."""
+    if msa_mode == MMSEQS2:
+        searches = [Search('colabfold', 'mmseqs', colabfold_search.A3M_FILE,
+                           [paths['colabfold_uniref'], paths['colabfold_envdb']], cpus=cpus),
+                    Search('pdb_seqres', 'hmmsearch', 'pdb_hits.sto', [paths['pdb_seqres']], after='colabfold',
+                           query_a3m=colabfold_search.A3M_FILE)]
+    else:
+        searches = _msa_searches(paths, preset, cpus, Search('pdb_seqres', 'hmmsearch', 'pdb_hits.sto',
+                                                             [paths['pdb_seqres']], after='uniref90'))
     if paired:   # UniProt is as large as UniRef90: its share of the CPUs
         searches.append(Search('uniprot', 'jackhmmer', 'uniprot_hits.sto', [paths['uniprot']], None, searches[0].cpus))
     return with_shards([s._replace(name='%s:%s' % (chain_id, s.name), out_file=os.path.join(chain_id, s.out_file),
@@ -280,7 +287,10 @@ def _run_search(spec):
                                       spec['work_dir'], spec['cpus'])
     elif tool == 'hmmsearch':
         runner = compat.hmmsearch(spec['binary'], spec['hmmbuild'], dbs[0])
-        result = runner.query(compat.template_query_sto(_beside(spec, 'uniref90_hits.sto')))
+        if spec['query_a3m']:   # --msa-mode mmseqs2: the profile of ColabFold's A3M, by AlphaFold's hmmbuild
+            result = runner.query_with_hmm(runner.hmmbuild_runner.build_profile_from_a3m(_template_query(spec)))
+        else:
+            result = runner.query(compat.template_query_sto(_beside(spec, 'uniref90_hits.sto')))
     else:
         runner = hhsearch.HHSearch(binary_path=spec['binary'], databases=dbs)
         result = runner.query(_template_query(spec))

@@ -23,9 +23,9 @@ log = logging.getLogger(__name__)
 def tools_for(preset, multimer=False):
     """reduced_dbs searches small BFD with jackhmmer, so it needs no HHblits; multimer searches
     templates with hmmsearch and hmmbuild, monomers with HHsearch; registry.MMSEQS2 (--msa-mode
-    mmseqs2) runs MMseqs2 instead of the MSA searches, and templates as monomers do."""
-    if preset == registry.MMSEQS2:
-        return ['hhsearch', 'kalign', 'mmseqs']
+    mmseqs2) runs MMseqs2 instead of the MSA searches, and templates as its preset does."""
+    if preset == registry.MMSEQS2:   # multimer: UniProt for pairing, templates by hmmsearch
+        return ['hmmsearch', 'hmmbuild', 'jackhmmer', 'kalign', 'mmseqs'] if multimer else ['hhsearch', 'kalign', 'mmseqs']
     unused = {'mmseqs', 'hhsearch'} if multimer else {'mmseqs', 'hmmsearch', 'hmmbuild'}
     if preset == 'reduced_dbs':
         unused.add('hhblits')
@@ -41,13 +41,15 @@ class Environment(object):
     """What a run resolves once for all its targets, on the node that runs it: the data
     directory (node-local when staged), tools, database paths and the wanted meta."""
 
-    def __init__(self, opts, chain_locks=None):
+    def __init__(self, opts, chain_locks=None, colabfold_a3m=None):
         """chain_locks: a directory where concurrent runs (a batch's tasks) lock the chains they
-        search, so that a chain shared by complexes is searched by one of them only."""
+        search, so that a chain shared by complexes is searched by one of them only. colabfold_a3m:
+        --msa-mode mmseqs2 in a batch, a function of this Environment giving the target's A3M from
+        the batch's MMseqs2 run of many proteins, instead of a run of its own."""
         from fold_runtime import compat
         compat.fidelity.apply_data()   # DeepMind's data semantics, before any pipeline object exists
         progress.configure(opts.progress_interval)
-        self.opts, self.chain_locks = opts, chain_locks
+        self.opts, self.chain_locks, self.colabfold_a3m = opts, chain_locks, colabfold_a3m
         if opts.multimer and not compat.HAS_MULTIMER:
             raise KitError('--model-preset multimer needs AlphaFold 2.1 or later; the installed AlphaFold is %s %s'
                            % compat.fidelity.distribution(), 'load an AlphaFold 2.3 install of the kit', EXIT_MISSING)
@@ -113,6 +115,9 @@ def _run_locked(target, tdir, env, msa):
         files.write_text(os.path.join(msa_dir, msa_name), msa.text)
     elif opts.msa_mode == registry.MMSEQS2:
         msa_name = colabfold_search.A3M_FILE   # ColabFold's A3M is the only MSA, as --msa's is
+        if env.colabfold_a3m and not os.path.exists(os.path.join(msa_dir, msa_name)):
+            # the search planned below is then skipped: its output is there
+            files.write_text(os.path.join(msa_dir, msa_name), env.colabfold_a3m(env))
     plan = searches.plan(env.paths, opts.db_preset, opts.cpus, opts.templates, msa_name, opts.msa_mode,
                          env.shards)
     search_times = searches.run_all(plan, env.binaries, query, msa_dir, work_dir,

@@ -217,3 +217,37 @@ def test_a_batch_record_of_another_shape_is_not_called_an_older_version(batch):
 def run_batch(*args):
     return subprocess.run([sys.executable, '-m', 'fold_runtime', 'batch'] + list(args), cwd=ROOT,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+
+
+def test_mmseqs2_chunks_follow_memory_and_database_size():
+    """--msa-mode mmseqs2: queries per MMseqs2 run from the task's memory beside the databases'
+    resident part (at most half the memory), at least 1, at most MAX_CHUNK; chunks in batch order."""
+    from fold_runtime import options
+    from fold_runtime.batch import mmseqs_chunks as mc
+    gib = 2 ** 30
+    assert mc.chunk_size(16 * gib, 0) == 64                     # 16 GiB / 256 MiB per query
+    assert mc.chunk_size(16 * gib, 6 * gib) == 40               # the databases take their size
+    assert mc.chunk_size(16 * gib, 940 * 10 ** 9) == 32         # ColabFold's 940 GB: MMseqs2 splits them
+    assert mc.chunk_size(128 * gib, 0) == mc.MAX_CHUNK and mc.chunk_size(gib // 4, gib) == 1
+    slurm = options.batch_settings({'executor': 'slurm', 'slurm': {'cpu_mem': '16G'}})
+    assert mc.task_memory(slurm, 8) == 16 * gib
+    assert mc.task_memory(options.batch_settings({'executor': 'slurm', 'slurm': {'cpu_mem': '2048'}}), 8) == 2 * gib
+    names = ['t%d' % i for i in range(70)]
+    chunks = mc.plan(names, None, slurm, 8)
+    assert [len(c) for c in chunks] == [64, 6] and sum(chunks, []) == names
+
+
+def test_a_failed_mmseqs2_run_of_a_chunk_is_a_tool_error_naming_its_proteins(tmp_path):
+    """The chunk's MMseqs2 fails (here the real /bin/false stands in for a broken mmseqs): exit 4 with
+    the chunk's proteins, no traceback, and nothing stored for them."""
+    import types
+    from fold_runtime.batch import mmseqs_chunks as mc
+    from kit_common.errors import KitError
+    env = types.SimpleNamespace(binaries={'mmseqs': '/bin/false'}, paths={'colabfold_uniref': 'u', 'colabfold_envdb': 'e'},
+                                opts=types.SimpleNamespace(cpus=1), fingerprint={}, tool_versions={'mmseqs': '14'})
+    batch = {'mmseqs_chunks': [['a', 'b']], 'targets': [{'primary': 'a', 'sequence': 'MKV'},
+                                                        {'primary': 'b', 'sequence': 'ACD'}]}
+    with pytest.raises(KitError) as err:
+        mc.a3m(str(tmp_path), batch, 'b', env)
+    assert err.value.exit_code == 4 and 'the MMseqs2 run of a, b failed' in err.value.problem
+    assert not [f for f in os.listdir(str(tmp_path / '.batch' / mc.STORE)) if f.endswith('.a3m')]

@@ -135,3 +135,47 @@ def test_predict_checks_the_length_its_features_record_before_reading_them(kit, 
     res = kit('predict', '--target-dir', tdir, '--data-dir', tmp_path)
     assert res.returncode == 2 and 'target big has 12000 residues' in res.stdout, res.stdout
     assert str(tdir / meta.META_FILE) in res.stdout and 'unreadable' not in res.stdout
+
+
+def test_msa_mode_is_one_option_of_msa_run_and_batch(tmp_path, monkeypatch, kit):
+    """--msa-mode is declared once (fold_runtime/options.py) and reaches alphafold-run's and the
+    batch's CPU-stage options, default jackhmmer; the batch records it in batch.json."""
+    from fold_runtime import options
+    from fold_runtime.batch import cli, state
+    from kit_common import site_config
+    sources = [os.path.join(d, f) for d in ('fold_runtime', 'fold_runtime/batch', 'fold_runtime/cpu_stage')
+               for f in os.listdir(os.path.join(ROOT, d)) if f.endswith('.py')]
+    assert sum(open(os.path.join(ROOT, p)).read().count("'--msa-mode'") for p in sources) == 1
+    for command in (('run',), ('batch', 'submit')):
+        res = kit(*command, '--help')
+        assert res.returncode == 0 and '--msa-mode {jackhmmer,mmseqs2}' in res.stdout, res.stdout
+    monkeypatch.chdir(tmp_path)
+    run = options.gpu_stage_parser('alphafold-run', '')
+    for extra, mode in (([], 'jackhmmer'), (['--msa-mode', 'mmseqs2'], 'mmseqs2')):
+        args = run.parse_args(['--fasta', 'x.fa', '--output-dir', 'out'] + extra)
+        assert options.cpu_options_from_args(args).msa_mode == mode
+        args = cli.submit_parser().parse_args(['--fasta', 'x.fa', '--output-dir', 'out'] + extra)
+        cpu, gpu = cli.stage_options_from(args, site_config.SiteConfig())
+        assert state.record([], {}, cpu, gpu, options.BatchSettings())['cpu_options']['msa_mode'] == mode
+
+
+def test_a_batch_never_switches_msa_mode_even_with_force(tmp_path):
+    """A resubmit in the other mode would keep the finished targets' features of the first: refused,
+    exit 6, --force or not; a batch.json from before the option counts as jackhmmer."""
+    import pytest
+    from fold_runtime import options
+    from fold_runtime.batch import cli, state
+    from kit_common.errors import KitError
+
+    def record(mode):
+        return state.record([], {}, options.cpu_options({'msa_mode': mode}), options.GpuStageOptions(),
+                            options.BatchSettings())
+    old = record('jackhmmer')
+    del old['cpu_options']['msa_mode']
+    state.save(str(tmp_path), old)
+    for force in (False, True):
+        with pytest.raises(KitError) as err:
+            cli._refuse_changed_options(str(tmp_path), record('mmseqs2'), force)
+        assert err.value.exit_code == 6 and 'makes its features with --msa-mode jackhmmer, not mmseqs2' in \
+            err.value.problem and 'submit with --msa-mode jackhmmer' in err.value.fix
+    cli._refuse_changed_options(str(tmp_path), record('jackhmmer'), False)   # the same mode resumes

@@ -13,12 +13,27 @@ def test_registry_covers_both_database_sets_with_sources():
                                     'uniref30', 'uniref90', 'uniprot']),
                            ('2.0', ['params', 'bfd', 'small_bfd', 'mgnify', 'pdb70', 'pdb_mmcif', 'uniclust30',
                                     'uniref90'])):
-        assert sorted(registry.DATABASES[version]) == sorted(names)
+        assert sorted(registry.DATABASES[version]) == sorted(names + ['colabfold_envdb_202108', 'uniref30_2302'])
         for db in registry.DATABASES[version].values():
             assert db.sources and db.required and db.unpacked_bytes >= db.download_bytes > 0, db.name
     assert registry.DATABASES['2.3']['pdb_mmcif'].transport == 'rsync'
-    total = sum(db.unpacked_bytes for db in registry.DATABASES['2.3'].values())
+    total = sum(db.unpacked_bytes for db in registry.DATABASES['2.3'].values() if db.name not in registry.COLABFOLD)
     assert 2.5e12 < total < 2.8e12   # AlphaFold 2.3's 2.62 TB
+    colabfold = sum(db.download_bytes + db.unpacked_bytes for db in registry.COLABFOLD.values())
+    assert 0.9e12 < colabfold < 1e12  # ColabFold's README: 940 GB for its setup_databases.sh
+
+
+def test_plan_of_the_mmseqs2_preset_names_colabfold_s_databases_which_come_together(tmp_path):
+    """--preset mmseqs2: the weights, pdb70 and mmCIF for templates, and ColabFold's TSV archives from
+    opendata.mmseqs.org; the two ColabFold databases share colabfold/, so asking for one plans both."""
+    res = data('plan', '--data-root', tmp_path, '--preset', 'mmseqs2', '--show-urls')
+    lines = [l.split()[0] for l in res.stdout.splitlines() if l and not l.startswith(' ')]
+    assert lines[:5] == ['params', 'pdb70', 'pdb_mmcif', 'uniref30_2302', 'colabfold_envdb_202108'], res.stdout
+    assert 'https://opendata.mmseqs.org/colabfold/uniref30_2302.tar.gz' in res.stdout
+    assert 'https://opendata.mmseqs.org/colabfold/colabfold_envdb_202108.tar.gz' in res.stdout
+    res = data('plan', '--data-root', tmp_path, '--databases', 'uniref30_2302')
+    assert [l.split()[0] for l in res.stdout.splitlines() if 'download' in l] == ['uniref30_2302',
+                                                                                  'colabfold_envdb_202108']
 
 
 def test_plan_shows_mirrored_urls_keeping_upstream_paths(tmp_path):

@@ -77,7 +77,6 @@ def test_multimer_models_v3_by_default_and_earlier_versions_by_name():
     ({'db_preset': 'small'}, "db_preset 'small'"),
     ({'msa_mode': 'hhblits'}, "msa_mode 'hhblits' is not one of jackhmmer, mmseqs2"),
     ({'msa_mode': 'mmseqs2', 'msa_paths': ('/x.a3m',)}, '--msa gives the MSA and --msa-mode mmseqs2 searches'),
-    ({'msa_mode': 'mmseqs2', 'model_preset': 'multimer'}, '--msa-mode mmseqs2 makes monomer features only'),
     ({'msa_mode': 'mmseqs2', 'db_preset': 'reduced_dbs'}, 'leave --db-preset out'),
 ])
 def test_bad_cpu_options_are_refused(values, words):
@@ -105,7 +104,6 @@ def test_bad_cpu_options_are_refused(values, words):
     (('--random-seed', str(2 ** 64)), {}, 'random_seed must be between'),
     (('--num-seeds', '1000000'), {}, 'num_seeds must be at most 1000 predictions per model'),
     (('--msa-mode', 'hmmer'), {}, "invalid choice: 'hmmer'"),
-    (('--msa-mode', 'mmseqs2', '--model-preset', 'multimer'), {}, '--msa-mode mmseqs2 makes monomer features only'),
 ])
 def test_commands_check_options_and_variables_before_any_work(tmp_path, args, env, words):
     """No data directory exists: a run that got past validation would fail on it instead."""

@@ -83,3 +83,68 @@ def test_missing_colabfold_databases_are_named_before_any_search(kit, data_dir, 
     assert res.returncode == 3 and 'needed by --msa-mode mmseqs2' in res.stdout, res.stdout
     assert 'setup_databases.sh' in res.stdout and 'Traceback' not in res.stdout
     assert not (tmp_path / 'out' / 'conotoxin').exists()
+
+
+def test_a_batch_searches_its_proteins_in_one_mmseqs2_run_with_the_a3ms_of_single_runs(kit, full_data_dir, targets,
+                                                                                       tmp_path):
+    """alphafold-batch --msa-mode mmseqs2: the CPU tasks of a chunk share one MMseqs2 run of all its
+    proteins (the databases read once), and each protein's A3M is byte for byte the one alphafold-msa
+    --msa-mode mmseqs2 makes for it alone. The three fit one length bucket: one compile predicts them."""
+    hbb, cono = fasta_sequence(targets['hbb_human']), fasta_sequence(targets['conotoxin'])
+    proteins = {'cono': cono, 'hbb40': hbb[:40], 'hbb60': hbb[10:70]}
+    fasta = tmp_path / 'batch.fasta'
+    fasta.write_text(''.join('>%s\n%s\n' % item for item in proteins.items()))
+    out = tmp_path / 'batch'
+    res = kit('batch', 'submit', '--fasta', fasta, '--output-dir', out, '--data-dir', full_data_dir, '--cpus', '2',
+              '--msa-mode', 'mmseqs2', '--no-templates', '--model-preset', 'monomer_ptm', '--models', 'model_1',
+              '--num-recycle', '1', '--models-to-relax', 'none', '--no-result-pkl', '--no-plots', '--no-progress')
+    assert res.returncode == 0, res.stdout
+    assert 'in 1 MMseqs2 run(s) of up to' in res.stdout, res.stdout
+    assert json.loads((out / '.batch' / 'batch.json').read_text())['mmseqs_chunks'] == [sorted(proteins)]
+    logs = ''.join((out / '.batch' / 'logs' / ('msa-%s.log' % name)).read_text() for name in proteins)
+    assert logs.count('colabfold_search: one MMseqs2 run for 3 protein(s)') == 1, logs
+    assert logs.count('mmseqs search\n') == 2 and logs.count('mmseqs createdb\n') == 1, logs   # UniRef30, env
+    assert 'started: mmseqs' not in logs                                       # no task searched alone
+
+    alone = tmp_path / 'alone'
+    paths = []
+    for name, sequence in proteins.items():
+        paths.append(tmp_path / (name + '.fasta'))
+        paths[-1].write_text('>%s\n%s\n' % (name, sequence))
+    res = kit('msa', '--fasta', *paths, '--output-dir', alone, '--data-dir', full_data_dir, '--cpus', '2',
+              '--msa-mode', 'mmseqs2', '--no-templates')
+    assert res.returncode == 0 and res.stdout.count('started: mmseqs') == 3, res.stdout
+    for name in proteins:
+        batch_a3m = (out / name / 'msas' / 'colabfold.a3m').read_bytes()
+        assert batch_a3m == (alone / name / 'msas' / 'colabfold.a3m').read_bytes(), name
+        assert batch_a3m.count(b'>') > 1, name                                  # hits, not only the query
+        meta = json.loads((out / name / 'features.meta.json').read_text())
+        assert meta['msa_mode'] == 'mmseqs2' and meta['colabfold_databases'] == sorted(
+            json.loads((alone / name / 'features.meta.json').read_text())['colabfold_databases'])
+        assert 'search_colabfold' not in json.loads((out / name / 'timings.json').read_text())
+        assert (out / name / 'ranked_0.pdb').exists()
+
+
+def test_a_complex_in_mmseqs2_mode_pairs_colabfold_s_a3ms_by_uniprot_species(kit, data_dir, targets, tmp_path):
+    """--model-preset multimer --msa-mode mmseqs2: each chain's ColabFold A3M is its unpaired MSA (no
+    jackhmmer on UniRef90, no HHblits), UniProt's jackhmmer hits pair the chains as AlphaFold-Multimer
+    pairs them, and hmmsearch finds the templates from the A3M; labelled, and no mode switch reuses it."""
+    res = msa(kit, data_dir, targets['pim1_epha2'], tmp_path, '--model-preset', 'multimer', '--msa-mode', 'mmseqs2')
+    assert res.returncode == 0, res.stdout
+    assert res.stdout.count('started: mmseqs on') == 2 and 'hhblits' not in res.stdout, res.stdout
+    tdir = tmp_path / 'pim1_epha2'
+    chains = open(targets['pim1_epha2']).read().split('\n')[1::2]
+    for chain_id, sequence in zip('AB', chains):
+        msas = tdir / 'msas' / chain_id
+        assert sorted(os.listdir(msas)) == ['colabfold.a3m', 'pdb_hits.sto', 'uniprot_hits.sto'], chain_id
+        assert (msas / 'colabfold.a3m').read_text().startswith('>101\n%s\n>' % sequence.strip())
+    with open(tdir / 'features.pkl', 'rb') as f:
+        feats = pickle.load(f)
+    msa_rows, asym = feats['msa'][:int(feats['num_alignments'])], feats['asym_id']
+    paired = sum(1 for row in msa_rows if (row[asym == 1] != 21).any() and (row[asym == 2] != 21).any())
+    only_a = sum(1 for row in msa_rows if (row[asym == 1] != 21).any() and not (row[asym == 2] != 21).any())
+    assert paired > 5 and only_a > 5, (paired, only_a)     # pairs by species, and the unpaired A3M rows
+    meta = json.loads((tdir / 'features.meta.json').read_text())
+    assert meta['msa_mode'] == 'mmseqs2' and meta['model_preset'] == 'multimer'
+    res = msa(kit, data_dir, targets['pim1_epha2'], tmp_path, '--model-preset', 'multimer')
+    assert res.returncode == 6 and "msa_mode: existing 'mmseqs2', now 'jackhmmer'" in res.stdout, res.stdout
