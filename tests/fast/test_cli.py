@@ -142,7 +142,6 @@ def test_msa_mode_is_one_option_of_msa_run_and_batch(tmp_path, monkeypatch, kit)
     batch's CPU-stage options, default jackhmmer; the batch records it in batch.json."""
     from fold_runtime import options
     from fold_runtime.batch import cli, state
-    from kit_common import site_config
     sources = [os.path.join(d, f) for d in ('fold_runtime', 'fold_runtime/batch', 'fold_runtime/cpu_stage')
                for f in os.listdir(os.path.join(ROOT, d)) if f.endswith('.py')]
     assert sum(open(os.path.join(ROOT, p)).read().count("'--msa-mode'") for p in sources) == 1
@@ -155,7 +154,7 @@ def test_msa_mode_is_one_option_of_msa_run_and_batch(tmp_path, monkeypatch, kit)
         args = run.parse_args(['--fasta', 'x.fa', '--output-dir', 'out'] + extra)
         assert options.cpu_options_from_args(args).msa_mode == mode
         args = cli.submit_parser().parse_args(['--fasta', 'x.fa', '--output-dir', 'out'] + extra)
-        cpu, gpu = cli.stage_options_from(args, site_config.SiteConfig())
+        cpu, gpu = cli.stage_options_from(args)
         assert state.record([], {}, cpu, gpu, options.BatchSettings())['cpu_options']['msa_mode'] == mode
 
 
