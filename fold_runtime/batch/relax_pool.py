@@ -7,26 +7,40 @@ Processes are spawned, not forked: a fork of a process that has started CUDA is 
 OpenMM takes the GPU when the worker's options say so (use_gpu_relax).
 """
 import concurrent.futures
+import concurrent.futures.process
 import multiprocessing
 import os
 import time
 
 
-def start(size, progress_interval):
-    """The pool, or None for size 0 (finish inline)."""
-    if not size:
-        return None
-    return concurrent.futures.ProcessPoolExecutor(size, mp_context=multiprocessing.get_context('spawn'),
-                                                  initializer=_set_up, initargs=(progress_interval,))
+class Pool(object):
+    """size processes, started with the first target; size 0: none, each target finished inline."""
 
+    def __init__(self, size, progress_interval):
+        self.size, self.progress_interval, self.executor = size, progress_interval, None
 
-def submit(pool, job):
-    """A future of finish_target(job); with no pool, one already done (in this process)."""
-    if pool is not None:
-        return pool.submit(finish_target, job)
-    future = concurrent.futures.Future()
-    future.set_result(finish_target(job))
-    return future
+    def submit(self, job, inline=False):
+        """A future of finish_target(job); inline (or with no pool), one already done, in this process."""
+        if inline or not self.size:
+            future = concurrent.futures.Future()
+            future.set_result(finish_target(job))
+            return future
+        if self.executor is None:
+            self.executor = self._start()
+        try:
+            return self.executor.submit(finish_target, job)
+        except concurrent.futures.process.BrokenProcessPool:   # a process died (killed, out of memory)
+            self.executor.shutdown(wait=False)
+            self.executor = self._start()   # the targets it held have failed; later ones get a new pool
+            return self.executor.submit(finish_target, job)
+
+    def _start(self):
+        return concurrent.futures.ProcessPoolExecutor(self.size, mp_context=multiprocessing.get_context('spawn'),
+                                                      initializer=_set_up, initargs=(self.progress_interval,))
+
+    def shutdown(self):
+        if self.executor is not None:
+            self.executor.shutdown()
 
 
 def _set_up(progress_interval):

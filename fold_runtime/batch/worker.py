@@ -47,7 +47,7 @@ class Worker(object):
     def run(self):
         from fold_runtime.gpu_stage.session import Session
         _, gpu_opts, settings = batch_state.stored_options(self.batch)
-        self.pool = relax_pool.start(settings.relax_workers, gpu_opts.progress_interval)
+        self.pool = relax_pool.Pool(settings.relax_workers, gpu_opts.progress_interval)
         edges = next(e for e in (gpu_opts.buckets, settings.buckets, padding.DEFAULT_EDGES) if e is not None)
         longest = max(batch_state.num_residues(group[0]) for group in self.units.values())
         try:
@@ -78,8 +78,7 @@ class Worker(object):
                 self.held_elsewhere.add(group[0]['name'])
         while self.relaxing:
             self._collect(wait=True)
-        if self.pool is not None:
-            self.pool.shutdown()
+        self.pool.shutdown()
         self._write_record()
         failed = [n for n, t in self.record['targets'].items() if t.get('error')]
         log.info('worker %s: %d targets, %d failed, GPU-busy %.0f%%', self.worker_id, len(self.record['targets']),
@@ -151,8 +150,7 @@ class Worker(object):
             return
         batch_state.write_stage(self.out, name, 'predict', 'relaxing', **_times(stats))
         # Nothing to relax: the ranked files are quicker to write here than a pool process to start.
-        pool = self.pool if job.models_to_relax != 'none' else None
-        self.relaxing[name] = (group, stats, relax_pool.submit(pool, job))
+        self.relaxing[name] = (group, stats, self.pool.submit(job, inline=job.models_to_relax == 'none'))
         self._collect()
 
     def _collect(self, wait=False):

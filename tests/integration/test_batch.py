@@ -250,6 +250,31 @@ def test_relax_pool_is_resumed_after_a_kill_and_writes_what_inline_relax_writes(
             assert (out / 'conotoxin' / name).read_bytes() == (reference / name).read_bytes(), name
 
 
+def test_a_relax_process_that_dies_fails_its_target_and_the_next_gets_a_new_pool(predicted_dir):
+    """A pool process killed (as by the out-of-memory killer) fails the target it held, and the
+    worker's next target is finished by a fresh pool instead of every later one failing."""
+    import multiprocessing
+    from concurrent.futures.process import BrokenProcessPool
+    import pytest
+    from fold_runtime.batch import relax_pool
+    from fold_runtime.gpu_stage import predict
+    stored = json.loads((predicted_dir / 'scores.json').read_text())
+    scores, ranked = stored['models'], stored['order']
+    job = predict.Ranking(str(predicted_dir), ranked, {n: scores[n]['ranking_confidence'] for n in ranked},
+                          'plddts', scores, {}, 'none', False, None, {})
+    pool = relax_pool.Pool(1, 0)
+    held = pool.submit(job)
+    for child in multiprocessing.active_children():   # the pool's one process, still starting
+        child.kill()
+    with pytest.raises(BrokenProcessPool):
+        held.result()
+    try:
+        assert pool.submit(job).result()['error'] is None
+    finally:
+        pool.shutdown()
+    assert json.loads((predicted_dir / 'scores.json').read_text()) == stored
+
+
 def test_slurm_batch_arrays_throttle_order_and_dedupe(slurm, targets, full_data_dir, tmp_path):
     """The CPU array throttled to one task at a time (%1) on a 2-CPU node, one GPU worker job."""
     conf = tmp_path / 'site.conf'
