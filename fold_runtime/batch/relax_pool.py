@@ -34,6 +34,11 @@ class Pool(object):
             self.executor = self._start()   # the targets it held have failed; later ones get a new pool
             return self.executor.submit(finish_target, job)
 
+    def backlogged(self, waiting):
+        """Whether `waiting` targets fill the pool twice over: the worker then waits for one (the
+        accelerator idles: relaxation is the bottleneck) instead of queueing more in memory."""
+        return bool(self.size) and waiting >= 2 * self.size
+
     def _start(self):
         return concurrent.futures.ProcessPoolExecutor(self.size, mp_context=multiprocessing.get_context('spawn'),
                                                       initializer=_set_up, initargs=(self.progress_interval,))

@@ -60,6 +60,9 @@ class Worker(object):
                            models=self.session.models.names, accelerator='gpu' if self.session.gpus else None)
         while not self._orphaned():
             self._collect()
+            if self.pool.backlogged(len(self.relaxing)):   # each holds a target's models and features
+                self._collect(wait=True)
+                continue
             active = self._cpu_stage_active()
             todo = self._todo()
             ready = [g for g in todo if batch_state.read_stage(self.out, g[0]['name'], 'msa').get('state') == 'done']

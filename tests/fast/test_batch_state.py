@@ -257,3 +257,9 @@ def test_a_batch_record_of_another_shape_is_not_called_an_older_version(batch):
 def run_batch(*args):
     return subprocess.run([sys.executable, '-m', 'fold_runtime', 'batch'] + list(args), cwd=ROOT,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+
+
+def test_the_relax_pool_holds_at_most_twice_its_size_before_the_worker_waits():
+    from fold_runtime.batch.relax_pool import Pool
+    assert [Pool(2, 0).backlogged(n) for n in (0, 3, 4)] == [False, False, True]
+    assert not Pool(0, 0).backlogged(10)    # inline: nothing waits
