@@ -411,6 +411,7 @@ class BatchSettings:
     slurm: site_config.Slurm = field(default_factory=site_config.Slurm)
     buckets: Optional[Tuple[int, ...]] = None
     relax_workers: int = site_config.Batch.relax_workers
+    relax_on_gpu: bool = site_config.Batch.relax_on_gpu
 
     def check(self):
         if self.executor not in EXECUTORS:

@@ -97,6 +97,7 @@ def length_edges(text):
 class Batch:
     length_buckets: str = ''
     relax_workers: int = 1
+    relax_on_gpu: bool = False
 
     def check(self):
         if not 0 <= self.relax_workers <= COUNT_LIMITS['gpu_cpus_per_task']:

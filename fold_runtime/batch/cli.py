@@ -53,7 +53,7 @@ def settings_from(args, site):
     overrides = {k: getattr(args, k) for k in ('cpu_partition', 'gpu_partition', 'account', 'gpu_workers',
                                               'cpus_per_task') if getattr(args, k) is not None}
     return options.batch_settings({'executor': args.executor, 'buckets': site.batch.edges,
-                                   'relax_workers': site.batch.relax_workers,
+                                   'relax_workers': site.batch.relax_workers, 'relax_on_gpu': site.batch.relax_on_gpu,
                                    'slurm': dict(typed.to_dict(site.slurm), **overrides)})   # overrides checked too
 
 

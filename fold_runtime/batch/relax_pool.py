@@ -4,13 +4,22 @@ next target. Size 0: no pool, the worker finishes each target itself (the GPU wa
 
 Processes are spawned, not forked: a fork of a process that has started CUDA is unsafe. Their jax
 (AlphaFold's relaxation checks violations with it) runs on the CPU, so they take no GPU memory;
-OpenMM takes the GPU when the worker's options say so (use_gpu_relax).
+OpenMM takes the GPU only where on_gpu() says so: the node's CPU cores relax by default.
 """
 import concurrent.futures
 import concurrent.futures.process
 import multiprocessing
 import os
 import time
+
+
+def on_gpu(asked, settings, gpus):
+    """Whether the batch's relaxation runs on the GPU: as the user asked (--use-gpu-relax,
+    --no-gpu-relax), else inline (no pool) when a GPU is visible, as alphafold-predict does, and in
+    the pool only when the site chose it ([batch] relax_on_gpu) and a GPU is visible."""
+    if asked is not None:
+        return asked
+    return bool(gpus) and (settings.relax_on_gpu or not settings.relax_workers)
 
 
 class Pool(object):

@@ -55,6 +55,7 @@ class Worker(object):
         except Exception as exc:
             self._failed_to_start(exc)
             raise
+        self.session.use_gpu_relax = relax_pool.on_gpu(gpu_opts.use_gpu_relax, settings, self.session.gpus)
         # The report says "accelerator busy" only of workers that had one.
         self.record.update(load_s=round(time.time() - self.started, 3), buckets=list(edges),
                            models=self.session.models.names, accelerator='gpu' if self.session.gpus else None)

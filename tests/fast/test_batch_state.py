@@ -263,3 +263,12 @@ def test_the_relax_pool_holds_at_most_twice_its_size_before_the_worker_waits():
     from fold_runtime.batch.relax_pool import Pool
     assert [Pool(2, 0).backlogged(n) for n in (0, 3, 4)] == [False, False, True]
     assert not Pool(0, 0).backlogged(10)    # inline: nothing waits
+
+
+def test_the_pool_relaxes_on_the_cpu_unless_the_site_or_the_user_chooses_the_gpu():
+    from fold_runtime.batch.relax_pool import on_gpu
+    pool, gpu_pool, inline = (BatchSettings(relax_workers=2), BatchSettings(relax_workers=2, relax_on_gpu=True),
+                              BatchSettings(relax_workers=0))
+    assert [on_gpu(None, s, 1) for s in (pool, gpu_pool, inline)] == [False, True, True]
+    assert [on_gpu(None, s, 0) for s in (pool, gpu_pool, inline)] == [False, False, False]   # no GPU visible
+    assert on_gpu(True, pool, 1) and not on_gpu(False, gpu_pool, 1)                          # the user decides
