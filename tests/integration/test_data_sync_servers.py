@@ -214,6 +214,7 @@ def test_a_sync_keeps_the_shards_of_what_it_keeps_and_stage_carries_them(mirror,
     assert res.returncode == 0 and 'published version' in res.stdout, res.stdout + res.stderr
     recorded = json.load(open(str(root / 'current' / 'manifest.json')))
     assert recorded['shards'] == {'uniref90': sharded['uniref90']}
+    assert not glob.glob(str(root / 'current' / 'pdb_seqres' / '*shard*'))   # not left behind, unrecorded
     assert data('verify', '--data-root', root).returncode == 0
     local = tmp_path / 'local'
     res = data('stage', '--data-root', root, '--local-root', local)
