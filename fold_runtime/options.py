@@ -400,10 +400,13 @@ EXECUTORS = ('local', 'slurm')
 @dataclass
 class BatchSettings:
     """How alphafold-batch runs: the executor, the Slurm settings (the site config's [slurm],
-    overridden by submit's options) and the length-bucket edges (None: the kit's default list)."""
+    overridden by submit's options), the length-bucket edges (None: the kit's default list) and
+    the GPU worker's relax processes (the site config's [batch] relax_workers)."""
     executor: str = 'local'
     slurm: site_config.Slurm = field(default_factory=site_config.Slurm)
     buckets: Optional[Tuple[int, ...]] = None
+    relax_workers: int = site_config.Batch.relax_workers
+    relax_on_gpu: bool = site_config.Batch.relax_on_gpu
 
     def check(self):
         if self.executor not in EXECUTORS:

@@ -98,8 +98,13 @@ def length_edges(text):
 @dataclass(frozen=True)
 class Batch:
     length_buckets: str = ''
+    relax_workers: int = 1
+    relax_on_gpu: bool = False
 
     def check(self):
+        if not 0 <= self.relax_workers <= COUNT_LIMITS['gpu_cpus_per_task']:
+            return 'relax_workers must be at least 0 (relax inline) and at most %d, got %d' % (
+                COUNT_LIMITS['gpu_cpus_per_task'], self.relax_workers)
         try:
             length_edges(self.length_buckets)
         except ValueError as exc:

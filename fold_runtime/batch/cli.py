@@ -56,6 +56,7 @@ def settings_from(args, site):
     slurm = {k: site_config.resolve(getattr(args, k, None), None, v, default=v)
              for k, v in typed.to_dict(site.slurm).items()}
     return options.batch_settings({'executor': args.executor, 'buckets': site.batch.edges,
+                                   'relax_workers': site.batch.relax_workers, 'relax_on_gpu': site.batch.relax_on_gpu,
                                    'slurm': slurm})   # the options checked too
 
 
@@ -262,8 +263,9 @@ def status_rows(out):
 def print_table(rows, stream=sys.stdout):
     counts = {st: sum(1 for r in rows if r['stage'] == st) for st in batch_state.STAGES}
     print('  '.join('%s %d' % (k, v) for k, v in counts.items()), file=stream)
-    fmt = '%-28s %-10s %-24s %-16s %-16s %-13s %6s %6s  %s'
-    print(fmt % ('TARGET', 'STAGE', 'FEATURES', 'MSA JOB', 'PREDICT JOB', 'BEST MODEL', 'pLDDT', 'pTM', 'ERROR'),
+    fmt = '%-28s %-10s %-24s %-16s %-16s %9s %7s %-13s %6s %6s  %s'
+    print(fmt % ('TARGET', 'STAGE', 'FEATURES', 'MSA JOB', 'PREDICT JOB', 'PREDICT_S', 'RELAX_S', 'BEST MODEL',
+                 'pLDDT', 'pTM', 'ERROR'),
           file=stream)
     for r in rows:
         jobs = ['%s %s' % (r[k], r['job_states'].get(k, '')) if r.get('job_states') else (r[k] or '-')
@@ -271,7 +273,7 @@ def print_table(rows, stream=sys.stdout):
         error = (r['error'] or '').splitlines()[0][:100] if r['error'] else ''
         best = r.get('best') or {}
         print(fmt % (r['name'], r['stage'], r['features'] or '-', jobs[0].strip() or '-', jobs[1].strip() or '-',
-                     best.get('model', '-'), _score(best.get('mean_plddt'), '%.1f'), _score(best.get('ptm'), '%.3f'),
+                     _score(r['predict_s'], '%.1f'), _score(r['relax_s'], '%.1f'), best.get('model', '-'), _score(best.get('mean_plddt'), '%.1f'), _score(best.get('ptm'), '%.3f'),
                      error), file=stream)
 
 

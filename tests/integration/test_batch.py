@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from conftest import ROOT, run_kit
+from conftest import GPU_ARGS, ROOT, run_kit
 
 # One model, one recycle, no relaxation: the batch machinery is under test, not AlphaFold.
 BATCH_GPU = ('--model-preset', 'monomer_ptm', '--models', 'model_1', '--num-recycle', '1',
@@ -189,6 +189,90 @@ def test_sigkilled_local_batch_is_resumed_by_a_second_submit(targets, full_data_
     for name in ('cono', 'hbb'):
         assert (tmp_path / 'out' / name / 'ranked_0.pdb').read_text().rstrip().endswith('END')
         assert not list((tmp_path / 'out' / name).glob('*.png'))      # --no-plots, through the batch
+
+
+FINISH_FILES = ('relaxed_*', 'ranked_*', 'ranking_debug.json', 'relax_metrics.json', 'scores.json', '*.png')
+
+
+def test_relax_pool_is_resumed_after_a_kill_and_writes_what_inline_relax_writes(conotoxin_predicted, targets,
+                                                                                full_data_dir, tmp_path):
+    """The shared alphafold-predict run (inline relax) with its relaxed and ranked files removed: its
+    models are kept (same features, options, no padding), so the batch worker only hands the target
+    to its relax pool (the site's relax_workers, a spawned process). The batch is SIGKILLed, pool
+    included, once the target is relaxing: not done; a second submit finishes it, with the inline
+    run's files: byte for byte, except relaxed coordinates, which no two relaxations share
+    (test_predict_parity.py: PDBFixer adds atoms at random), so there the same model, residues and
+    heavy atoms."""
+    from test_predict_parity import heavy_atom_names
+    import shutil
+    reference = conotoxin_predicted[0]
+    out = tmp_path / 'out'
+    shutil.copytree(str(reference), str(out / 'conotoxin'))
+    for pattern in FINISH_FILES:
+        for path in (out / 'conotoxin').glob(pattern):
+            path.unlink()
+    conf = tmp_path / 'site.conf'
+    conf.write_text('[batch]\nrelax_workers = 2\n')
+    env = dict(os.environ, ALPHAFOLD_SITE_CONFIG=str(conf))
+    cmd = ('batch', 'submit', '--fasta', targets['conotoxin'], '--output-dir', out, '--data-dir', full_data_dir,
+           *GPU_ARGS, '--buckets', 'none', '--no-progress')
+    proc = subprocess.Popen([sys.executable, '-m', 'fold_runtime'] + [str(a) for a in cmd], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    record = out / '.batch' / 'state' / 'conotoxin.predict.json'
+    deadline = time.time() + 300
+    while not (record.exists() and json.loads(record.read_text())['state'] == 'relaxing'):
+        assert time.time() < deadline and proc.poll() is None, 'the target never reached the relax pool'
+        time.sleep(0.1)
+    batch_pids = subprocess.run(['pgrep', '-f', str(out)], stdout=subprocess.PIPE, text=True).stdout.split()
+    for pid in batch_pids:                                  # the node dies: the pool's processes too
+        subprocess.run(['pkill', '-KILL', '-P', pid])
+    subprocess.run(['pkill', '-KILL', '-f', str(out)])
+    proc.wait()
+    assert statuses(out)['conotoxin']['stage'] == 'relaxing'
+    res = run_kit(*cmd, env=env)
+    assert res.returncode == 0, res.stdout
+    st = statuses(out)['conotoxin']
+    assert st['stage'] == 'done' and st['relax_s'] > 0 and st['relax_end'] > st['relax_start']
+    worker = json.loads(next((out / '.batch' / 'timings').glob('worker-*.json')).read_text())
+    assert worker['relax_s'] == st['relax_s'] and worker['busy_s'] == 0.0   # the models were kept: nothing predicted
+    made = sorted(p.name for pattern in FINISH_FILES for p in (out / 'conotoxin').glob(pattern))
+    assert made == sorted(p.name for pattern in FINISH_FILES for p in reference.glob(pattern))
+    best = json.loads((reference / 'ranking_debug.json').read_text())['order'][0]
+    relaxed = ('ranked_0.pdb', 'relaxed_%s.pdb' % best)
+    assert relaxed[1] in made
+    for name in relaxed:
+        assert heavy_atom_names((out / 'conotoxin' / name).read_text()) == heavy_atom_names((reference / name).read_text())
+    assert (out / 'conotoxin' / relaxed[0]).read_text() == (out / 'conotoxin' / relaxed[1]).read_text()
+    metrics = json.loads((out / 'conotoxin' / 'relax_metrics.json').read_text())
+    assert sorted(metrics) == [best] and 'error' not in metrics[best]
+    for name in set(made) - {'relax_metrics.json'}:
+        if not name.endswith(('.png', '.cif')) and name not in relaxed:
+            assert (out / 'conotoxin' / name).read_bytes() == (reference / name).read_bytes(), name
+
+
+def test_a_relax_process_that_dies_fails_its_target_and_the_next_gets_a_new_pool(predicted_dir):
+    """A pool process killed (as by the out-of-memory killer) fails the target it held, and the
+    worker's next target is finished by a fresh pool instead of every later one failing."""
+    import multiprocessing
+    from concurrent.futures.process import BrokenProcessPool
+    import pytest
+    from fold_runtime.batch import relax_pool
+    from fold_runtime.gpu_stage import predict
+    stored = json.loads((predicted_dir / 'scores.json').read_text())
+    scores, ranked = stored['models'], stored['order']
+    job = predict.Ranking(str(predicted_dir), ranked, {n: scores[n]['ranking_confidence'] for n in ranked},
+                          'plddts', scores, {}, 'none', False, None, {})
+    pool = relax_pool.Pool(1, 0)
+    held = pool.submit(job)
+    for child in multiprocessing.active_children():   # the pool's one process, still starting
+        child.kill()
+    with pytest.raises(BrokenProcessPool):
+        held.result()
+    try:
+        assert pool.submit(job).result()['error'] is None
+    finally:
+        pool.shutdown()
+    assert json.loads((predicted_dir / 'scores.json').read_text()) == stored
 
 
 def test_slurm_batch_arrays_throttle_order_and_dedupe(slurm, targets, full_data_dir, tmp_path):
