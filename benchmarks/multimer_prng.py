@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """How much the multimer PRNG scheme moves a prediction: DeepMind's key chain (what the kit runs,
-compat.fidelity.recycle_loop) against the fork's host-side splitting (RunModel.predict: each pass
+compat.runners.recycle_loop) against the fork's host-side splitting (RunModel.predict: each pass
 splits the host key and the module draws its SafeKey from haiku's sequence on the pass key).
 
 Same features (a heterodimer of the real test targets conotoxin and e2_dbd, made by the kit's
@@ -44,7 +44,7 @@ def fork_scheme(runner, feat, seed):
     """The fork's keys: pass r runs on split(key)[1] of the host chain, the module drawing its
     SafeKey with haiku's next_rng_key from it; same passes and state as the kit's loop."""
     import jax
-    from fold_runtime.compat import fidelity
+    from fold_runtime.compat import confidence
     length, evo = feat['aatype'].shape[0], runner.config.model.embeddings_and_evoformer
     prev = {'prev_pos': np.zeros([length, 37, 3], np.float32),
             'prev_msa_first_row': np.zeros([length, evo.msa_channel], np.float32),
@@ -54,7 +54,7 @@ def fork_scheme(runner, feat, seed):
         key, sub = jax.random.split(key)
         result, prev, _ = runner.apply(runner.params, sub, feat, prev, runner.first_key({}, sub))
     result = jax.device_get(result)
-    result.update(fidelity.confidence_metrics(result, asym_id=np.asarray(feat['asym_id'])))
+    result.update(confidence.confidence_metrics(result, asym_id=np.asarray(feat['asym_id'])))
     return result
 
 

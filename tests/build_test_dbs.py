@@ -38,6 +38,23 @@ BIOPYTHON_TESTS = '/usr/share/doc/python-biopython-doc/Tests'
 HHSUITE_DATA = '/usr/share/hhsuite/data'
 # PDB entries whose mmCIF files carry _pdbx_audit_revision_history (a release date).
 TEMPLATE_ENTRIES = ('1A7G', '2XHE')
+# A template with modified, D- and selenium residues, whose letters depend on the residue table
+# (DeepMind's: PCA E, SEC A, DAL A, MSE M): a copy of 2XHE under an id of its own, in which five
+# residues of chain A (entity 1), in the stretch hbb_human's search aligns (321-344,
+# EGGAGALKQMLKDLPQHREQMQKY), get these comp_ids (sequence, residue scheme, atoms; the chemical
+# components table gains them). Its canonical one-letter sequence, and so its pdb70 and pdb_seqres
+# entries, stays 2XHE's, so the targets that hit 2XHE hit it too; one letter in 24 changes under
+# DeepMind's table (PCA: Q -> E), so its realignment keeps the template (90% identity needed).
+MODIFIED_ENTRY = ('9MOD', '2XHE', 'A', '1', {324: 'DAL', 326: 'SEC', 329: 'PCA', 330: 'MSE', 341: 'MSE'})
+NEW_COMPONENTS = ("DAL 'D-peptide linking' n D-ALANINE ? 'C3 H7 N O2' 89.093",
+                  "SEC 'L-peptide linking' n SELENOCYSTEINE ? 'C3 H7 N O2 Se' 168.053",
+                  "PCA 'L-peptide linking' n 'PYROGLUTAMIC ACID' ? 'C5 H7 N O3' 129.114",
+                  "MSE 'L-peptide linking' n SELENOMETHIONINE ? 'C5 H11 N O2 Se' 196.106")
+# The loops that name a residue's comp_id: (column of the chain, its value's index in
+# MODIFIED_ENTRY (2: chain, 3: entity), the residue's position, the comp_id columns).
+RESIDUE_LOOPS = {'_entity_poly_seq': ('entity_id', 3, 'num', ('mon_id',)),
+                 '_pdbx_poly_seq_scheme': ('asym_id', 2, 'seq_id', ('mon_id', 'pdb_mon_id', 'auth_mon_id')),
+                 '_atom_site': ('label_asym_id', 2, 'label_seq_id', ('label_comp_id', 'auth_comp_id'))}
 # Demo and test targets: a globin with many real homologs; the HPV E2 DNA-binding domain, whose
 # own structure (1A7G) is a real template; and conotoxin PIIIE (1AS5, 24 residues), small enough
 # for quick model and relaxation tests on a CPU.
@@ -86,7 +103,7 @@ def read_sources():
     for path in sorted(glob.glob(os.path.join(BIOPYTHON_TESTS, 'Fasta', '*.pro'))):
         for rec in SeqIO.parse(path, 'fasta'):
             groups['biopython']['bp_' + os.path.basename(path).split('.')[0]] = str(rec.seq)
-    groups['pdb'] = pdb_chains()
+    groups['pdb'] = pdb_chains(real_cifs())
     # 1AS5 has no release date, so it is a sequence here, not a template. Its trailing X is the
     # C-terminal amide cap, not a residue.
     conotoxin = MMCIF2Dict(io.StringIO(read_cif('1AS5')))['_entity_poly.pdbx_seq_one_letter_code_can'][0]
@@ -99,12 +116,52 @@ def read_cif(entry):
         return f.read()
 
 
-def pdb_chains(with_names=False):
-    """'1a7g_E' -> sequence (with_names: (sequence, molecule name)), for every protein chain of the
-    template entries."""
+def real_cifs():
+    """(entry, mmCIF text) of the real template entries."""
+    return [(entry, read_cif(entry)) for entry in TEMPLATE_ENTRIES]
+
+
+def template_cifs():
+    """Every template entry's (entry, mmCIF text): the real ones and the modified copy."""
+    entry, source = MODIFIED_ENTRY[:2]
+    return real_cifs() + [(entry, modified_cif(read_cif(source).replace(source, entry)))]
+
+
+def modified_cif(text):
+    """MODIFIED_ENTRY's residues renamed in every loop that names them, line by line (the text is
+    kept as it is elsewhere, whatever Biopython builds the test data)."""
+    out, category, columns, in_header = [], None, [], False
+    for line in text.splitlines():
+        if line.startswith('loop_'):
+            category, columns, in_header = None, [], True
+        elif in_header and line.startswith('_'):
+            category, _, column = line.split()[0].partition('.')
+            columns.append(column)
+        else:
+            if in_header and category == '_chem_comp':
+                out += NEW_COMPONENTS   # the loop's first row: the new components go before it
+            in_header = False
+            if category in RESIDUE_LOOPS and len(line.split()) == len(columns):
+                line = renamed_row(category, dict(zip(columns, line.split())), columns) or line
+        out.append(line)
+    return '\n'.join(out) + '\n'
+
+
+def renamed_row(category, row, columns):
+    """The row with its residue renamed, or None when it is not one of MODIFIED_ENTRY's."""
+    chain_column, which, position, comp_columns = RESIDUE_LOOPS[category]
+    renamed = MODIFIED_ENTRY[4]
+    if row[chain_column] != MODIFIED_ENTRY[which] or not row[position].isdigit() or int(row[position]) not in renamed:
+        return None
+    return ' '.join(renamed[int(row[position])] if c in comp_columns and row[c] != '?' else row[c] for c in columns)
+
+
+def pdb_chains(cifs, with_names=False):
+    """'1a7g_E' -> sequence (with_names: (sequence, molecule name)), for every protein chain of
+    these (entry, mmCIF text)."""
     chains = {}
-    for entry in TEMPLATE_ENTRIES:
-        d = MMCIF2Dict(io.StringIO(read_cif(entry)))
+    for entry, text in cifs:
+        d = MMCIF2Dict(io.StringIO(text))
         names = dict(zip(d['_entity.id'], d['_entity.pdbx_description']))
         for entity, seq, strands, kind in zip(d['_entity_poly.entity_id'], d['_entity_poly.pdbx_seq_one_letter_code_can'],
                                               d['_entity_poly.pdbx_strand_id'], d['_entity_poly.type']):
@@ -288,7 +345,7 @@ def build(out, work):
     # pdb70: one HHblits-built MSA per PDB chain, searched against our UniRef30 as the real pdb70 is.
     pdb70_dir = os.path.join(work, 'pdb70')
     os.makedirs(pdb70_dir)
-    for chain, seq in chains.items():
+    for chain, seq in pdb_chains(template_cifs()).items():
         query = os.path.join(work, chain + '.fasta')
         write_fasta(query, [(chain, seq)])
         run(['hhblits', '-i', query, '-d', os.path.join(out, 'uniref30/UniRef30_2021_03'),
@@ -298,15 +355,15 @@ def build(out, work):
 
     mmcif_dir = os.path.join(out, 'pdb_mmcif/mmcif_files')
     os.makedirs(mmcif_dir)
-    for entry in TEMPLATE_ENTRIES:
+    for entry, text in template_cifs():
         with open(os.path.join(mmcif_dir, entry.lower() + '.cif'), 'w') as f:
-            f.write(read_cif(entry))
+            f.write(text)
     with open(os.path.join(out, 'pdb_mmcif/obsolete.dat'), 'w') as f:
         f.write(' LIST OF OBSOLETE COORDINATE ENTRIES AND SUCCESSORS\n')
     # pdb_seqres.txt in the real file's format, for the multimer template search (hmmsearch).
     os.makedirs(os.path.join(out, 'pdb_seqres'))
     with open(os.path.join(out, 'pdb_seqres/pdb_seqres.txt'), 'w') as f:
-        for chain, (seq, name) in pdb_chains(with_names=True).items():
+        for chain, (seq, name) in pdb_chains(template_cifs(), with_names=True).items():
             f.write('>%s mol:protein length:%d  %s\n%s\n' % (chain, len(seq), name, seq))
     write_fasta(os.path.join(out, 'uniprot/uniprot.fasta'), uniprot_records())
     # ColabFold's databases: UniRef30 holds every sequence, the environmental one every second.

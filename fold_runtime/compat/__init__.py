@@ -1,5 +1,6 @@
 """The AlphaFold API differences between v2.0.x (legacy images) and v2.3.x, kept in one place,
-and (compat.fidelity) DeepMind's v2.3.2 semantics restored on ColabFold's fork.
+and (compat.fidelity, compat.runners, compat.confidence) DeepMind's v2.3.2 semantics restored on
+ColabFold's fork.
 
 v2.3 passes MSAs around as parsers.Msa and truncates in the tools; v2.0 uses
 (sequences, deletion_matrix) tuples, truncates after parsing, and featurizes templates with a
@@ -7,7 +8,7 @@ date-aware signature. Everything else in fold_runtime calls these functions only
 """
 from alphafold.data import parsers, pipeline, templates
 
-from fold_runtime.compat import fidelity
+from fold_runtime.compat import confidence, fidelity
 
 IS_V2_0 = not hasattr(parsers, 'Msa')
 HAS_MULTIMER = not IS_V2_0   # AlphaFold-Multimer's data pipeline came with v2.1
@@ -114,7 +115,7 @@ def msa_features(msas):
 
 
 def predict(runner, processed, random_seed):
-    """The result dict of DeepMind's RunModel.predict (fidelity.Runner on the fork)."""
+    """The result dict of DeepMind's RunModel.predict (runners.Runner on the fork)."""
     return runner.predict(processed, random_seed=random_seed)
 
 
@@ -190,12 +191,12 @@ def confidences_of_real_residues(result, config):
     with DeepMind's formulas."""
     import numpy as np
     result = dict(result)
-    result['plddt'] = fidelity.plddt(result['predicted_lddt']['logits'])
+    result['plddt'] = confidence.plddt(result['predicted_lddt']['logits'])
     result['ranking_confidence'] = float(np.mean(result['plddt']))
     if 'aligned_confidence_probs' in result:
         head = config.model.heads.predicted_aligned_error
-        result['ptm'] = float(fidelity.predicted_tm_score(np.asarray(result['aligned_confidence_probs'], np.float64),
-                                                          np.linspace(0., head.max_error_bin, head.num_bins - 1)))
+        result['ptm'] = float(confidence.predicted_tm_score(np.asarray(result['aligned_confidence_probs'], np.float64),
+                                                            np.linspace(0., head.max_error_bin, head.num_bins - 1)))
     return result
 
 

@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from fold_runtime import compat, fasta, meta, progress, target_layout
+from fold_runtime import compat, distribution, fasta, meta, progress, target_layout
 from fold_runtime.cpu_stage.stage import merge_timings
 from fold_runtime.gpu_stage import outputs, padding
 from kit_common import digests, files, locks
@@ -48,6 +48,7 @@ def load_features(tdir, expected=None):
         raise KitError('%s has no %s, so its features cannot be checked' % (tdir, meta.META_FILE),
                        'run the CPU stage first: alphafold-msa with the same --fasta and --output-dir',
                        EXIT_MISMATCH)
+    check_stack(tdir, stored)
     diffs = meta.differences(stored, dict(stored, semantics=compat.SEMANTICS, **(expected or {})))
     if diffs:
         raise KitError('features in %s were made from other inputs:\n    %s' % (tdir, '\n    '.join(diffs)),
@@ -71,6 +72,19 @@ def load_features(tdir, expected=None):
         raise KitError('%s holds another sequence than %s records' % (path, meta.META_FILE),
                        'recreate it with alphafold-msa --overwrite', EXIT_MISMATCH)
     return feats, stored
+
+
+def check_stack(tdir, stored):
+    """Features are predicted only under the AlphaFold that made them: another distribution or
+    version has another data pipeline (on the fork, other patches), so its features are not the
+    ones this AlphaFold would make."""
+    made = (stored.get('alphafold_distribution'), stored.get('alphafold_version'))
+    running = distribution()
+    if made != running:
+        raise KitError('features in %s were made under AlphaFold %s %s (%s), but this job runs AlphaFold %s %s'
+                       % ((tdir,) + made + (meta.META_FILE,) + running),
+                       'rerun alphafold-msa --overwrite for this target under this AlphaFold, or predict with the '
+                       'AlphaFold install that made the features', EXIT_MISMATCH)
 
 
 def _unreadable(path, exc):

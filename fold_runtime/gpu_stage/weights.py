@@ -126,7 +126,7 @@ def load_params(data_dir, model_name):
 
 
 def load_runner(data_dir, model_name, preset, num_recycle=None):
-    from fold_runtime.compat import fidelity
+    from fold_runtime.compat import runners
     note = test_weights_note(data_dir)
     cfg = model_config(model_name, preset, num_recycle, note and note.get('config_overrides'))
-    return fidelity.runner(cfg, load_params(data_dir, model_name))
+    return runners.runner(cfg, load_params(data_dir, model_name))

@@ -126,11 +126,12 @@ def test_a_target_over_a_stages_length_limit_is_refused_before_any_work(kit, tmp
 
 
 def test_predict_checks_the_length_its_features_record_before_reading_them(kit, tmp_path):
-    from fold_runtime import meta
+    from fold_runtime import distribution, meta
     tdir = tmp_path / 'big'
     tdir.mkdir()
-    (tdir / meta.META_FILE).write_text(json.dumps({'sequence_sha256': 'a' * 64, 'sequence_length': 12000,
-                                                   'semantics': 'deepmind-v2.3.2'}))
+    stack = dict(zip(('alphafold_distribution', 'alphafold_version'), distribution()))
+    (tdir / meta.META_FILE).write_text(json.dumps(dict(stack, sequence_sha256='a' * 64, sequence_length=12000,
+                                                       semantics='deepmind-v2.3.2')))
     (tdir / 'features.pkl').write_bytes(b'not read')
     res = kit('predict', '--target-dir', tdir, '--data-dir', tmp_path)
     assert res.returncode == 2 and 'target big has 12000 residues' in res.stdout, res.stdout

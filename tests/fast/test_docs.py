@@ -199,3 +199,21 @@ def test_the_imports_between_packages_are_the_arrows_docs_layout_draws():
         unexpected = sorted({d for d in imports_of(package)
                              if not any(d == a or d.startswith(a + '.') for a in allowed)})
         assert not unexpected, '%s imports %s; docs/layout.md draws only %s' % (package, unexpected, allowed)
+
+
+def test_every_environment_variable_the_docs_name_is_read_or_set_by_the_kit():
+    """The docs and the site config example name only ALPHAFOLD_* variables that the code, the
+    wrappers, the modulefiles or the Makefile use; the fork's acceptance variable is documented with
+    the site settings."""
+    from fold_runtime.compat import patches
+    example = read('installer/site.conf.example')
+    assert '%s=' % patches.ACCEPT_ENV in example
+    sources = []
+    for top in PACKAGES + ('modulefiles',):
+        for folder, _, names in os.walk(os.path.join(ROOT, top)):
+            sources += [read(os.path.join(folder, n)) for n in names if n.endswith(('.py', '.in', '.sh'))]
+    code_text = '\n'.join(sources + [read('Makefile')])
+    named = {v for doc in ALL_DOCS + ['installer/site.conf.example']
+             for v in re.findall(r'\bALPHAFOLD_[A-Z0-9_]*[A-Z0-9]', read(doc))}
+    assert patches.ACCEPT_ENV in named
+    assert not sorted(v for v in named if not re.search(r'\b%s\b' % v, code_text)), named

@@ -359,3 +359,22 @@ def test_features_made_under_another_stack_are_never_reused(tmp_path, change):
     assert feature_cache.store(cache, made, features(), str(tdir)) is True
     assert fetch_into(tmp_path, cache, now)[0] is False
     assert fetch_into(tmp_path, cache, made)[0] is True
+
+
+@pytest.mark.parametrize('change', [
+    {'alphafold_distribution': 'alphafold-colabfold', 'alphafold_version': '2.3.27'},
+    {'alphafold_version': '2.3.1'},
+], ids=['distribution', 'alphafold-version'])
+def test_a_model_predicted_under_another_alphafold_is_predicted_again(tmp_path, change):
+    """prediction.meta.json: a model whose record names another AlphaFold is not kept, though its
+    files exist and every other input matches."""
+    from fold_runtime.gpu_stage import records
+    wanted = dict(STACK, features_sha256='0' * 64, seed=0, num_recycle=3, num_ensemble=1, padded_length=24,
+                  weights={'file': 'params_model_1_ptm.npz', 'size': 1, 'mtime_ns': 1})
+    name = 'model_1_ptm'
+    for f in records.model_files(name, wanted, result_pkl=False):
+        (tmp_path / f).write_text('')
+    records.save_model(str(tmp_path), name, wanted)
+    assert records.finished(str(tmp_path), name, wanted, result_pkl=False)
+    records.save_model(str(tmp_path), name, dict(wanted, **change))
+    assert not records.finished(str(tmp_path), name, wanted, result_pkl=False)

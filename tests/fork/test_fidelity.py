@@ -8,7 +8,7 @@ import pytest
 
 from conftest import ROOT
 from test_patches import DEEPMIND_PYTHON
-from fold_runtime.compat import fidelity, patches
+from fold_runtime.compat import confidence as kit_confidence, fidelity, patches, runners
 from fold_runtime.cpu_stage import binaries
 from kit_common.errors import KitError
 
@@ -80,8 +80,8 @@ def test_confidences_follow_deepmind_s_formulas():
     rng = np.random.RandomState(0)
     logits = {'lddt': rng.normal(size=(30, 50)).astype(np.float32), 'pae': rng.normal(size=(30, 30, 64)).astype(np.float32)}
     breaks = np.linspace(0., 31., 63)
-    metrics = fidelity.confidence_metrics({'predicted_lddt': {'logits': logits['lddt']},
-                                           'predicted_aligned_error': {'logits': logits['pae'], 'breaks': breaks}})
+    metrics = kit_confidence.confidence_metrics({'predicted_lddt': {'logits': logits['lddt']},
+                                               'predicted_aligned_error': {'logits': logits['pae'], 'breaks': breaks}})
     np.testing.assert_allclose(metrics['plddt'], confidence.compute_plddt(logits['lddt']), rtol=1e-5)
     assert abs(metrics['ptm'] - confidence.predicted_tm_score(logits['pae'], breaks)) < 1e-6
     assert metrics['ranking_confidence'] == pytest.approx(np.mean(metrics['plddt']))
@@ -93,7 +93,7 @@ def test_confidences_follow_deepmind_s_formulas():
 
 def test_pae_bin_centres_are_deepmind_s():
     """Golden: the middles of the 0.5 A bins, and one step past the last (DeepMind's max PAE, 31.75)."""
-    centres = fidelity.bin_centers(np.linspace(0., 31., 63))
+    centres = kit_confidence.bin_centers(np.linspace(0., 31., 63))
     np.testing.assert_array_equal(centres, np.arange(64) * 0.5 + 0.25)
     assert centres[-1] == 31.75
 
@@ -162,7 +162,7 @@ class Steps(object):
 def test_recycle_loop_follows_deepmind_s_stopping_rule(changes, num_recycle, passes):
     import jax
     steps = Steps(changes)
-    result, recycles = fidelity.recycle_loop(steps, jax.random.PRNGKey(7), 0, num_recycle, 0.5, True)
+    result, recycles = runners.recycle_loop(steps, jax.random.PRNGKey(7), 0, num_recycle, 0.5, True)
     assert (len(steps.keys), recycles, result['pass']) == (passes, passes - 1, passes)
 
 
@@ -173,7 +173,7 @@ def test_recycle_loop_keys_are_deepmind_s_safe_key_chain():
     import jax
     key = jax.random.PRNGKey(3)
     steps = Steps([9, 9, 9])
-    fidelity.recycle_loop(steps, key, 0, 2, 0.5, True)
+    runners.recycle_loop(steps, key, 0, 2, 0.5, True)
     carry, expected = key, []
     for _ in range(2):
         carry, pass_key = jax.random.split(carry)
@@ -182,7 +182,7 @@ def test_recycle_loop_keys_are_deepmind_s_safe_key_chain():
     np.testing.assert_array_equal(np.array(steps.keys), np.array(expected))
     assert len({k.tobytes() for k in steps.keys}) == 3
     same = Steps([9, 9, 9])
-    fidelity.recycle_loop(same, key, 0, 2, 0.5, False)
+    runners.recycle_loop(same, key, 0, 2, 0.5, False)
     assert all((k == np.asarray(key)).all() for k in same.keys)
 
 
@@ -194,8 +194,8 @@ def test_multimer_confidences_rank_by_iptm_and_ptm_on_0_to_1():
     pae = rng.normal(size=(20, 20, 64)).astype(np.float32)
     asym_id = np.array([1] * 12 + [2] * 8)
     breaks = np.linspace(0., 31., 63)
-    metrics = fidelity.confidence_metrics({'predicted_lddt': {'logits': rng.normal(size=(20, 50))},
-                                           'predicted_aligned_error': {'logits': pae, 'breaks': breaks}}, asym_id)
+    metrics = kit_confidence.confidence_metrics({'predicted_lddt': {'logits': rng.normal(size=(20, 50))},
+                                               'predicted_aligned_error': {'logits': pae, 'breaks': breaks}}, asym_id)
     assert abs(metrics['ptm'] - confidence.predicted_tm_score(pae, breaks)) < 1e-6
     assert abs(metrics['iptm'] - confidence.predicted_tm_score(pae, breaks, asym_id=asym_id)) < 1e-6
     assert metrics['iptm'] != pytest.approx(metrics['ptm'])

@@ -1,6 +1,8 @@
 """ColabFold's fork with the kit's fidelity patches gives the features DeepMind's own code gives:
 the kit's CPU stage run on both stacks, array for array. This venv has the fork; DeepMind's stack
-is the development venv (the Makefile's DEEPMIND_PYTHON), run as a subprocess."""
+is the development venv (the Makefile's DEEPMIND_PYTHON), run as a subprocess. e2_dbd's templates
+include 2XHE and 9MOD, its copy with PCA, SEC, DAL and MSE residues (tests/build_test_dbs.py), so
+the residue table, the realignment it triggers and DeepMind's letters are compared too."""
 import os
 import pickle
 import subprocess
@@ -29,17 +31,60 @@ def distribution(python):
                           stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout.split()
 
 
-@pytest.mark.parametrize('preset', ['full_dbs', 'reduced_dbs'])
-def test_fork_with_the_kit_s_patches_gives_deepmind_s_features(data_dir, targets, tmp_path, preset):
-    """e2_dbd has a real template (1A7G), so templates, kalign's realignment and the MSA
-    deduplication are all compared."""
+# The modified template (tests/build_test_dbs.py MODIFIED_ENTRY), the real chain it copies and the
+# target that hits both.
+MODIFIED, ORIGINAL, TEMPLATE_TARGET = b'9mod_A', b'2xhe_A', 'hbb_human'
+# What DeepMind's code reads at its renamed residues (positions 324, 326, 329, 330 and 341 of the
+# stretch the target aligns, 321-344), by Biopython 1.79's SCOPData: DAL A, SEC A, PCA E, MSE M.
+ORIGINAL_STRETCH, DEEPMIND_STRETCH = 'EGGAGALKQMLKDLPQHREQMQKY', 'EGGAGALKEMLKDLPQHREQMQKY'
+# template_aatype's classes (residue_constants.HHBLITS_AA_TO_ID), one letter each.
+HHBLITS_LETTERS = 'ACDEFGHIKLMNPQRSTVWYX-'
+
+
+@pytest.fixture(scope='module')
+def features(data_dir, targets, tmp_path_factory):
+    """(target, preset) -> (the fork's features, DeepMind's), each made once per module."""
+    made = {}
+
+    def made_by_both(target, preset):
+        if (target, preset) not in made:
+            out = tmp_path_factory.mktemp(target + '-' + preset)
+            made[target, preset] = (cpu_stage(sys.executable, targets[target], out / 'fork', data_dir, preset),
+                                    cpu_stage(DEEPMIND_PYTHON, targets[target], out / 'deepmind', data_dir, preset))
+        return made[target, preset]
+    return made_by_both
+
+
+@pytest.mark.parametrize('target, preset', [('e2_dbd', 'full_dbs'), ('e2_dbd', 'reduced_dbs'),
+                                            (TEMPLATE_TARGET, 'full_dbs')])
+def test_fork_with_the_kit_s_patches_gives_deepmind_s_features(features, target, preset):
+    """e2_dbd's templates (its own 1A7G is refused as a near-duplicate) and MSAs, and hbb_human's,
+    which include the template with modified residues: the prefilter, the residue table, kalign's
+    realignment and the MSA deduplication are all compared."""
     assert distribution(sys.executable)[0] == 'alphafold-colabfold'
     assert distribution(DEEPMIND_PYTHON) == ['alphafold', '2.3.2']
-    fork = cpu_stage(sys.executable, targets['e2_dbd'], tmp_path / 'fork', data_dir, preset)
-    deepmind = cpu_stage(DEEPMIND_PYTHON, targets['e2_dbd'], tmp_path / 'deepmind', data_dir, preset)
+    fork, deepmind = features(target, preset)
     assert sorted(fork) == sorted(deepmind)
-    assert fork['template_aatype'].shape[0] > 0
+    assert deepmind['template_aatype'].shape[0] > 0
+    if target == TEMPLATE_TARGET:
+        assert MODIFIED in list(deepmind['template_domain_names'])
     for key in deepmind:
         a, b = np.asarray(fork[key]), np.asarray(deepmind[key])
         assert (a.dtype, a.shape) == (b.dtype, b.shape), key
         assert np.array_equal(a, b), key
+
+
+def template_letters(feats, name):
+    """The template's row of template_aatype as letters, one per query residue ('-': none)."""
+    row = list(feats['template_domain_names']).index(name)
+    return ''.join(HHBLITS_LETTERS[i] for i in np.argmax(feats['template_aatype'][row], axis=-1))
+
+
+def test_modified_template_residues_have_deepmind_s_letters(features):
+    """Golden: the modified template's row of template_aatype is the original's with DeepMind's
+    letters at the renamed residues (only PCA reads other than its parent, Q -> E), on DeepMind's code
+    and on the patched fork alike."""
+    for feats in features(TEMPLATE_TARGET, 'full_dbs'):
+        original, modified = template_letters(feats, ORIGINAL), template_letters(feats, MODIFIED)
+        assert ORIGINAL_STRETCH in original.replace('-', '')
+        assert modified == original.replace(ORIGINAL_STRETCH, DEEPMIND_STRETCH)

@@ -93,6 +93,26 @@ def test_features_made_under_other_semantics_are_refused(kit, conotoxin_dir, wei
     assert_failed(res, 6, "semantics: existing 'colabfold-2.3.27', now 'deepmind-v2.3.2'", 'alphafold-msa --overwrite')
 
 
+@pytest.mark.parametrize('made_under', [('alphafold-colabfold', '2.3.27'), ('alphafold', '2.3.1')],
+                         ids=['fork', 'other-version'])
+def test_features_made_under_another_alphafold_are_refused_before_any_model(kit, conotoxin_dir, weights_dir,
+                                                                             made_under):
+    """features.meta.json says another AlphaFold (distribution or version) made the features: exit 6,
+    naming both stacks and the rerun, before weights are loaded or any model runs."""
+    import json
+    from fold_runtime import distribution
+    meta_path = conotoxin_dir / 'features.meta.json'
+    meta = json.loads(meta_path.read_text())
+    assert (meta['alphafold_distribution'], meta['alphafold_version']) == distribution() == ('alphafold', '2.3.2')
+    meta.update(alphafold_distribution=made_under[0], alphafold_version=made_under[1])
+    meta_path.write_text(json.dumps(meta))
+    res = kit('predict', '--target-dir', conotoxin_dir, '--data-dir', weights_dir, *QUICK)
+    assert_failed(res, 6, 'made under AlphaFold %s %s' % made_under, 'this job runs AlphaFold alphafold 2.3.2',
+                  'rerun alphafold-msa --overwrite')
+    assert 'Traceback' not in res.stdout and 'predicting with' not in res.stdout
+    assert not [f for f in os.listdir(conotoxin_dir) if f.startswith(('unrelaxed_', 'prediction.meta'))]
+
+
 def broken_weights(weights_dir, root, damage):
     """A params/ whose model_1_ptm file is a damaged copy of the stand-in weights."""
     import numpy as np
