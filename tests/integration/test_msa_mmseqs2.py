@@ -131,7 +131,8 @@ def test_a_complex_in_mmseqs2_mode_pairs_colabfold_s_a3ms_by_uniprot_species(kit
     """--model-preset multimer --msa-mode mmseqs2: each chain's ColabFold A3M is its unpaired MSA (no
     jackhmmer on UniRef90, no HHblits), UniProt's jackhmmer hits pair the chains as AlphaFold-Multimer
     pairs them, and hmmsearch finds the templates from the A3M; labelled, and no mode switch reuses it."""
-    res = msa(kit, data_dir, targets['pim1_epha2'], tmp_path, '--model-preset', 'multimer', '--msa-mode', 'mmseqs2')
+    mmseqs2 = ('--model-preset', 'multimer', '--msa-mode', 'mmseqs2', '--feature-cache', tmp_path / 'cache')
+    res = msa(kit, data_dir, targets['pim1_epha2'], tmp_path, *mmseqs2)
     assert res.returncode == 0, res.stdout
     assert res.stdout.count('started: mmseqs on') == 2 and 'hhblits' not in res.stdout, res.stdout
     tdir = tmp_path / 'pim1_epha2'
@@ -150,3 +151,8 @@ def test_a_complex_in_mmseqs2_mode_pairs_colabfold_s_a3ms_by_uniprot_species(kit
     assert meta['msa_mode'] == 'mmseqs2' and meta['model_preset'] == 'multimer'
     res = msa(kit, data_dir, targets['pim1_epha2'], tmp_path, '--model-preset', 'multimer')
     assert res.returncode == 6 and "msa_mode: existing 'mmseqs2', now 'jackhmmer'" in res.stdout, res.stdout
+    # The chains' cache entries (a batch of complexes shares chains through one) serve the same complex.
+    res = msa(kit, data_dir, targets['pim1_epha2'], tmp_path / 'again', *mmseqs2)
+    assert res.returncode == 0 and 'started:' not in res.stdout, res.stdout
+    assert res.stdout.count('searches and features from the shared cache') == 2, res.stdout
+    assert (tmp_path / 'again' / 'pim1_epha2' / 'features.pkl').read_bytes() == (tdir / 'features.pkl').read_bytes()
