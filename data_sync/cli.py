@@ -12,12 +12,13 @@ import time
 
 from data_sync import layout, manifest, registry, shard, space, stage as staging, store, sync
 from kit_common import entry, files, locks, site_config
-from kit_common.errors import EXIT_MISMATCH, KitError
+from kit_common.errors import EXIT_FAILED, EXIT_MISMATCH, EXIT_MISSING, EXIT_OK, KitError, exit_help
 
 log = logging.getLogger(__name__)
 
-# Monitoring-style exit codes for `status`.
-OK, WARNING, CRITICAL = 0, 1, 2
+# `status` for monitoring: a database missing from the shared copy, else a node-local copy jobs
+# cannot use (they read the shared one).
+STATUS_EXITS = (EXIT_OK, EXIT_FAILED, EXIT_MISSING)
 
 
 def selected(args):
@@ -179,7 +180,8 @@ def _colabfold_files(tree):
 
 
 def cmd_status(args):
-    code = OK
+    """Is the shared copy complete, and is this node's copy the one jobs read? (for monitoring)"""
+    code = EXIT_OK
     ident, tree = store.current_version(args.data_root)
     recorded = manifest.load(tree) if tree else None
     tree = tree or layout.shared_dir(args.data_root)
@@ -193,13 +195,13 @@ def cmd_status(args):
         what = 'no published version, %s' % state
     print('shared  %s: %s%s' % (args.data_root, what, '; missing: ' + ', '.join(missing) if missing else ''))
     if missing:
-        code = CRITICAL
+        code = EXIT_MISSING
     if args.local_root:
         chosen, reason = layout.choose_data_dir(args.data_root, args.local_root)
         fresh = chosen != layout.shared_dir(args.data_root)
         print('local   %s: %s' % (args.local_root, reason))
-        if not fresh:
-            code = max(code, WARNING)
+        if not fresh and not missing:
+            code = EXIT_FAILED
     return code
 
 
@@ -226,7 +228,8 @@ def parser():
                                 'publish, stage to node-local disk, warm, status, prune.', epilog=LOCKS_HELP)
     sub = p.add_subparsers(dest='command', required=True)
     for name, func in COMMANDS.items():
-        s = sub.add_parser(name, allow_abbrev=False, help=(func.__doc__ or '').split('\n')[0], epilog=LOCKS_HELP)
+        s = sub.add_parser(name, allow_abbrev=False, help=(func.__doc__ or '').split('\n')[0],
+                           epilog=LOCKS_HELP + ('; ' + exit_help(STATUS_EXITS) if name == 'status' else ''))
         s.set_defaults(func=func)
         s.add_argument('--data-root', help='shared copy (default: the site config\'s shared_root)')
         s.add_argument('--local-root', help='node-local copy (default: the site config\'s local_root)')
@@ -261,10 +264,10 @@ def parser():
 
 
 def fill_defaults(args):
-    data = site_config.load().data
+    data = site_config.current().data
     for key in ('data_root', 'local_root', 'mirror', 'rsync_mirror'):
-        if getattr(args, key) is None:
-            setattr(args, key, getattr(data, 'shared_root' if key == 'data_root' else key) or None)
+        site_key = 'shared_root' if key == 'data_root' else key
+        setattr(args, key, site_config.resolve(getattr(args, key), None, getattr(data, site_key)))
     if not args.data_root:
         raise KitError('no data root', 'pass --data-root DIR or set shared_root in the site config')
 

@@ -65,6 +65,17 @@ def publish_sharded(root, databases, n):
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def kept_records(old, entries):
+    """The shards records of the old manifest whose FASTA and shards a new version's file list
+    (entries) holds unchanged: a sync that keeps a sharded database keeps it sharded; one that
+    fetched the database again drops its record (its shards were of the old file)."""
+    if not old:
+        return {}
+    return {name: record for name, record in old.get('shards', {}).items()
+            if all(rel in entries and entries[rel] == old['files'].get(rel)
+                   for rel in [record['fasta']] + [path for path, _ in record['shards']])}
+
+
 def _count(recorded, name):
     return len(recorded.get('shards', {}).get(name, {}).get('shards', [None]))
 

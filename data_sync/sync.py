@@ -16,7 +16,7 @@ import logging
 import os
 import shutil
 
-from data_sync import fetch, manifest, prepare, registry, space, store
+from data_sync import fetch, manifest, prepare, registry, shard, space, store
 from kit_common import digests, files
 from kit_common.errors import EXIT_MISMATCH, EXIT_TOOL, KitError
 
@@ -252,6 +252,7 @@ def publish(root, tree, default_fetched=()):
     record = _record(tree, default_fetched)
     built = manifest.build(tree, record['archives'], known=record['kept'])
     ident, current = store.current_version(root)
+    built['shards'] = shard.kept_records(manifest.load(current) if current else None, built['files'])
     if ident == built['id'] and not record['fetched']:
         shutil.rmtree(tree)
         log.info('up to date: version %s', ident)

@@ -7,12 +7,12 @@ import json
 import os
 
 from data_sync.registry import MMSEQS2
-from fold_runtime import __version__
+from fold_runtime import __version__, target_layout
 from fold_runtime.options import JACKHMMER
 from kit_common import digests
 from kit_common.errors import EXIT_MISMATCH, KitError
 
-META_FILE = 'features.meta.json'
+META_FILE = target_layout.FEATURES_META
 # Keys that decide whether features can be reused; the rest is provenance.
 # semantics, alphafold_distribution, alphafold_version and tools (hmmer, HH-suite and kalign
 # versions): features made under another stack are never reused (exit 6, a feature-cache miss).

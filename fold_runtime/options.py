@@ -101,9 +101,9 @@ class GpuStageOptions:
     random_seed: int = 0
     models_to_relax: str = 'best'
     use_gpu_relax: Optional[bool] = None
-    memory_mode: str = 'auto'
+    memory_mode: str = site_config.Memory.mode
     mem_fraction: Optional[float] = None
-    unified_threshold: int = 1200
+    unified_threshold: int = site_config.Memory.unified_threshold
     require_gpu: bool = False
     result_pkl: bool = True
     buckets: Optional[Tuple[int, ...]] = None
@@ -175,10 +175,12 @@ def resolve_data_dir(data_dir):
     """--data-dir, else $ALPHAFOLD_DATA_DIR, else the site config's node-local copy when its stamp
     matches the shared manifest, else the shared copy (data_sync.layout's rule). Decided in the
     job, on its node: a login node's choice would be wrong on the compute node."""
-    given = data_dir or os.environ.get('ALPHAFOLD_DATA_DIR')
-    if given:
-        return os.path.abspath(given)
-    site = site_config.load()
+    chosen = site_config.resolve(data_dir, 'ALPHAFOLD_DATA_DIR', _site_data_dir)
+    return os.path.abspath(chosen) if chosen else None
+
+
+def _site_data_dir():
+    site = site_config.current()
     if not site.path or not site.data.shared_root:
         return None
     from data_sync.layout import choose_data_dir
@@ -257,7 +259,8 @@ def add_cpu_stage_options(parser, for_gpu_stage=False):
              "the MSA searches; the template search still runs on it, as ColabFold's does (unless "
              '--no-templates). alphafold-batch: one directory holding <target>.a3m for every target')
     add(parser, '--feature-cache', metavar='DIR',
-        help='shared, content-addressed cache of CPU-stage results (default: $ALPHAFOLD_FEATURE_CACHE)')
+        help="shared, content-addressed cache of CPU-stage results (default: $ALPHAFOLD_FEATURE_CACHE, else the "
+             "site config's [cache] feature_cache)")
     for tool in TOOLS:
         add(parser, '--%s-binary' % tool, '--%s_binary_path' % tool, metavar='PATH',
             help='%s executable (default: from PATH)' % tool)
@@ -291,11 +294,14 @@ def add_gpu_stage_options(parser):
     relax.add_argument('--no-gpu-relax', '--nouse_gpu_relax', dest='use_gpu_relax', action='store_false')
     add(parser, '--memory-mode', choices=site_config.MEMORY_MODES,
         help='unified: TF_FORCE_UNIFIED_MEMORY=1 and XLA_PYTHON_CLIENT_MEM_FRACTION (XLA\'s default allocator); '
-             'auto: unified above --unified-threshold residues (default: $ALPHAFOLD_MEMORY_MODE, else auto)')
+             "auto: unified above --unified-threshold residues (default: $ALPHAFOLD_MEMORY_MODE, else the site "
+             "config's [memory] mode, else %s)" % site_config.Memory.mode)
     add(parser, '--mem-fraction', type=float,
-        help='XLA_PYTHON_CLIENT_MEM_FRACTION (default: $ALPHAFOLD_MEM_FRACTION, else 4.0 in unified mode)')
+        help="XLA_PYTHON_CLIENT_MEM_FRACTION (default: $ALPHAFOLD_MEM_FRACTION, else the site config's [memory] "
+             'mem_fraction, else 4.0 in unified mode)')
     add(parser, '--unified-threshold', type=int,
-        help='length above which auto picks unified memory (default: $ALPHAFOLD_UNIFIED_THRESHOLD, else 1200)')
+        help="length above which auto picks unified memory (default: $ALPHAFOLD_UNIFIED_THRESHOLD, else the site "
+             "config's [memory] unified_threshold, else %d)" % site_config.Memory.unified_threshold)
     add(parser, '--require-gpu', action='store_true', help='fail unless a GPU is visible')
     add(parser, '--no-result-pkl', action='store_true', help='skip the large result_<model>.pkl files')
     add(parser, '--no-plots', action='store_true',
@@ -305,7 +311,8 @@ def add_gpu_stage_options(parser):
              'proteins; outputs are cropped back (default: none here; alphafold-batch uses the '
              "site config's [batch] length_buckets, else a ColabFold-style list)")
     add(parser, '--compile-cache-dir',
-        help='persistent JAX compilation cache shared across jobs (default: $ALPHAFOLD_JAX_CACHE_DIR)')
+        help="persistent JAX compilation cache shared across jobs (default: $ALPHAFOLD_JAX_CACHE_DIR, else the "
+             "site config's [cache] jax_cache)")
 
 
 class Explain(argparse.Action):
@@ -347,28 +354,17 @@ def gpu_stage_parser(prog, description):
     return p
 
 
-def _env(var, kind=str):
-    """A kit variable's value (None when unset or empty), checked like the option it stands for."""
-    text = os.environ.get(var)
-    if not text:
-        return None
-    try:
-        return kind(text)
-    except ValueError:
-        raise KitError('%s=%r is not %s' % (var, text, 'an integer' if kind is int else 'a number'),
-                       'fix or unset %s (module load alphafold sets it from the site config)' % var, EXIT_INPUT)
-
-
 def _first(*values):
     return next((v for v in values if v is not None), None)
 
 
 def cpu_options_from_args(args):
+    site = site_config.current()
     return cpu_options(dict(
         data_dir=args.data_dir, db_preset=args.db_preset or 'full_dbs',
         max_template_date=args.max_template_date or '2100-01-01', cpus=args.cpus, serial=args.serial,
         timeout=args.timeout, overwrite=args.overwrite, progress_interval=args.progress_interval,
-        feature_cache=args.feature_cache or _env('ALPHAFOLD_FEATURE_CACHE'),
+        feature_cache=site_config.resolve(args.feature_cache, 'ALPHAFOLD_FEATURE_CACHE', site.cache.feature_cache),
         binary_paths={t: getattr(args, t + '_binary') for t in TOOLS},
         templates=not args.no_templates, msa_paths=tuple(os.path.abspath(p) for p in args.msa or ()),
         model_preset=args.model_preset, msa_mode=args.msa_mode or JACKHMMER))
@@ -381,18 +377,19 @@ def gpu_options_from_args(args):
             buckets = site_config.length_edges(args.buckets)
         except ValueError as exc:
             raise KitError('--buckets %r: give %s' % (args.buckets, exc), FIX, EXIT_INPUT)
-    mode = args.memory_mode or _env('ALPHAFOLD_MEMORY_MODE') or 'auto'
-    if mode not in site_config.MEMORY_MODES:
-        raise KitError('ALPHAFOLD_MEMORY_MODE=%r is not one of %s' % (mode, ', '.join(site_config.MEMORY_MODES)),
-                       'fix or unset ALPHAFOLD_MEMORY_MODE, or pass --memory-mode', EXIT_INPUT)
+    site = site_config.current()
     return gpu_options(dict(
         data_dir=args.data_dir, model_preset=args.model_preset, models=args.models,
         num_recycle=args.num_recycle, random_seed=args.random_seed, models_to_relax=args.models_to_relax,
-        use_gpu_relax=args.use_gpu_relax, memory_mode=mode,
-        mem_fraction=_first(args.mem_fraction, _env('ALPHAFOLD_MEM_FRACTION', float)),
-        unified_threshold=_first(args.unified_threshold, _env('ALPHAFOLD_UNIFIED_THRESHOLD', int), 1200),
+        use_gpu_relax=args.use_gpu_relax,
+        memory_mode=site_config.resolve(args.memory_mode, 'ALPHAFOLD_MEMORY_MODE', site.memory.mode,
+                                        choices=site_config.MEMORY_MODES),
+        mem_fraction=site_config.resolve(args.mem_fraction, 'ALPHAFOLD_MEM_FRACTION', site.memory.mem_fraction,
+                                         kind=float),
+        unified_threshold=site_config.resolve(args.unified_threshold, 'ALPHAFOLD_UNIFIED_THRESHOLD',
+                                              site.memory.unified_threshold, kind=int),
         require_gpu=args.require_gpu, result_pkl=not args.no_result_pkl, buckets=buckets,
-        compile_cache_dir=args.compile_cache_dir or _env('ALPHAFOLD_JAX_CACHE_DIR'),
+        compile_cache_dir=site_config.resolve(args.compile_cache_dir, 'ALPHAFOLD_JAX_CACHE_DIR', site.cache.jax_cache),
         plots=not args.no_plots, overwrite=args.overwrite, progress_interval=args.progress_interval,
         num_seeds=_first(args.num_seeds, 5 if args.model_preset == 'multimer' else 1)))
 
@@ -403,10 +400,13 @@ EXECUTORS = ('local', 'slurm')
 @dataclass
 class BatchSettings:
     """How alphafold-batch runs: the executor, the Slurm settings (the site config's [slurm],
-    overridden by submit's options) and the length-bucket edges (None: the kit's default list)."""
+    overridden by submit's options), the length-bucket edges (None: the kit's default list) and
+    the GPU worker's relax processes (the site config's [batch] relax_workers)."""
     executor: str = 'local'
     slurm: site_config.Slurm = field(default_factory=site_config.Slurm)
     buckets: Optional[Tuple[int, ...]] = None
+    relax_workers: int = site_config.Batch.relax_workers
+    relax_on_gpu: bool = site_config.Batch.relax_on_gpu
 
     def check(self):
         if self.executor not in EXECUTORS:

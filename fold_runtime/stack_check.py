@@ -1,7 +1,7 @@
 """python -m fold_runtime.stack_check [--gpu]: does this environment's stack run AlphaFold?
 
 What `make check-install` and the images' %test run inside the environment. Each check prints
-OK or FAIL; the exit status is the number of failures (0: the stack works). Importing the
+OK or FAIL; the exit status is 0 when the stack works, else EXIT_FAILED (kit_common.errors). Importing the
 packages is not enough (a stack with the wrong dm-haiku, protobuf or OpenMM imports `alphafold`
 fine): the checks import the model, relax and data pipeline modules, read the stereo-chemistry
 table, build a model config, start jax and OpenMM, and find kalign 2.04.
@@ -11,6 +11,7 @@ import sys
 import traceback
 
 import fold_runtime
+from kit_common.errors import EXIT_FAILED, EXIT_OK
 
 
 def checks(want_gpu):
@@ -86,7 +87,7 @@ def main(argv=None):
             print('FAIL %s: %s: %s (%s:%d)' % (label, type(e).__name__, e, last.filename, last.lineno), flush=True)
         else:
             print('OK   %s%s' % (label, ': %s' % detail if detail else ''), flush=True)
-    return failures
+    return EXIT_FAILED if failures else EXIT_OK
 
 
 if __name__ == '__main__':

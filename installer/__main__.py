@@ -7,7 +7,7 @@ import sys
 
 from installer import install, locks, methods, recipes, stack
 from kit_common import entry
-from kit_common.errors import KitError
+from kit_common.errors import EXIT_FAILED, EXIT_OK, KitError
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def run(args):
     elif args.command == 'uninstall':
         install.uninstall(args.prefix, args.variant)
     elif args.command == 'check-install':
-        return 1 if install.check_install(args.prefix, args.variant, args.gpu) else 0
+        return EXIT_FAILED if install.check_install(args.prefix, args.variant, args.gpu) else EXIT_OK
     elif args.command == 'finish-stack':
         rows = recipes.variants()
         if args.variant not in rows:

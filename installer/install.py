@@ -21,14 +21,13 @@ import subprocess
 
 from data_sync.layout import choose_data_dir
 from fold_runtime import __version__
-from installer import ROOT, builds, methods, modulefile, recipes
-from kit_common import locks, site_config, tools
+from installer import ROOT, builds, methods, modulefile, recipes, template
+from kit_common import commands, locks, site_config, tools
 from kit_common.errors import EXIT_MISSING, KitError
 from kit_common.files import make_dirs, write_bytes, write_text
 
 logger = logging.getLogger(__name__)
 
-COMMANDS = ('alphafold-msa', 'alphafold-predict', 'alphafold-run', 'alphafold-batch', 'alphafold-data')
 EXAMPLE_SITE_CONFIG = os.path.join(ROOT, 'installer', 'site.conf.example')
 
 
@@ -149,10 +148,11 @@ def read_runtime_env(vardir):
 def install_wrappers(vardir):
     bindir = os.path.join(vardir, 'bin')
     target = os.path.join(bindir, 'alphafold-kit-wrapper')
-    shutil.copyfile(os.path.join(ROOT, 'installer', 'wrapper.sh'), target + '.new')
+    write_text(target + '.new', template.render(os.path.join(ROOT, 'installer', 'wrapper.sh'),
+                                                {'commands': commands.wrapper_table()}))
     os.chmod(target + '.new', 0o755)   # explicit, not from the umask: every user runs it
     os.replace(target + '.new', target)
-    for name in COMMANDS:
+    for name in commands.NAMES:
         link = os.path.join(bindir, name)
         if not os.path.islink(link):
             os.symlink('alphafold-kit-wrapper', link)

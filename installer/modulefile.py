@@ -24,15 +24,8 @@ def spec(version, variant, vardir, site, runtime_env):
     env = [('ALPHAFOLD_KIT_VERSION', version), ('ALPHAFOLD_KIT_VARIANT', variant),
            ('ALPHAFOLD_SITE_CONFIG', vardir + '/etc/site.conf'),
            ('ALPHAFOLD_SHARED_DATA', site.data.shared_root)]
+    # No copies of other settings: the runtime reads the site config itself, so editing it applies.
     env += list(runtime_env.items())
-    optional = [('ALPHAFOLD_LOCAL_DATA', site.data.local_root),
-                ('ALPHAFOLD_MEMORY_MODE', site.memory.mode),
-                ('ALPHAFOLD_UNIFIED_THRESHOLD', site.memory.unified_threshold),
-                ('ALPHAFOLD_MEM_FRACTION', site.memory.mem_fraction),
-                ('ALPHAFOLD_FEATURE_CACHE', site.cache.feature_cache),
-                ('ALPHAFOLD_JAX_CACHE_DIR', site.cache.jax_cache)]
-    # Unset settings stay unset, so the runtime's own defaults apply.
-    env += [(name, str(value)) for name, value in optional if value not in (None, '')]
     for name, value in env:   # PREFIX is in ALPHAFOLD_SITE_CONFIG, the site's roots in *_DATA
         check_value(name, value)
     return {

@@ -10,13 +10,8 @@ vardir=$(dirname "$(dirname "$self")")     # PREFIX/<version>/<variant>
 source "$vardir/etc/runtime.env"
 cmd=$(basename "$0")
 sub=${1:-}
-case "$cmd" in
-  alphafold-msa)     entry=(-m fold_runtime msa);     gpu=0 ;;
-  alphafold-predict) entry=(-m fold_runtime predict); gpu=1 ;;
-  alphafold-run)     entry=(-m fold_runtime run);     gpu=1 ;;
-  alphafold-batch)   entry=(-m fold_runtime batch)    # GPU workers: in job scripts and local runs
-                     case "$sub" in gpu-worker|submit|retry) gpu=1 ;; *) gpu=0 ;; esac ;;
-  alphafold-data)    entry=(-m data_sync);            gpu=0 ;;
+case "$cmd" in   # rendered at install from kit_common/commands.py
+@{commands}
   *) echo "alphafold wrapper: unknown command name '$cmd'" >&2; exit 2 ;;
 esac
 # Batch job scripts call the kit through these wrappers, in or out of the image.

@@ -4,6 +4,7 @@ import logging
 import signal
 import sys
 
+from kit_common import site_config
 from kit_common.errors import KitError
 
 LOGGER = 'alphafold_kit'
@@ -48,5 +49,15 @@ def run(func, argv, prog):
         return 130
 
 
+# What answers without the site config, so a broken one can still be diagnosed.
+SITE_FREE = ('-h', '--help', '--version', '--explain')
+
+
 def main(func, argv, prog):
-    sys.exit(run(func, sys.argv[1:] if argv is None else argv, prog))
+    """A kit command: the site config ($ALPHAFOLD_SITE_CONFIG) read and checked before anything
+    else, so a broken one stops it (exit 2, naming file, key and fix) whatever its options cover."""
+    def started(args):
+        if not set(SITE_FREE) & set(args):
+            site_config.current()
+        return func(args)
+    sys.exit(run(started, sys.argv[1:] if argv is None else argv, prog))

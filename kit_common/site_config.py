@@ -1,7 +1,9 @@
 """The one site configuration file, parsed and validated once into typed sections.
 
-The installer copies it to PREFIX/<version>/<variant>/etc/site.conf and renders the modulefiles from it;
-the modulefile exports ALPHAFOLD_SITE_CONFIG; the runtime and alphafold-data read it from there.
+The installer copies it to PREFIX/<version>/<variant>/etc/site.conf; the modulefile (and the
+wrapper) export ALPHAFOLD_SITE_CONFIG, and every command reads it from there when it starts
+(kit_common.entry.main), so an edit after install applies to the next command. Each setting is
+resolve()d: command line > environment > site config > default.
 An unknown section or key, a value of the wrong type and an unreadable file are KitErrors that
 name the file, the key and the fix. installer/site.conf.example documents every key.
 """
@@ -96,8 +98,13 @@ def length_edges(text):
 @dataclass(frozen=True)
 class Batch:
     length_buckets: str = ''
+    relax_workers: int = 1
+    relax_on_gpu: bool = False
 
     def check(self):
+        if not 0 <= self.relax_workers <= COUNT_LIMITS['gpu_cpus_per_task']:
+            return 'relax_workers must be at least 0 (relax inline) and at most %d, got %d' % (
+                COUNT_LIMITS['gpu_cpus_per_task'], self.relax_workers)
         try:
             length_edges(self.length_buckets)
         except ValueError as exc:
@@ -130,6 +137,42 @@ class SiteConfig:
 
 def path_from_env():
     return os.environ.get(ENV_VAR) or None
+
+
+_CURRENT = {}
+
+
+def current():
+    """This process's site config ($ALPHAFOLD_SITE_CONFIG, else the defaults), read once."""
+    path = path_from_env()
+    if path not in _CURRENT:
+        _CURRENT[path] = load(path)
+    return _CURRENT[path]
+
+
+def env_value(var, kind=str, choices=()):
+    """A kit variable's value (None when unset or empty), checked like the option it stands for."""
+    text = os.environ.get(var) if var else None
+    if not text:
+        return None
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or (choices and value not in choices):
+        form = ('one of ' + ', '.join(choices)) if choices else 'an integer' if kind is int else 'a number'
+        raise KitError('%s=%r is not %s' % (var, text, form), 'fix or unset %s' % var, EXIT_INPUT)
+    return value
+
+
+def resolve(given, var, site_value, default=None, kind=str, choices=()):
+    """A setting by the kit's one precedence: command line (given) > environment ($var) > site
+    config > default. site_value may be a function, asked only when the first two are unset."""
+    for value in (given, lambda: env_value(var, kind, choices), site_value):
+        value = value() if callable(value) else value
+        if value not in (None, ''):
+            return value
+    return default
 
 
 def load(path=None):

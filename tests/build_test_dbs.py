@@ -223,16 +223,23 @@ def mmseqs(*args):
 
 
 def build_colabfold_db(prefix, records, work):
+    """build_colabfold_db_from_fasta for (name, sequence) records."""
+    fasta = os.path.join(work, os.path.basename(prefix) + '.fasta')
+    write_fasta(fasta, records)
+    build_colabfold_db_from_fasta(prefix, fasta, work)
+
+
+def build_colabfold_db_from_fasta(prefix, fasta, work, clustering='cluster'):
     """An MMseqs2 expandable profile database in the layout of ColabFold's (tsv2exprofiledb's): the
     records clustered at 30% identity as UniRef30's are; <prefix> holds the clusters'
     representatives, <prefix>_seq every member and <prefix>_aln each representative's alignments to
-    its members (with backtraces, as expandaln needs), all under one set of keys, with headers."""
+    its members (with backtraces, as expandaln needs), all under one set of keys, with headers.
+    clustering: 'cluster', or 'linclust' (linear time, for the benchmarks' millions of sequences)."""
     name = os.path.basename(prefix)
-    fasta, clusters = os.path.join(work, name + '.fasta'), os.path.join(work, name + '_clu')
-    write_fasta(fasta, records)
+    clusters = os.path.join(work, name + '_clu')
     os.makedirs(os.path.dirname(prefix), exist_ok=True)
     mmseqs('createdb', fasta, prefix + '_seq', '--shuffle', '0')
-    mmseqs('cluster', prefix + '_seq', clusters, os.path.join(work, name + '_tmp'), '--min-seq-id', '0.3', '-c', '0.8',
+    mmseqs(clustering, prefix + '_seq', clusters, os.path.join(work, name + '_tmp'), '--min-seq-id', '0.3', '-c', '0.8',
            '--threads', '2')
     mmseqs('createsubdb', clusters, prefix + '_seq', prefix)
     # createsubdb links the headers, .lookup and .source by absolute path, into the build's temporary

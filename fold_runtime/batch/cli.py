@@ -14,11 +14,11 @@ import sys
 import time
 
 from data_sync.registry import MMSEQS2
-from fold_runtime import fasta, options
+from fold_runtime import fasta, options, target_layout
 from fold_runtime.batch import executors, inputs, mmseqs_chunks, screen, state as batch_state
 from fold_runtime.cpu_stage import user_msa
 from kit_common import entry, site_config, text, typed
-from kit_common.errors import EXIT_HELP, EXIT_INPUT, EXIT_MISMATCH, EXIT_MISSING, KitError
+from kit_common.errors import EXIT_FAILED, EXIT_HELP, EXIT_INPUT, EXIT_MISMATCH, EXIT_MISSING, EXIT_OK, KitError
 
 log = logging.getLogger(__name__)
 CHAIN_CACHE = 'chain-cache'
@@ -26,7 +26,7 @@ CHAIN_CACHE = 'chain-cache'
 
 def add_batch_options(p):
     g = p.add_argument_group('batch')
-    g.add_argument('--executor', choices=options.EXECUTORS, default='local',
+    g.add_argument('--executor', choices=options.EXECUTORS, default=options.BatchSettings.executor,
                    help='local: a process pool and GPU workers here (default); slurm: job arrays')
     for opt, what in (('--cpu-partition', 'CPU-stage partition'), ('--gpu-partition', 'GPU-stage partition'),
                       ('--account', 'Slurm account')):
@@ -34,7 +34,8 @@ def add_batch_options(p):
     g.add_argument('--gpu-workers', type=int, help='GPU worker jobs (slurm; default: the site config)')
     g.add_argument('--cpus-per-task', type=int,
                    help='CPUs of each CPU-stage task (default: the site config); local runs --cpus / this at once')
-    g.add_argument('--wait', action='store_true', help='block until every target has finished; exit 1 if any failed')
+    g.add_argument('--wait', action='store_true',
+                   help='block until every target has finished; exit %d if any failed' % EXIT_FAILED)
     g.add_argument('--dry-run', action='store_true', help='print the job scripts; write and submit nothing')
     g.add_argument('--force', action='store_true',
                    help='resubmit an existing batch with other options (they replace the stored ones)')
@@ -50,23 +51,25 @@ def submit_parser():
 
 
 def settings_from(args, site):
-    """The batch's executor settings: the site config's [slurm] and [batch], overridden by options."""
-    overrides = {k: getattr(args, k) for k in ('cpu_partition', 'gpu_partition', 'account', 'gpu_workers',
-                                              'cpus_per_task') if getattr(args, k) is not None}
+    """The batch's executor settings: the site config's [slurm] and [batch], overridden by the
+    options that exist for them (--cpu-partition, ...; no environment variables)."""
+    slurm = {k: site_config.resolve(getattr(args, k, None), None, v, default=v)
+             for k, v in typed.to_dict(site.slurm).items()}
     return options.batch_settings({'executor': args.executor, 'buckets': site.batch.edges,
-                                   'slurm': dict(typed.to_dict(site.slurm), **overrides)})   # overrides checked too
+                                   'relax_workers': site.batch.relax_workers, 'relax_on_gpu': site.batch.relax_on_gpu,
+                                   'slurm': slurm})   # the options checked too
 
 
 def _absolute(path):
     return os.path.abspath(path) if path else path
 
 
-def stage_options_from(args, site):
+def stage_options_from(args):
     """Both stages' options with every path absolute, so jobs resolve them as submit did."""
     cpu_opts = options.cpu_options_from_args(args)
     cpu_opts = dataclasses.replace(
         cpu_opts, data_dir=_absolute(cpu_opts.data_dir),
-        feature_cache=_absolute(cpu_opts.feature_cache or site.cache.feature_cache or None),
+        feature_cache=_absolute(cpu_opts.feature_cache),
         binary_paths={t: _absolute(p) for t, p in cpu_opts.binary_paths.items()})
     gpu_opts = options.gpu_options_from_args(args)
     gpu_opts = dataclasses.replace(gpu_opts, data_dir=_absolute(gpu_opts.data_dir),
@@ -84,8 +87,8 @@ def run_submit(argv):
 def submit(args, read_targets, write_inputs=None):
     """Check everything, record the batch and run it. read_targets(cpu_opts, out): its targets;
     write_inputs(targets): what they need on disk, written once the batch is recorded."""
-    site = site_config.load()
-    cpu_opts, gpu_opts = stage_options_from(args, site)   # every option checked before any work
+    site = site_config.current()
+    cpu_opts, gpu_opts = stage_options_from(args)   # every option checked before any work
     settings = settings_from(args, site)
     out = os.path.abspath(args.output_dir)
     executors.EXECUTORS[settings.executor].check(out)
@@ -182,7 +185,7 @@ def launch(out, unit_names, args, batch=None):
     groups = batch_state.units(batch)
     todo = [u for u in unit_names if any(status[t['name']]['stage'] != 'done' for t in groups[u])]
     msa = [u for u in todo if batch_state.read_stage(out, u, 'msa').get('state') != 'done'
-           or not os.path.exists(os.path.join(out, u, 'features.pkl'))]
+           or not os.path.exists(os.path.join(out, u, target_layout.FEATURES))]
     if not todo:
         log.info('every target is done already; nothing to run')
         return 0
@@ -201,7 +204,7 @@ def launch(out, unit_names, args, batch=None):
         return 0
     if settings.executor == 'local':
         print_table(batch_state.statuses(out))
-        return 1 if unfinished else 0
+        return EXIT_FAILED if unfinished else EXIT_OK
     return watch(out, until_finished=True) if args.wait else 0
 
 
@@ -260,8 +263,9 @@ def status_rows(out):
 def print_table(rows, stream=sys.stdout):
     counts = {st: sum(1 for r in rows if r['stage'] == st) for st in batch_state.STAGES}
     print('  '.join('%s %d' % (k, v) for k, v in counts.items()), file=stream)
-    fmt = '%-28s %-10s %-24s %-16s %-16s %-13s %6s %6s  %s'
-    print(fmt % ('TARGET', 'STAGE', 'FEATURES', 'MSA JOB', 'PREDICT JOB', 'BEST MODEL', 'pLDDT', 'pTM', 'ERROR'),
+    fmt = '%-28s %-10s %-24s %-16s %-16s %9s %7s %-13s %6s %6s  %s'
+    print(fmt % ('TARGET', 'STAGE', 'FEATURES', 'MSA JOB', 'PREDICT JOB', 'PREDICT_S', 'RELAX_S', 'BEST MODEL',
+                 'pLDDT', 'pTM', 'ERROR'),
           file=stream)
     for r in rows:
         jobs = ['%s %s' % (r[k], r['job_states'].get(k, '')) if r.get('job_states') else (r[k] or '-')
@@ -269,7 +273,7 @@ def print_table(rows, stream=sys.stdout):
         error = (r['error'] or '').splitlines()[0][:100] if r['error'] else ''
         best = r.get('best') or {}
         print(fmt % (r['name'], r['stage'], r['features'] or '-', jobs[0].strip() or '-', jobs[1].strip() or '-',
-                     best.get('model', '-'), _score(best.get('mean_plddt'), '%.1f'), _score(best.get('ptm'), '%.3f'),
+                     _score(r['predict_s'], '%.1f'), _score(r['relax_s'], '%.1f'), best.get('model', '-'), _score(best.get('mean_plddt'), '%.1f'), _score(best.get('ptm'), '%.3f'),
                      error), file=stream)
 
 
@@ -297,7 +301,7 @@ def run_status(argv):
         print()
     else:
         print_table(rows)
-    return 1 if any(r['stage'] == 'failed' for r in rows) else 0
+    return EXIT_FAILED if any(r['stage'] == 'failed' for r in rows) else EXIT_OK
 
 
 def watch(out, until_finished, interval=5.0, clear=False):
@@ -317,7 +321,7 @@ def watch(out, until_finished, interval=5.0, clear=False):
             sys.stdout.flush()
             shown = table.getvalue()
         if finished or (until_finished and not _active(out)):   # no job left: nothing will change
-            return 1 if any(r['stage'] != 'done' for r in rows) else 0
+            return EXIT_FAILED if any(r['stage'] != 'done' for r in rows) else EXIT_OK
         time.sleep(interval)
 
 
@@ -390,5 +394,5 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in COMMANDS:
         print(USAGE, file=sys.stderr if argv and argv[0] not in ('-h', '--help') else sys.stdout)
-        sys.exit(0 if argv and argv[0] in ('-h', '--help') else 2)
+        sys.exit(EXIT_OK if argv and argv[0] in ('-h', '--help') else EXIT_INPUT)
     entry.main(COMMANDS[argv[0]], argv[1:], 'alphafold-batch ' + argv[0])

@@ -18,6 +18,7 @@ import os
 import time
 
 from data_sync import registry
+from fold_runtime import target_layout
 from fold_runtime.batch import state
 from fold_runtime.cpu_stage import colabfold_search
 from kit_common import digests, files, locks
@@ -102,7 +103,7 @@ def stored_path(store, env, sequence):
 def _search(out, unit, chunk, sequences, store, lock_dir, env):
     """One MMseqs2 run for unit and the chunk's proteins that have neither features nor a stored A3M."""
     todo = [u for u in chunk if u == unit or not (os.path.exists(stored_path(store, env, sequences[u]))
-                                                  or os.path.exists(os.path.join(out, u, 'features.pkl')))]
+                                                  or os.path.exists(os.path.join(out, u, target_layout.FEATURES)))]
     work = os.path.join(lock_dir, 'work')
     files.remove_tree(work)
     started = time.time()

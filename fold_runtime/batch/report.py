@@ -1,7 +1,7 @@
 """alphafold-batch report: <out>/report.json (unique proteins per hour, busy fractions, compiles,
 cache hits, stage-time statistics, every target with its best model's scores and ISO-8601 times),
 <out>/summary.csv (one row per target) and <out>/report.png: a timeline of every unique target's
-CPU and GPU stage (as the paper's Figures 6-9) above each target's stage times."""
+CPU stage, prediction and relaxation (as the paper's Figures 6-9) above each target's stage times."""
 import csv
 import glob
 import io
@@ -14,9 +14,13 @@ from fold_runtime.batch import state as batch_state
 from kit_common import files, text as text_lists
 
 CSV_COLUMNS = ('target', 'stage', 'duplicate_of', 'length', 'features', 'best_model', 'mean_plddt', 'ptm', 'iptm',
-               'ranking_confidence', 'msa_s', 'predict_s', 'msa_start', 'predict_end', 'error')
-COLORS = {'msa': 'tab:blue', 'predict': 'tab:orange'}
-STAGE_NAMES = {'msa': 'CPU stage', 'predict': 'GPU stage'}
+               'ranking_confidence', 'msa_s', 'predict_s', 'relax_s', 'msa_start', 'predict_end', 'error')
+# A stage's interval in a status row: the prediction ends where its relaxation is handed off.
+SPANS = {'msa': ('msa_start', 'msa_end'), 'predict': ('predict_start', 'predicted'),
+         'relax': ('relax_start', 'relax_end')}
+COLORS = {'msa': 'tab:blue', 'predict': 'tab:orange', 'relax': 'tab:green'}
+STAGE_NAMES = {'msa': 'CPU stage', 'predict': 'prediction', 'relax': 'relaxation and ranked files'}
+LANES = {'msa': -0.25, 'predict': 0.0, 'relax': 0.25}
 
 
 def _stats(values):
@@ -28,7 +32,9 @@ def _stats(values):
 
 
 def _seconds(row, stage):
-    start, end = row[stage + '_start'], row[stage + '_end']
+    start, end = (row[k] for k in SPANS[stage])
+    if stage == 'predict':
+        end = end or row['predict_end']   # a prediction recorded without a relax step
     return end - start if start and end else None
 
 
@@ -40,7 +46,7 @@ def summarise(out):
             workers.append(json.load(f))
     primaries = [r for r in rows if r['name'] == r['primary']]
     starts = [t for r in rows for t in (r['msa_start'], r['predict_start']) if t]
-    ends = [t for r in rows for t in (r['msa_end'], r['predict_end']) if t]
+    ends = [t for r in rows for t in (r['msa_end'], r['predict_end'], r['relax_end']) if t]
     wall = max(ends) - min(starts) if starts and ends else 0.0
     # Throughput counts unique sequences: a duplicate costs nothing, so counting it would flatter.
     unique_done = sum(1 for r in primaries if r['stage'] == 'done')
@@ -56,14 +62,17 @@ def summarise(out):
         'chain_searches': chain_searches(out, primaries),
         'cpu_stage_runs': sum(1 for r in primaries if r['features'] == 'cpu_stage'),
         'wall_s': round(wall, 1), 'proteins_per_hour': round(unique_done * 3600.0 / wall, 2) if wall else None,
-        # Prediction and relaxation over the workers' wall time; "GPU busy" only where a GPU was used.
-        'worker_busy_fraction': busy, 'accelerator_used': accelerator,
+        # Prediction alone over the workers' wall time (relaxation runs beside it, in the relax
+        # pool); "GPU busy" only where a GPU was used.
+        'worker_busy_fraction': busy,
+        'predict_s': round(sum(w.get('busy_s', 0) for w in workers), 1),
+        'relax_s': round(sum(w.get('relax_s', 0) for w in workers), 1), 'accelerator_used': accelerator,
         'gpu_busy_fraction': busy if accelerator else None,
         'compiles': sum(w.get('compiles', 0) for w in workers),
         'compile_s': round(sum(w.get('compile_s', 0) for w in workers), 1),
         'workers': len(workers),
         'stage_seconds': {stage: _stats([s for s in (_seconds(r, stage) for r in primaries) if s is not None])
-                          for stage in ('msa', 'predict')},
+                          for stage in SPANS},
         'per_target': rows,
     }
 
@@ -92,13 +101,14 @@ def csv_text(rows):
     writer.writeheader()
     for r in by_iptm(rows):
         best = r.get('best') or {}
-        seconds = {stage: _seconds(r, stage) for stage in ('msa', 'predict')}
+        seconds = {stage: _seconds(r, stage) for stage in SPANS}
         writer.writerow({
             'target': r['name'], 'stage': r['stage'], 'duplicate_of': '' if r['name'] == r['primary'] else r['primary'],
             'length': r['length'], 'features': r['features'] or '', 'best_model': best.get('model', ''),
             'mean_plddt': _round(best.get('mean_plddt'), 2), 'ptm': _round(best.get('ptm'), 4),
             'iptm': _round(best.get('iptm'), 4), 'ranking_confidence': _round(best.get('ranking_confidence'), 4),
             'msa_s': _round(seconds['msa'], 1), 'predict_s': _round(seconds['predict'], 1),
+            'relax_s': _round(seconds['relax'], 1),
             'msa_start': batch_state.iso(r['msa_start']) or '', 'predict_end': batch_state.iso(r['predict_end']) or '',
             'error': (r['error'] or '').splitlines()[0] if r['error'] else ''})
     return buf.getvalue()
@@ -113,9 +123,10 @@ def title(summary):
     text = '%d targets, %d unique' % (summary['targets'], summary['unique_sequences'])
     if duplicates:
         text += ' (duplicates not drawn, they share their twin\'s run: %s)' % text_lists.listing(duplicates, 5)
-    text += '\n%s unique proteins/hour; ' % summary['proteins_per_hour']
+    text += '\n%s unique proteins/hour; predict %.0f s, relax %.0f s; ' % (
+        summary['proteins_per_hour'], summary['predict_s'], summary['relax_s'])
     if summary['accelerator_used']:
-        return text + 'accelerator busy %.0f%%' % (100 * summary['gpu_busy_fraction'])
+        return text + 'accelerator busy %.0f%% (predictions only)' % (100 * summary['gpu_busy_fraction'])
     return text + 'no accelerator used (CPU only)'
 
 
@@ -123,14 +134,14 @@ def figure(summary):
     """The report's figure, unique targets only: the timeline above each target's stage times on
     a log scale, so a seconds-long cache hit shows beside an hours-long prediction. On the
     timeline a bar is at least 0.4% of the batch's span wide (the exact times are below), and a
-    target's CPU and GPU stages sit on two lanes, so neither hides the other."""
+    target's CPU stage, prediction and relaxation sit on three lanes, so none hides another."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     rows = [r for r in summary['per_target'] if r['name'] == r['primary']]
     starts = [t for r in rows for t in (r['msa_start'], r['predict_start']) if t]
     t0 = min(starts) if starts else 0.0
-    seconds = {(i, stage): _seconds(r, stage) for i, r in enumerate(rows) for stage in ('msa', 'predict')}
+    seconds = {(i, stage): _seconds(r, stage) for i, r in enumerate(rows) for stage in SPANS}
     seconds = {k: v for k, v in seconds.items() if v is not None}
     floor = (min(seconds.values()) if seconds else 1.0) / 2.0   # the log axis' left end
     min_width = summary['wall_s'] / 60.0 * 0.004
@@ -138,10 +149,10 @@ def figure(summary):
     fig, (timeline, times) = plt.subplots(2, 1, figsize=(10, 2.5 + 2 * height),
                                           gridspec_kw={'height_ratios': [height, height]})
     for (i, stage), value in sorted(seconds.items()):
-        offset = -0.2 if stage == 'msa' else 0.2
-        timeline.barh(i + offset, max(value / 60.0, min_width), left=(rows[i][stage + '_start'] - t0) / 60.0,
-                      color=COLORS[stage], height=0.4)
-        times.barh(i + offset, value - floor, left=floor, color=COLORS[stage], height=0.4, label=STAGE_NAMES[stage])
+        offset = LANES[stage]
+        timeline.barh(i + offset, max(value / 60.0, min_width), left=(rows[i][SPANS[stage][0]] - t0) / 60.0,
+                      color=COLORS[stage], height=0.25)
+        times.barh(i + offset, value - floor, left=floor, color=COLORS[stage], height=0.25, label=STAGE_NAMES[stage])
         times.text(value, i + offset, ' %.1f s' % value, va='center', fontsize=7)
     for ax in (timeline, times):
         ax.set_yticks(range(len(rows)))
@@ -152,7 +163,7 @@ def figure(summary):
     timeline.set_title(title(summary), fontsize=9)
     times.set_xscale('log')
     times.set_xlim(floor, max(list(seconds.values()) + [floor * 10]) * 3)
-    times.set_xlabel('seconds per stage, log scale (CPU stage: blue, GPU stage: orange)')
+    times.set_xlabel('seconds per stage, log scale (CPU stage: blue, prediction: orange, relaxation: green)')
     handles = dict(zip(*reversed(times.get_legend_handles_labels())))
     if handles:
         times.legend(handles.values(), handles.keys(), fontsize=8, loc='lower right')

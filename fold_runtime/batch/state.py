@@ -15,7 +15,7 @@ from fold_runtime import fasta, options
 from kit_common import files, typed
 from kit_common.errors import EXIT_INPUT, KitError
 
-STAGES = ('pending', 'msa', 'ready', 'predicting', 'done', 'failed')
+STAGES = ('pending', 'msa', 'ready', 'predicting', 'relaxing', 'done', 'failed')
 # 2: typed options as JSON (cpu_options, gpu_options, settings); 1 stored argv ('run_args').
 FORMAT = 2
 
@@ -60,7 +60,8 @@ def option_changes(old, new):
     that a batch written by an earlier kit version lacks counts as its default, so adding an
     option does not make every running batch refuse a resubmit."""
     defaults = json.loads(json.dumps({'cpu_options': typed.to_dict(options.CpuStageOptions()),
-                                      'gpu_options': typed.to_dict(options.GpuStageOptions())}))
+                                      'gpu_options': typed.to_dict(options.GpuStageOptions()),
+                                      'settings': typed.to_dict(options.BatchSettings())}))
     changes = []
     for part in OPTION_PARTS:
         before, after = dict(defaults.get(part, {}), **(old.get(part) or {})), new[part]
@@ -121,11 +122,12 @@ def job_id():
 
 
 def write_stage(out, name, stage, state, **fields):
-    """Record a target's stage ('msa' or 'predict') as running, done or failed."""
+    """Record a target's stage ('msa' or 'predict') as running, done or failed; a prediction in
+    between as relaxing (predicted, its relaxation and ranked files to come: not done yet)."""
     path = batch_dir(out, 'state', '%s.%s.json' % (name, stage))
     record = read_stage(out, name, stage) if state != 'running' else {}
     record.update(fields, state=state, host=socket.gethostname(), job=job_id())
-    record['started' if state == 'running' else 'finished'] = time.time()
+    record[{'running': 'started', 'relaxing': 'predicted'}.get(state, 'finished')] = time.time()
     files.write_json(path, record)
     return record
 
@@ -176,6 +178,8 @@ def target_status(out, entry):
     pred = own if name == primary else read_stage(out, primary, 'predict')
     if own.get('state') == 'done' or pred.get('state') == 'failed':
         stage = own.get('state') if own.get('state') == 'done' else 'failed'
+    elif pred.get('state') == 'relaxing':
+        stage = 'relaxing'
     elif pred.get('state') in ('running', 'done'):
         stage = 'predicting'
     elif msa.get('state') == 'failed':
@@ -192,6 +196,8 @@ def target_status(out, entry):
             'msa_start': msa.get('started'), 'msa_end': msa.get('finished') if msa.get('state') == 'done' else None,
             'predict_start': pred.get('started'),
             'predict_end': pred.get('finished') if pred.get('state') == 'done' else None,
+            'predicted': pred.get('predicted'), 'relax_start': pred.get('relax_start'),
+            'relax_end': pred.get('relax_end'), 'predict_s': pred.get('predict_s'), 'relax_s': pred.get('relax_s'),
             'length': num_residues(entry)}
 
 
@@ -200,7 +206,7 @@ def best_scores(scores):
     return {k: scores[k] for k in ('model', 'mean_plddt', 'ptm', 'iptm', 'ranking_confidence')}
 
 
-TIME_FIELDS = ('msa_start', 'msa_end', 'predict_start', 'predict_end')
+TIME_FIELDS = ('msa_start', 'msa_end', 'predict_start', 'predicted', 'predict_end', 'relax_start', 'relax_end')
 
 
 def iso(seconds):

@@ -2,17 +2,23 @@
 their features become ready, shortest first, each padded up to its length bucket so compiled
 executables are reused (and shared across jobs through the persistent compilation cache).
 
-GPU-busy fraction = time in prediction and relaxation over the worker's wall time; loading
-weights, compiling, preparing features and waiting for the CPU stage count as idle.
+Each target's relaxation and ranked files go to the relax pool (relax_pool.py, the site's [batch]
+relax_workers) while the worker predicts the next; the target is done when they are written.
+
+GPU-busy fraction = time in prediction over the worker's wall time; loading weights, compiling,
+preparing features, relaxing (in the pool, or inline with relax_workers = 0) and waiting for the
+CPU stage count as idle.
 """
+import concurrent.futures
 import logging
+import multiprocessing
 import os
 import shutil
 import signal
 import time
 
 from fold_runtime import meta
-from fold_runtime.batch import state as batch_state
+from fold_runtime.batch import relax_pool, state as batch_state
 from fold_runtime.batch.executors import EXECUTORS
 from fold_runtime.gpu_stage import padding, predict
 from kit_common import files, locks
@@ -32,6 +38,7 @@ class Worker(object):
         self.started = time.time()
         self.held_elsewhere = set()   # units another worker claimed
         self.current = None
+        self.relaxing = {}   # unit name -> (group, prediction stats, future) while the pool finishes it
         # An exception raised from a signal handler can land in a jax callback, which swallows it:
         # record the stop and leave at once instead (outputs are written atomically).
         signal.signal(signal.SIGTERM, self._terminated)
@@ -40,6 +47,7 @@ class Worker(object):
     def run(self):
         from fold_runtime.gpu_stage.session import Session
         _, gpu_opts, settings = batch_state.stored_options(self.batch)
+        self.pool = relax_pool.Pool(settings.relax_workers, gpu_opts.progress_interval)
         edges = next(e for e in (gpu_opts.buckets, settings.buckets, padding.DEFAULT_EDGES) if e is not None)
         longest = max(batch_state.num_residues(group[0]) for group in self.units.values())
         try:
@@ -47,14 +55,22 @@ class Worker(object):
         except Exception as exc:
             self._failed_to_start(exc)
             raise
+        self.session.use_gpu_relax = relax_pool.on_gpu(gpu_opts.use_gpu_relax, settings, self.session.gpus)
         # The report says "accelerator busy" only of workers that had one.
         self.record.update(load_s=round(time.time() - self.started, 3), buckets=list(edges),
                            models=self.session.models.names, accelerator='gpu' if self.session.gpus else None)
         while not self._orphaned():
+            self._collect()
+            if self.pool.backlogged(len(self.relaxing)):   # each holds a target's models and features
+                self._collect(wait=True)
+                continue
             active = self._cpu_stage_active()
             todo = self._todo()
             ready = [g for g in todo if batch_state.read_stage(self.out, g[0]['name'], 'msa').get('state') == 'done']
             if not ready:
+                if not todo and self.relaxing:
+                    self._collect(wait=True)
+                    continue
                 if not todo or not active:
                     break
                 time.sleep(self.poll)
@@ -64,6 +80,9 @@ class Worker(object):
                 self._predict(group)
             else:
                 self.held_elsewhere.add(group[0]['name'])
+        while self.relaxing:
+            self._collect(wait=True)
+        self.pool.shutdown()
         self._write_record()
         failed = [n for n, t in self.record['targets'].items() if t.get('error')]
         log.info('worker %s: %d targets, %d failed, GPU-busy %.0f%%', self.worker_id, len(self.record['targets']),
@@ -80,6 +99,7 @@ class Worker(object):
             if pred == 'done':
                 self._copy_duplicates(group)
             elif (pred != 'failed' or record.get('interrupted')) and name not in self.held_elsewhere and \
+                    name not in self.relaxing and \
                     batch_state.read_stage(self.out, name, 'msa').get('state') != 'failed':
                 todo.append(group)
         return todo
@@ -93,9 +113,11 @@ class Worker(object):
             batch_state.write_stage(self.out, group[0]['name'], 'predict', 'failed', error=error, interrupted=True)
 
     def _terminated(self, signum, frame):
-        if self.current:
-            batch_state.write_stage(self.out, self.current, 'predict', 'failed', interrupted=True,
+        for name in [n for n in [self.current] + list(self.relaxing) if n]:
+            batch_state.write_stage(self.out, name, 'predict', 'failed', interrupted=True,
                                     error=batch_state.terminated(128 + signum))
+        for child in multiprocessing.active_children():   # the relax pool's processes
+            child.kill()
         self._write_record()
         os._exit(128 + signum)
 
@@ -109,6 +131,7 @@ class Worker(object):
         return bool(self.cpu_stage) and self.executor.cpu_stage_active(self.cpu_stage)
 
     def _predict(self, group):
+        """Predicts a unit, then hands it to the relax pool (or finishes it inline)."""
         entry = group[0]
         name, tdir = entry['name'], os.path.join(self.out, entry['name'])
         batch_state.write_stage(self.out, name, 'predict', 'running', worker=self.worker_id)
@@ -116,24 +139,56 @@ class Worker(object):
         t0 = time.time()
         try:
             feats, _ = predict.load_features(tdir, {'sequence_sha256': meta.sequence_sha256(entry['sequence'])})
-            ranked, timings, scores = predict.predict_target(tdir, feats, self.session)
-            error, best = None, dict(scores[ranked[0]], model=ranked[0])
+            job = predict.predict_models(tdir, feats, self.session)
+            error, timings = None, job.timings
         except Exception as exc:   # one bad target must not stop the worker's others
-            error, timings, best = batch_state.describe(exc), {}, None
+            error, timings = batch_state.describe(exc), {}
         self.current = None
-        # Compiles while predicting; relaxation's eager jax ops compile too, but count as relax time.
         stats = {'length': batch_state.num_residues(entry), 'padded_length': timings.get('padded_length'),
                  'compiles': int(_sum(timings, 'compiles_')), 'compile_s': round(_sum(timings, 'compile_'), 3),
-                 'predict_s': round(_sum(timings, 'predict_'), 3), 'relax_s': round(_sum(timings, 'relax_'), 3),
+                 'predict_s': round(_sum(timings, 'predict_'), 3), 'relax_s': 0.0,
                  'wall_s': round(time.time() - t0, 3), 'start': t0, 'error': error}
-        stats['gpu_busy_fraction'] = round((stats['predict_s'] + stats['relax_s']) / max(stats['wall_s'], 1e-9), 4)
-        self.record['targets'][name] = stats
+        stats['gpu_busy_fraction'] = round(stats['predict_s'] / max(stats['wall_s'], 1e-9), 4)
         if error:
-            log.info('%s FAILED: %s', name, error)
-            batch_state.write_stage(self.out, name, 'predict', 'failed', error=error, **_times(stats))
+            self._finished(group, stats)
+            return
+        batch_state.write_stage(self.out, name, 'predict', 'relaxing', **_times(stats))
+        # Nothing to relax: the ranked files are quicker to write here than a pool process to start.
+        self.relaxing[name] = (group, stats, self.pool.submit(job, inline=job.models_to_relax == 'none'))
+        self._collect()
+
+    def _collect(self, wait=False):
+        """Records the units the relax pool has finished (with wait: waits for one at least)."""
+        futures = [f for _, _, f in self.relaxing.values()]
+        if wait and futures:
+            concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_COMPLETED)
+        for name, (group, stats, future) in list(self.relaxing.items()):
+            if future.done():
+                del self.relaxing[name]
+                self._relaxed(group, stats, future)
+
+    def _relaxed(self, group, stats, future):
+        try:
+            result = future.result()
+        except Exception as exc:   # the pool process died (killed, out of memory)
+            result = {'error': 'its relax process failed: %s' % batch_state.describe(exc), 'timings': {}}
+        # Relaxation's eager jax ops compile too, but count as relax time.
+        stats.update(relax_s=round(_sum(result['timings'], 'relax_'), 3), error=result['error'],
+                     relax_start=result.get('relax_start'), relax_end=result.get('relax_end'))
+        if not result['error']:
+            ranked = result['ranked']
+            stats['best'] = batch_state.best_scores(dict(result['scores'][ranked[0]], model=ranked[0]))
+        self._finished(group, stats)
+
+    def _finished(self, group, stats):
+        name = group[0]['name']
+        self.record['targets'][name] = stats
+        fields = dict(_times(stats), relax_start=stats.get('relax_start'), relax_end=stats.get('relax_end'))
+        if stats['error']:
+            log.info('%s FAILED: %s', name, stats['error'])
+            batch_state.write_stage(self.out, name, 'predict', 'failed', error=stats['error'], **fields)
         else:
-            batch_state.write_stage(self.out, name, 'predict', 'done', best=batch_state.best_scores(best),
-                                    **_times(stats))
+            batch_state.write_stage(self.out, name, 'predict', 'done', best=stats['best'], **fields)
             self._copy_duplicates(group)
             log.info('%s: %d aa (padded to %s): predict %.1f s, compile %.1f s (%d), relax %.1f s', name,
                      stats['length'], stats['padded_length'], stats['predict_s'], stats['compile_s'],
@@ -159,8 +214,9 @@ class Worker(object):
     def _write_record(self):
         targets = self.record['targets'].values()
         wall = time.time() - self.started
-        busy = sum(t['predict_s'] + t['relax_s'] for t in targets)
+        busy = sum(t['predict_s'] for t in targets)
         self.record.update(wall_s=round(wall, 3), busy_s=round(busy, 3),
+                           relax_s=round(sum(t['relax_s'] for t in targets), 3),
                            gpu_busy_fraction=round(busy / wall, 4) if wall else 0.0,
                            compiles=sum(t['compiles'] for t in targets),
                            compile_s=round(sum(t['compile_s'] for t in targets), 3))

@@ -29,7 +29,7 @@ import tempfile
 
 import numpy as np
 
-from fold_runtime import meta
+from fold_runtime import meta, target_layout
 from kit_common import digests, files
 from kit_common.errors import KitError
 
@@ -37,8 +37,7 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 ENTRY_FILE = 'entry.json'
 ARRAYS_FILE = 'features.npz'
-MSA_DIR = 'msas'
-FEATURES_FILE = 'features.pkl'
+MSA_DIR = target_layout.MSAS   # an entry's MSAs, named as in a target directory
 SHARDS = ['%02x' % i for i in range(256)]
 MSA_NAME = re.compile(r'[A-Za-z0-9_][A-Za-z0-9._-]*')
 # Cache and shard directories: group rwx, setgid (entries keep the group), sticky (only an entry's
@@ -67,7 +66,7 @@ def fetch(cache, wanted, target, tdir):
     if feats is None:
         return False
     files.write_json(os.path.join(tdir, meta.META_FILE), dict(wanted, features_source='cache'))
-    files.write_pickle(os.path.join(tdir, FEATURES_FILE), feats)
+    files.write_pickle(os.path.join(tdir, target_layout.FEATURES), feats)
     return True
 
 

@@ -20,8 +20,8 @@ from typing import Dict, NamedTuple
 
 from alphafold.data import pipeline_multimer
 
-from fold_runtime import fasta, meta
 from data_sync import registry
+from fold_runtime import fasta, meta, target_layout
 from fold_runtime.cpu_stage import colabfold_search, feature_cache, features, searches, stage
 from kit_common import files, locks
 
@@ -82,7 +82,7 @@ def _first_of_each_sequence(target):
 def _unique_chain(target, chain, env, tdir, paired):
     query = fasta.Target('%s_%s' % (target.name, chain.chain_id), 'chain_' + chain.chain_id, chain.sequence,
                          target.fasta_path)
-    msa_dir = os.path.join(tdir, 'msas', chain.chain_id)
+    msa_dir = os.path.join(tdir, target_layout.MSAS, chain.chain_id)
     return _Chain(chain.chain_id, query, stage.wanted_meta(query, env, msa_pairing=paired),
                   stage.wanted_meta(query, env, msa_pairing=not paired), msa_dir)
 
@@ -145,7 +145,7 @@ def _search(chains, env, tdir, work_dir, paired):
         files.remove_debris(c.msa_dir)
         plan += searches.chain_plan(env.paths, opts.db_preset, max(1, opts.cpus // len(chains)), opts.templates,
                                     c.chain_id, query, paired, env.shards, opts.msa_mode)
-    return searches.run_all(plan, env.binaries, None, os.path.join(tdir, 'msas'), work_dir,
+    return searches.run_all(plan, env.binaries, None, os.path.join(tdir, target_layout.MSAS), work_dir,
                             timeout=opts.timeout, serial=opts.serial)
 
 
@@ -175,7 +175,7 @@ def _merge(target, chain_feats, env, tdir, work_dir):
     merger = pipeline_multimer.DataPipeline(
         monomer_data_pipeline=_ChainFeatures(chain_feats), jackhmmer_binary_path=env.binaries['jackhmmer'],
         uniprot_database_path=env.paths['uniprot'], use_precomputed_msas=True)
-    return merger.process(input_fasta_path=complex_fasta, msa_output_dir=os.path.join(tdir, 'msas'))
+    return merger.process(input_fasta_path=complex_fasta, msa_output_dir=os.path.join(tdir, target_layout.MSAS))
 
 
 def _chain_records(target, chains, sources):

@@ -39,7 +39,7 @@ class Search(NamedTuple):
     after: Optional[str] = None   # a search whose output is this one's input
     query_a3m: Optional[str] = None   # hhsearch: an A3M under msas/ as its input, not UniRef90's hits
     query: Optional[str] = None   # the query FASTA, when not the run's (a complex's chain)
-    shards: Optional[Shards] = None   # jackhmmer: its database's shards, searched instead
+    shards: Optional[Shards] = None   # jackhmmer, hmmsearch: its database's shards, searched instead
 
 
 def split_cpus(total, n=3):
@@ -68,8 +68,9 @@ def plan(paths, preset, cpus, templates=True, user_msa=None, msa_mode=None, shar
 
 
 def with_shards(searches, shards):
-    """The jackhmmer searches of a sharded database search its shards."""
-    return [s._replace(shards=(shards or {}).get(s.databases[0])) if s.tool == 'jackhmmer' else s for s in searches]
+    """The jackhmmer and hmmsearch searches of a sharded database search its shards."""
+    return [s._replace(shards=(shards or {}).get(s.databases[0])) if s.tool in sharded.TOOLS else s
+            for s in searches]
 
 
 def chain_plan(paths, preset, cpus, templates, chain_id, query, paired, shards=None, msa_mode=None):
@@ -84,8 +85,10 @@ def chain_plan(paths, preset, cpus, templates, chain_id, query, paired, shards=N
                     Search('pdb_seqres', 'hmmsearch', 'pdb_hits.sto', [paths['pdb_seqres']], after='colabfold',
                            query_a3m=colabfold_search.A3M_FILE)]
     else:
+        # hmmsearch starts when UniRef90's search has ended: its CPUs (for shards; unsharded, AlphaFold's 8 threads).
         searches = _msa_searches(paths, preset, cpus, Search('pdb_seqres', 'hmmsearch', 'pdb_hits.sto',
-                                                             [paths['pdb_seqres']], after='uniref90'))
+                                                             [paths['pdb_seqres']], cpus=split_cpus(cpus)[0],
+                                                             after='uniref90'))
     if paired:   # UniProt is as large as UniRef90: its share of the CPUs
         searches.append(Search('uniprot', 'jackhmmer', 'uniprot_hits.sto', [paths['uniprot']], None, searches[0].cpus))
     return with_shards([s._replace(name='%s:%s' % (chain_id, s.name), out_file=os.path.join(chain_id, s.out_file),
@@ -285,6 +288,11 @@ def _run_search(spec):
     elif tool == 'mmseqs':
         result = colabfold_search.a3m(spec['binary'], stored.query_sequence(spec['query_fasta']), dbs[0], dbs[1],
                                       spec['work_dir'], spec['cpus'])
+    elif tool == 'hmmsearch' and spec['shards'] and not spec['query_a3m']:   # (mmseqs2's profile: unsharded)
+        os.makedirs(spec['work_dir'], exist_ok=True)
+        result = sharded.hmmsearch(spec['binary'], spec['hmmbuild'],
+                                   compat.template_query_sto(_beside(spec, 'uniref90_hits.sto')), spec['shards'],
+                                   spec['cpus'], os.path.join(spec['work_dir'], 'hits'))
     elif tool == 'hmmsearch':
         runner = compat.hmmsearch(spec['binary'], spec['hmmbuild'], dbs[0])
         if spec['query_a3m']:   # --msa-mode mmseqs2: the profile of ColabFold's A3M, by AlphaFold's hmmbuild

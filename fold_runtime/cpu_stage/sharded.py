@@ -1,6 +1,7 @@
-"""Jackhmmer on a sharded database (alphafold-data shard), with the unsharded search's result.
+"""Jackhmmer and hmmsearch on a sharded database (alphafold-data shard), with the unsharded
+search's result.
 
-AlphaFold runs jackhmmer with one iteration, where a sequence's E-value is its P-value times -Z:
+AlphaFold runs jackhmmer with one iteration (hmmsearch: always one), where a sequence's E-value is its P-value times -Z:
 with -Z set to the whole database's sequence count, each shard reports exactly the sequences the
 unsharded search reports. Domains are another matter: their E-values use --domZ, which jackhmmer
 sets to the number of sequences reported (a shard's own, smaller count), and it decides which
@@ -20,6 +21,8 @@ from alphafold.data.tools import jackhmmer
 
 from fold_runtime import compat
 
+TOOLS = ('jackhmmer', 'hmmsearch')   # the searches that read a shardable database
+
 
 def threads(cpus, shards):
     """(shards searched at a time, jackhmmer threads each): a search's cpus spread over its shards."""
@@ -37,32 +40,62 @@ def describe(shards, cpus):
 def search(binary, query_fasta, shards, cpus, max_sequences, work_prefix):
     """Stockholm text equal to AlphaFold's jackhmmer on the whole database, truncated to
     max_sequences. shards: databases.Shards; work_prefix: the path prefix of the gathered sequences' files."""
+    def first(path, n_cpu, _):
+        result = compat.jackhmmer_result(_runner(binary, path, shards.sequences, n_cpu, tblout=True),
+                                         query_fasta, max_sequences)
+        return result['sto'], result['tbl']
+
+    def second(database):
+        return compat.jackhmmer_sto(_runner(binary, database, shards.sequences, cpus), query_fasta, max_sequences)
+    return _two_passes(first, second, shards, cpus, work_prefix)
+
+
+def hmmsearch(binary, hmmbuild_binary, query_sto, shards, cpus, work_prefix):
+    """Stockholm text equal to AlphaFold's hmmsearch (the multimer template search) of query_sto's
+    profile on the whole database: the same two passes, -Z the whole count (AlphaFold sets none, so
+    HMMER uses the database's count: the same number), --domZ again from pass 2's reports."""
+    def first(path, n_cpu, tbl):
+        sto = _hmmsearch(binary, hmmbuild_binary, path, shards.sequences, n_cpu, ['--tblout', tbl]).query(query_sto)
+        with open(tbl) as f:
+            return sto, f.read()
+
+    def second(database):
+        return _hmmsearch(binary, hmmbuild_binary, database, shards.sequences, cpus).query(query_sto)
+    return _two_passes(first, second, shards, cpus, work_prefix)
+
+
+def _hmmsearch(binary, hmmbuild_binary, database, sequences, cpus, extra=()):
+    """AlphaFold's Hmmsearch with its own flags, and -Z (and extra) added."""
+    runner = compat.hmmsearch(binary, hmmbuild_binary, database)
+    runner.flags = list(runner.flags) + ['-Z', str(sequences)] + list(extra)
+    runner.cpu = cpus
+    return runner
+
+
+def _two_passes(first, second, shards, cpus, work_prefix):
+    """first(shard, threads, its table's path) -> (Stockholm text, the hits' table) on each shard;
+    then second(the gathered hits' FASTA) -> the search's Stockholm text."""
     at_once, each = threads(cpus, len(shards.paths))
     gathered = ['%s.%d.fasta' % (work_prefix, i + 1) for i in range(len(shards.paths))]
 
     def first_pass(i):
-        return _first_pass(binary, query_fasta, shards, i, each, max_sequences, gathered[i])
+        """Shard i's hits written to gathered[i]: (how many, the Stockholm text when i is 0, else
+        None: only a search with no hits at all uses one)."""
+        sto, tbl = first(shards.paths[i], each, '%s.%d.tbl' % (work_prefix, i + 1))
+        names = {line.split()[0].encode() for line in tbl.splitlines() if line.strip() and line[0] != '#'}
+        return _copy_records(shards.paths[i], names, gathered[i]), sto if i == 0 else None
     with futures.ThreadPoolExecutor(at_once) as pool:
         passes = list(pool.map(first_pass, range(len(shards.paths))))
     if not any(found for found, _ in passes):   # no hits: shard 1's alignment, the query alone, is the search's
         return passes[0][1]
     database = work_prefix + '.fasta'
     _concatenate(gathered, database)
-    return compat.jackhmmer_sto(_runner(binary, database, shards.sequences, cpus), query_fasta, max_sequences)
+    return second(database)
 
 
 def _runner(binary, database, sequences, cpus, tblout=False):
     return jackhmmer.Jackhmmer(binary_path=binary, database_path=database, n_cpu=cpus, z_value=sequences,
                                get_tblout=tblout)
-
-
-def _first_pass(binary, query_fasta, shards, i, cpus, max_sequences, out):
-    """Search shard i, write the sequences it reports to out; (how many, the Stockholm text when
-    i is 0, else None: only a search with no hits at all uses one)."""
-    result = compat.jackhmmer_result(_runner(binary, shards.paths[i], shards.sequences, cpus, tblout=True),
-                                     query_fasta, max_sequences)
-    names = {line.split()[0].encode() for line in result['tbl'].splitlines() if line.strip() and line[0] != '#'}
-    return _copy_records(shards.paths[i], names, out), result['sto'] if i == 0 else None
 
 
 def _copy_records(path, names, out):

@@ -10,7 +10,7 @@ import time
 
 from data_sync import registry
 from data_sync.layout import MANIFEST_ID_FILE, read_id
-from fold_runtime import meta, progress
+from fold_runtime import meta, progress, target_layout
 from fold_runtime.cpu_stage import (binaries, colabfold_search, databases, feature_cache, searches,
                                     user_msa as user_msas)
 from fold_runtime.options import TOOLS, resolve_data_dir
@@ -18,8 +18,6 @@ from kit_common import files, locks
 from kit_common.errors import EXIT_MISMATCH, EXIT_MISSING, KitError
 
 log = logging.getLogger(__name__)
-FEATURES_FILE = 'features.pkl'
-TIMINGS_FILE = 'timings.json'
 
 
 def tools_for(preset, multimer=False):
@@ -103,7 +101,7 @@ def _run_locked(target, tdir, env, msa):
         log.info('%s: features from the shared cache %s (no CPU stage needed)', target.name, opts.feature_cache)
         return {}
     work_dir = start_work(tdir, wanted)
-    msa_dir = os.path.join(tdir, 'msas')
+    msa_dir = os.path.join(tdir, target_layout.MSAS)
     started = time.time()
     query = os.path.join(work_dir, 'query.fasta')
     files.write_text(query, '>%s\n%s\n' % (target.description, target.sequence))
@@ -136,12 +134,12 @@ def _run_locked(target, tdir, env, msa):
 def _reusable(target, tdir, wanted, overwrite):
     """True when tdir's features.pkl was made from the wanted inputs; clears tdir with overwrite,
     and refuses results whose inputs do not match or cannot be checked."""
-    features_path = os.path.join(tdir, FEATURES_FILE)
+    features_path = os.path.join(tdir, target_layout.FEATURES)
     if overwrite:
         _clear(tdir)
         return False
     stored = meta.load(tdir)
-    if stored is None and (os.path.exists(features_path) or os.path.isdir(os.path.join(tdir, 'msas'))):
+    if stored is None and (os.path.exists(features_path) or os.path.isdir(os.path.join(tdir, target_layout.MSAS))):
         raise KitError('%s holds results without %s, so their inputs cannot be checked' % (tdir, meta.META_FILE),
                        'rerun with --overwrite to recompute them, or use another --output-dir', EXIT_MISMATCH)
     if stored is None:
@@ -156,7 +154,7 @@ def _reusable(target, tdir, wanted, overwrite):
 
 def start_work(tdir, wanted):
     """Record the meta, clear what a killed run left, and return a fresh work directory."""
-    msa_dir = os.path.join(tdir, 'msas')
+    msa_dir = os.path.join(tdir, target_layout.MSAS)
     files.write_json(os.path.join(tdir, meta.META_FILE), dict(wanted, features_source='cpu_stage'))
     files.make_dirs(msa_dir)
     files.remove_debris(tdir, msa_dir)
@@ -168,7 +166,7 @@ def start_work(tdir, wanted):
 
 def finish_work(target, tdir, feats, search_times, assemble_started, started):
     """Write features.pkl and the timings, remove the work directory; the timings."""
-    features_path = os.path.join(tdir, FEATURES_FILE)
+    features_path = os.path.join(tdir, target_layout.FEATURES)
     files.write_pickle(features_path, feats)
     timings = {'search_' + k: v for k, v in search_times.items()}
     timings['assemble_features'] = round(time.time() - assemble_started, 3)
@@ -181,7 +179,7 @@ def finish_work(target, tdir, feats, search_times, assemble_started, started):
 
 def merge_timings(tdir, timings):
     """timings.json is shared by both stages; each adds its own keys."""
-    path = os.path.join(tdir, TIMINGS_FILE)
+    path = os.path.join(tdir, target_layout.TIMINGS)
     merged = {}
     if os.path.exists(path):
         with open(path) as f:
@@ -193,5 +191,5 @@ def merge_timings(tdir, timings):
 def _clear(tdir):
     """--overwrite: a symlinked msas/ (a "precomputed MSAs" habit) is replaced by a directory of
     its own, so the searches run again and never write into what the link points to."""
-    for name in (FEATURES_FILE, meta.META_FILE, TIMINGS_FILE, 'msas'):
+    for name in (target_layout.FEATURES, meta.META_FILE, target_layout.TIMINGS, target_layout.MSAS):
         files.remove_tree(os.path.join(tdir, name))

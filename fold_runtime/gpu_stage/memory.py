@@ -2,8 +2,9 @@
 
 The paper's settings let long proteins (over ~1,200 residues) finish: unified memory lets XLA
 spill to host RAM, and a fraction above 1 lets it use more than the GPU holds. The site's policy
-arrives in the kit's own variables (ALPHAFOLD_MEMORY_MODE, ...), so `auto` still decides per
-protein, and a user's own XLA_* / TF_* exports always win.
+([memory] of the site config, or the kit's own variables: ALPHAFOLD_MEMORY_MODE, ...) is resolved
+into the options, never into raw XLA_* variables, so `auto` still decides per protein, and a
+user's own XLA_* / TF_* exports always win.
 
 Unified memory is XLA's BFC allocator with TF_FORCE_UNIFIED_MEMORY=1 and a fraction above 1, as
 AlphaFold's run_docker.py sets it. XLA reads both only in its BFC allocator, so the platform
@@ -15,10 +16,11 @@ import logging
 import os
 import sys
 
+from kit_common import site_config
 from kit_common.errors import EXIT_INPUT, KitError
 
 log = logging.getLogger(__name__)
-DEFAULT_THRESHOLD = 1200
+DEFAULT_THRESHOLD = site_config.Memory.unified_threshold
 DEFAULT_UNIFIED_FRACTION = 4.0
 VARIABLES = ('TF_FORCE_UNIFIED_MEMORY', 'XLA_PYTHON_CLIENT_MEM_FRACTION', 'XLA_PYTHON_CLIENT_ALLOCATOR')
 

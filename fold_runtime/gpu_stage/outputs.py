@@ -1,16 +1,11 @@
 """AlphaFold's per-target output files, with its names and formats, each written atomically; an
 mmCIF file (`.cif`) beside every PDB file, and the kit's scores.json."""
 import os
-import re
 
 import numpy as np
 
-from fold_runtime import compat
+from fold_runtime import compat, target_layout
 from kit_common import files
-
-SCORES_FILE = 'scores.json'
-RANKED = re.compile(r'ranked_(\d+)\.(pdb|cif)$')
-
 
 def model_scores(result, seed, num_recycle):
     """What scores.json and the log say of one model; pTM and ipTM are None where the model has none."""
@@ -27,15 +22,15 @@ def model_outputs(tdir, model_name, result, unrelaxed_protein, write_result_pkl=
     """confidence_<m>.json, pae_<m>.json (ptm models), result_<m>.pkl, unrelaxed_<m>.pdb and .cif.
     The PDB file comes last: it marks the model as present."""
     from alphafold.common import protein
-    files.write_text(os.path.join(tdir, 'confidence_%s.json' % model_name),
+    files.write_text(os.path.join(tdir, target_layout.confidence(model_name)),
                       compat.confidence_json(result['plddt']))
     if 'predicted_aligned_error' in result and 'max_predicted_aligned_error' in result:
-        files.write_text(os.path.join(tdir, 'pae_%s.json' % model_name),
+        files.write_text(os.path.join(tdir, target_layout.pae_json(model_name)),
                           compat.pae_json(result['predicted_aligned_error'],
                                           float(result['max_predicted_aligned_error'])))
     if write_result_pkl:
-        files.write_pickle(os.path.join(tdir, 'result_%s.pkl' % model_name), to_numpy(result))
-    stem = 'unrelaxed_%s' % model_name
+        files.write_pickle(os.path.join(tdir, target_layout.result_pkl(model_name)), to_numpy(result))
+    stem = target_layout.unrelaxed(model_name)
     files.write_text(os.path.join(tdir, stem + '.cif'), compat.to_mmcif(unrelaxed_protein, stem))
     files.write_text(os.path.join(tdir, stem + '.pdb'), protein.to_pdb(unrelaxed_protein))
 
@@ -66,20 +61,20 @@ def ranked_outputs(tdir, ranked_order, confidences, label, relaxed):
     """ranked_<i>.pdb and .cif (relaxed where relaxed) and ranking_debug.json, as run_alphafold.py;
     ranked files beyond the models ranked now (left by an earlier run) are removed."""
     for idx, name in enumerate(ranked_order):
-        source = ('relaxed_%s.pdb' if name in relaxed else 'unrelaxed_%s.pdb') % name
-        write_structure(tdir, 'ranked_%d' % idx, read_text(tdir, source))
+        source = (target_layout.relaxed if name in relaxed else target_layout.unrelaxed)(name) + '.pdb'
+        write_structure(tdir, target_layout.ranked(idx), read_text(tdir, source))
     for name in os.listdir(tdir):
-        match = RANKED.match(name)
+        match = target_layout.RANKED.match(name)
         if match and int(match.group(1)) >= len(ranked_order):
             files.remove(os.path.join(tdir, name))
-    files.write_json(os.path.join(tdir, 'ranking_debug.json'),
+    files.write_json(os.path.join(tdir, target_layout.RANKING_DEBUG),
                       {label: {k: float(v) for k, v in confidences.items()}, 'order': ranked_order})
 
 
 def scores_json(tdir, ranked_order, scores):
     """scores.json: each model's mean pLDDT, pTM, ipTM, ranking confidence, recycles and seed, and
     the ranking (best first)."""
-    files.write_json(os.path.join(tdir, SCORES_FILE),
+    files.write_json(os.path.join(tdir, target_layout.SCORES),
                      {'models': {name: scores[name] for name in ranked_order}, 'order': ranked_order})
 
 

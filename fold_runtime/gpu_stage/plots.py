@@ -11,9 +11,9 @@ import os
 
 import numpy as np
 
+from fold_runtime import target_layout
 from kit_common import files
 
-PLOTS = ('plddt.png', 'pae.png', 'msa_coverage.png')
 GAP = 21   # residue_constants.HHBLITS_AA_TO_ID['-']: the gap in features.pkl's msa array
 DPI = 100
 
@@ -113,17 +113,17 @@ def chain_ends(feats):
 
 def write_all(tdir, ranked, scores, feats):
     """The three pictures of a target; ranked: its models, best first; scores: scores.json's."""
-    plddts = {n: _json(tdir, 'confidence_%s.json' % n)['confidenceScore'] for n in ranked}
-    save(plddt_figure(plddts, scores), os.path.join(tdir, 'plddt.png'))
+    plddts = {n: _json(tdir, target_layout.confidence(n))['confidenceScore'] for n in ranked}
+    save(plddt_figure(plddts, scores), os.path.join(tdir, target_layout.PLDDT_PLOT))
     paes = {}
     for name in ranked:
-        if os.path.exists(os.path.join(tdir, 'pae_%s.json' % name)):
-            pae = _json(tdir, 'pae_%s.json' % name)[0]
+        if os.path.exists(os.path.join(tdir, target_layout.pae_json(name))):
+            pae = _json(tdir, target_layout.pae_json(name))[0]
             paes[name] = (np.asarray(pae['predicted_aligned_error']), pae['max_predicted_aligned_error'])
     if paes:
-        save(pae_figure(paes, scores, chain_ends(feats)), os.path.join(tdir, 'pae.png'))
+        save(pae_figure(paes, scores, chain_ends(feats)), os.path.join(tdir, target_layout.PAE_PLOT))
     else:   # none of the models predicts PAE (no _ptm): no picture of an earlier run's
-        files.remove(os.path.join(tdir, 'pae.png'))
+        files.remove(os.path.join(tdir, target_layout.PAE_PLOT))
     # num_alignments: per residue in monomer features, one number (the rows before padding) in a complex's
     rows = int(np.ravel(feats['num_alignments'])[0])
-    save(coverage_figure(feats['msa'], rows), os.path.join(tdir, 'msa_coverage.png'))
+    save(coverage_figure(feats['msa'], rows), os.path.join(tdir, target_layout.COVERAGE_PLOT))

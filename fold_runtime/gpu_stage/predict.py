@@ -8,16 +8,18 @@ unrelaxed outputs, mmCIF files, scores.json and plots, and models kept across ru
 already in the directory from the same features and options is not predicted again, and the
 ranking covers every model made from these features (records.py).
 """
+import dataclasses
 import logging
 import os
 import pickle
 import stat
 import time
+from typing import Optional
 
 import numpy as np
 
-from fold_runtime import compat, fasta, meta, progress
-from fold_runtime.cpu_stage.stage import FEATURES_FILE, merge_timings
+from fold_runtime import compat, fasta, meta, progress, target_layout
+from fold_runtime.cpu_stage.stage import merge_timings
 from fold_runtime.gpu_stage import outputs, padding
 from kit_common import digests, files, locks
 from kit_common.errors import EXIT_GPU, EXIT_INPUT, EXIT_MISMATCH, EXIT_RELAX, KitError
@@ -41,7 +43,7 @@ def check_preset(tdir, feats, preset):
 def load_features(tdir, expected=None):
     """features.pkl after checking it against features.meta.json (and `expected` meta keys)."""
     stored = meta.load(tdir)
-    path = os.path.join(tdir, FEATURES_FILE)
+    path = os.path.join(tdir, target_layout.FEATURES)
     if stored is None:
         raise KitError('%s has no %s, so its features cannot be checked' % (tdir, meta.META_FILE),
                        'run the CPU stage first: alphafold-msa with the same --fasta and --output-dir',
@@ -133,12 +135,36 @@ def predict_target(tdir, feats, session):
     """Every chosen model on one target, then ranking, relaxation and AlphaFold's outputs. One
     GPU stage per target at a time: a second waits for the first."""
     with locks.exclusive(tdir, 'alphafold-predict for %s' % os.path.basename(tdir)):
+        return _finish_locked(_predict_locked(tdir, feats, session))
+
+
+def predict_models(tdir, feats, session):
+    """The predictions and their ranking (the accelerator's part); finish() does the rest. The
+    batch worker hands the returned Ranking to its relax pool and predicts its next target (its
+    claim on the target keeps other workers out between the two locks)."""
+    with locks.exclusive(tdir, 'alphafold-predict for %s' % os.path.basename(tdir)):
         return _predict_locked(tdir, feats, session)
 
 
+@dataclasses.dataclass
+class Ranking(object):
+    """What finish() needs of a target's predictions: picklable, so a relax process can take it.
+    fresh: this run's unrelaxed Proteins; feats: only when plots are drawn."""
+    tdir: str
+    ranked: list
+    confidences: dict
+    label: str
+    scores: dict
+    fresh: dict
+    models_to_relax: str
+    use_gpu_relax: bool
+    feats: Optional[dict]
+    timings: dict
+
+
 def _predict_locked(tdir, feats, session):
-    """Predicts the models this run asks for that the directory does not already hold, then ranks,
-    relaxes and writes the target's files over every model made from the same features."""
+    """Predicts the models this run asks for that the directory does not already hold, then ranks
+    every model made from the same features."""
     from fold_runtime.gpu_stage import records, weights
     opts, models = session.opts, session.models
     length = num_residues(feats)
@@ -169,21 +195,34 @@ def _predict_locked(tdir, feats, session):
         log.info('  ranking %d models made from these features (%s), this run\'s and earlier runs\'',
                  len(ranked), ', '.join(ranked))
     label = 'iptm+ptm' if any(s['iptm'] is not None for s in scores.values()) else 'plddts'
-    to_relax = {'best': ranked[:1], 'all': ranked, 'none': []}[opts.models_to_relax]
-    relax_metrics, failed = relax(tdir, to_relax, fresh, session.use_gpu_relax, timings)
-    outputs.ranked_outputs(tdir, ranked, confidences, label, set(relax_metrics) - set(failed))
-    outputs.scores_json(tdir, ranked, scores)
-    if opts.plots:
+    return Ranking(tdir, ranked, confidences, label, scores, fresh, opts.models_to_relax, session.use_gpu_relax,
+                   feats if opts.plots else None, timings)
+
+
+def finish(job):
+    """Relaxation and the target's ranked files, scores and plots, from predict_models' Ranking.
+    Returns (ranked names, timings, scores)."""
+    with locks.exclusive(job.tdir, 'relaxing %s' % os.path.basename(job.tdir)):
+        return _finish_locked(job)
+
+
+def _finish_locked(job):
+    tdir, ranked, timings = job.tdir, job.ranked, job.timings
+    to_relax = {'best': ranked[:1], 'all': ranked, 'none': []}[job.models_to_relax]
+    relax_metrics, failed = relax(tdir, to_relax, job.fresh, job.use_gpu_relax, timings)
+    outputs.ranked_outputs(tdir, ranked, job.confidences, job.label, set(relax_metrics) - set(failed))
+    outputs.scores_json(tdir, ranked, job.scores)
+    if job.feats is not None:
         from fold_runtime.gpu_stage import plots
-        plots.write_all(tdir, ranked, scores, feats)
-    if opts.models_to_relax != 'none':
-        files.write_json(os.path.join(tdir, 'relax_metrics.json'), relax_metrics)
+        plots.write_all(tdir, ranked, job.scores, job.feats)
+    if job.models_to_relax != 'none':
+        files.write_json(os.path.join(tdir, target_layout.RELAX_METRICS), relax_metrics)
     merge_timings(tdir, {k: round(v, 3) for k, v in timings.items()})
     if failed:
         raise KitError('relaxation failed for %s (%s); ranked_*.pdb hold the unrelaxed models'
                        % (', '.join(failed), relax_metrics[failed[0]]['error']),
                        'rerun with --no-gpu-relax, or --models-to-relax none', EXIT_RELAX)
-    return ranked, timings, scores
+    return ranked, timings, job.scores
 
 
 def predictions(models, num_seeds, random_seed):
@@ -263,7 +302,7 @@ def relax(tdir, names, fresh, use_gpu, timings):
     for name in stored:
         if name not in names:
             for ext in ('pdb', 'cif'):
-                files.remove(os.path.join(tdir, 'relaxed_%s.%s' % (name, ext)))
+                files.remove(os.path.join(tdir, '%s.%s' % (target_layout.relaxed(name), ext)))
     for name in names:
         if name not in fresh and records.relaxed_is_current(tdir, name, stored[name]):
             metrics[name] = stored[name]['relaxed']['metrics']
@@ -281,9 +320,9 @@ def relax(tdir, names, fresh, use_gpu, timings):
             continue
         timings['relax_%s' % name] = time.time() - t0
         metrics[name] = {'remaining_violations': violations, 'remaining_violations_count': sum(violations)}
-        outputs.write_structure(tdir, 'relaxed_%s' % name, pdb)
+        outputs.write_structure(tdir, target_layout.relaxed(name), pdb)
         stored[name]['relaxed'] = {'metrics': metrics[name], 'unrelaxed_sha256': digests.file_digest(
-            os.path.join(tdir, 'unrelaxed_%s.pdb' % name))}
+            os.path.join(tdir, target_layout.unrelaxed(name) + '.pdb'))}
         records.save_model(tdir, name, stored[name])
         log.info('  relaxed %s in %.1f s', name, timings['relax_%s' % name])
     return metrics, failed
@@ -296,7 +335,7 @@ def _relaxer(use_gpu):
 
 def _unrelaxed(tdir, name):
     from alphafold.common import protein
-    return protein.from_pdb_string(outputs.read_text(tdir, 'unrelaxed_%s.pdb' % name))
+    return protein.from_pdb_string(outputs.read_text(tdir, target_layout.unrelaxed(name) + '.pdb'))
 
 
 def out_of_memory_error(exc):

@@ -10,19 +10,17 @@ in separate jobs (--models model_1, then --models model_2) end as one job with b
 import json
 import os
 
-from fold_runtime import __version__, compat
-from fold_runtime.cpu_stage.stage import FEATURES_FILE
+from fold_runtime import __version__, compat, target_layout
 from fold_runtime.gpu_stage import weights
 from kit_common import digests, files
 
-PROVENANCE_FILE = 'prediction.meta.json'
 # What decides whether a stored model equals the one this run would predict.
 MADE_WITH = ('features_sha256', 'seed', 'num_recycle', 'num_ensemble', 'padded_length', 'weights',
              'semantics', 'alphafold_distribution', 'alphafold_version', 'tools')
 
 
 def features_digest(tdir):
-    return digests.file_digest(os.path.join(tdir, FEATURES_FILE))
+    return digests.file_digest(os.path.join(tdir, target_layout.FEATURES))
 
 
 def made_with(runner, seed, num_res, params_path, features_sha256, tools):
@@ -41,7 +39,7 @@ def made_with(runner, seed, num_res, params_path, features_sha256, tools):
 def load(tdir):
     """{model name: record}; {} when there is no readable prediction.meta.json (nothing is kept)."""
     try:
-        with open(os.path.join(tdir, PROVENANCE_FILE)) as f:
+        with open(os.path.join(tdir, target_layout.PREDICTION_META)) as f:
             models = json.load(f).get('models')
     except (OSError, ValueError, AttributeError):
         return {}
@@ -51,7 +49,7 @@ def load(tdir):
 def save(tdir, models):
     """The whole file, atomically: which AlphaFold ran, under which semantics, and every model."""
     distribution, version = compat.fidelity.distribution()
-    files.write_json(os.path.join(tdir, PROVENANCE_FILE), {
+    files.write_json(os.path.join(tdir, target_layout.PREDICTION_META), {
         'alphafold_distribution': distribution, 'alphafold_version': version, 'semantics': compat.SEMANTICS,
         'kit_version': __version__, 'models': models})
 
@@ -64,11 +62,12 @@ def save_model(tdir, name, record):
 
 def model_files(name, record, result_pkl):
     """The files a finished model has."""
-    names = ['unrelaxed_%s.pdb' % name, 'unrelaxed_%s.cif' % name, 'confidence_%s.json' % name]
+    stem = target_layout.unrelaxed(name)
+    names = [stem + '.pdb', stem + '.cif', target_layout.confidence(name)]
     if record.get('scores', {}).get('ptm') is not None:
-        names.append('pae_%s.json' % name)
+        names.append(target_layout.pae_json(name))
     if result_pkl:
-        names.append('result_%s.pkl' % name)
+        names.append(target_layout.result_pkl(name))
     return names
 
 
@@ -88,13 +87,13 @@ def same_features(tdir, features_sha256, several_seeds=False):
     return {name: r for name, r in sorted(load(tdir).items())
             if r.get('features_sha256') == features_sha256 and 'scores' in r
             and ('_pred_' in name) == several_seeds
-            and os.path.exists(os.path.join(tdir, 'unrelaxed_%s.pdb' % name))}
+            and os.path.exists(os.path.join(tdir, target_layout.unrelaxed(name) + '.pdb'))}
 
 
 def relaxed_is_current(tdir, name, record):
     """relaxed_<name>.pdb exists and was relaxed from the unrelaxed model now on disk."""
     relaxed = record.get('relaxed') or {}
-    path = os.path.join(tdir, 'unrelaxed_%s.pdb' % name)
-    return (bool(relaxed) and all(os.path.exists(os.path.join(tdir, 'relaxed_%s.%s' % (name, ext)))
+    path = os.path.join(tdir, target_layout.unrelaxed(name) + '.pdb')
+    return (bool(relaxed) and all(os.path.exists(os.path.join(tdir, '%s.%s' % (target_layout.relaxed(name), ext)))
                                   for ext in ('pdb', 'cif'))
             and os.path.exists(path) and relaxed.get('unrelaxed_sha256') == digests.file_digest(path))

@@ -141,6 +141,39 @@ def test_exec_command_lines_binds_gpu_flag_and_environment(standin, tmp_path):
     assert '--nv' not in calls()[-1]['argv']   # a local batch's status runs in the image, without GPUs
 
 
+def test_batch_subcommands_that_run_local_gpu_workers_get_the_gpu(standin, tmp_path):
+    """`screen` and `submit` with the local executor start GPU workers in the image: --nv (screen
+    had none while the wrapper guessed from argv); status and report get no GPU."""
+    env, calls = standin
+    bindir = installed(tmp_path / 'pfx', env, 'cuda12') / 'bin'
+    batch_setup(tmp_path)
+    for args in (['screen', '--mode', 'homo-oligomer', '--candidates', 'in/t1.fasta', '--copies', '2'],
+                 ['submit', '--fasta', 'in/t1.fasta']):
+        args += ['--output-dir', 'out', '--data-dir', 'data', '--executor', 'local']
+        assert run([bindir / 'alphafold-batch'] + args, env, tmp_path).returncode == 0
+        argv = calls()[-1]['argv']
+        assert argv[:3] == ['exec', '--cleanenv', '--nv'], argv
+        assert argv[argv.index('python'):] == ['python', '-m', 'fold_runtime', 'batch'] + args
+    for sub in ('status', 'report'):
+        assert run([bindir / 'alphafold-batch', sub, 'out'], env, tmp_path).returncode == 0
+        assert '--nv' not in calls()[-1]['argv'] and calls()[-1]['argv'][-2] == sub
+
+
+def test_the_gpu_table_covers_every_batch_subcommand_that_runs_an_executor():
+    """kit_common/commands.py is the one declaration: every alphafold-batch subcommand that can run
+    the local executor (it takes --executor, or reruns a batch) is declared to need the GPU."""
+    from fold_runtime.batch import cli as batch_cli
+    from kit_common import commands
+    runs_executor = {'retry', 'gpu-worker'}
+    for sub in set(batch_cli.COMMANDS) - runs_executor:
+        res = run([sys.executable, '-m', 'fold_runtime', 'batch', sub, '--help'], os.environ)
+        assert res.returncode == 0, res.stdout
+        if '--executor' in res.stdout:
+            runs_executor.add(sub)
+    assert runs_executor >= {'submit', 'screen'}
+    assert {s for s in batch_cli.COMMANDS if commands.needs_gpu('alphafold-batch', s)} == runs_executor
+
+
 def test_binds_inputs_caches_and_the_site_config_by_absolute_path(standin, tmp_path):
     """Each path option in both spellings, the comma-separated --fasta_paths, several FASTA files
     and their --msa files, a relative --data-dir, caches from options and from the environment, a
@@ -266,6 +299,74 @@ def test_batch_submit_to_slurm_runs_on_the_host_and_its_jobs_in_the_image(standi
     # Without a Python >= 3.8 on the host, a clear error.
     res = run([bindir / 'alphafold-batch', 'cancel', 'out'], dict(env, ALPHAFOLD_HOST_PYTHON='/bin/false'), tmp_path)
     assert res.returncode == 3 and 'ALPHAFOLD_HOST_PYTHON' in res.stdout and 'runs on this host' in res.stdout
+
+
+def module_env(prefix, variant, env):
+    """The environment `module load` gives: the Lua modulefile's pushenv lines (the module systems
+    themselves load it in tests/integration/test_modules.py)."""
+    lua = (prefix / 'modulefiles' / 'alphafold' / ('%s-%s.lua' % (VERSION, variant))).read_text()
+    return dict(env, **dict(re.findall(r'pushenv\("(\w+)", "([^"\\]*)"\)', lua)))
+
+
+SITE = {'data': 'shared_root = {w}/data\n', 'memory': 'mode = default\nunified_threshold = 900\n',
+        'cache': 'feature_cache = {w}/fc1\njax_cache = {w}/jc1\n', 'slurm': 'cpu_partition = short\n',
+        'batch': 'length_buckets = 64,128\n'}
+# section: (its text after the edit, what a submit records of it (batch.json, the job script), before, after)
+EDITS = {
+    'memory': ('mode = unified\nunified_threshold = 700\n',
+               lambda b, _: (b['gpu_options']['memory_mode'], b['gpu_options']['unified_threshold']),
+               ('default', 900), ('unified', 700)),
+    'cache': ('feature_cache = {w}/fc2\njax_cache = {w}/jc2\n',
+              lambda b, _: (b['cpu_options']['feature_cache'], b['gpu_options']['compile_cache_dir']),
+              ('{w}/fc1', '{w}/jc1'), ('{w}/fc2', '{w}/jc2')),
+    'slurm': ('cpu_partition = long\n', lambda _, script: re.findall('--partition=(.*)', script),
+              ['short'], ['long']),
+    'batch': ('length_buckets = 256\n', lambda b, _: b['settings']['buckets'], [64, 128], [256]),
+}
+
+
+def site_text(w, **sections):
+    return ''.join('[%s]\n%s' % (name, sections.get(name, text).format(w=w)) for name, text in SITE.items())
+
+
+@pytest.mark.parametrize('section', sorted(EDITS))
+def test_editing_the_site_config_after_install_changes_what_batch_submit_does(standin, tmp_path, section):
+    """Each section of the installed etc/site.conf is read when the command starts, with the
+    module's environment: [memory] and [cache] too (the module once froze them at install)."""
+    env, _ = standin
+    (tmp_path / 'site.conf').write_text(site_text(tmp_path))
+    res = install(tmp_path / 'pfx', env, 'cuda12', '--site-config', tmp_path / 'site.conf')
+    assert res.returncode == 0, res.stdout
+    vardir, env = tmp_path / 'pfx' / VERSION / 'cuda12', module_env(tmp_path / 'pfx', 'cuda12', env)
+    batch_setup(tmp_path)
+    after, observe, want_before, want_after = EDITS[section]
+    seen = []
+    for out in ('out1', 'out2'):
+        res = run([vardir / 'bin' / 'alphafold-batch', 'submit', '--executor', 'slurm', '--fasta', 'in/t1.fasta',
+                   '--output-dir', out, '--data-dir', 'data'], env, tmp_path)
+        assert res.returncode == 0, res.stdout
+        seen.append(observe(json.loads((tmp_path / out / '.batch' / 'batch.json').read_text()),
+                            (tmp_path / out / '.batch' / 'scripts' / 'msa.sbatch').read_text()))
+        (vardir / 'etc' / 'site.conf').write_text(site_text(tmp_path, **{section: after}))
+    fill = lambda v: tuple(x.format(w=tmp_path) for x in v) if isinstance(v[0], str) and '{w}' in v[0] else v
+    assert seen == [fill(want_before), fill(want_after)]
+
+
+def test_editing_the_data_section_after_install_changes_which_databases_a_command_reads(standin, tmp_path):
+    """[data] shared_root, read live: submit checks the weights where the edited site config points."""
+    env, _ = standin
+    (tmp_path / 'site.conf').write_text(site_text(tmp_path))
+    assert install(tmp_path / 'pfx', env, 'cuda12', '--site-config', tmp_path / 'site.conf').returncode == 0
+    vardir, env = tmp_path / 'pfx' / VERSION / 'cuda12', module_env(tmp_path / 'pfx', 'cuda12', env)
+    batch_setup(tmp_path)
+    submit = [vardir / 'bin' / 'alphafold-batch', 'submit', '--executor', 'slurm', '--fasta', 'in/t1.fasta',
+              '--output-dir', 'out']
+    res = run(submit + ['--dry-run'], env, tmp_path)
+    assert res.returncode == 0, res.stdout
+    (tmp_path / 'elsewhere').mkdir()
+    (vardir / 'etc' / 'site.conf').write_text(site_text(tmp_path, data='shared_root = {w}/elsewhere\n'))
+    res = run(submit + ['--dry-run'], env, tmp_path)
+    assert res.returncode == 3 and str(tmp_path / 'elsewhere' / 'params') in res.stdout, res.stdout
 
 
 def test_the_host_side_of_alphafold_batch_needs_only_the_standard_library(tmp_path):

@@ -141,6 +141,44 @@ def test_report_scores_csv_and_a_figure_that_shows_every_stage(batch):
     assert 'accelerator busy 97%' in report.title(report.summarise(batch))
 
 
+def test_relaxation_shows_apart_from_prediction_in_status_report_and_figure(batch):
+    """A target predicted, then relaxed in the worker's relax pool: 'relaxing' (not done) until its
+    relax is; status and report give predict and relax time apart, the figure draws each on its
+    own lane, and "accelerator busy" counts predictions only (the worker's busy_s)."""
+    import io
+    import json
+    from fold_runtime.batch import cli, report
+    state.write_stage(batch, 'a', 'msa', 'done', features_source='cpu_stage')
+    _times(batch, 'a', 'msa', 1000.0, 1010.0)
+    state.write_stage(batch, 'a', 'predict', 'running')
+    state.write_stage(batch, 'a', 'predict', 'relaxing', predict_s=80.0, relax_s=0.0)
+    assert stages(batch)['a'] == 'relaxing'
+    state.write_stage(batch, 'a', 'predict', 'done', predict_s=80.0, relax_s=30.0, relax_start=1100.0,
+                      relax_end=1130.0, best={'model': 'model_1_ptm', 'mean_plddt': 70.0, 'ptm': 0.5, 'iptm': None,
+                                              'ranking_confidence': 70.0})
+    path = state.batch_dir(batch, 'state', 'a.predict.json')
+    with open(path) as f:
+        record = json.load(f)
+    with open(path, 'w') as f:
+        json.dump(dict(record, started=1010.0, predicted=1100.0, finished=1131.0), f)
+    worker = {'wall_s': 200.0, 'busy_s': 80.0, 'relax_s': 30.0, 'compiles': 1, 'compile_s': 5.0, 'accelerator': 'gpu'}
+    with open(state.batch_dir(batch, 'timings', 'worker-0-local-1.json'), 'w') as f:
+        json.dump(worker, f)
+    summary = report.summarise(batch)
+    assert summary['gpu_busy_fraction'] == 0.4 and (summary['predict_s'], summary['relax_s']) == (80.0, 30.0)
+    assert {k: v['max'] for k, v in summary['stage_seconds'].items()} == {'msa': 10.0, 'predict': 90.0, 'relax': 30.0}
+    title = report.title(summary)
+    assert 'predict 80 s, relax 30 s' in title and 'accelerator busy 40% (predictions only)' in title
+    fig = report.figure(summary)
+    timeline, times = fig.axes
+    assert [round(p.get_x() + p.get_width(), 1) for p in times.patches] == [10.0, 90.0, 30.0]
+    assert sorted(round(p.get_y() + p.get_height() / 2, 2) for p in timeline.patches) == [-0.25, 0.0, 0.25]
+    table = io.StringIO()
+    cli.print_table(state.statuses(batch), table)
+    header, row = (l.split() for l in table.getvalue().splitlines()[1:3])
+    assert header[7:9] == ['PREDICT_S', 'RELAX_S'] and row[0] == 'a' and row[5:7] == ['80.0', '30.0']
+
+
 def test_an_option_added_later_counts_as_its_default_on_resubmit(batch):
     """A batch.json written before --no-plots existed resubmits without --force; one that turned
     plots off differs."""
@@ -152,6 +190,8 @@ def test_an_option_added_later_counts_as_its_default_on_resubmit(batch):
     assert state.option_changes(stored, dict(new, gpu_options=dict(new['gpu_options'], plots=False))) == [
         'gpu_options.plots: True -> False']
     assert GpuStageOptions().plots is True
+    del stored['settings']['relax_workers']   # a batch from before the relax pool
+    assert state.option_changes(stored, state.load(batch)) == []
 
 
 def test_progress_is_plain_lines_off_a_terminal_and_heartbeats_stop_with_their_step(batch, caplog):
@@ -251,3 +291,18 @@ def test_a_failed_mmseqs2_run_of_a_chunk_is_a_tool_error_naming_its_proteins(tmp
         mc.a3m(str(tmp_path), batch, 'b', env)
     assert err.value.exit_code == 4 and 'the MMseqs2 run of a, b failed' in err.value.problem
     assert not [f for f in os.listdir(str(tmp_path / '.batch' / mc.STORE)) if f.endswith('.a3m')]
+
+
+def test_the_relax_pool_holds_at_most_twice_its_size_before_the_worker_waits():
+    from fold_runtime.batch.relax_pool import Pool
+    assert [Pool(2, 0).backlogged(n) for n in (0, 3, 4)] == [False, False, True]
+    assert not Pool(0, 0).backlogged(10)    # inline: nothing waits
+
+
+def test_the_pool_relaxes_on_the_cpu_unless_the_site_or_the_user_chooses_the_gpu():
+    from fold_runtime.batch.relax_pool import on_gpu
+    pool, gpu_pool, inline = (BatchSettings(relax_workers=2), BatchSettings(relax_workers=2, relax_on_gpu=True),
+                              BatchSettings(relax_workers=0))
+    assert [on_gpu(None, s, 1) for s in (pool, gpu_pool, inline)] == [False, True, True]
+    assert [on_gpu(None, s, 0) for s in (pool, gpu_pool, inline)] == [False, False, False]   # no GPU visible
+    assert on_gpu(True, pool, 1) and not on_gpu(False, gpu_pool, 1)                          # the user decides

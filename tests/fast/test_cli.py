@@ -47,12 +47,11 @@ def test_a_meta_of_another_shape_is_a_clear_mismatch(tmp_path):
 
 def test_submit_stores_absolute_paths(tmp_path, monkeypatch):
     from fold_runtime.batch import cli
-    from kit_common import site_config
     monkeypatch.chdir(tmp_path)
     args = cli.submit_parser().parse_args(['--fasta', 'x.fa', '--output-dir', 'out', '--data-dir', 'data',
                                            '--feature-cache', 'cache', '--jackhmmer-binary', 'bin/jackhmmer',
                                            '--compile-cache-dir', 'jax'])
-    cpu, gpu = cli.stage_options_from(args, site_config.SiteConfig())
+    cpu, gpu = cli.stage_options_from(args)
     assert cpu.data_dir == gpu.data_dir == str(tmp_path / 'data')
     assert cpu.feature_cache == str(tmp_path / 'cache') and gpu.compile_cache_dir == str(tmp_path / 'jax')
     assert cpu.binary_paths['jackhmmer'] == str(tmp_path / 'bin' / 'jackhmmer')
@@ -63,11 +62,10 @@ def test_submit_records_the_inputs_options_and_checks_the_msa_directory(tmp_path
     them); --msa is one directory, and a file is refused before any work."""
     from fold_runtime import options
     from fold_runtime.batch import cli, state
-    from kit_common import site_config
     monkeypatch.chdir(tmp_path)
     def stored(*extra):
         args = cli.submit_parser().parse_args(['--fasta', 'x.fa', '--output-dir', 'out'] + list(extra))
-        cpu, gpu = cli.stage_options_from(args, site_config.SiteConfig())
+        cpu, gpu = cli.stage_options_from(args)
         return state.record([], {}, cpu, gpu, options.BatchSettings())
     new = stored('--no-templates', '--num-seeds', '3')
     assert state.stored_options(new)[0].templates is False and state.stored_options(new)[1].num_seeds == 3
@@ -144,7 +142,6 @@ def test_msa_mode_is_one_option_of_msa_run_and_batch(tmp_path, monkeypatch, kit)
     batch's CPU-stage options, default jackhmmer; the batch records it in batch.json."""
     from fold_runtime import options
     from fold_runtime.batch import cli, state
-    from kit_common import site_config
     sources = [os.path.join(d, f) for d in ('fold_runtime', 'fold_runtime/batch', 'fold_runtime/cpu_stage')
                for f in os.listdir(os.path.join(ROOT, d)) if f.endswith('.py')]
     assert sum(open(os.path.join(ROOT, p)).read().count("'--msa-mode'") for p in sources) == 1
@@ -157,7 +154,7 @@ def test_msa_mode_is_one_option_of_msa_run_and_batch(tmp_path, monkeypatch, kit)
         args = run.parse_args(['--fasta', 'x.fa', '--output-dir', 'out'] + extra)
         assert options.cpu_options_from_args(args).msa_mode == mode
         args = cli.submit_parser().parse_args(['--fasta', 'x.fa', '--output-dir', 'out'] + extra)
-        cpu, gpu = cli.stage_options_from(args, site_config.SiteConfig())
+        cpu, gpu = cli.stage_options_from(args)
         assert state.record([], {}, cpu, gpu, options.BatchSettings())['cpu_options']['msa_mode'] == mode
 
 

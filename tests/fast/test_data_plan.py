@@ -5,6 +5,7 @@ import sys
 
 from conftest import ROOT, run_data as data
 from data_sync import registry
+from kit_common.errors import EXIT_MISSING
 
 
 def test_registry_covers_both_database_sets_with_sources():
@@ -85,9 +86,12 @@ def test_plan_creates_nothing_and_explains_impossible_roots(tmp_path):
 
 
 def test_status_of_an_empty_root_says_so(tmp_path):
+    """Incomplete is a missing database (3), not bad input (2), whatever the node-local copy."""
     res = data('status', '--data-root', tmp_path, '--databases', 'uniref90')
-    assert res.returncode == 2 and 'no published version, incomplete; missing: uniref90' in res.stdout
+    assert res.returncode == EXIT_MISSING and 'no published version, incomplete; missing: uniref90' in res.stdout
     assert 'nan' not in res.stdout
+    res = data('status', '--data-root', tmp_path, '--local-root', tmp_path / 'local', '--databases', 'uniref90')
+    assert res.returncode == EXIT_MISSING and 'no published version, incomplete' in res.stdout
 
 
 def test_an_error_is_printed_once_on_stderr_and_once_in_the_log(tmp_path):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from conftest import ROOT
+from kit_common import commands, errors
 
 DOCS = ['README.md'] + sorted(os.path.join('docs', f) for f in os.listdir(os.path.join(ROOT, 'docs')) if f.endswith('.md'))
 # The folders' own READMEs are checked for paths, tests and make targets too.
@@ -17,9 +18,7 @@ PACKAGES = ('kit_common', 'fold_runtime', 'data_sync', 'installer')
 COMMANDS = {'alphafold-msa': None, 'alphafold-predict': None, 'alphafold-run': None,
             'alphafold-batch': ('submit', 'screen', 'status', 'retry', 'report', 'cancel'),
             'alphafold-data': ('plan', 'download', 'verify', 'publish', 'sync', 'stage', 'warm', 'status', 'prune')}
-MODULE = {'alphafold-msa': ['fold_runtime', 'msa'], 'alphafold-predict': ['fold_runtime', 'predict'],
-          'alphafold-run': ['fold_runtime', 'run'], 'alphafold-batch': ['fold_runtime', 'batch'],
-          'alphafold-data': ['data_sync']}
+MODULE = {c.name: list(c.module) for c in commands.COMMANDS}
 
 
 def read(path):
@@ -111,6 +110,25 @@ def test_every_option_the_docs_give_a_command_is_in_its_help():
                 if not re.search(r'(?<![\w-])%s(?![\w-])' % re.escape(option), text):
                     wrong.append('%s: %s %s %s' % (doc, command, sub or '', option))
     assert checked > 20 and not wrong, wrong
+
+
+def documented_exits(text):
+    """[(status, the words after it)] of each list of exit statuses the text gives ('exit 0 ok, 1 failed: ...')."""
+    for found in re.finditer(r'\bexits? (\d+(?: [^,\n`]*)?(?:, \d+ [^,\n`]*)*)', text):
+        yield [(int(code), words) for code, _, words in (part.partition(' ') for part in found.group(1).split(', '))]
+
+
+def test_every_exit_status_the_docs_give_is_kit_common_errors():
+    """Each 'exit N' the docs and module help name is in the one table; a list of several names each
+    status by the table's name."""
+    names = {s.code: s.name for s in errors.EXIT_STATUSES}
+    wrong, lists = [], 0
+    for doc in ALL_DOCS + ['modulefiles/help.txt.in']:
+        for found in documented_exits(read(doc)):
+            lists += len(found) > 1
+            wrong += ['%s: exit %d %s' % (doc, code, words) for code, words in found
+                      if code not in names or (len(found) > 1 and not words.startswith(names[code]))]
+    assert lists and not wrong, wrong
 
 
 def test_the_user_quickstart_starts_within_the_first_60_lines():

@@ -96,3 +96,53 @@ def test_batch_options_that_override_the_site_config_are_checked_too():
     with pytest.raises(KitError) as err:
         cli.settings_from(args, site_config.SiteConfig())
     assert 'gpu_workers must be at least 1' in str(err.value)
+
+
+def test_each_setting_takes_command_line_then_environment_then_site_config_then_default(tmp_path, monkeypatch):
+    """site_config.resolve()'s one precedence, as the stages and alphafold-batch apply it."""
+    from fold_runtime import options
+    from fold_runtime.batch import cli
+    conf = tmp_path / 'site.conf'
+    conf.write_text('[cache]\nfeature_cache = /site\n[memory]\nunified_threshold = 900\n'
+                    '[slurm]\ncpu_partition = short\n')
+    monkeypatch.setenv(site_config.ENV_VAR, str(conf))
+    monkeypatch.setenv('ALPHAFOLD_FEATURE_CACHE', '/env')
+    monkeypatch.setenv('ALPHAFOLD_UNIFIED_THRESHOLD', '800')
+
+    def parse(*extra):
+        return cli.submit_parser().parse_args(['--fasta', 'x.fa', '--output-dir', 'out'] + list(extra))
+
+    def seen(*extra):
+        return (options.cpu_options_from_args(parse(*extra)).feature_cache,
+                options.gpu_options_from_args(parse(*extra)).unified_threshold)
+    assert seen('--feature-cache', '/cli', '--unified-threshold', '700') == ('/cli', 700)
+    assert seen() == ('/env', 800)
+    monkeypatch.delenv('ALPHAFOLD_FEATURE_CACHE')
+    monkeypatch.delenv('ALPHAFOLD_UNIFIED_THRESHOLD')
+    assert seen() == ('/site', 900)
+    monkeypatch.delenv(site_config.ENV_VAR)
+    assert seen() == (None, site_config.Memory.unified_threshold)
+    site = site_config.load(str(conf))
+    assert cli.settings_from(parse('--cpu-partition', 'long'), site).slurm.cpu_partition == 'long'
+    assert cli.settings_from(parse(), site).slurm.cpu_partition == 'short'
+
+
+def test_a_broken_site_config_stops_every_command_even_when_its_options_cover_the_settings(tmp_path):
+    """Read and checked when the command starts: --data-dir / --data-root given, it still stops with
+    exit 2 naming the file, section, key and fix (it went unnoticed before), and --help still works."""
+    conf = tmp_path / 'site.conf'
+    conf.write_text('[memory]\nmode = unifed\n')
+    (tmp_path / 'data').mkdir()
+    (tmp_path / 't.fasta').write_text('>t\nMKV\n')
+    env = dict(os.environ, ALPHAFOLD_SITE_CONFIG=str(conf))
+    fasta, data, out = (str(tmp_path / name) for name in ('t.fasta', 'data', 'out'))
+    for command in (['fold_runtime', 'msa', '--fasta', fasta, '--output-dir', out, '--data-dir', data],
+                    ['data_sync', 'status', '--data-root', data], ['fold_runtime', 'batch', 'status', out]):
+        res = subprocess.run([sys.executable, '-m'] + command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, universal_newlines=True)
+        assert res.returncode == 2, res.stdout
+        assert "site config %s [memory]: mode = 'unifed' is not one of auto" % conf in res.stdout, res.stdout
+        assert 'fix: edit the site config' in res.stdout and 'Traceback' not in res.stdout
+        res = subprocess.run([sys.executable, '-m'] + command[:2] + ['--help'], cwd=ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+        assert res.returncode == 0 and 'usage' in res.stdout, res.stdout

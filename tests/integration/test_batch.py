@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from conftest import ROOT, run_kit
+from conftest import GPU_ARGS, ROOT, run_kit
 
 # One model, one recycle, no relaxation: the batch machinery is under test, not AlphaFold.
 BATCH_GPU = ('--model-preset', 'monomer_ptm', '--models', 'model_1', '--num-recycle', '1',
@@ -191,6 +191,90 @@ def test_sigkilled_local_batch_is_resumed_by_a_second_submit(targets, full_data_
         assert not list((tmp_path / 'out' / name).glob('*.png'))      # --no-plots, through the batch
 
 
+FINISH_FILES = ('relaxed_*', 'ranked_*', 'ranking_debug.json', 'relax_metrics.json', 'scores.json', '*.png')
+
+
+def test_relax_pool_is_resumed_after_a_kill_and_writes_what_inline_relax_writes(conotoxin_predicted, targets,
+                                                                                full_data_dir, tmp_path):
+    """The shared alphafold-predict run (inline relax) with its relaxed and ranked files removed: its
+    models are kept (same features, options, no padding), so the batch worker only hands the target
+    to its relax pool (the site's relax_workers, a spawned process). The batch is SIGKILLed, pool
+    included, once the target is relaxing: not done; a second submit finishes it, with the inline
+    run's files: byte for byte, except relaxed coordinates, which no two relaxations share
+    (test_predict_parity.py: PDBFixer adds atoms at random), so there the same model, residues and
+    heavy atoms."""
+    from test_predict_parity import heavy_atom_names
+    import shutil
+    reference = conotoxin_predicted[0]
+    out = tmp_path / 'out'
+    shutil.copytree(str(reference), str(out / 'conotoxin'))
+    for pattern in FINISH_FILES:
+        for path in (out / 'conotoxin').glob(pattern):
+            path.unlink()
+    conf = tmp_path / 'site.conf'
+    conf.write_text('[batch]\nrelax_workers = 2\n')
+    env = dict(os.environ, ALPHAFOLD_SITE_CONFIG=str(conf))
+    cmd = ('batch', 'submit', '--fasta', targets['conotoxin'], '--output-dir', out, '--data-dir', full_data_dir,
+           *GPU_ARGS, '--buckets', 'none', '--no-progress')
+    proc = subprocess.Popen([sys.executable, '-m', 'fold_runtime'] + [str(a) for a in cmd], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    record = out / '.batch' / 'state' / 'conotoxin.predict.json'
+    deadline = time.time() + 300
+    while not (record.exists() and json.loads(record.read_text())['state'] == 'relaxing'):
+        assert time.time() < deadline and proc.poll() is None, 'the target never reached the relax pool'
+        time.sleep(0.1)
+    batch_pids = subprocess.run(['pgrep', '-f', str(out)], stdout=subprocess.PIPE, text=True).stdout.split()
+    for pid in batch_pids:                                  # the node dies: the pool's processes too
+        subprocess.run(['pkill', '-KILL', '-P', pid])
+    subprocess.run(['pkill', '-KILL', '-f', str(out)])
+    proc.wait()
+    assert statuses(out)['conotoxin']['stage'] == 'relaxing'
+    res = run_kit(*cmd, env=env)
+    assert res.returncode == 0, res.stdout
+    st = statuses(out)['conotoxin']
+    assert st['stage'] == 'done' and st['relax_s'] > 0 and st['relax_end'] > st['relax_start']
+    worker = json.loads(next((out / '.batch' / 'timings').glob('worker-*.json')).read_text())
+    assert worker['relax_s'] == st['relax_s'] and worker['busy_s'] == 0.0   # the models were kept: nothing predicted
+    made = sorted(p.name for pattern in FINISH_FILES for p in (out / 'conotoxin').glob(pattern))
+    assert made == sorted(p.name for pattern in FINISH_FILES for p in reference.glob(pattern))
+    best = json.loads((reference / 'ranking_debug.json').read_text())['order'][0]
+    relaxed = ('ranked_0.pdb', 'relaxed_%s.pdb' % best)
+    assert relaxed[1] in made
+    for name in relaxed:
+        assert heavy_atom_names((out / 'conotoxin' / name).read_text()) == heavy_atom_names((reference / name).read_text())
+    assert (out / 'conotoxin' / relaxed[0]).read_text() == (out / 'conotoxin' / relaxed[1]).read_text()
+    metrics = json.loads((out / 'conotoxin' / 'relax_metrics.json').read_text())
+    assert sorted(metrics) == [best] and 'error' not in metrics[best]
+    for name in set(made) - {'relax_metrics.json'}:
+        if not name.endswith(('.png', '.cif')) and name not in relaxed:
+            assert (out / 'conotoxin' / name).read_bytes() == (reference / name).read_bytes(), name
+
+
+def test_a_relax_process_that_dies_fails_its_target_and_the_next_gets_a_new_pool(predicted_dir):
+    """A pool process killed (as by the out-of-memory killer) fails the target it held, and the
+    worker's next target is finished by a fresh pool instead of every later one failing."""
+    import multiprocessing
+    from concurrent.futures.process import BrokenProcessPool
+    import pytest
+    from fold_runtime.batch import relax_pool
+    from fold_runtime.gpu_stage import predict
+    stored = json.loads((predicted_dir / 'scores.json').read_text())
+    scores, ranked = stored['models'], stored['order']
+    job = predict.Ranking(str(predicted_dir), ranked, {n: scores[n]['ranking_confidence'] for n in ranked},
+                          'plddts', scores, {}, 'none', False, None, {})
+    pool = relax_pool.Pool(1, 0)
+    held = pool.submit(job)
+    for child in multiprocessing.active_children():   # the pool's one process, still starting
+        child.kill()
+    with pytest.raises(BrokenProcessPool):
+        held.result()
+    try:
+        assert pool.submit(job).result()['error'] is None
+    finally:
+        pool.shutdown()
+    assert json.loads((predicted_dir / 'scores.json').read_text()) == stored
+
+
 def test_slurm_batch_arrays_throttle_order_and_dedupe(slurm, targets, full_data_dir, tmp_path):
     """The CPU array throttled to one task at a time (%1) on a 2-CPU node, one GPU worker job."""
     conf = tmp_path / 'site.conf'
@@ -249,7 +333,7 @@ def test_weights_are_checked_at_submit_and_a_worker_that_cannot_start_says_why(t
     assert not os.path.exists(os.path.join(out, '.batch'))
     args, site = cli.submit_parser().parse_args(argv), site_config.SiteConfig()
     found = inputs.read([str(fasta)])
-    state.save(out, state.record(found, inputs.units(found), *cli.stage_options_from(args, site),
+    state.save(out, state.record(found, inputs.units(found), *cli.stage_options_from(args),
                                  cli.settings_from(args, site)))
     res = run_kit('batch', 'gpu-worker', out, '--executor', 'local', '--cpu-stage', str(tmp_path / 'no-flag-yet'))
     assert res.returncode == 3, res.stdout
@@ -279,30 +363,12 @@ def test_a_job_slurm_can_never_start_fails_at_once(slurm, targets, full_data_dir
         run_kit('batch', 'cancel', out, env=env)
 
 
-def test_batch_runs_without_templates_and_with_several_seeds(targets, full_data_dir, tmp_path):
-    """--no-templates and --num-seeds reach the batch's CPU and GPU stages through batch.json, and a
-    resubmit without them is refused as other options."""
-    out = str(tmp_path / 'out')
-    submit = ('batch', 'submit', '--fasta', targets['e2_dbd'], '--output-dir', out, '--data-dir', full_data_dir,
-              *BATCH_GPU)
-    res = run_kit(*submit, '--no-templates', '--num-seeds', '2')
-    assert res.returncode == 0, res.stdout
-    tdir = os.path.join(out, 'e2_dbd')
-    with open(os.path.join(tdir, 'features.pkl'), 'rb') as f:
-        assert pickle.load(f)['template_domain_names'].shape == (0,)      # e2_dbd has templates otherwise
-    assert not os.path.exists(os.path.join(tdir, 'msas', 'pdb_hits.hhr'))
-    order = json.load(open(os.path.join(tdir, 'ranking_debug.json')))['order']
-    assert sorted(order) == ['model_1_ptm_pred_0', 'model_1_ptm_pred_1']
-    assert statuses(out)['e2_dbd']['best']['model'] == order[0]
-    res = run_kit(*submit)
-    assert res.returncode == 2 and 'cpu_options.templates: False -> True' in res.stdout, res.stdout
-    assert 'gpu_options.num_seeds: 2 -> 1' in res.stdout
-
-
 def test_batch_takes_a_directory_of_precomputed_msas(targets, full_data_dir, tmp_path):
     """--msa DIR: each target's DIR/<target>.a3m replaces its MSA searches and is recorded by its
     SHA-256; the same sequence with another A3M is another unit, with the same A3M a duplicate; a
-    missing file is refused at submit, naming it."""
+    missing file is refused at submit, naming it. --no-templates and --num-seeds reach the batch's
+    CPU and GPU stages through batch.json (with templates the --msa route runs hhsearch), and a
+    resubmit without them is refused as other options."""
     import hashlib
     cono = sequence(targets['conotoxin'])
     fasta = tmp_path / 'cono.fasta'
@@ -313,9 +379,10 @@ def test_batch_takes_a_directory_of_precomputed_msas(targets, full_data_dir, tmp
     for name, n in (('short', 1), ('long', 5), ('same', 1)):
         (msas / (name + '.a3m')).write_text('>query\n%s\n' % cono + ''.join(rows[:n]))
     out = str(tmp_path / 'out')
-    submit = ('batch', 'submit', '--fasta', fasta, '--output-dir', out, '--data-dir', full_data_dir,
-              '--no-templates', '--msa', msas, *BATCH_GPU)
-    res = run_kit(*submit)
+    with_templates = ('batch', 'submit', '--fasta', fasta, '--output-dir', out, '--data-dir', full_data_dir,
+                      '--msa', msas, *BATCH_GPU, '--num-seeds', '2')
+    submit = with_templates[:-2] + ('--no-templates',)
+    res = run_kit(*submit, '--num-seeds', '2')
     assert res.returncode == 0, res.stdout
     assert '3 targets, 2 unique inputs' in res.stdout
     logs = os.listdir(os.path.join(out, '.batch', 'logs'))
@@ -327,10 +394,19 @@ def test_batch_takes_a_directory_of_precomputed_msas(targets, full_data_dir, tmp
         assert json.load(open(os.path.join(tdir, 'features.meta.json')))['msa_sha256'] == \
             hashlib.sha256((msas / (name + '.a3m')).read_bytes()).hexdigest()
         with open(os.path.join(tdir, 'features.pkl'), 'rb') as f:
-            assert pickle.load(f)['num_alignments'][0] == n + 1
+            features = pickle.load(f)
+        assert features['num_alignments'][0] == n + 1 and features['template_domain_names'].shape == (0,)
+        assert not os.path.exists(os.path.join(tdir, 'msas', 'pdb_hits.hhr'))      # no template search
+        order = json.load(open(os.path.join(tdir, 'ranking_debug.json')))['order']
+        assert sorted(order) == ['model_1_ptm_pred_0', 'model_1_ptm_pred_1']
     st = statuses(out)
+    assert st['short']['best']['model'] == json.load(open(os.path.join(out, 'short', 'ranking_debug.json')))['order'][0]
     assert st['same']['primary'] == 'short' and st['same']['stage'] == 'done'
     assert os.path.exists(os.path.join(out, 'same', 'ranked_0.pdb'))
+    res = run_kit(*submit)
+    assert res.returncode == 2 and 'gpu_options.num_seeds: 2 -> 1' in res.stdout, res.stdout
+    res = run_kit(*with_templates)
+    assert res.returncode == 2 and 'cpu_options.templates: False -> True' in res.stdout, res.stdout
 
     (msas / 'long.a3m').unlink()
     res = run_kit(*submit[:5], str(tmp_path / 'out2'), *submit[6:])

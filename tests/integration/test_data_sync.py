@@ -10,6 +10,7 @@ import pytest
 
 from conftest import ROOT, run_data as data
 from data_sync import layout
+from kit_common.errors import EXIT_FAILED
 
 SUBSET = 'uniref90,mgnify,small_bfd,pdb70,pdb_mmcif'
 
@@ -59,7 +60,7 @@ def test_stage_copies_once_then_nothing_and_status_tracks_freshness(unpacked, tm
     root, local = tmp_path / 'shared', tmp_path / 'local'
     assert data('publish', '--data-root', root, '--from', unpacked(), '--databases', SUBSET).returncode == 0
     res = data('status', '--data-root', root, '--local-root', local, '--databases', SUBSET)
-    assert res.returncode == 1 and 'no verified node-local copy' in res.stdout
+    assert res.returncode == EXIT_FAILED and 'no verified node-local copy' in res.stdout
     res = data('stage', '--data-root', root, '--local-root', local)
     assert res.returncode == 0, res.stdout
     assert ': 0 files copied' not in res.stdout

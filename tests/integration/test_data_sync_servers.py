@@ -194,6 +194,37 @@ def test_weekly_sync_publishes_what_changed_upstream_and_nothing_else(mirror, da
     assert res.returncode == 0 and 'up to date' in res.stdout and len(versions(root)) == 3
 
 
+def test_a_sync_keeps_the_shards_of_what_it_keeps_and_stage_carries_them(mirror, data_dir, tmp_path):
+    """A sharded UniRef90 stays sharded (its manifest record with it) when a sync publishes a new
+    pdb_seqres; the changed pdb_seqres loses its record (its shards were of the old file). Before,
+    the new version's manifest had no shards record, so every search ran unsharded. A node-local
+    copy (stage) keeps the record and the shards."""
+    seqres = tmp_path / 'mirror' / SEQRES.lstrip('/')
+    seqres.parent.mkdir(parents=True)
+    shutil.copy(os.path.join(data_dir, 'pdb_seqres', 'pdb_seqres.txt'), str(seqres))
+    root = tmp_path / 'shared'
+    assert weekly(root, mirror).returncode == 0
+    res = data('shard', '--data-root', root, '--shards', 2, '--databases', 'uniref90,pdb_seqres')
+    assert res.returncode == 0, res.stdout + res.stderr
+    sharded = json.load(open(str(root / 'current' / 'manifest.json')))['shards']
+    assert sorted(sharded) == ['pdb_seqres', 'uniref90']
+    seqres.write_bytes(seqres.read_bytes().replace(b'mol:protein', b'mol:proteiN', 1))
+    later(seqres)
+    res = weekly(root, mirror)
+    assert res.returncode == 0 and 'published version' in res.stdout, res.stdout + res.stderr
+    recorded = json.load(open(str(root / 'current' / 'manifest.json')))
+    assert recorded['shards'] == {'uniref90': sharded['uniref90']}
+    assert not glob.glob(str(root / 'current' / 'pdb_seqres' / '*shard*'))   # not left behind, unrecorded
+    assert data('verify', '--data-root', root).returncode == 0
+    local = tmp_path / 'local'
+    res = data('stage', '--data-root', root, '--local-root', local)
+    assert res.returncode == 0, res.stdout + res.stderr
+    from fold_runtime.cpu_stage import databases
+    found = databases.shards(str(local / 'current'))
+    assert list(found) == [str(local / 'current' / 'uniref90' / 'uniref90.fasta')]
+    assert [os.path.exists(p) for p in found[str(local / 'current' / 'uniref90' / 'uniref90.fasta')].paths] == [True] * 2
+
+
 def test_failed_sync_never_moves_current_and_a_404_is_explained(mirror, tmp_path):
     root = tmp_path / 'shared'
     assert sync(root, mirror).returncode == 0

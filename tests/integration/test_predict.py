@@ -98,8 +98,9 @@ def check_mmcif(d, order):
 def check_plots(d, order):
     """The three pictures decode; their figures have one pLDDT line and one PAE panel per model."""
     import matplotlib.image
+    from fold_runtime import target_layout
     from fold_runtime.gpu_stage import plots
-    for name in plots.PLOTS:
+    for name in target_layout.PLOTS:
         image = matplotlib.image.imread(str(d / name))
         assert image.ndim == 3 and image.shape[0] > 200, name
     scores = json.loads((d / 'scores.json').read_text())['models']

@@ -12,6 +12,7 @@ from conftest import run_kit
 SCREEN_GPU = ('--models', 'model_1_multimer_v3', '--num-multimer-predictions-per-model', '1', '--num-recycle', '1',
               '--models-to-relax', 'none', '--no-result-pkl', '--db-preset', 'reduced_dbs', '--no-progress')
 PAIRS = ['%s__%s' % (b, c) for b in ('cono', 'hbb24') for c in ('e2a', 'e2b', 'hbb60')]
+SLURM_PAIRS = ['cono__e2a', 'cono__e2b']     # the local test screens all six; Slurm needs only its own path
 
 
 def sequence(path):
@@ -19,24 +20,30 @@ def sequence(path):
         return ''.join(l.strip() for l in f if not l.startswith('>'))
 
 
-def screen_lists(targets, tmp_path):
+def screen_lists(targets, tmp_path, pairs=PAIRS):
     """Baits of 24 and candidates of 30 residues (real sequences and pieces of them): every
-    complex has 54, so one compiled model serves all six."""
+    complex has 54, so one compiled model serves all of them."""
     cono, hbb, e2 = (sequence(targets[n]) for n in ('conotoxin', 'hbb_human', 'e2_dbd'))
-    baits, candidates = tmp_path / 'baits.fasta', tmp_path / 'candidates.fasta'
-    baits.write_text('>cono conotoxin PIIIE\n%s\n>hbb24 HBB_HUMAN 1-24\n%s\n' % (cono, hbb[:24]))
-    candidates.write_text('>e2a\n%s\n>e2b\n%s\n>hbb60\n%s\n' % (e2[:30], e2[30:60], hbb[60:90]))
-    return str(baits), str(candidates)
+    records = {'cono': ('cono conotoxin PIIIE', cono), 'hbb24': ('hbb24 HBB_HUMAN 1-24', hbb[:24]),
+               'e2a': ('e2a', e2[:30]), 'e2b': ('e2b', e2[30:60]), 'hbb60': ('hbb60', hbb[60:90])}
+    paths = []
+    for side, name in ((0, 'baits'), (1, 'candidates')):
+        names = sorted({p.split('__')[side] for p in pairs}, key=list(records).index)
+        path = tmp_path / ('%s.fasta' % (names[0] if len(names) == 1 else name))   # one record: named by its file
+        path.write_text(''.join('>%s\n%s\n' % records[n] for n in names))
+        paths.append(str(path))
+    return paths
 
 
-def check_screen(out):
-    """Six complexes predicted with two chains each; each of the 5 unique chains searched by
-    exactly one CPU task (the other complexes took it from the chain cache); summary.csv by ipTM."""
+def check_screen(out, pairs=PAIRS):
+    """Every complex predicted with two chains; each unique chain searched by exactly one CPU task
+    (the other complexes took it from the chain cache); summary.csv by ipTM."""
     res = run_kit('batch', 'status', out, '--json')
     rows = json.loads(res.stdout[res.stdout.index('['):])
-    assert sorted(r['name'] for r in rows) == PAIRS and {r['stage'] for r in rows} == {'done'}, res.stdout
+    assert sorted(r['name'] for r in rows) == pairs and {r['stage'] for r in rows} == {'done'}, res.stdout
+    unique_chains = {c for p in pairs for c in p.split('__')}
     searched = []
-    for name in PAIRS:
+    for name in pairs:
         chains = json.load(open(os.path.join(out, name, 'features.meta.json')))['chains']
         assert [c['length'] for c in chains] == [24, 30]
         searched += [c['sequence_sha256'] for c in chains if c['features_source'] == 'cpu_stage']
@@ -44,12 +51,12 @@ def check_screen(out):
         assert {k.split(':')[0] for k in timings if k.startswith('search_')} <= {'search_A', 'search_B'}
         with open(os.path.join(out, name, 'ranked_0.pdb')) as f:
             assert len({l[21] for l in f if l.startswith('ATOM')}) == 2, name
-    assert len(searched) == len(set(searched)) == 5, searched
+    assert len(searched) == len(set(searched)) == len(unique_chains), searched
     assert run_kit('batch', 'report', out).returncode == 0
-    assert json.load(open(os.path.join(out, 'report.json')))['chain_searches'] == 5
+    assert json.load(open(os.path.join(out, 'report.json')))['chain_searches'] == len(unique_chains)
     with open(os.path.join(out, 'summary.csv')) as f:
         iptm = [float(r['iptm']) for r in csv.DictReader(f)]
-    assert len(iptm) == 6 and iptm == sorted(iptm, reverse=True)
+    assert len(iptm) == len(pairs) and iptm == sorted(iptm, reverse=True)
 
 
 def test_pulldown_screen_on_the_local_executor(multimer_data_dir, targets, tmp_path):
@@ -72,16 +79,16 @@ def test_pulldown_screen_on_slurm(slurm, multimer_data_dir, targets, tmp_path):
     conf.write_text('[slurm]\ncpu_partition = cpu\ngpu_partition = gpu\ncpus_per_task = 1\ngpu_cpus_per_task = 1\n'
                     'cpu_mem = 500M\ngpu_mem = 2000M\ncpu_time = 30:00\ngpu_time = 30:00\ngpu_workers = 1\n')
     env = {'SLURM_CONF': slurm.conf, 'ALPHAFOLD_SITE_CONFIG': str(conf)}
-    baits, candidates = screen_lists(targets, tmp_path)
+    baits, candidates = screen_lists(targets, tmp_path, SLURM_PAIRS)
     out = str(tmp_path / 'out')
     res = run_kit('batch', 'screen', '--mode', 'pulldown', '--baits', baits, '--candidates', candidates,
                   '--output-dir', out, '--data-dir', multimer_data_dir, '--executor', 'slurm', '--wait', *SCREEN_GPU,
                   env=env, timeout=1500)
     assert res.returncode == 0, res.stdout
     job = json.load(open(os.path.join(out, '.batch', 'jobs.json')))[-1]
-    assert sorted(job['msa_targets']) == PAIRS                      # one CPU array task per complex
+    assert sorted(job['msa_targets']) == SLURM_PAIRS                # one CPU array task per complex
     assert slurm.field(job['msa_job'], 'JobName') == 'alphafold-msa'
-    check_screen(out)
+    check_screen(out, SLURM_PAIRS)
 
 
 def test_multimer_batch_mixes_complexes_and_single_chains(multimer_data_dir, targets, tmp_path):

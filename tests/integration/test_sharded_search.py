@@ -1,5 +1,6 @@
-"""Sharded jackhmmer searches (#26): features equal, array for array, to DeepMind's unsharded
-DataPipeline, on test databases made to hold what sharding could get wrong."""
+"""Sharded jackhmmer and hmmsearch searches (#26): features equal, array for array, to DeepMind's
+unsharded pipelines (monomer, both presets, and multimer), on test databases made to hold what
+sharding could get wrong. Each shard count's version is made once per module."""
 import os
 import pickle
 import random
@@ -9,13 +10,16 @@ import pytest
 from alphafold.data.tools import jackhmmer
 
 from conftest import run_data as data
-from stock_alphafold import stock_features
+from stock_alphafold import stock_features, stock_multimer_features
 from test_msa_parity import assert_same_features, comparable
 
 SHARDED = 'uniref90,mgnify,small_bfd'
-SUBSET = SHARDED + ',pdb70,pdb_mmcif'
+# Every database of both presets and of the multimer pipeline.
+SUBSET = SHARDED + ',uniprot,pdb_seqres,bfd,uniref30,pdb70,pdb_mmcif'
 FASTAS = {'uniref90': 'uniref90/uniref90.fasta', 'mgnify': 'mgnify/mgy_clusters_2022_05.fa',
-          'small_bfd': 'small_bfd/bfd-first_non_consensus_sequences.fasta'}
+          'small_bfd': 'small_bfd/bfd-first_non_consensus_sequences.fasta', 'uniprot': 'uniprot/uniprot.fasta'}
+# The databases each preset searches with jackhmmer.
+JACKHMMER = {'reduced_dbs': SHARDED.split(','), 'full_dbs': ['uniref90', 'mgnify']}
 AMINO_ACIDS = 'ACDEFGHIKLMNPQRSTVWY'
 VARIANTS = 30
 TARGETS = ('hbb_human', 'conotoxin')
@@ -56,7 +60,7 @@ def with_hard_cases(records, rng):
 
 @pytest.fixture(scope='module')
 def hard_tree(data_dir, tmp_path_factory):
-    """A reduced_dbs data tree whose jackhmmer databases have the hard cases."""
+    """A data tree whose jackhmmer databases have the hard cases."""
     tree = tmp_path_factory.mktemp('hard') / 'tree'
     for name in SUBSET.split(','):
         shutil.copytree(os.path.join(data_dir, name), str(tree / name))
@@ -68,14 +72,42 @@ def hard_tree(data_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def stock(hard_tree, targets, tmp_path_factory):
-    """DeepMind's unsharded pipeline on the hard databases: name -> (features, its msas/ directory),
-    for the globin (many hits) and the conotoxin (none in MGnify)."""
-    out = {}
-    for name in TARGETS:
-        msas = tmp_path_factory.mktemp('stock') / name
-        out[name] = stock_features(str(hard_tree), 'reduced_dbs', targets[name], str(msas)), msas
-    return out
+def stock_runs(hard_tree, targets, tmp_path_factory):
+    """DeepMind's unsharded pipeline on the hard databases, once per preset: preset -> name ->
+    (features, its msas/ directory), for the globin (many hits) and the conotoxin (none in MGnify)."""
+    runs = {}
+
+    def run(preset):
+        if preset not in runs:
+            runs[preset] = {}
+            for name in TARGETS:
+                msas = tmp_path_factory.mktemp('stock') / name
+                runs[preset][name] = stock_features(str(hard_tree), preset, targets[name], str(msas)), msas
+        return runs[preset]
+    return run
+
+
+@pytest.fixture(scope='module')
+def stock(stock_runs):
+    return stock_runs('reduced_dbs')
+
+
+@pytest.fixture(scope='module')
+def sharded_version(hard_tree, tmp_path_factory):
+    """n -> a published version of the hard tree with SHARDED (and any of extra) in n shards, made
+    once per module and shard count (its own shared root: the version stays as it is)."""
+    made = {}
+
+    def make(n, extra=()):
+        key = (n, tuple(extra))
+        if key not in made:
+            root = tmp_path_factory.mktemp('sharded') / 'shared'
+            res = data('publish', '--data-root', root, '--from', hard_tree, '--preset', 'reduced_dbs',
+                       '--databases', SUBSET)
+            assert res.returncode == 0, res.stdout
+            made[key] = shard(root, n, ','.join((SHARDED,) + tuple(extra))).resolve()
+        return made[key]
+    return make
 
 
 @pytest.fixture
@@ -87,8 +119,8 @@ def published(hard_tree, tmp_path):
     return root
 
 
-def shard(root, n):
-    res = data('shard', '--data-root', root, '--shards', n, '--preset', 'reduced_dbs', '--databases', SHARDED)
+def shard(root, n, databases=SHARDED):
+    res = data('shard', '--data-root', root, '--shards', n, '--preset', 'reduced_dbs', '--databases', databases)
     assert res.returncode == 0, res.stdout
     return root / 'current'
 
@@ -125,21 +157,56 @@ def test_the_databases_hold_the_hard_cases(hard_tree, published, targets, stock,
     assert {r for r in found if r.split('/')[0] in hits} - unsharded
 
 
-@pytest.mark.parametrize('shards', [2, 3])
-def test_sharded_search_equals_deepmind(kit, published, stock, targets, tmp_path, shards):
-    data_dir = shard(published, shards)
+def assert_searched_in(log, names, shards):
+    """The log names each search's shards (1: unsharded, no shards named)."""
+    log = ' '.join(log.split())
+    for name in names:
+        started = '%s started: jackhmmer on %s' % (name, os.path.basename(FASTAS[name]))
+        assert started + (' in %d shards' % shards if shards > 1 else ' ') in log, log
+    assert shards > 1 or ' shards (' not in log
+
+
+@pytest.mark.parametrize('preset, shards', [('reduced_dbs', 1), ('reduced_dbs', 2), ('reduced_dbs', 3),
+                                            ('reduced_dbs', 7), ('full_dbs', 3)])
+def test_sharded_search_equals_deepmind(kit, sharded_version, stock_runs, targets, tmp_path, preset, shards):
+    data_dir, stock = sharded_version(shards), stock_runs(preset)
     out = tmp_path / 'ours'
     res = kit('msa', '--fasta', *[targets[t] for t in TARGETS], '--output-dir', out, '--data-dir', data_dir,
-              '--db-preset', 'reduced_dbs', '--cpus', '2')
+              '--db-preset', preset, '--cpus', '2')
     assert res.returncode == 0, res.stdout
-    for name in SHARDED.split(','):
-        assert '%s started: jackhmmer on %s in %d shards' % (name, os.path.basename(FASTAS[name]), shards) in \
-            ' '.join(res.stdout.split()), res.stdout
+    assert_searched_in(res.stdout, JACKHMMER[preset], shards)
     for target in TARGETS:
         with open(out / target / 'features.pkl', 'rb') as f:
             assert_same_features(pickle.load(f), stock[target][0])
         for fname in os.listdir(stock[target][1]):   # the msas/ files too, byte for byte
             assert comparable(out / target / 'msas' / fname) == comparable(stock[target][1] / fname), fname
+
+
+@pytest.mark.parametrize('name', ['pim1_epha2', 'e2_dimer'])
+def test_sharded_multimer_search_equals_deepmind(kit, sharded_version, hard_tree, targets, tmp_path, name):
+    """Complexes on reduced_dbs: each chain's searches, the UniProt search for pairing (the
+    heterodimer) and the template search (hmmsearch on pdb_seqres, where the E2 dimer finds 1A7G),
+    sharded, give AlphaFold-Multimer's features and msas/ files."""
+    data_dir = sharded_version(2, ('uniprot', 'pdb_seqres'))
+    out, stock_msas = tmp_path / 'ours', tmp_path / 'stock'
+    res = kit('msa', '--fasta', targets[name], '--output-dir', out, '--data-dir', data_dir, '--model_preset=multimer',
+              '--db-preset', 'reduced_dbs', '--cpus', '2')
+    assert res.returncode == 0, res.stdout
+    log = ' '.join(res.stdout.split())
+    chains = 'AB' if name == 'pim1_epha2' else 'A'   # a homomer's chain is searched once, without UniProt
+    for chain in chains:
+        searches = ['pdb_seqres started: hmmsearch on pdb_seqres.txt'] + \
+            ['uniprot started: jackhmmer on uniprot.fasta'] * (name == 'pim1_epha2')
+        for search in searches:
+            assert '%s:%s in 2 shards' % (chain, search) in log, res.stdout
+    with open(out / name / 'features.pkl', 'rb') as f:
+        assert_same_features(pickle.load(f), stock_multimer_features(str(hard_tree), 'reduced_dbs', targets[name],
+                                                                     str(stock_msas)))
+    for chain in chains:
+        for fname in os.listdir(stock_msas / chain):
+            assert comparable(out / name / 'msas' / chain / fname) == comparable(stock_msas / chain / fname), fname
+    if name == 'e2_dimer':   # the template search found something: its second pass ran
+        assert '#=GS 1a7g_E' in (stock_msas / 'A' / 'pdb_hits.sto').read_text()
 
 
 def test_a_shard_that_does_not_match_the_manifest_is_refused(kit, published, targets, tmp_path):
