@@ -145,9 +145,12 @@ def cmd_stage(args):
 
 
 def cmd_warm(args):
-    """The paper's 'memory persistence': HHblits' prefilter and index files into the page cache."""
+    """The paper's 'memory persistence': HHblits' prefilter and index files into the page cache
+    (--preset mmseqs2: and ColabFold's databases, which MMseqs2 reads whole)."""
     tree = layout.choose_data_dir(args.data_root, args.local_root)[0]
     files = sorted(glob.glob(os.path.join(tree, '*', '*_cs219.ffdata')) + glob.glob(os.path.join(tree, '*', '*.ffindex')))
+    if args.preset == registry.MMSEQS2:
+        files += _colabfold_files(tree)
     if not files:
         raise KitError('no HH-suite index files under %s' % tree, 'check --data-root / the staged copy')
     if shutil.which('vmtouch'):
@@ -164,6 +167,16 @@ def cmd_warm(args):
     print('warmed %d files, %.2f GB%s' % (len(files), total / 1e9,
                                          '' if resident is None else ', %.2f GB resident in the page cache' % (resident / 1e9)))
     return 0
+
+
+def _colabfold_files(tree):
+    """Every file of ColabFold's databases (their aliases, links, once: as their targets)."""
+    found = []
+    for db in registry.COLABFOLD.values():
+        for prefix in db.paths.values():
+            found += [p for p in glob.glob(os.path.join(tree, glob.escape(prefix)) + '*')
+                      if os.path.isfile(p) and not os.path.islink(p)]
+    return sorted(found)
 
 
 def cmd_status(args):

@@ -135,6 +135,15 @@ def test_warm_reads_hhsuite_indexes_into_the_page_cache(data_dir):
     assert 'warmed %d files' % n in res.stdout
 
 
+def test_warm_with_the_mmseqs2_preset_reads_colabfold_s_databases_too(data_dir):
+    """--preset mmseqs2: ColabFold's database files (each once: MMseqs2's header aliases are links) as well."""
+    hh = glob.glob(os.path.join(data_dir, '*', '*_cs219.ffdata')) + glob.glob(os.path.join(data_dir, '*', '*.ffindex'))
+    colabfold = [p for p in glob.glob(os.path.join(data_dir, 'colabfold', '*')) if not os.path.islink(p)]
+    assert len(colabfold) > 10 and any(p.endswith('uniref30_2302_db_aln') for p in colabfold)
+    res = data('warm', '--data-root', data_dir, '--preset', 'mmseqs2')
+    assert res.returncode == 0 and 'warmed %d files' % (len(hh) + len(colabfold)) in res.stdout, res.stdout
+
+
 def test_cron_examples_call_sync_quietly():
     examples = os.path.join(ROOT, 'data_sync', 'examples')
     assert 'alphafold-data sync --quiet' in open(os.path.join(examples, 'alphafold-data.cron')).read()

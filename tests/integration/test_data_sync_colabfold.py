@@ -36,11 +36,17 @@ def test_colabfold_databases_are_fetched_prepared_verified_staged_and_searched(d
     root, local = tmp_path / 'shared', tmp_path / 'local'
     try:
         res = data('sync', '--data-root', root, '--mirror', http.url, '--databases', 'uniref30_2302')
+        first = os.path.realpath(str(root / 'current'))
+        fetched = list(http.requests)
+        # Unchanged upstream: both kept, their shared folder linked once, nothing fetched or published.
+        again = data('sync', '--data-root', root, '--mirror', http.url, '--databases', 'uniref30_2302')
     finally:
         http.close()
     assert res.returncode == 0, res.stdout
+    assert again.returncode == 0 and 'up to date' in again.stdout and 'tsv2exprofiledb' not in again.stdout, again.stdout
+    assert os.path.realpath(str(root / 'current')) == first
     # One name asked, both come: they share colabfold/. Each prepared by tsv2exprofiledb.
-    assert {p for p, _ in http.requests} == {'/colabfold/%s.tar.gz' % n for n in registry.COLABFOLD}
+    assert {p for p, _ in fetched} == {'/colabfold/%s.tar.gz' % n for n in registry.COLABFOLD}
     for name in registry.COLABFOLD:
         assert '%-12s mmseqs tsv2exprofiledb' % name in res.stdout, res.stdout
     current = os.path.realpath(str(root / 'current'))
