@@ -97,13 +97,23 @@ def template_features(featurizer, query_sequence, hits):
     return featurizer.get_templates(query_sequence=query_sequence, hits=hits).features
 
 
-def empty_template_features():
-    """What AlphaFold's template featurizer returns when it finds no hit (v2.0 to v2.3.2 alike):
-    each template feature an empty array of its dtype. Made from AlphaFold's own table of
-    features, without the featurizer, whose constructor needs the mmCIF files a run without
-    templates does not use."""
+def empty_template_features(sequence, multimer=False):
+    """What AlphaFold's template featurizer returns when it finds no hit, without the featurizer,
+    whose constructor needs the mmCIF files a run without templates does not use. Monomer (v2.0 to
+    v2.3.2 alike, HhsearchHitFeaturizer): each template feature an empty array of its dtype.
+    Multimer (HmmsearchHitFeaturizer): one all-zero template of the chain's length, which
+    pipeline_multimer's convert_monomer_features needs (it takes the argmax of template_aatype)."""
     import numpy as np
-    return {name: np.array([], dtype=dtype) for name, dtype in templates.TEMPLATE_FEATURES.items()}
+    if not multimer:
+        return {name: np.array([], dtype=dtype) for name, dtype in templates.TEMPLATE_FEATURES.items()}
+    from alphafold.common import residue_constants
+    n, atoms = len(sequence), residue_constants.atom_type_num
+    return {'template_aatype': np.zeros((1, n, len(residue_constants.restypes_with_x_and_gap)), np.float32),
+            'template_all_atom_masks': np.zeros((1, n, atoms), np.float32),
+            'template_all_atom_positions': np.zeros((1, n, atoms, 3), np.float32),
+            'template_domain_names': np.array([b''], dtype=object),
+            'template_sequence': np.array([b''], dtype=object),
+            'template_sum_probs': np.array([0], dtype=np.float32)}
 
 
 def msa_features(msas):

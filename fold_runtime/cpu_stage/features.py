@@ -23,7 +23,7 @@ def assemble(target, msa_dir, paths, preset, binaries, max_template_date, templa
     if templates:
         template_features = _template_features(target, msa_dir, paths, binaries, max_template_date, multimer)
     else:
-        template_features = compat.empty_template_features()
+        template_features = compat.empty_template_features(target.sequence, multimer)
     sequence_features = pipeline.make_sequence_features(
         sequence=target.sequence, description=target.description, num_res=len(target.sequence))
     msa_features = compat.msa_features(msas)

@@ -113,7 +113,7 @@ def test_no_templates_skips_the_template_search_and_is_an_input_of_the_features(
     assert 'search_pdb70' not in timings and timings['search_uniref90'] > 0
     assert json.loads((tdir / 'features.meta.json').read_text())['no_templates'] is True
     feats = load_features(tdir)
-    empty = compat.empty_template_features()
+    empty = compat.empty_template_features('')
     for name in empty:
         assert feats[name].shape == (0,) and feats[name].dtype == empty[name].dtype, name
     res = run_e2(kit, data_dir, targets, tmp_path)                    # with templates: not these features

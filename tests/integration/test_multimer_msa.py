@@ -80,3 +80,23 @@ def test_a_chain_shared_by_two_complexes_is_searched_once(kit, data_dir, targets
     again = msa(kit, data_dir, other, tmp_path / 'out', 'reduced_dbs', '--feature-cache', cache)
     assert again.returncode == 0 and 'features.pkl matches its inputs, reusing it' in again.stdout
     assert 'started' not in again.stdout
+
+
+def test_a_complex_without_templates_gets_alphafold_multimer_s_features_for_no_hit(kit, data_dir, targets, tmp_path):
+    """--no-templates on a complex (a traceback before: AlphaFold-Multimer takes the argmax of each
+    chain's template_aatype, and the monomer's empty arrays have none): each chain gets what
+    AlphaFold-Multimer's own pipeline gives a chain whose template search finds nothing, checked
+    against DeepMind's pipeline on the same databases with a pdb_seqres that nothing hits."""
+    no_hits = tmp_path / 'data'
+    no_hits.mkdir()
+    for entry in os.listdir(data_dir):
+        if entry != 'pdb_seqres':
+            os.symlink(os.path.join(data_dir, entry), str(no_hits / entry))
+    (no_hits / 'pdb_seqres').mkdir()
+    (no_hits / 'pdb_seqres' / 'pdb_seqres.txt').write_text('>9zzz_A mol:protein length:30  NONE\n%s\n' % ('G' * 30))
+    res = msa(kit, data_dir, targets['e2_dimer'], tmp_path / 'ours', 'reduced_dbs', '--no-templates')
+    assert res.returncode == 0, res.stdout
+    feats = load(tmp_path / 'ours' / 'e2_dimer' / 'features.pkl')
+    assert not feats['template_all_atom_mask'].any()
+    assert_same_features(feats, stock_multimer_features(str(no_hits), 'reduced_dbs', targets['e2_dimer'],
+                                                        str(tmp_path / 'stock')))
