@@ -19,9 +19,12 @@ MSA_MODES = (JACKHMMER, MMSEQS2)   # DeepMind's searches (the default), or Colab
 MULTIMER = 'multimer'
 MODEL_PRESETS = ('monomer', 'monomer_ptm', 'monomer_casp14', MULTIMER)
 RELAX_CHOICES = ('best', 'all', 'none')
+SCREEN_MODES = ('pulldown', 'all-vs-all', 'homo-oligomer')
 MAX_RECYCLE = 100   # AlphaFold uses 3 (monomer) to 20 (multimer); more only burns GPU hours
 
-CPU, GPU = 'cpu', 'gpu'   # the stages that use an option; the GPU stage checks some CPU-stage ones against the meta
+# The stages that use an option (the GPU stage checks some CPU-stage ones against the meta), and
+# alphafold-batch screen's own.
+CPU, GPU, SCREEN = 'cpu', 'gpu', 'screen'
 # Path roles, as the Apptainer wrapper binds them: read-only inputs (a list: each file's directory),
 # a read-only data directory, directories the command creates, and read-write directories.
 INPUTS, DATA, MADE, READ_WRITE, CACHE, PROGRAM = 'inputs', 'data', 'made', 'rw', 'cache', 'program'
@@ -174,6 +177,14 @@ OPTIONS = (
     Option('--compile-cache-dir', "persistent JAX compilation cache shared across jobs (default: "
            "$ALPHAFOLD_JAX_CACHE_DIR, else the site config's [cache] jax_cache)", (GPU,),
            field='compile_cache_dir', env='ALPHAFOLD_JAX_CACHE_DIR', site=('cache', 'jax_cache'), path=CACHE),
+    Option('--mode', 'pulldown: each bait with each candidate; all-vs-all: every pair of --candidates; '
+           'homo-oligomer: each candidate in --copies copies', (SCREEN,),
+           kwargs=dict(choices=SCREEN_MODES, required=True)),
+    Option('--baits', 'pulldown: the baits (chain A of each complex)', (SCREEN,),
+           kwargs=dict(nargs='+', metavar='FASTA'), path=INPUTS),
+    Option('--candidates', 'the candidates (pulldown: chain B)', (SCREEN,), kwargs=dict(nargs='+', metavar='FASTA'),
+           path=INPUTS),
+    Option('--copies', 'homo-oligomer: chains per complex (2 or more)', (SCREEN,), kwargs=dict(type=int, metavar='N')),
 )
 BY_FLAG = {o.flag: o for o in OPTIONS}
 

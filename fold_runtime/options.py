@@ -17,7 +17,7 @@ import fold_runtime
 from data_sync.registry import MMSEQS2
 from fold_runtime.option_table import (  # noqa: F401 (the choices, imported from here by the kit)
     CACHE, CPU, DATA, DB_PRESETS, GPU, INPUTS, JACKHMMER, MAX_RECYCLE, MODEL_PRESETS, MSA_MODES, MULTIMER, OPTIONS,
-    PROGRAM, READ_WRITE, RELAX_CHOICES, TOOLS, default)
+    PROGRAM, READ_WRITE, RELAX_CHOICES, SCREEN, TOOLS, default)
 from kit_common import site_config, typed
 from kit_common.errors import EXIT_HELP, EXIT_INPUT, KitError
 
@@ -210,7 +210,7 @@ def add_option(parser, opt, for_gpu_stage=False, shown=True):
 
 
 def add_stage_options(parser, stage):
-    """alphafold-msa's options: those the CPU stage uses."""
+    """The options of one stage (alphafold-msa's: the CPU stage's; screen's own)."""
     for opt in OPTIONS:
         if stage in opt.stages:
             add_option(parser, opt)
@@ -222,7 +222,9 @@ def add_gpu_command_options(parser, stages, hidden=()):
     groups = {stage: parser.add_argument_group(title) for stage, title in (('cpu', 'targets and CPU stage'),
                                                                            ('gpu', 'GPU stage'))}
     for opt in OPTIONS:
-        group = groups[opt.stages[0]]
+        group = groups.get(opt.stages[0])
+        if not group:
+            continue
         add_option(group, opt, for_gpu_stage=True,
                    shown=bool(set(opt.stages) & set(stages)) and opt.flag not in hidden)
 

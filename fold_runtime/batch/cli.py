@@ -110,12 +110,7 @@ def screen_parser():
                                  'multimer batch in which each unique chain is searched once. summary.csv ranks '
                                  'the complexes by ipTM.', hidden=('--fasta',))
     g = p.add_argument_group('screen')
-    g.add_argument('--mode', choices=screen.MODES, required=True,
-                   help='pulldown: each bait with each candidate; all-vs-all: every pair of --candidates; '
-                        'homo-oligomer: each candidate in --copies copies')
-    g.add_argument('--baits', nargs='+', metavar='FASTA', help='pulldown: the baits (chain A of each complex)')
-    g.add_argument('--candidates', nargs='+', metavar='FASTA', help='the candidates (pulldown: chain B)')
-    g.add_argument('--copies', type=int, metavar='N', help='homo-oligomer: chains per complex (2 or more)')
+    options.add_stage_options(g, options.SCREEN)
     p.set_defaults(model_preset=options.MULTIMER)
     add_batch_options(p)
     return p
