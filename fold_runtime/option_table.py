@@ -10,6 +10,7 @@ import os
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from data_sync.registry import MMSEQS2
+from fold_runtime import progress
 from kit_common import site_config
 
 TOOLS = ('jackhmmer', 'hhblits', 'hhsearch', 'hmmsearch', 'hmmbuild', 'kalign', 'mmseqs')
@@ -112,7 +113,7 @@ OPTIONS = (
            'that the target directory already holds from the same features and options', BOTH, default=False,
            kwargs=dict(action='store_true'), field='overwrite'),
     Option('--progress-interval', 'while a search, compile, prediction or relaxation runs, log a line naming it and '
-           'its elapsed time every SECONDS (default: %(default)s)', BOTH, default=60.0,
+           'its elapsed time every SECONDS (default: %(default)s)', BOTH, default=progress.DEFAULT_INTERVAL,
            kwargs=dict(type=float, metavar='SECONDS'), field='progress_interval'),
     Option('--no-templates', 'skip the template search: features without templates, as AlphaFold makes them when it '
            'finds none', BOTH, default=False, kwargs=dict(action='store_true'), field='templates', invert=True,
