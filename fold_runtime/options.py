@@ -1,4 +1,6 @@
-"""The stages' options as typed objects, and the command-line options that build them.
+"""The stages' options as typed objects, and the parsers that build them from the command line;
+the options themselves (flags, help, defaults, variables, path roles) are declared once, in
+fold_runtime/option_table.py.
 
 alphafold-msa, -predict and -run build CpuStageOptions and GpuStageOptions from their command
 lines; alphafold-batch stores the same objects as JSON in batch.json and its jobs read them back,
