@@ -36,7 +36,8 @@ class Option:
     """One command-line option. stages: the first is its help group in the GPU-stage commands. field: the stage options' attribute it sets (None: read by the
     command itself); invert: a --no-X flag setting X False; meta_checked: the GPU stage takes it
     without a default and checks it against the features' meta; env and site: what applies when the
-    command line leaves it out (command line > environment > site config > default)."""
+    command line leaves it out (command line > environment > site config > default); a DATA path's
+    on the node that runs the stage (options.resolve_data_dir), not where it is parsed."""
     flag: str
     help: str
     stages: Tuple[str, ...]
@@ -89,7 +90,8 @@ OPTIONS = (
            path=INPUTS),
     Option('--output-dir', 'outputs go to OUTPUT_DIR/<target>/', BOTH, required_by_cpu_stage=True, path=MADE),
     Option('--data-dir', 'AlphaFold databases and params/ (default: $ALPHAFOLD_DATA_DIR, else the '
-           "site config's node-local copy when staged, else its shared copy)", BOTH, field='data_dir', path=DATA),
+           "site config's node-local copy when staged, else its shared copy)", BOTH, field='data_dir',
+           env='ALPHAFOLD_DATA_DIR', path=DATA),
     Option('--target-dir', 'target directories holding features.pkl (instead of --fasta/--output-dir)', (GPU,),
            kwargs=dict(nargs='+', metavar='DIR'), path=MADE),
     Option('--model-preset', "multimer: AlphaFold-Multimer's features, each FASTA file one complex: per unique "

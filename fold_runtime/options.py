@@ -18,7 +18,7 @@ from typing import Dict, Optional, Tuple
 import fold_runtime
 from data_sync.registry import MMSEQS2
 from fold_runtime.option_table import (  # noqa: F401 (the choices, imported from here by the kit)
-    CACHE, CPU, DATA, DB_PRESETS, GPU, INPUTS, JACKHMMER, MAX_RECYCLE, MODEL_PRESETS, MSA_MODES, MULTIMER, OPTIONS,
+    BY_FLAG, CACHE, CPU, DATA, DB_PRESETS, GPU, INPUTS, JACKHMMER, MAX_RECYCLE, MODEL_PRESETS, MSA_MODES, MULTIMER, OPTIONS,
     PROGRAM, READ_WRITE, RELAX_CHOICES, SCREEN, TOOLS, default)
 from kit_common import site_config, typed
 from kit_common.errors import EXIT_HELP, EXIT_INPUT, KitError
@@ -173,7 +173,7 @@ def resolve_data_dir(data_dir):
     """--data-dir, else $ALPHAFOLD_DATA_DIR, else the site config's node-local copy when its stamp
     matches the shared manifest, else the shared copy (data_sync.layout's rule). Decided in the
     job, on its node: a login node's choice would be wrong on the compute node."""
-    chosen = site_config.resolve(data_dir, 'ALPHAFOLD_DATA_DIR', _site_data_dir)
+    chosen = site_config.resolve(data_dir, BY_FLAG['--data-dir'].env, _site_data_dir)
     return os.path.abspath(chosen) if chosen else None
 
 
@@ -284,6 +284,8 @@ def _from_args(args, stage, cls):
             values[opt.field] = not given
         elif opt.key:
             values.setdefault(opt.field, {})[opt.key] = given
+        elif opt.path == DATA:   # resolved on the node that runs the stage
+            values[opt.field] = given
         elif opt.path == INPUTS:
             values[opt.field] = tuple(os.path.abspath(p) for p in given or ())
         else:

@@ -134,8 +134,8 @@ if [ "$cmd" = alphafold-data ]; then
   want_nearest "${data_root:-$(site_value data shared_root)}"
   want_nearest "${local_root:-$(site_value data local_root)}"
 else
-  if [ ${#data_dirs[@]} = 0 ]; then   # the runtime's default: $ALPHAFOLD_DATA_DIR, else a site root
-    if [ -n "${ALPHAFOLD_DATA_DIR:-}" ]; then data_dirs=("$ALPHAFOLD_DATA_DIR")
+  if [ ${#data_dirs[@]} = 0 ]; then   # the runtime's default: its variable, else a site root
+    if [ -n "${@{data_env}:-}" ]; then data_dirs=("$@{data_env}")
     else data_dirs=("$(site_value data shared_root)" "$(site_value data local_root)"); fi
   fi
   for d in "${data_dirs[@]}"; do want ro "$d"; done

@@ -58,7 +58,12 @@ def recorded():
                      for part, cls in parts if o.field in {f.name for f in dataclasses.fields(cls)})
 
 
+def data_env():
+    """The environment variable that names the data directory when no option does."""
+    return next(o.env for o in OPTIONS if o.path == DATA)
+
+
 def values():
     """The placeholders of wrapper.sh that this table fills."""
     return {'path_options': option_arms(), 'list_options': list_options(), 'path_variables': variables(),
-            'path_defaults': defaulted(), 'recorded': recorded()}
+            'path_defaults': defaulted(), 'recorded': recorded(), 'data_env': data_env()}

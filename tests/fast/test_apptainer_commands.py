@@ -233,6 +233,7 @@ def test_wrapper_bind_table_is_rendered_from_the_option_table(tmp_path):
     assert recorded == expected and ('ro', 'cpu_options', 'msa_paths') in recorded
     assert arms['--fasta-paths'] == arms['--baits'] == 'want_fasta "$2"' and arms['--data-dir'] == 'data_dirs+=("$2")'
     assert '--jackhmmer-binary-path' not in arms and '--models' not in arms
+    assert 'data_dirs=("$%s")' % table.BY_FLAG['--data-dir'].env in script   # the runtime's default, bound
 
 
 def test_every_directory_of_a_list_path_option_is_bound(standin, tmp_path):
