@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 
 PREDICT_HELP = ('AlphaFold GPU stage: predict from a verified features.pkl, rank by pLDDT (complexes: by '
                 '0.8*ipTM + 0.2*pTM) and relax only the best model. Takes the same --fasta and --output-dir as '
-                'alphafold-msa.')
+                'alphafold-msa, and accepts its other options too (unused), so both stages\' job scripts can '
+                'pass the same arguments.')
 RUN_HELP = ('AlphaFold, both stages: the CPU stage (skipped when a matching features.pkl exists), then '
             'the GPU stage.')
 
@@ -92,7 +93,7 @@ def msa_main(argv=None):
 
 
 def predict_main(argv=None):
-    parser = options.gpu_stage_parser('alphafold-predict', PREDICT_HELP)
+    parser = options.gpu_stage_parser('alphafold-predict', PREDICT_HELP, stages=(options.GPU,))
     entry.main(lambda a: run_predict(parser.parse_args(a)), argv, 'alphafold-predict')
 
 

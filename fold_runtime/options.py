@@ -1,4 +1,6 @@
-"""The stages' options as typed objects, and the command-line options that build them.
+"""The stages' options as typed objects, and the parsers that build them from the command line;
+the options themselves (flags, help, defaults, variables, path roles) are declared once, in
+fold_runtime/option_table.py.
 
 alphafold-msa, -predict and -run build CpuStageOptions and GpuStageOptions from their command
 lines; alphafold-batch stores the same objects as JSON in batch.json and its jobs read them back,
@@ -6,6 +8,7 @@ so renaming a command-line option never breaks resuming a batch. Every value, in
 kit's environment variables, is checked here, before any search or model runs.
 """
 import argparse
+import dataclasses
 import datetime
 import logging
 import os
@@ -14,19 +17,14 @@ from typing import Dict, Optional, Tuple
 
 import fold_runtime
 from data_sync.registry import MMSEQS2
+from fold_runtime.option_table import (  # noqa: F401 (the choices, imported from here by the kit)
+    BY_FLAG, CACHE, CPU, DATA, DB_PRESETS, GPU, INPUTS, JACKHMMER, MAX_RECYCLE, MODEL_PRESETS, MSA_MODES, MULTIMER, OPTIONS,
+    PROGRAM, READ_WRITE, RELAX_CHOICES, SCREEN, TOOLS, default)
 from kit_common import site_config, typed
 from kit_common.errors import EXIT_HELP, EXIT_INPUT, KitError
 
 log = logging.getLogger(__name__)
 
-TOOLS = ('jackhmmer', 'hhblits', 'hhsearch', 'hmmsearch', 'hmmbuild', 'kalign', 'mmseqs')
-DB_PRESETS = ('full_dbs', 'reduced_dbs')
-JACKHMMER = 'jackhmmer'
-MSA_MODES = (JACKHMMER, MMSEQS2)   # DeepMind's searches (the default), or ColabFold's MMseqs2 search
-MULTIMER = 'multimer'
-MODEL_PRESETS = ('monomer', 'monomer_ptm', 'monomer_casp14', MULTIMER)
-RELAX_CHOICES = ('best', 'all', 'none')
-MAX_RECYCLE = 100   # AlphaFold uses 3 (monomer) to 20 (multimer); more only burns GPU hours
 MAX_SEEDS = 1000    # predictions per model: massive sampling (AFsample) runs about 1,000; 10^6 is a typo
 SEED_BITS = 63      # prediction seeds are int64 in AlphaFold's input pipeline (run_alphafold.py stays below 2^63)
 MIN_PROGRESS_INTERVAL = 0.1   # seconds; more often only floods the log
@@ -38,19 +36,19 @@ class CpuStageOptions:
     """What the CPU stage is asked to do; data_dir as given (the node-local choice is made at
     run time, on the node that runs the stage)."""
     data_dir: Optional[str] = None
-    db_preset: str = 'full_dbs'
-    max_template_date: str = '2100-01-01'
+    db_preset: str = default('--db-preset')
+    max_template_date: str = default('--max-template-date')
     cpus: int = 1
     serial: bool = False
     timeout: Optional[float] = None
     overwrite: bool = False
     feature_cache: Optional[str] = None
     binary_paths: Dict[str, Optional[str]] = field(default_factory=dict)
-    progress_interval: float = 60.0
+    progress_interval: float = default('--progress-interval')
     templates: bool = True                 # False: --no-templates, no template search
     msa_paths: Tuple[str, ...] = ()        # --msa: one precomputed A3M per target, in --fasta order
-    model_preset: str = 'monomer'          # multimer: each FASTA file is one complex
-    msa_mode: str = JACKHMMER              # MMSEQS2: ColabFold's search makes the MSA
+    model_preset: str = default('--model-preset')   # multimer: each FASTA file is one complex
+    msa_mode: str = JACKHMMER                       # MMSEQS2: ColabFold's search makes the MSA
 
     @property
     def multimer(self):
@@ -84,7 +82,7 @@ class CpuStageOptions:
             return None
         if self.msa_paths:
             return '--msa gives the MSA and --msa-mode %s searches for one: pass one of them' % MMSEQS2
-        if self.db_preset != 'full_dbs':
+        if self.db_preset != default('--db-preset'):
             return ('--db-preset %s chooses among DeepMind\'s searches, which --msa-mode %s replaces: leave '
                     '--db-preset out' % (self.db_preset, MMSEQS2))
         return None
@@ -95,11 +93,11 @@ class GpuStageOptions:
     """What the GPU stage is asked to do. buckets None: no padding (alphafold-predict) or the
     site's list (alphafold-batch); use_gpu_relax None: relax on the GPU when one is visible."""
     data_dir: Optional[str] = None
-    model_preset: str = 'monomer'
+    model_preset: str = default('--model-preset')
     models: Optional[str] = None
     num_recycle: Optional[int] = None
-    random_seed: int = 0
-    models_to_relax: str = 'best'
+    random_seed: int = default('--random-seed')
+    models_to_relax: str = default('--models-to-relax')
     use_gpu_relax: Optional[bool] = None
     memory_mode: str = site_config.Memory.mode
     mem_fraction: Optional[float] = None
@@ -110,7 +108,7 @@ class GpuStageOptions:
     compile_cache_dir: Optional[str] = None
     plots: bool = True
     overwrite: bool = False
-    progress_interval: float = 60.0
+    progress_interval: float = default('--progress-interval')
     num_seeds: int = 1
 
     def check(self):
@@ -175,7 +173,7 @@ def resolve_data_dir(data_dir):
     """--data-dir, else $ALPHAFOLD_DATA_DIR, else the site config's node-local copy when its stamp
     matches the shared manifest, else the shared copy (data_sync.layout's rule). Decided in the
     job, on its node: a login node's choice would be wrong on the compute node."""
-    chosen = site_config.resolve(data_dir, 'ALPHAFOLD_DATA_DIR', _site_data_dir)
+    chosen = site_config.resolve(data_dir, BY_FLAG['--data-dir'].env, _site_data_dir)
     return os.path.abspath(chosen) if chosen else None
 
 
@@ -191,128 +189,46 @@ def _site_data_dir():
 
 # ---- command-line options -------------------------------------------------------------------------
 
-def add(parser, name, *aliases, **kwargs):
-    """An option with dashes, plus AlphaFold's underscore spelling and any extra aliases."""
-    names = [name]
-    for alias in ('--' + name[2:].replace('-', '_'),) + aliases:
-        if alias not in names:
-            names.append(alias)
-    parser.add_argument(*names, **kwargs)
-
-
-def default_cpus():
-    """$SLURM_CPUS_PER_TASK inside a Slurm job, else the CPUs this process may run on."""
-    if os.environ.get('SLURM_CPUS_PER_TASK', '').isdigit():
-        return int(os.environ['SLURM_CPUS_PER_TASK'])
-    return len(os.sched_getaffinity(0))
-
-
 def fasta_list(values):
     """--fasta a.fa b.fa, or AlphaFold's comma-separated --fasta_paths=a.fa,b.fa."""
     return [p for v in values or () for p in v.split(',') if p]
 
 
-def add_cpu_stage_options(parser, for_gpu_stage=False):
-    """The CPU stage's options. The GPU stage accepts them too, so CPU and GPU job scripts can
-    pass identical arguments; there --db-preset and --max-template-date, when given, are checked
-    against the features' meta instead of defaulting."""
-    add(parser, '--fasta', '--fasta_paths', nargs='+', required=not for_gpu_stage, metavar='PATH',
-        help='FASTA files, one target each, named after the file: one protein, or with --model-preset multimer '
-             "one complex (its records are the chains, or one record joins them with ':')")
-    add(parser, '--output-dir', required=not for_gpu_stage, help='outputs go to OUTPUT_DIR/<target>/')
-    add(parser, '--data-dir', help='AlphaFold databases and params/ (default: $ALPHAFOLD_DATA_DIR, else the '
-                                   "site config's node-local copy when staged, else its shared copy)")
-    if not for_gpu_stage:   # the GPU stage's own --model-preset serves both stages there
-        add(parser, '--model-preset', choices=MODEL_PRESETS, default='monomer',
-            help="multimer: AlphaFold-Multimer's features, each FASTA file one complex: per unique chain the "
-                 'monomer searches with templates from pdb_seqres (hmmsearch), plus UniProt for MSA pairing '
-                 'when the chains differ; the data directory needs uniprot/ and pdb_seqres/. Every other preset '
-                 'makes the same monomer features (default: %(default)s)')
-    add(parser, '--db-preset', choices=DB_PRESETS, default=None if for_gpu_stage else 'full_dbs',
-        help='full_dbs: HHblits on BFD+UniRef30; reduced_dbs: jackhmmer on small BFD (default: full_dbs)')
-    add(parser, '--max-template-date', default=None if for_gpu_stage else '2100-01-01', metavar='YYYY-MM-DD',
-        help='ignore templates released after this date (default: 2100-01-01)')
-    add(parser, '--cpus', type=int, default=default_cpus(),
-        help='CPUs to split among the searches 8:8:4 (multimer: shared by the chains searched, UniProt as '
-             'UniRef90) (default: $SLURM_CPUS_PER_TASK, else the '
-             'CPUs available: %(default)s)')
-    add(parser, '--serial', action='store_true',
-        help='run the searches one after another, in the stock order (for comparison)')
-    add(parser, '--timeout', type=float, metavar='SECONDS', help='limit for each search')
-    add(parser, '--overwrite', action='store_true',
-        help='recompute even when outputs from other inputs exist; the GPU stage predicts again models '
-             'that the target directory already holds from the same features and options')
-    add(parser, '--progress-interval', type=float, default=60.0, metavar='SECONDS',
-        help='while a search, compile, prediction or relaxation runs, log a line naming it and its elapsed '
-             'time every SECONDS (default: %(default)s)')
-    add(parser, '--no-templates', action='store_true',
-        help='skip the template search: features without templates, as AlphaFold makes them when it '
-             'finds none')
-    add(parser, '--msa-mode', choices=MSA_MODES, default=None if for_gpu_stage else JACKHMMER,
-        help="jackhmmer: DeepMind's searches (default). mmseqs2: ColabFold's MMseqs2 search (colabfold_search's "
-             "commands and parameters) on ColabFold's UniRef30 and environmental databases under "
-             'DATA_DIR/colabfold/ makes one A3M, used as --msa is (templates by HHsearch on pdb70 from it): not '
-             'DeepMind\'s MSA (--explain says what differs). Multimer: each chain\'s A3M is its unpaired MSA, '
-             'UniProt (jackhmmer) pairs the chains as in AlphaFold-Multimer, templates by hmmsearch from the A3M')
-    add(parser, '--msa', nargs='+', metavar='A3M',
-        help='precomputed MSAs (A3M, the query first), one per --fasta target in order, used instead of '
-             "the MSA searches; the template search still runs on it, as ColabFold's does (unless "
-             '--no-templates). alphafold-batch: one directory holding <target>.a3m for every target')
-    add(parser, '--feature-cache', metavar='DIR',
-        help="shared, content-addressed cache of CPU-stage results (default: $ALPHAFOLD_FEATURE_CACHE, else the "
-             "site config's [cache] feature_cache)")
-    for tool in TOOLS:
-        add(parser, '--%s-binary' % tool, '--%s_binary_path' % tool, metavar='PATH',
-            help='%s executable (default: from PATH)' % tool)
+def add_option(parser, opt, for_gpu_stage=False, shown=True):
+    """opt in parser. The GPU stage has no default for the CPU-stage options it checks against the
+    features' meta, and requires nothing (--target-dir replaces --fasta/--output-dir); an option
+    with an environment variable has its default applied after the variable and the site config."""
+    declared = default(opt.flag)
+    kwargs = dict(opt.kwargs, default=None if (for_gpu_stage and opt.meta_checked) or opt.env else declared,
+                  help=opt.help.replace('%(default)s', str(declared)) if shown else argparse.SUPPRESS)
+    if opt.required_by_cpu_stage and not for_gpu_stage:
+        kwargs['required'] = True
+    if not opt.off:
+        parser.add_argument(*opt.names(), **kwargs)
+        return
+    pair = parser.add_mutually_exclusive_group()
+    pair.add_argument(*opt.names(), **kwargs)
+    pair.add_argument(*opt.off, dest=opt.dest, action='store_false', help=kwargs['help'] if not shown else None)
 
 
-def add_gpu_stage_options(parser):
-    add(parser, '--target-dir', nargs='+', metavar='DIR',
-        help='target directories holding features.pkl (instead of --fasta/--output-dir)')
-    add(parser, '--model-preset', choices=MODEL_PRESETS, default='monomer', help='default: %(default)s')
-    add(parser, '--models', metavar='LIST',
-        help='comma-separated subset of the preset, e.g. model_1,model_3 (skip low scorers); multimer: v3 '
-             'weights, earlier ones by name (model_1_multimer_v2, model_1_multimer)')
-    add(parser, '--num-recycle', type=int,
-        help='recycling iterations, 0 to %d (default: the model config: 3 for monomers; multimer up to 20, '
-             'stopping early as DeepMind\'s does)' % MAX_RECYCLE)
-    add(parser, '--random-seed', type=int, default=0,
-        help='prediction i gets seed i + random_seed * number of predictions, as in AlphaFold (default: '
-             '%(default)s)')
-    add(parser, '--num-seeds', '--num-multimer-predictions-per-model', '--num_multimer_predictions_per_model',
-        type=int, metavar='N',
-        help="N predictions per model with AlphaFold's seeds, all ranked together, named <model>_pred_<k> as "
-             'AlphaFold names multimer predictions (monomers: only when N > 1). AlphaFold\'s '
-             '--num-multimer-predictions-per-model is the same option (default: 5 for multimer, as in '
-             'AlphaFold, else 1)')
-    add(parser, '--models-to-relax', choices=RELAX_CHOICES, default='best',
-        help='AMBER-relax only the best model (by pLDDT; multimer: by 0.8*ipTM + 0.2*pTM) (default), all, '
-             'or none')
-    relax = parser.add_mutually_exclusive_group()
-    relax.add_argument('--use-gpu-relax', '--use_gpu_relax', dest='use_gpu_relax', action='store_true',
-                       default=None, help='relax on the GPU (default: when a GPU is visible)')
-    relax.add_argument('--no-gpu-relax', '--nouse_gpu_relax', dest='use_gpu_relax', action='store_false')
-    add(parser, '--memory-mode', choices=site_config.MEMORY_MODES,
-        help='unified: TF_FORCE_UNIFIED_MEMORY=1 and XLA_PYTHON_CLIENT_MEM_FRACTION (XLA\'s default allocator); '
-             "auto: unified above --unified-threshold residues (default: $ALPHAFOLD_MEMORY_MODE, else the site "
-             "config's [memory] mode, else %s)" % site_config.Memory.mode)
-    add(parser, '--mem-fraction', type=float,
-        help="XLA_PYTHON_CLIENT_MEM_FRACTION (default: $ALPHAFOLD_MEM_FRACTION, else the site config's [memory] "
-             'mem_fraction, else 4.0 in unified mode)')
-    add(parser, '--unified-threshold', type=int,
-        help="length above which auto picks unified memory (default: $ALPHAFOLD_UNIFIED_THRESHOLD, else the site "
-             "config's [memory] unified_threshold, else %d)" % site_config.Memory.unified_threshold)
-    add(parser, '--require-gpu', action='store_true', help='fail unless a GPU is visible')
-    add(parser, '--no-result-pkl', action='store_true', help='skip the large result_<model>.pkl files')
-    add(parser, '--no-plots', action='store_true',
-        help='skip the per-target pictures (plddt.png, pae.png, msa_coverage.png)')
-    add(parser, '--buckets', metavar='EDGES',
-        help='pad targets up to these lengths (e.g. 64,128,256) so one compiled model serves many '
-             'proteins; outputs are cropped back (default: none here; alphafold-batch uses the '
-             "site config's [batch] length_buckets, else a ColabFold-style list)")
-    add(parser, '--compile-cache-dir',
-        help="persistent JAX compilation cache shared across jobs (default: $ALPHAFOLD_JAX_CACHE_DIR, else the "
-             "site config's [cache] jax_cache)")
+def add_stage_options(parser, stage):
+    """The options of one stage (alphafold-msa's: the CPU stage's; screen's own)."""
+    for opt in OPTIONS:
+        if stage in opt.stages:
+            add_option(parser, opt)
+
+
+def add_gpu_command_options(parser, stages, hidden=()):
+    """A GPU-stage command's options, in two groups. It accepts all of them, so CPU and GPU job
+    scripts can pass identical arguments, but shows only those of `stages` not in `hidden`."""
+    groups = {stage: parser.add_argument_group(title) for stage, title in (('cpu', 'targets and CPU stage'),
+                                                                           ('gpu', 'GPU stage'))}
+    for opt in OPTIONS:
+        group = groups.get(opt.stages[0])
+        if not group:
+            continue
+        add_option(group, opt, for_gpu_stage=True,
+                   shown=bool(set(opt.stages) & set(stages)) and opt.flag not in hidden)
 
 
 class Explain(argparse.Action):
@@ -338,60 +254,79 @@ def cpu_stage_parser(prog='alphafold-msa'):
                     'write <output-dir>/<target>/features.pkl for the GPU stage.',
         epilog='example:\n  %s --fasta T1050.fasta --output-dir out --data-dir /data/alphafold '
                '--cpus 20\n\n%s' % (prog, EXIT_HELP))
-    add_cpu_stage_options(p)
+    add_stage_options(p, CPU)
     p.add_argument('--explain', action=Explain)
     p.add_argument('--version', action='version', version=fold_runtime.version_text())
     return p
 
 
-def gpu_stage_parser(prog, description):
+def gpu_stage_parser(prog, description, stages=(CPU, GPU), hidden=()):
+    """A GPU-stage command's parser; its --help shows the options of `stages` not in `hidden`."""
     p = argparse.ArgumentParser(allow_abbrev=False, prog=prog, description=description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXIT_HELP)
-    add_cpu_stage_options(p.add_argument_group('targets and CPU stage'), for_gpu_stage=True)
-    add_gpu_stage_options(p.add_argument_group('GPU stage'))
+    add_gpu_command_options(p, stages, hidden)
     p.add_argument('--explain', action=Explain)
     p.add_argument('--version', action='version', version=fold_runtime.version_text())
     return p
 
 
-def _first(*values):
-    return next((v for v in values if v is not None), None)
+def _from_args(args, stage, cls):
+    """The fields of cls that stage's options set, each by the kit's precedence: command line >
+    environment > site config > default (the meta-checked ones have no default on the GPU stage)."""
+    site = site_config.current()
+    fields = {f.name for f in dataclasses.fields(cls)}
+    values = {}
+    for opt in OPTIONS:
+        if stage not in opt.stages or opt.field not in fields:
+            continue
+        given = getattr(args, opt.dest)
+        if opt.invert:
+            values[opt.field] = not given
+        elif opt.key:
+            values.setdefault(opt.field, {})[opt.key] = given
+        elif opt.path == DATA:   # resolved on the node that runs the stage
+            values[opt.field] = given
+        elif opt.path == INPUTS:
+            values[opt.field] = tuple(os.path.abspath(p) for p in given or ())
+        else:
+            site_value = getattr(getattr(site, opt.site[0]), opt.site[1]) if opt.site else None
+            values[opt.field] = site_config.resolve(given, opt.env, site_value, default(opt.flag), opt.kind,
+                                                    opt.kwargs.get('choices', ()))
+    return values
 
 
 def cpu_options_from_args(args):
-    site = site_config.current()
-    return cpu_options(dict(
-        data_dir=args.data_dir, db_preset=args.db_preset or 'full_dbs',
-        max_template_date=args.max_template_date or '2100-01-01', cpus=args.cpus, serial=args.serial,
-        timeout=args.timeout, overwrite=args.overwrite, progress_interval=args.progress_interval,
-        feature_cache=site_config.resolve(args.feature_cache, 'ALPHAFOLD_FEATURE_CACHE', site.cache.feature_cache),
-        binary_paths={t: getattr(args, t + '_binary') for t in TOOLS},
-        templates=not args.no_templates, msa_paths=tuple(os.path.abspath(p) for p in args.msa or ()),
-        model_preset=args.model_preset, msa_mode=args.msa_mode or JACKHMMER))
+    return cpu_options(_from_args(args, CPU, CpuStageOptions))
 
 
 def gpu_options_from_args(args):
-    buckets = None
+    values = _from_args(args, GPU, GpuStageOptions)
     if args.buckets is not None:
         try:
-            buckets = site_config.length_edges(args.buckets)
+            values['buckets'] = site_config.length_edges(args.buckets)
         except ValueError as exc:
             raise KitError('--buckets %r: give %s' % (args.buckets, exc), FIX, EXIT_INPUT)
-    site = site_config.current()
-    return gpu_options(dict(
-        data_dir=args.data_dir, model_preset=args.model_preset, models=args.models,
-        num_recycle=args.num_recycle, random_seed=args.random_seed, models_to_relax=args.models_to_relax,
-        use_gpu_relax=args.use_gpu_relax,
-        memory_mode=site_config.resolve(args.memory_mode, 'ALPHAFOLD_MEMORY_MODE', site.memory.mode,
-                                        choices=site_config.MEMORY_MODES),
-        mem_fraction=site_config.resolve(args.mem_fraction, 'ALPHAFOLD_MEM_FRACTION', site.memory.mem_fraction,
-                                         kind=float),
-        unified_threshold=site_config.resolve(args.unified_threshold, 'ALPHAFOLD_UNIFIED_THRESHOLD',
-                                              site.memory.unified_threshold, kind=int),
-        require_gpu=args.require_gpu, result_pkl=not args.no_result_pkl, buckets=buckets,
-        compile_cache_dir=site_config.resolve(args.compile_cache_dir, 'ALPHAFOLD_JAX_CACHE_DIR', site.cache.jax_cache),
-        plots=not args.no_plots, overwrite=args.overwrite, progress_interval=args.progress_interval,
-        num_seeds=_first(args.num_seeds, 5 if args.model_preset == 'multimer' else 1)))
+    if values['num_seeds'] is None:   # AlphaFold's default
+        values['num_seeds'] = 5 if args.model_preset == MULTIMER else 1
+    return gpu_options(values)
+
+
+def absolute_paths(opts):
+    """opts with every path absolute (a batch's jobs then resolve them as submit did)."""
+    changes = {}
+    for opt in OPTIONS:
+        if opt.path in (DATA, READ_WRITE, CACHE, PROGRAM) and hasattr(opts, opt.field):
+            value = getattr(opts, opt.field)
+            if opt.key:
+                value = changes.setdefault(opt.field, dict(value))
+                value[opt.key] = _absolute(value[opt.key])
+            else:
+                changes[opt.field] = _absolute(value)
+    return dataclasses.replace(opts, **changes)
+
+
+def _absolute(path):
+    return os.path.abspath(path) if path else path
 
 
 EXECUTORS = ('local', 'slurm')

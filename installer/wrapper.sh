@@ -65,6 +65,12 @@ want_nearest() {  # want_nearest PATH: a data root the command may create: it, e
   while [ ! -e "$path" ] && [ "$path" != / ]; do path=$(dirname -- "$path"); done
   [ "$path" = / ] || want rw "$path"
 }
+want_cache() {  # want_cache PATH: jax creates its cache directory, and only warns when it cannot: so does this
+  [ -n "$1" ] || return 0
+  bindable "$(absolute "$1")"
+  mkdir -p -- "$1" 2>/dev/null || true
+  want rw "$1"
+}
 want_fasta() {  # --fasta a.fa dir/ or --fasta_paths=a.fa,b.fa: each file's directory (or the directory), read-only
   local rest="$1," path
   while [ -n "$rest" ]; do
@@ -92,14 +98,10 @@ trim() { local s=$1; s=${s#"${s%%[![:space:]]*}"}; printf '%s' "${s%"${s##*[![:s
 
 # Options by name, in both spellings (--opt value, --opt=value; dashes or AlphaFold's underscores).
 data_dirs=() made=() batch_dirs=()
-feature_cache='' jax_cache='' data_root='' local_root='' executor=''
+data_root='' local_root='' executor='' @{path_variables}
 option() {  # option NAME VALUE: note what a path option names; status 1 for any other option
-  case "${1//_/-}" in
-    --fasta|--fasta-paths|--msa|--baits|--candidates) want_fasta "$2" ;;   # --msa: A3M files or a directory
-    --data-dir) data_dirs+=("$2") ;;
-    --output-dir|--target-dir) made+=("$2") ;;
-    --feature-cache) feature_cache=$2 ;;
-    --compile-cache-dir) jax_cache=$2 ;;
+  case "${1//_/-}" in   # the stages' path options: rendered at install from fold_runtime/option_table.py
+@{path_options}
     --data-root) data_root=$2 ;;
     --local-root) local_root=$2 ;;
     --from) want rw "$2" ;;
@@ -120,7 +122,7 @@ for arg in "$@"; do
     --*=*) option "${arg%%=*}" "${arg#*=}" || true; opt='' ;;
     -*) opt=$arg ;;
     *) if [ -n "$opt" ] && option "$opt" "$arg"; then
-         case "${opt//_/-}" in --fasta|--fasta-paths|--msa|--baits|--candidates) ;; *) opt='' ;; esac   # lists
+         case "${opt//_/-}" in @{list_options}) ;; *) opt='' ;; esac   # lists
        else
          opt=''
          positional "$arg"
@@ -132,16 +134,12 @@ if [ "$cmd" = alphafold-data ]; then
   want_nearest "${data_root:-$(site_value data shared_root)}"
   want_nearest "${local_root:-$(site_value data local_root)}"
 else
-  if [ ${#data_dirs[@]} = 0 ]; then   # the runtime's default: $ALPHAFOLD_DATA_DIR, else a site root
-    if [ -n "${ALPHAFOLD_DATA_DIR:-}" ]; then data_dirs=("$ALPHAFOLD_DATA_DIR")
+  if [ ${#data_dirs[@]} = 0 ]; then   # the runtime's default: its variable, else a site root
+    if [ -n "${@{data_env}:-}" ]; then data_dirs=("$@{data_env}")
     else data_dirs=("$(site_value data shared_root)" "$(site_value data local_root)"); fi
   fi
   for d in "${data_dirs[@]}"; do want ro "$d"; done
-  want rw "${feature_cache:-${ALPHAFOLD_FEATURE_CACHE:-$(site_value cache feature_cache)}}"
-  jax_cache=${jax_cache:-${ALPHAFOLD_JAX_CACHE_DIR:-$(site_value cache jax_cache)}}
-  # jax creates its cache directory, and only warns when it cannot: so does this.
-  if [ -n "$jax_cache" ]; then bindable "$(absolute "$jax_cache")"; mkdir -p -- "$jax_cache" 2>/dev/null || true; fi
-  want rw "$jax_cache"
+@{path_defaults}
   for d in "${made[@]+"${made[@]}"}"; do want_made "$d"; done
 fi
 want ro "${ALPHAFOLD_SITE_CONFIG:-}"
@@ -193,9 +191,7 @@ command -v apptainer >/dev/null 2>&1 ||
 # the directories they name too. The image's Python reads the record (a node may have no other).
 RECORDED='import json, sys
 batch = json.load(open(sys.argv[1]))
-for mode, part, key in (("ro", "cpu_options", "data_dir"), ("ro", "gpu_options", "data_dir"),
-                        ("ro", "cpu_options", "msa_paths"), ("rw", "cpu_options", "feature_cache"),
-                        ("rw", "gpu_options", "compile_cache_dir")):
+for mode, part, key in (@{recorded}):
     value = (batch.get(part) or {}).get(key)
     for path in value if isinstance(value, list) else [value]:
         if path:

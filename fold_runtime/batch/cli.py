@@ -60,21 +60,10 @@ def settings_from(args, site):
                                    'slurm': slurm})   # the options checked too
 
 
-def _absolute(path):
-    return os.path.abspath(path) if path else path
-
-
 def stage_options_from(args):
     """Both stages' options with every path absolute, so jobs resolve them as submit did."""
-    cpu_opts = options.cpu_options_from_args(args)
-    cpu_opts = dataclasses.replace(
-        cpu_opts, data_dir=_absolute(cpu_opts.data_dir),
-        feature_cache=_absolute(cpu_opts.feature_cache),
-        binary_paths={t: _absolute(p) for t, p in cpu_opts.binary_paths.items()})
-    gpu_opts = options.gpu_options_from_args(args)
-    gpu_opts = dataclasses.replace(gpu_opts, data_dir=_absolute(gpu_opts.data_dir),
-                                   compile_cache_dir=_absolute(gpu_opts.compile_cache_dir))
-    return cpu_opts, gpu_opts
+    return (options.absolute_paths(options.cpu_options_from_args(args)),
+            options.absolute_paths(options.gpu_options_from_args(args)))
 
 
 def run_submit(argv):
@@ -120,14 +109,9 @@ def screen_parser():
     p = options.gpu_stage_parser('alphafold-batch screen', 'An interaction screen: complexes made from lists of '
                                  'proteins (FASTA files or directories; each record one protein), run as a '
                                  'multimer batch in which each unique chain is searched once. summary.csv ranks '
-                                 'the complexes by ipTM.')
+                                 'the complexes by ipTM.', hidden=('--fasta',))
     g = p.add_argument_group('screen')
-    g.add_argument('--mode', choices=screen.MODES, required=True,
-                   help='pulldown: each bait with each candidate; all-vs-all: every pair of --candidates; '
-                        'homo-oligomer: each candidate in --copies copies')
-    g.add_argument('--baits', nargs='+', metavar='FASTA', help='pulldown: the baits (chain A of each complex)')
-    g.add_argument('--candidates', nargs='+', metavar='FASTA', help='the candidates (pulldown: chain B)')
-    g.add_argument('--copies', type=int, metavar='N', help='homo-oligomer: chains per complex (2 or more)')
+    options.add_stage_options(g, options.SCREEN)
     p.set_defaults(model_preset=options.MULTIMER)
     add_batch_options(p)
     return p

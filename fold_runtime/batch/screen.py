@@ -14,7 +14,6 @@ from fold_runtime.batch import inputs, state
 from kit_common import files
 from kit_common.errors import EXIT_INPUT, KitError
 
-MODES = ('pulldown', 'all-vs-all', 'homo-oligomer')
 JOIN = '__'   # between the proteins' names in a complex's name
 
 

@@ -2,6 +2,7 @@
 command lines, made by a STAND-IN `apptainer` on PATH that records its arguments and the
 APPTAINERENV_* variables it was given, and STAND-IN `sbatch`, `squeue`, `sacct` and `scancel` that
 record theirs. The installer and wrappers are the real ones."""
+import dataclasses
 import json
 import os
 import re
@@ -200,6 +201,48 @@ def test_binds_inputs_caches_and_the_site_config_by_absolute_path(standin, tmp_p
     got = binds(calls()[-1]['argv'])
     assert res.returncode == 0 and got[str(work / 'env cache')] == got[str(work / 'env jax')] == 'rw'
     assert got[str(work / 'out' / 't')] == 'rw'
+
+
+def test_wrapper_bind_table_is_rendered_from_the_option_table(tmp_path):
+    """fold_runtime/option_table.py is the one declaration of the path options: the installed
+    wrapper's option() arms (every spelling), its list options, the defaults of the caches and the
+    paths it reads back from a batch's record are rendered from it, and no other option binds."""
+    from fold_runtime import option_table as table, options
+    from installer.install import install_wrappers
+    (tmp_path / 'bin').mkdir()
+    install_wrappers(str(tmp_path))
+    script = (tmp_path / 'bin' / 'alphafold-kit-wrapper').read_text()
+    assert '@{' not in script
+    arms = {flag: action for pattern, action in re.findall(r'^    (--[-a-z|]+)\) (.*) ;;$', script, re.M)
+            for flag in pattern.split('|')}
+    lists = re.search(r'case "\$\{opt//_/-\}" in (\S+)\) ;;', script).group(1).split('|')
+    recorded = set(re.findall(r'\("(r[ow])", "(\w+)", "(\w+)"\)', script))
+    expected = set()
+    for opt in table.OPTIONS:
+        spellings = {n.replace('_', '-') for n in opt.names()}
+        action = {table.INPUTS: 'want_fasta "$2"', table.DATA: 'data_dirs+=("$2")', table.MADE: 'made+=("$2")',
+                  table.READ_WRITE: '%s=$2' % opt.dest, table.CACHE: '%s=$2' % opt.dest}.get(opt.path)
+        assert {arms.get(n) for n in spellings} == {action}, opt.flag
+        assert spellings <= set(lists) if action and opt.kwargs.get('nargs') else not spellings & set(lists)
+        if opt.path in (table.READ_WRITE, table.CACHE):
+            assert '%s "${%s:-${%s:-$(site_value %s %s)}}"' % (
+                'want rw' if opt.path == table.READ_WRITE else 'want_cache', opt.dest, opt.env, *opt.site) in script
+        for part, cls in (('cpu_options', options.CpuStageOptions), ('gpu_options', options.GpuStageOptions)):
+            if action and opt.field in {f.name for f in dataclasses.fields(cls)}:
+                expected.add(('ro' if opt.path in (table.INPUTS, table.DATA) else 'rw', part, opt.field))
+    assert recorded == expected and ('ro', 'cpu_options', 'msa_paths') in recorded
+    assert arms['--fasta-paths'] == arms['--baits'] == 'want_fasta "$2"' and arms['--data-dir'] == 'data_dirs+=("$2")'
+    assert '--jackhmmer-binary-path' not in arms and '--models' not in arms
+    assert 'data_dirs=("$%s")' % table.BY_FLAG['--data-dir'].env in script   # the runtime's default, bound
+
+
+def test_every_directory_of_a_list_path_option_is_bound(standin, tmp_path):
+    """--target-dir a b: both directories (the hand-written table bound only the first)."""
+    env, calls = standin
+    bindir = installed(tmp_path / 'pfx', env, 'cuda12') / 'bin'
+    res = run([bindir / 'alphafold-predict', '--target-dir', 'out/a', 'out/b'], env, tmp_path)
+    got = binds(calls()[-1]['argv'])
+    assert res.returncode == 0 and got[str(tmp_path / 'out' / 'a')] == got[str(tmp_path / 'out' / 'b')] == 'rw'
 
 
 def write_site(path, **values):

@@ -22,6 +22,26 @@ def test_help_documents_options_and_exit_codes(kit):
         assert word in res.stdout
 
 
+def test_each_command_shows_only_its_own_options(kit, tmp_path):
+    """alphafold-predict --help lists none of the CPU-stage-only flags, yet accepts them (so the CPU
+    and GPU job scripts can pass the same arguments); alphafold-msa --help none of the GPU stage's;
+    alphafold-batch screen --help no --fasta (which it refuses) but its own --baits."""
+    import re
+    from fold_runtime import option_table as table
+    shown = {cmd: set(re.findall(r'^  (--[a-z0-9-]+)', kit(*cmd, '--help').stdout, re.M))
+             for cmd in (('predict',), ('msa',), ('run',), ('batch', 'screen'))}
+    for opt in table.OPTIONS:
+        if table.SCREEN not in opt.stages:
+            assert (opt.flag in shown[('predict',)]) == (table.GPU in opt.stages), opt.flag
+            assert (opt.flag in shown[('msa',)]) == (table.CPU in opt.stages), opt.flag
+            assert opt.flag in shown[('run',)]
+    assert {'--cpus', '--serial', '--feature-cache', '--jackhmmer-binary'}.isdisjoint(shown[('predict',)])
+    assert {'--db-preset', '--msa', '--models', '--no-gpu-relax'} <= shown[('predict',)]   # checked against the meta
+    assert '--fasta' not in shown[('batch', 'screen')] and {'--baits', '--output-dir'} <= shown[('batch', 'screen')]
+    res = kit('predict', '--target-dir', str(tmp_path / 'none'), '--cpus', '4', '--jackhmmer_binary_path', '/x')
+    assert res.returncode != 0 and 'unrecognized' not in res.stdout and 'none' in res.stdout, res.stdout
+
+
 def test_inputs_are_named_uniquely_and_deduplicated(tmp_path):
     from fold_runtime.batch import inputs as bi
     (tmp_path / 'one.fasta').write_text('>whatever\nMKV\n')
