@@ -16,9 +16,10 @@ from conftest import ROOT
 DEEPMIND_PYTHON = os.environ.get('DEEPMIND_PYTHON', os.path.join(ROOT, '.venv', 'bin', 'python'))
 
 
-def cpu_stage(python, fasta, out, data_dir, preset):
+def cpu_stage(python, fasta, out, data_dir, preset, model_preset='monomer'):
     res = subprocess.run([python, '-m', 'fold_runtime', 'msa', '--fasta', fasta, '--output-dir', str(out),
-                          '--data-dir', data_dir, '--db-preset', preset, '--cpus', '2'], cwd=ROOT,
+                          '--data-dir', data_dir, '--db-preset', preset, '--model-preset', model_preset,
+                          '--cpus', '2'], cwd=ROOT,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:]
     name = os.path.splitext(os.path.basename(fasta))[0]
@@ -43,27 +44,30 @@ HHBLITS_LETTERS = 'ACDEFGHIKLMNPQRSTVWYX-'
 
 @pytest.fixture(scope='module')
 def features(data_dir, targets, tmp_path_factory):
-    """(target, preset) -> (the fork's features, DeepMind's), each made once per module."""
+    """(target, preset, model preset) -> (the fork's features, DeepMind's), each made once per module."""
     made = {}
 
-    def made_by_both(target, preset):
-        if (target, preset) not in made:
-            out = tmp_path_factory.mktemp(target + '-' + preset)
-            made[target, preset] = (cpu_stage(sys.executable, targets[target], out / 'fork', data_dir, preset),
-                                    cpu_stage(DEEPMIND_PYTHON, targets[target], out / 'deepmind', data_dir, preset))
-        return made[target, preset]
+    def made_by_both(target, preset, model_preset='monomer'):
+        key = (target, preset, model_preset)
+        if key not in made:
+            out = tmp_path_factory.mktemp('-'.join(key))
+            made[key] = tuple(cpu_stage(python, targets[target], out / side, data_dir, preset, model_preset)
+                              for side, python in (('fork', sys.executable), ('deepmind', DEEPMIND_PYTHON)))
+        return made[key]
     return made_by_both
 
 
-@pytest.mark.parametrize('target, preset', [('e2_dbd', 'full_dbs'), ('e2_dbd', 'reduced_dbs'),
-                                            (TEMPLATE_TARGET, 'full_dbs')])
-def test_fork_with_the_kit_s_patches_gives_deepmind_s_features(features, target, preset):
+@pytest.mark.parametrize('target, preset, model_preset', [
+    ('e2_dbd', 'full_dbs', 'monomer'), ('e2_dbd', 'reduced_dbs', 'monomer'), (TEMPLATE_TARGET, 'full_dbs', 'monomer'),
+    ('pim1_epha2', 'reduced_dbs', 'multimer')])
+def test_fork_with_the_kit_s_patches_gives_deepmind_s_features(features, target, preset, model_preset):
     """e2_dbd's templates (its own 1A7G is refused as a near-duplicate) and MSAs, and hbb_human's,
     which include the template with modified residues: the prefilter, the residue table, kalign's
-    realignment and the MSA deduplication are all compared."""
+    realignment and the MSA deduplication are all compared; and a heterodimer's (hmmsearch's
+    templates, UniProt pairing by species, DeepMind's merging)."""
     assert distribution(sys.executable)[0] == 'alphafold-colabfold'
     assert distribution(DEEPMIND_PYTHON) == ['alphafold', '2.3.2']
-    fork, deepmind = features(target, preset)
+    fork, deepmind = features(target, preset, model_preset)
     assert sorted(fork) == sorted(deepmind)
     assert deepmind['template_aatype'].shape[0] > 0
     if target == TEMPLATE_TARGET:
