@@ -167,8 +167,8 @@ def launch(out, unit_names, args, batch=None):
     batch = batch or batch_state.load(out)
     status = {s['name']: s for s in batch_state.statuses(out, batch)}
     groups = batch_state.units(batch)
-    todo = [u for u in unit_names if any(status[t['name']]['stage'] != 'done' for t in groups[u])]
-    msa = [u for u in todo if batch_state.read_stage(out, u, 'msa').get('state') != 'done'
+    todo = [u for u in unit_names if any(status[t['name']]['stage'] != batch_state.TargetStage.DONE for t in groups[u])]
+    msa = [u for u in todo if batch_state.read_stage(out, u, batch_state.Stage.MSA).get('state') != batch_state.State.DONE
            or not os.path.exists(os.path.join(out, u, target_layout.FEATURES))]
     if not todo:
         log.info('every target is done already; nothing to run')
@@ -178,8 +178,8 @@ def launch(out, unit_names, args, batch=None):
     if not args.dry_run:
         for u in todo:   # earlier failures and stale records make way for this run
             if u in msa:
-                batch_state.clear_stage(out, u, 'msa')
-            batch_state.clear_stage(out, u, 'predict')
+                batch_state.clear_stage(out, u, batch_state.Stage.MSA)
+            batch_state.clear_stage(out, u, batch_state.Stage.PREDICT)
         batch_state.clear_claims(out)
     executor = executors.EXECUTORS[settings.executor](out, settings)
     unfinished = executor.submit(msa, len(todo), args.dry_run, not args.no_progress,
@@ -228,7 +228,7 @@ def run_retry(argv):
     out = os.path.abspath(args.output_dir)
     batch_state.load(out)
     _refuse_if_running(out)
-    failed = sorted({s['primary'] for s in batch_state.statuses(out) if s['stage'] == 'failed'})
+    failed = sorted({s['primary'] for s in batch_state.statuses(out) if s['stage'] == batch_state.TargetStage.FAILED})
     if not failed:
         log.info('no failed targets in %s', out)
         return 0
@@ -285,7 +285,7 @@ def run_status(argv):
         print()
     else:
         print_table(rows)
-    return EXIT_FAILED if any(r['stage'] == 'failed' for r in rows) else EXIT_OK
+    return EXIT_FAILED if any(r['stage'] == batch_state.TargetStage.FAILED for r in rows) else EXIT_OK
 
 
 def watch(out, until_finished, interval=5.0, clear=False):
@@ -294,7 +294,7 @@ def watch(out, until_finished, interval=5.0, clear=False):
     while True:
         _refuse_never_starting(out)
         rows = status_rows(out)
-        finished = all(r['stage'] in ('done', 'failed') for r in rows)
+        finished = all(r['stage'] in (batch_state.TargetStage.DONE, batch_state.TargetStage.FAILED) for r in rows)
         table = io.StringIO()
         print_table(rows, table)
         if clear or table.getvalue() != shown:   # --wait logs a table only when something changed
@@ -305,7 +305,7 @@ def watch(out, until_finished, interval=5.0, clear=False):
             sys.stdout.flush()
             shown = table.getvalue()
         if finished or (until_finished and not _active(out)):   # no job left: nothing will change
-            return EXIT_FAILED if any(r['stage'] != 'done' for r in rows) else EXIT_OK
+            return EXIT_FAILED if any(r['stage'] != batch_state.TargetStage.DONE for r in rows) else EXIT_OK
         time.sleep(interval)
 
 

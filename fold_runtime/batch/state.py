@@ -15,7 +15,35 @@ from fold_runtime import fasta, options
 from kit_common import files, typed
 from kit_common.errors import EXIT_INPUT, KitError
 
-STAGES = ('pending', 'msa', 'ready', 'predicting', 'relaxing', 'done', 'failed')
+
+
+class Stage:
+    """The two stage records a target has (state/<name>.<stage>.json)."""
+    MSA = 'msa'
+    PREDICT = 'predict'
+
+
+class State:
+    """A stage record's state, as stored. RELAXING: predicted, its relaxation and ranked files to come."""
+    RUNNING = 'running'
+    RELAXING = 'relaxing'
+    DONE = 'done'
+    FAILED = 'failed'
+
+
+class TargetStage:
+    """Where a target stands, as status and report.json show it (derived from its stage records)."""
+    PENDING = 'pending'
+    MSA = 'msa'
+    READY = 'ready'
+    PREDICTING = 'predicting'
+    RELAXING = State.RELAXING
+    DONE = State.DONE
+    FAILED = State.FAILED
+
+
+STAGES = (TargetStage.PENDING, TargetStage.MSA, TargetStage.READY, TargetStage.PREDICTING, TargetStage.RELAXING,
+          TargetStage.DONE, TargetStage.FAILED)
 # 2: typed options as JSON (cpu_options, gpu_options, settings); 1 stored argv ('run_args').
 FORMAT = 2
 
@@ -125,9 +153,9 @@ def write_stage(out, name, stage, state, **fields):
     """Record a target's stage ('msa' or 'predict') as running, done or failed; a prediction in
     between as relaxing (predicted, its relaxation and ranked files to come: not done yet)."""
     path = batch_dir(out, 'state', '%s.%s.json' % (name, stage))
-    record = read_stage(out, name, stage) if state != 'running' else {}
+    record = read_stage(out, name, stage) if state != State.RUNNING else {}
     record.update(fields, state=state, host=socket.gethostname(), job=job_id())
-    record[{'running': 'started', 'relaxing': 'predicted'}.get(state, 'finished')] = time.time()
+    record[{State.RUNNING: 'started', State.RELAXING: 'predicted'}.get(state, 'finished')] = time.time()
     files.write_json(path, record)
     return record
 
@@ -159,7 +187,7 @@ def read_stage(out, name, stage):
         record = exc
     if isinstance(record, dict):
         return record
-    return {'state': 'failed', 'error': 'its stage record %s is unreadable (%s); alphafold-batch retry runs the stage '
+    return {'state': State.FAILED, 'error': 'its stage record %s is unreadable (%s); alphafold-batch retry runs the stage '
                                         'again' % (path, record if isinstance(record, Exception) else 'not a record')}
 
 
@@ -173,29 +201,30 @@ def clear_stage(out, name, stage):
 def target_status(out, entry):
     """One target's stage, features source, error and stage times."""
     name, primary = entry['name'], entry['primary']
-    msa = read_stage(out, primary, 'msa')
-    own = read_stage(out, name, 'predict')
-    pred = own if name == primary else read_stage(out, primary, 'predict')
-    if own.get('state') == 'done' or pred.get('state') == 'failed':
-        stage = own.get('state') if own.get('state') == 'done' else 'failed'
-    elif pred.get('state') == 'relaxing':
-        stage = 'relaxing'
-    elif pred.get('state') in ('running', 'done'):
-        stage = 'predicting'
-    elif msa.get('state') == 'failed':
-        stage = 'failed'
+    msa = read_stage(out, primary, Stage.MSA)
+    own = read_stage(out, name, Stage.PREDICT)
+    pred = own if name == primary else read_stage(out, primary, Stage.PREDICT)
+    if own.get('state') == State.DONE or pred.get('state') == State.FAILED:
+        stage = TargetStage.DONE if own.get('state') == State.DONE else TargetStage.FAILED
+    elif pred.get('state') == State.RELAXING:
+        stage = TargetStage.RELAXING
+    elif pred.get('state') in (State.RUNNING, State.DONE):
+        stage = TargetStage.PREDICTING
+    elif msa.get('state') == State.FAILED:
+        stage = TargetStage.FAILED
     else:
-        stage = {'done': 'ready', 'running': 'msa'}.get(msa.get('state'), 'pending')
+        stage = {State.DONE: TargetStage.READY, State.RUNNING: TargetStage.MSA}.get(msa.get('state'),
+                                                                                   TargetStage.PENDING)
     source = msa.get('features_source')
     if name != primary:
         source = 'duplicate of %s' % primary
-    best = pred.get('best') if stage == 'done' else None
+    best = pred.get('best') if stage == TargetStage.DONE else None
     return {'name': name, 'primary': primary, 'stage': stage, 'features': source, 'best': best,
-            'error': pred.get('error') or msa.get('error') if stage == 'failed' else None,
+            'error': pred.get('error') or msa.get('error') if stage == TargetStage.FAILED else None,
             'msa_job': msa.get('job'), 'predict_job': pred.get('job'),
-            'msa_start': msa.get('started'), 'msa_end': msa.get('finished') if msa.get('state') == 'done' else None,
+            'msa_start': msa.get('started'), 'msa_end': msa.get('finished') if msa.get('state') == State.DONE else None,
             'predict_start': pred.get('started'),
-            'predict_end': pred.get('finished') if pred.get('state') == 'done' else None,
+            'predict_end': pred.get('finished') if pred.get('state') == State.DONE else None,
             'predicted': pred.get('predicted'), 'relax_start': pred.get('relax_start'),
             'relax_end': pred.get('relax_end'), 'predict_s': pred.get('predict_s'), 'relax_s': pred.get('relax_s'),
             'length': num_residues(entry)}

@@ -19,6 +19,7 @@ import time
 
 from fold_runtime import meta
 from fold_runtime.batch import relax_pool, state as batch_state
+from fold_runtime.batch.state import Stage, State
 from fold_runtime.batch.executors import EXECUTORS
 from fold_runtime.gpu_stage import padding, predict
 from kit_common import files, locks
@@ -66,7 +67,7 @@ class Worker(object):
                 continue
             active = self._cpu_stage_active()
             todo = self._todo()
-            ready = [g for g in todo if batch_state.read_stage(self.out, g[0]['name'], 'msa').get('state') == 'done']
+            ready = [g for g in todo if batch_state.read_stage(self.out, g[0]['name'], Stage.MSA).get('state') == State.DONE]
             if not ready:
                 if not todo and self.relaxing:
                     self._collect(wait=True)
@@ -94,13 +95,13 @@ class Worker(object):
         preemption is taken again, e.g. by the requeued job), not held by another worker."""
         todo = []
         for name, group in self.units.items():
-            record = batch_state.read_stage(self.out, name, 'predict')
+            record = batch_state.read_stage(self.out, name, Stage.PREDICT)
             pred = record.get('state')
-            if pred == 'done':
+            if pred == State.DONE:
                 self._copy_duplicates(group)
-            elif (pred != 'failed' or record.get('interrupted')) and name not in self.held_elsewhere and \
+            elif (pred != State.FAILED or record.get('interrupted')) and name not in self.held_elsewhere and \
                     name not in self.relaxing and \
-                    batch_state.read_stage(self.out, name, 'msa').get('state') != 'failed':
+                    batch_state.read_stage(self.out, name, Stage.MSA).get('state') != State.FAILED:
                 todo.append(group)
         return todo
 
@@ -110,11 +111,11 @@ class Worker(object):
         error = 'GPU worker %s (job %s) could not start: %s' % (self.worker_id, self.owner, batch_state.describe(exc))
         log.info('%s', error)
         for group in self._todo():
-            batch_state.write_stage(self.out, group[0]['name'], 'predict', 'failed', error=error, interrupted=True)
+            batch_state.write_stage(self.out, group[0]['name'], Stage.PREDICT, State.FAILED, error=error, interrupted=True)
 
     def _terminated(self, signum, frame):
         for name in [n for n in [self.current] + list(self.relaxing) if n]:
-            batch_state.write_stage(self.out, name, 'predict', 'failed', interrupted=True,
+            batch_state.write_stage(self.out, name, Stage.PREDICT, State.FAILED, interrupted=True,
                                     error=batch_state.terminated(128 + signum))
         for child in multiprocessing.active_children():   # the relax pool's processes
             child.kill()
@@ -134,7 +135,7 @@ class Worker(object):
         """Predicts a unit, then hands it to the relax pool (or finishes it inline)."""
         entry = group[0]
         name, tdir = entry['name'], os.path.join(self.out, entry['name'])
-        batch_state.write_stage(self.out, name, 'predict', 'running', worker=self.worker_id)
+        batch_state.write_stage(self.out, name, Stage.PREDICT, State.RUNNING, worker=self.worker_id)
         self.current = name
         t0 = time.time()
         try:
@@ -152,7 +153,7 @@ class Worker(object):
         if error:
             self._finished(group, stats)
             return
-        batch_state.write_stage(self.out, name, 'predict', 'relaxing', **_times(stats))
+        batch_state.write_stage(self.out, name, Stage.PREDICT, State.RELAXING, **_times(stats))
         # Nothing to relax: the ranked files are quicker to write here than a pool process to start.
         self.relaxing[name] = (group, stats, self.pool.submit(job, inline=job.models_to_relax == 'none'))
         self._collect()
@@ -186,9 +187,9 @@ class Worker(object):
         fields = dict(_times(stats), relax_start=stats.get('relax_start'), relax_end=stats.get('relax_end'))
         if stats['error']:
             log.info('%s FAILED: %s', name, stats['error'])
-            batch_state.write_stage(self.out, name, 'predict', 'failed', error=stats['error'], **fields)
+            batch_state.write_stage(self.out, name, Stage.PREDICT, State.FAILED, error=stats['error'], **fields)
         else:
-            batch_state.write_stage(self.out, name, 'predict', 'done', best=stats['best'], **fields)
+            batch_state.write_stage(self.out, name, Stage.PREDICT, State.DONE, best=stats['best'], **fields)
             self._copy_duplicates(group)
             log.info('%s: %d aa (padded to %s): predict %.1f s, compile %.1f s (%d), relax %.1f s', name,
                      stats['length'], stats['padded_length'], stats['predict_s'], stats['compile_s'],
@@ -200,7 +201,7 @@ class Worker(object):
         that names it and its source."""
         src = os.path.join(self.out, group[0]['name'])
         for entry in group[1:]:
-            if batch_state.read_stage(self.out, entry['name'], 'predict').get('state') == 'done':
+            if batch_state.read_stage(self.out, entry['name'], Stage.PREDICT).get('state') == State.DONE:
                 continue
             tmp = os.path.join(files.temp_dir(self.out, 'copy-'), entry['name'])
             shutil.copytree(src, tmp, copy_function=_link_or_copy, ignore=shutil.ignore_patterns('.tmp-*', '.work', locks.LOCK_FILE))
@@ -209,7 +210,7 @@ class Worker(object):
                              dict(stored, target=entry['name'], features_source='duplicate of %s' % group[0]['name']))
             files.publish_dir(tmp, os.path.join(self.out, entry['name']), replace=True)
             os.rmdir(os.path.dirname(tmp))
-            batch_state.write_stage(self.out, entry['name'], 'predict', 'done', duplicate_of=group[0]['name'])
+            batch_state.write_stage(self.out, entry['name'], Stage.PREDICT, State.DONE, duplicate_of=group[0]['name'])
 
     def _write_record(self):
         targets = self.record['targets'].values()

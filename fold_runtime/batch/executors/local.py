@@ -106,7 +106,7 @@ class LocalExecutor(Executor):
             if w.returncode not in (0, 1):   # 1: some target failed, which status reports
                 log.info('GPU worker %d exited with status %s; its log: %s', i, w.returncode,
                          state.batch_dir(out, 'logs', 'gpu-worker-%d.log' % i))
-        return sum(1 for s in state.statuses(out) if s['stage'] != 'done')
+        return sum(1 for s in state.statuses(out) if s['stage'] != state.TargetStage.DONE)
 
     @property
     def settings_cpus(self):
@@ -174,7 +174,7 @@ def _update(bar, out):
     counts = {}
     for s in state.statuses(out):
         counts[s['stage']] = counts.get(s['stage'], 0) + 1
-    finished = counts.get('done', 0) + counts.get('failed', 0)
+    finished = counts.get(state.TargetStage.DONE, 0) + counts.get(state.TargetStage.FAILED, 0)
     postfix = {k: counts[k] for k in state.STAGES if counts.get(k)}
     if finished != bar.n or postfix != getattr(bar, 'kit_postfix', None):   # redraw on change only
         bar.kit_postfix = postfix
