@@ -4,17 +4,18 @@ stage), GPU workers' claims, submitted jobs, job scripts, logs and worker timing
 
 Nothing lives only in memory, so status, resume and retry work after any kill or requeue.
 """
+import dataclasses
 import datetime
 import errno
 import json
 import os
 import socket
 import time
+from typing import Optional, Tuple
 
 from fold_runtime import fasta, options
 from kit_common import files, typed
 from kit_common.errors import EXIT_INPUT, KitError
-
 
 
 class Stage:
@@ -278,11 +279,29 @@ def clear_claims(out):
         os.unlink(os.path.join(directory, name))
 
 
-def add_submission(out, record):
-    path = batch_dir(out, 'jobs.json')
+@dataclasses.dataclass
+class Submission:
+    """One entry of jobs.json: the work one submit or retry started, as active() and cancel() read it
+    back. Slurm: its CPU-stage array job(s) (comma-separated) and GPU worker job; local: the process."""
+    executor: str
+    msa_targets: Tuple[str, ...] = ()
+    submitted: Optional[float] = None
+    msa_job: Optional[str] = None
+    predict_job: Optional[str] = None
+    pid: Optional[int] = None
+    host: Optional[str] = None
+    pid_start: Optional[int] = None
+
+    def check(self):
+        if self.executor not in options.EXECUTORS:
+            return 'executor %r is none of %s' % (self.executor, ', '.join(options.EXECUTORS))
+        return None
+
+
+def add_submission(out, submission):
     jobs = read_submissions(out)
-    jobs.append(dict(record, submitted=time.time()))
-    files.write_json(path, jobs)
+    jobs.append(dataclasses.replace(submission, submitted=time.time()))
+    files.write_json(batch_dir(out, 'jobs.json'), [typed.to_dict(j) for j in jobs])
 
 
 def read_submissions(out):
@@ -292,13 +311,14 @@ def read_submissions(out):
     try:
         with open(path) as f:
             jobs = json.load(f)
+        if not (isinstance(jobs, list) and all(isinstance(j, dict) for j in jobs)):
+            raise ValueError('valid JSON of another shape')
+        return [typed.build(Submission, j, 'entry %d' % i, '') for i, j in enumerate(jobs, 1)]
     except FileNotFoundError:
         return []
-    except (OSError, ValueError) as exc:
-        jobs = exc
-    if isinstance(jobs, list) and all(isinstance(j, dict) and j.get('executor') in options.EXECUTORS for j in jobs):
-        return jobs
-    raise KitError('%s, the list of the batch\'s submitted jobs, is damaged (%s)'
-                   % (path, jobs if isinstance(jobs, Exception) else 'valid JSON of another shape'),
-                   'stop any of the batch\'s jobs still running by hand (squeue and scancel; a local run: its '
-                   'process), then move the file aside: alphafold-batch retry or submit resumes the batch', EXIT_INPUT)
+    except (OSError, ValueError, KitError) as exc:
+        raise KitError('%s, the list of the batch\'s submitted jobs, is damaged (%s)'
+                       % (path, exc.problem if isinstance(exc, KitError) else exc),
+                       'stop any of the batch\'s jobs still running by hand (squeue and scancel; a local run: its '
+                       'process), then move the file aside: alphafold-batch retry or submit resumes the batch',
+                       EXIT_INPUT)

@@ -59,8 +59,8 @@ class LocalExecutor(Executor):
                      '%d CPU stage(s): %s' % (len(msa_units), text.listing(msa_units)) if msa_units
                      else 'the GPU stage only')
             return 0
-        on_submitted({'executor': self.name, 'pid': os.getpid(), 'host': socket.gethostname(),
-                      'pid_start': process_start(os.getpid()), 'msa_targets': msa_units})
+        on_submitted(state.Submission(self.name, tuple(msa_units), pid=os.getpid(), host=socket.gethostname(),
+                                      pid_start=process_start(os.getpid())))
         return self._run(msa_units, n_units, progress)
 
     def _run(self, msa_units, n_units, progress):
@@ -118,19 +118,19 @@ class LocalExecutor(Executor):
 
     @classmethod
     def _alive(cls, submission):
-        pid = submission.get('pid')
-        if not pid or pid == os.getpid() or submission.get('host', socket.gethostname()) != socket.gethostname():
+        pid = submission.pid
+        if not pid or pid == os.getpid() or (submission.host or socket.gethostname()) != socket.gethostname():
             return False
-        return process_start(pid) is not None and process_start(pid) == submission.get('pid_start')
+        return process_start(pid) is not None and process_start(pid) == submission.pid_start
 
     @classmethod
     def active(cls, submission):
-        return ['local run pid %d' % submission['pid']] if cls._alive(submission) else []
+        return ['local run pid %d' % submission.pid] if cls._alive(submission) else []
 
     @classmethod
     def cancel(cls, submission):
         if cls._alive(submission):
-            os.kill(submission['pid'], signal.SIGTERM)
+            os.kill(submission.pid, signal.SIGTERM)
 
     @classmethod
     def owns(cls, job_id):
