@@ -53,10 +53,10 @@ def batch_dir(out, *parts):
     return os.path.join(out, '.batch', *parts)
 
 
-def record(targets, groups, cpu_opts, gpu_opts, settings):
+def record(targets, units, cpu_opts, gpu_opts, settings):
     """What batch.json holds: the targets (with their unit's primary name), both stages' options
     and the executor settings, as JSON that every job reads back."""
-    primary = {t.name: p for p, group in groups.items() for t in group}
+    primary = {t.name: p for p, unit in units.items() for t in unit}
     return json.loads(json.dumps({'format': FORMAT,
             'targets': [_target_record(t, primary[t.name]) for t in targets],
             'cpu_options': typed.to_dict(cpu_opts), 'gpu_options': typed.to_dict(gpu_opts),
@@ -135,11 +135,13 @@ def stored_options(batch):
 
 
 def units(batch):
-    """{primary: [target entries, primary first]} from batch.json."""
-    groups = {}
+    """{primary: [target entries, primary first]} from batch.json. A unit is the targets of one distinct
+    sequence (and --msa file): one CPU stage and one prediction, copied to its duplicates. Its first
+    target, the primary, names it and holds its stage records ('primary' in batch.json and status)."""
+    found = {}
     for t in batch['targets']:
-        groups.setdefault(t['primary'], []).append(t)
-    return groups
+        found.setdefault(t['primary'], []).append(t)
+    return found
 
 
 def job_id():
