@@ -122,14 +122,11 @@ class GpuStageOptions:
             return 'model_preset %r is not one of %s' % (self.model_preset, ', '.join(MODEL_PRESETS))
         if self.models_to_relax not in RELAX_CHOICES:
             return 'models_to_relax %r is not one of %s' % (self.models_to_relax, ', '.join(RELAX_CHOICES))
-        if self.memory_mode not in site_config.MEMORY_MODES:
-            return 'memory mode %r is not one of %s' % (self.memory_mode, ', '.join(site_config.MEMORY_MODES))
         if self.num_recycle is not None and not 0 <= self.num_recycle <= MAX_RECYCLE:
             return 'num_recycle must be between 0 and %d, got %d' % (MAX_RECYCLE, self.num_recycle)
-        if self.mem_fraction is not None and not 0 < self.mem_fraction <= 64:
-            return 'mem_fraction must be above 0 and at most 64, got %g' % self.mem_fraction
-        if self.unified_threshold < 1:
-            return 'unified_threshold must be at least 1, got %d' % self.unified_threshold
+        memory = site_config.memory_problem(self.memory_mode, self.unified_threshold, self.mem_fraction, 'memory mode')
+        if memory:
+            return memory
         if self.buckets and min(self.buckets) < 1:
             return 'length buckets must be positive'
         from fold_runtime.gpu_stage.weights import PRESET_MODELS, select_models   # no jax: names only

@@ -36,13 +36,19 @@ class Memory:
     mem_fraction: Optional[float] = None
 
     def check(self):
-        if self.mode not in MEMORY_MODES:
-            return 'mode = %r is not one of %s' % (self.mode, ', '.join(MEMORY_MODES))
-        if self.unified_threshold < 1:
-            return 'unified_threshold must be at least 1'
-        if self.mem_fraction is not None and not 0 < self.mem_fraction <= 64:
-            return 'mem_fraction must be above 0 (and at most 64)'
-        return None
+        return memory_problem(self.mode, self.unified_threshold, self.mem_fraction, 'mode =')
+
+
+def memory_problem(mode, unified_threshold, mem_fraction, mode_words):
+    """What is wrong with memory settings, or None: one check for the site config's [memory] and the
+    GPU stage's options (mode_words names the mode as each one's message does)."""
+    if mode not in MEMORY_MODES:
+        return '%s %r is not one of %s' % (mode_words, mode, ', '.join(MEMORY_MODES))
+    if unified_threshold < 1:
+        return 'unified_threshold must be at least 1, got %d' % unified_threshold
+    if mem_fraction is not None and not 0 < mem_fraction <= 64:
+        return 'mem_fraction must be above 0 and at most 64, got %g' % mem_fraction
+    return None
 
 
 # sbatch's own forms, so a typo fails here, not as "Invalid time limit" at submit.

@@ -83,26 +83,26 @@ def submit(args, read_targets, write_inputs=None):
     executors.EXECUTORS[settings.executor].check(out)
     targets = read_targets(cpu_opts, out)
     fasta.check_lengths(targets, search=True, model=True)
-    groups = inputs.units(targets, user_msa.load_batch(cpu_opts.msa_paths, targets))
+    units = inputs.units(targets, user_msa.load_batch(cpu_opts.msa_paths, targets))
     require_gpu_inputs(gpu_opts)                          # weights: before hours of CPU stages
     if cpu_opts.multimer and not cpu_opts.feature_cache:
         # Chains shared by complexes are searched once: through a cache, the batch's own without a site one.
         cpu_opts = dataclasses.replace(cpu_opts, feature_cache=batch_state.batch_dir(out, CHAIN_CACHE))
-    batch = batch_state.record(targets, groups, cpu_opts, gpu_opts, settings)
+    batch = batch_state.record(targets, units, cpu_opts, gpu_opts, settings)
     if cpu_opts.msa_mode == MMSEQS2 and not cpu_opts.multimer:   # many proteins per MMseqs2 run
-        batch['mmseqs_chunks'] = mmseqs_chunks.plan(list(groups), options.resolve_data_dir(cpu_opts.data_dir),
+        batch['mmseqs_chunks'] = mmseqs_chunks.plan(list(units), options.resolve_data_dir(cpu_opts.data_dir),
                                                     settings, cpu_opts.cpus)
     if os.path.exists(batch_state.batch_dir(out, 'batch.json')):
         _refuse_changed_options(out, batch, args.force)
         if not args.dry_run:
             _refuse_if_running(out)
     log.info('%d targets, %d unique inputs (sequence and --msa file; %d duplicates) -> %s',
-             len(targets), len(groups), len(targets) - len(groups), out)
+             len(targets), len(units), len(targets) - len(units), out)
     if not args.dry_run:
         batch_state.save(out, batch)
         if write_inputs:
             write_inputs(targets)
-    return launch(out, list(groups), args, batch)
+    return launch(out, list(units), args, batch)
 
 
 def screen_parser():
@@ -166,9 +166,9 @@ def launch(out, unit_names, args, batch=None):
     """Run or submit the units not yet finished among unit_names."""
     batch = batch or batch_state.load(out)
     status = {s['name']: s for s in batch_state.statuses(out, batch)}
-    groups = batch_state.units(batch)
-    todo = [u for u in unit_names if any(status[t['name']]['stage'] != 'done' for t in groups[u])]
-    msa = [u for u in todo if batch_state.read_stage(out, u, 'msa').get('state') != 'done'
+    units = batch_state.units(batch)
+    todo = [u for u in unit_names if any(status[t['name']]['stage'] != batch_state.TargetStage.DONE for t in units[u])]
+    msa = [u for u in todo if batch_state.read_stage(out, u, batch_state.Stage.MSA).get('state') != batch_state.State.DONE
            or not os.path.exists(os.path.join(out, u, target_layout.FEATURES))]
     if not todo:
         log.info('every target is done already; nothing to run')
@@ -178,8 +178,8 @@ def launch(out, unit_names, args, batch=None):
     if not args.dry_run:
         for u in todo:   # earlier failures and stale records make way for this run
             if u in msa:
-                batch_state.clear_stage(out, u, 'msa')
-            batch_state.clear_stage(out, u, 'predict')
+                batch_state.clear_stage(out, u, batch_state.Stage.MSA)
+            batch_state.clear_stage(out, u, batch_state.Stage.PREDICT)
         batch_state.clear_claims(out)
     executor = executors.EXECUTORS[settings.executor](out, settings)
     unfinished = executor.submit(msa, len(todo), args.dry_run, not args.no_progress,
@@ -228,7 +228,7 @@ def run_retry(argv):
     out = os.path.abspath(args.output_dir)
     batch_state.load(out)
     _refuse_if_running(out)
-    failed = sorted({s['primary'] for s in batch_state.statuses(out) if s['stage'] == 'failed'})
+    failed = sorted({s['primary'] for s in batch_state.statuses(out) if s['stage'] == batch_state.TargetStage.FAILED})
     if not failed:
         log.info('no failed targets in %s', out)
         return 0
@@ -285,7 +285,7 @@ def run_status(argv):
         print()
     else:
         print_table(rows)
-    return EXIT_FAILED if any(r['stage'] == 'failed' for r in rows) else EXIT_OK
+    return EXIT_FAILED if any(r['stage'] == batch_state.TargetStage.FAILED for r in rows) else EXIT_OK
 
 
 def watch(out, until_finished, interval=5.0, clear=False):
@@ -294,7 +294,7 @@ def watch(out, until_finished, interval=5.0, clear=False):
     while True:
         _refuse_never_starting(out)
         rows = status_rows(out)
-        finished = all(r['stage'] in ('done', 'failed') for r in rows)
+        finished = all(r['stage'] in (batch_state.TargetStage.DONE, batch_state.TargetStage.FAILED) for r in rows)
         table = io.StringIO()
         print_table(rows, table)
         if clear or table.getvalue() != shown:   # --wait logs a table only when something changed
@@ -305,7 +305,7 @@ def watch(out, until_finished, interval=5.0, clear=False):
             sys.stdout.flush()
             shown = table.getvalue()
         if finished or (until_finished and not _active(out)):   # no job left: nothing will change
-            return EXIT_FAILED if any(r['stage'] != 'done' for r in rows) else EXIT_OK
+            return EXIT_FAILED if any(r['stage'] != batch_state.TargetStage.DONE for r in rows) else EXIT_OK
         time.sleep(interval)
 
 

@@ -89,8 +89,8 @@ def _targets(path, records, multimer):
 def units(targets, msas=None):
     """{primary name: [target, duplicates...]}: one unit per distinct sequence (and --msa file, whose
     features differ), in input order."""
-    groups = OrderedDict()
+    by_content = OrderedDict()
     for t in targets:
         msa = (msas or {}).get(t.name)
-        groups.setdefault((meta.sequence_sha256(t.sequence), msa.sha256 if msa else None), []).append(t)
-    return OrderedDict((group[0].name, group) for group in groups.values())
+        by_content.setdefault((meta.sequence_sha256(t.sequence), msa.sha256 if msa else None), []).append(t)
+    return OrderedDict((unit[0].name, unit) for unit in by_content.values())

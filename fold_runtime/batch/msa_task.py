@@ -23,15 +23,15 @@ def run(out, name, cpus=None):
     if cpus:
         cpu_opts = dataclasses.replace(cpu_opts, cpus=cpus)
     target = state.target_of(entry)
-    state.write_stage(out, name, 'msa', 'running')
+    state.write_stage(out, name, state.Stage.MSA, state.State.RUNNING)
     try:
         msa = user_msa.load_batch(cpu_opts.msa_paths, [target]).get(name)   # checked again: it may have changed
         chunked = functools.partial(mmseqs_chunks.a3m, out, batch, name) if batch.get('mmseqs_chunks') else None
         env = stage.Environment(cpu_opts, chain_locks=state.batch_dir(out, CHAIN_LOCKS), colabfold_a3m=chunked)
         timings = stage.run_target(target, out, env, msa)
     except BaseException as exc:   # SystemExit: SIGTERM from a time limit, scancel or preemption
-        state.write_stage(out, name, 'msa', 'failed', error=state.describe(exc))
+        state.write_stage(out, name, state.Stage.MSA, state.State.FAILED, error=state.describe(exc))
         raise
     source = meta.load(os.path.join(out, name)).get('features_source', 'cpu_stage')
-    state.write_stage(out, name, 'msa', 'done', features_source=source, seconds=timings.get('features'))
+    state.write_stage(out, name, state.Stage.MSA, state.State.DONE, features_source=source, seconds=timings.get('features'))
     return 0

@@ -11,16 +11,17 @@ import time
 
 from fold_runtime import meta
 from fold_runtime.batch import state as batch_state
+from fold_runtime.batch.state import Stage, TargetStage
 from kit_common import files, text as text_lists
 
 CSV_COLUMNS = ('target', 'stage', 'duplicate_of', 'length', 'features', 'best_model', 'mean_plddt', 'ptm', 'iptm',
                'ranking_confidence', 'msa_s', 'predict_s', 'relax_s', 'msa_start', 'predict_end', 'error')
 # A stage's interval in a status row: the prediction ends where its relaxation is handed off.
-SPANS = {'msa': ('msa_start', 'msa_end'), 'predict': ('predict_start', 'predicted'),
-         'relax': ('relax_start', 'relax_end')}
-COLORS = {'msa': 'tab:blue', 'predict': 'tab:orange', 'relax': 'tab:green'}
-STAGE_NAMES = {'msa': 'CPU stage', 'predict': 'prediction', 'relax': 'relaxation and ranked files'}
-LANES = {'msa': -0.25, 'predict': 0.0, 'relax': 0.25}
+MSA, PREDICT, RELAX = Stage.MSA, Stage.PREDICT, 'relax'
+SPANS = {MSA: ('msa_start', 'msa_end'), PREDICT: ('predict_start', 'predicted'), RELAX: ('relax_start', 'relax_end')}
+COLORS = {MSA: 'tab:blue', PREDICT: 'tab:orange', RELAX: 'tab:green'}
+STAGE_NAMES = {MSA: 'CPU stage', PREDICT: 'prediction', RELAX: 'relaxation and ranked files'}
+LANES = {MSA: -0.25, PREDICT: 0.0, RELAX: 0.25}
 
 
 def _stats(values):
@@ -33,7 +34,7 @@ def _stats(values):
 
 def _seconds(row, stage):
     start, end = (row[k] for k in SPANS[stage])
-    if stage == 'predict':
+    if stage == PREDICT:
         end = end or row['predict_end']   # a prediction recorded without a relax step
     return end - start if start and end else None
 
@@ -49,14 +50,14 @@ def summarise(out):
     ends = [t for r in rows for t in (r['msa_end'], r['predict_end'], r['relax_end']) if t]
     wall = max(ends) - min(starts) if starts and ends else 0.0
     # Throughput counts unique sequences: a duplicate costs nothing, so counting it would flatter.
-    unique_done = sum(1 for r in primaries if r['stage'] == 'done')
+    unique_done = sum(1 for r in primaries if r['stage'] == TargetStage.DONE)
     worker_wall = sum(w.get('wall_s', 0) for w in workers)
     busy = round(sum(w.get('busy_s', 0) for w in workers) / worker_wall, 4) if worker_wall else None
     accelerator = any(w.get('accelerator') for w in workers)
     return {
         'generated': batch_state.iso(time.time()),
-        'targets': len(rows), 'done': sum(1 for r in rows if r['stage'] == 'done'),
-        'failed': sum(1 for r in rows if r['stage'] == 'failed'),
+        'targets': len(rows), TargetStage.DONE: sum(1 for r in rows if r['stage'] == TargetStage.DONE),
+        TargetStage.FAILED: sum(1 for r in rows if r['stage'] == TargetStage.FAILED),
         'unique_sequences': len(primaries), 'duplicates': len(rows) - len(primaries), 'unique_done': unique_done,
         'cache_hits': sum(1 for r in primaries if r['features'] == 'cache'),
         'chain_searches': chain_searches(out, primaries),
@@ -107,8 +108,8 @@ def csv_text(rows):
             'length': r['length'], 'features': r['features'] or '', 'best_model': best.get('model', ''),
             'mean_plddt': _round(best.get('mean_plddt'), 2), 'ptm': _round(best.get('ptm'), 4),
             'iptm': _round(best.get('iptm'), 4), 'ranking_confidence': _round(best.get('ranking_confidence'), 4),
-            'msa_s': _round(seconds['msa'], 1), 'predict_s': _round(seconds['predict'], 1),
-            'relax_s': _round(seconds['relax'], 1),
+            'msa_s': _round(seconds[MSA], 1), 'predict_s': _round(seconds[PREDICT], 1),
+            'relax_s': _round(seconds[RELAX], 1),
             'msa_start': batch_state.iso(r['msa_start']) or '', 'predict_end': batch_state.iso(r['predict_end']) or '',
             'error': (r['error'] or '').splitlines()[0] if r['error'] else ''})
     return buf.getvalue()

@@ -4,18 +4,47 @@ stage), GPU workers' claims, submitted jobs, job scripts, logs and worker timing
 
 Nothing lives only in memory, so status, resume and retry work after any kill or requeue.
 """
+import dataclasses
 import datetime
 import errno
 import json
 import os
 import socket
 import time
+from typing import Optional, Tuple
 
 from fold_runtime import fasta, options
 from kit_common import files, typed
 from kit_common.errors import EXIT_INPUT, KitError
 
-STAGES = ('pending', 'msa', 'ready', 'predicting', 'relaxing', 'done', 'failed')
+
+class Stage:
+    """The two stage records a target has (state/<name>.<stage>.json)."""
+    MSA = 'msa'
+    PREDICT = 'predict'
+
+
+class State:
+    """A stage record's state, as stored. RELAXING: predicted, its relaxation and ranked files to come."""
+    RUNNING = 'running'
+    RELAXING = 'relaxing'
+    DONE = 'done'
+    FAILED = 'failed'
+
+
+class TargetStage:
+    """Where a target stands, as status and report.json show it (derived from its stage records)."""
+    PENDING = 'pending'
+    MSA = 'msa'
+    READY = 'ready'
+    PREDICTING = 'predicting'
+    RELAXING = State.RELAXING
+    DONE = State.DONE
+    FAILED = State.FAILED
+
+
+STAGES = (TargetStage.PENDING, TargetStage.MSA, TargetStage.READY, TargetStage.PREDICTING, TargetStage.RELAXING,
+          TargetStage.DONE, TargetStage.FAILED)
 # 2: typed options as JSON (cpu_options, gpu_options, settings); 1 stored argv ('run_args').
 FORMAT = 2
 
@@ -24,10 +53,10 @@ def batch_dir(out, *parts):
     return os.path.join(out, '.batch', *parts)
 
 
-def record(targets, groups, cpu_opts, gpu_opts, settings):
+def record(targets, units, cpu_opts, gpu_opts, settings):
     """What batch.json holds: the targets (with their unit's primary name), both stages' options
     and the executor settings, as JSON that every job reads back."""
-    primary = {t.name: p for p, group in groups.items() for t in group}
+    primary = {t.name: p for p, unit in units.items() for t in unit}
     return json.loads(json.dumps({'format': FORMAT,
             'targets': [_target_record(t, primary[t.name]) for t in targets],
             'cpu_options': typed.to_dict(cpu_opts), 'gpu_options': typed.to_dict(gpu_opts),
@@ -106,11 +135,13 @@ def stored_options(batch):
 
 
 def units(batch):
-    """{primary: [target entries, primary first]} from batch.json."""
-    groups = {}
+    """{primary: [target entries, primary first]} from batch.json. A unit is the targets of one distinct
+    sequence (and --msa file): one CPU stage and one prediction, copied to its duplicates. Its first
+    target, the primary, names it and holds its stage records ('primary' in batch.json and status)."""
+    found = {}
     for t in batch['targets']:
-        groups.setdefault(t['primary'], []).append(t)
-    return groups
+        found.setdefault(t['primary'], []).append(t)
+    return found
 
 
 def job_id():
@@ -125,9 +156,9 @@ def write_stage(out, name, stage, state, **fields):
     """Record a target's stage ('msa' or 'predict') as running, done or failed; a prediction in
     between as relaxing (predicted, its relaxation and ranked files to come: not done yet)."""
     path = batch_dir(out, 'state', '%s.%s.json' % (name, stage))
-    record = read_stage(out, name, stage) if state != 'running' else {}
+    record = read_stage(out, name, stage) if state != State.RUNNING else {}
     record.update(fields, state=state, host=socket.gethostname(), job=job_id())
-    record[{'running': 'started', 'relaxing': 'predicted'}.get(state, 'finished')] = time.time()
+    record[{State.RUNNING: 'started', State.RELAXING: 'predicted'}.get(state, 'finished')] = time.time()
     files.write_json(path, record)
     return record
 
@@ -159,7 +190,7 @@ def read_stage(out, name, stage):
         record = exc
     if isinstance(record, dict):
         return record
-    return {'state': 'failed', 'error': 'its stage record %s is unreadable (%s); alphafold-batch retry runs the stage '
+    return {'state': State.FAILED, 'error': 'its stage record %s is unreadable (%s); alphafold-batch retry runs the stage '
                                         'again' % (path, record if isinstance(record, Exception) else 'not a record')}
 
 
@@ -173,29 +204,30 @@ def clear_stage(out, name, stage):
 def target_status(out, entry):
     """One target's stage, features source, error and stage times."""
     name, primary = entry['name'], entry['primary']
-    msa = read_stage(out, primary, 'msa')
-    own = read_stage(out, name, 'predict')
-    pred = own if name == primary else read_stage(out, primary, 'predict')
-    if own.get('state') == 'done' or pred.get('state') == 'failed':
-        stage = own.get('state') if own.get('state') == 'done' else 'failed'
-    elif pred.get('state') == 'relaxing':
-        stage = 'relaxing'
-    elif pred.get('state') in ('running', 'done'):
-        stage = 'predicting'
-    elif msa.get('state') == 'failed':
-        stage = 'failed'
+    msa = read_stage(out, primary, Stage.MSA)
+    own = read_stage(out, name, Stage.PREDICT)
+    pred = own if name == primary else read_stage(out, primary, Stage.PREDICT)
+    if own.get('state') == State.DONE or pred.get('state') == State.FAILED:
+        stage = TargetStage.DONE if own.get('state') == State.DONE else TargetStage.FAILED
+    elif pred.get('state') == State.RELAXING:
+        stage = TargetStage.RELAXING
+    elif pred.get('state') in (State.RUNNING, State.DONE):
+        stage = TargetStage.PREDICTING
+    elif msa.get('state') == State.FAILED:
+        stage = TargetStage.FAILED
     else:
-        stage = {'done': 'ready', 'running': 'msa'}.get(msa.get('state'), 'pending')
+        stage = {State.DONE: TargetStage.READY, State.RUNNING: TargetStage.MSA}.get(msa.get('state'),
+                                                                                   TargetStage.PENDING)
     source = msa.get('features_source')
     if name != primary:
         source = 'duplicate of %s' % primary
-    best = pred.get('best') if stage == 'done' else None
+    best = pred.get('best') if stage == TargetStage.DONE else None
     return {'name': name, 'primary': primary, 'stage': stage, 'features': source, 'best': best,
-            'error': pred.get('error') or msa.get('error') if stage == 'failed' else None,
+            'error': pred.get('error') or msa.get('error') if stage == TargetStage.FAILED else None,
             'msa_job': msa.get('job'), 'predict_job': pred.get('job'),
-            'msa_start': msa.get('started'), 'msa_end': msa.get('finished') if msa.get('state') == 'done' else None,
+            'msa_start': msa.get('started'), 'msa_end': msa.get('finished') if msa.get('state') == State.DONE else None,
             'predict_start': pred.get('started'),
-            'predict_end': pred.get('finished') if pred.get('state') == 'done' else None,
+            'predict_end': pred.get('finished') if pred.get('state') == State.DONE else None,
             'predicted': pred.get('predicted'), 'relax_start': pred.get('relax_start'),
             'relax_end': pred.get('relax_end'), 'predict_s': pred.get('predict_s'), 'relax_s': pred.get('relax_s'),
             'length': num_residues(entry)}
@@ -249,11 +281,29 @@ def clear_claims(out):
         os.unlink(os.path.join(directory, name))
 
 
-def add_submission(out, record):
-    path = batch_dir(out, 'jobs.json')
+@dataclasses.dataclass
+class Submission:
+    """One entry of jobs.json: the work one submit or retry started, as active() and cancel() read it
+    back. Slurm: its CPU-stage array job(s) (comma-separated) and GPU worker job; local: the process."""
+    executor: str
+    msa_targets: Tuple[str, ...] = ()
+    submitted: Optional[float] = None
+    msa_job: Optional[str] = None
+    predict_job: Optional[str] = None
+    pid: Optional[int] = None
+    host: Optional[str] = None
+    pid_start: Optional[int] = None
+
+    def check(self):
+        if self.executor not in options.EXECUTORS:
+            return 'executor %r is none of %s' % (self.executor, ', '.join(options.EXECUTORS))
+        return None
+
+
+def add_submission(out, submission):
     jobs = read_submissions(out)
-    jobs.append(dict(record, submitted=time.time()))
-    files.write_json(path, jobs)
+    jobs.append(dataclasses.replace(submission, submitted=time.time()))
+    files.write_json(batch_dir(out, 'jobs.json'), [typed.to_dict(j) for j in jobs])
 
 
 def read_submissions(out):
@@ -263,13 +313,14 @@ def read_submissions(out):
     try:
         with open(path) as f:
             jobs = json.load(f)
+        if not (isinstance(jobs, list) and all(isinstance(j, dict) for j in jobs)):
+            raise ValueError('valid JSON of another shape')
+        return [typed.build(Submission, j, 'entry %d' % i, '') for i, j in enumerate(jobs, 1)]
     except FileNotFoundError:
         return []
-    except (OSError, ValueError) as exc:
-        jobs = exc
-    if isinstance(jobs, list) and all(isinstance(j, dict) and j.get('executor') in options.EXECUTORS for j in jobs):
-        return jobs
-    raise KitError('%s, the list of the batch\'s submitted jobs, is damaged (%s)'
-                   % (path, jobs if isinstance(jobs, Exception) else 'valid JSON of another shape'),
-                   'stop any of the batch\'s jobs still running by hand (squeue and scancel; a local run: its '
-                   'process), then move the file aside: alphafold-batch retry or submit resumes the batch', EXIT_INPUT)
+    except (OSError, ValueError, KitError) as exc:
+        raise KitError('%s, the list of the batch\'s submitted jobs, is damaged (%s)'
+                       % (path, exc.problem if isinstance(exc, KitError) else exc),
+                       'stop any of the batch\'s jobs still running by hand (squeue and scancel; a local run: its '
+                       'process), then move the file aside: alphafold-batch retry or submit resumes the batch',
+                       EXIT_INPUT)

@@ -19,6 +19,7 @@ import time
 
 from fold_runtime import meta
 from fold_runtime.batch import relax_pool, state as batch_state
+from fold_runtime.batch.state import Stage, State
 from fold_runtime.batch.executors import EXECUTORS
 from fold_runtime.gpu_stage import padding, predict
 from kit_common import files, locks
@@ -38,7 +39,7 @@ class Worker(object):
         self.started = time.time()
         self.held_elsewhere = set()   # units another worker claimed
         self.current = None
-        self.relaxing = {}   # unit name -> (group, prediction stats, future) while the pool finishes it
+        self.relaxing = {}   # unit name -> (unit, prediction stats, future) while the pool finishes it
         # An exception raised from a signal handler can land in a jax callback, which swallows it:
         # record the stop and leave at once instead (outputs are written atomically).
         signal.signal(signal.SIGTERM, self._terminated)
@@ -49,7 +50,7 @@ class Worker(object):
         _, gpu_opts, settings = batch_state.stored_options(self.batch)
         self.pool = relax_pool.Pool(settings.relax_workers, gpu_opts.progress_interval)
         edges = next(e for e in (gpu_opts.buckets, settings.buckets, padding.DEFAULT_EDGES) if e is not None)
-        longest = max(batch_state.num_residues(group[0]) for group in self.units.values())
+        longest = max(batch_state.num_residues(unit[0]) for unit in self.units.values())
         try:
             self.session = Session(gpu_opts, longest, edges)
         except Exception as exc:
@@ -66,7 +67,7 @@ class Worker(object):
                 continue
             active = self._cpu_stage_active()
             todo = self._todo()
-            ready = [g for g in todo if batch_state.read_stage(self.out, g[0]['name'], 'msa').get('state') == 'done']
+            ready = [u for u in todo if batch_state.read_stage(self.out, u[0]['name'], Stage.MSA).get('state') == State.DONE]
             if not ready:
                 if not todo and self.relaxing:
                     self._collect(wait=True)
@@ -75,11 +76,11 @@ class Worker(object):
                     break
                 time.sleep(self.poll)
                 continue
-            group = min(ready, key=lambda g: batch_state.num_residues(g[0]))
-            if batch_state.claim(self.out, group[0]['name'], self.owner):
-                self._predict(group)
+            unit = min(ready, key=lambda u: batch_state.num_residues(u[0]))
+            if batch_state.claim(self.out, unit[0]['name'], self.owner):
+                self._predict(unit)
             else:
-                self.held_elsewhere.add(group[0]['name'])
+                self.held_elsewhere.add(unit[0]['name'])
         while self.relaxing:
             self._collect(wait=True)
         self.pool.shutdown()
@@ -93,15 +94,15 @@ class Worker(object):
         """Units this worker may still predict: not finished, not failed (a target interrupted by
         preemption is taken again, e.g. by the requeued job), not held by another worker."""
         todo = []
-        for name, group in self.units.items():
-            record = batch_state.read_stage(self.out, name, 'predict')
+        for name, unit in self.units.items():
+            record = batch_state.read_stage(self.out, name, Stage.PREDICT)
             pred = record.get('state')
-            if pred == 'done':
-                self._copy_duplicates(group)
-            elif (pred != 'failed' or record.get('interrupted')) and name not in self.held_elsewhere and \
+            if pred == State.DONE:
+                self._copy_duplicates(unit)
+            elif (pred != State.FAILED or record.get('interrupted')) and name not in self.held_elsewhere and \
                     name not in self.relaxing and \
-                    batch_state.read_stage(self.out, name, 'msa').get('state') != 'failed':
-                todo.append(group)
+                    batch_state.read_stage(self.out, name, Stage.MSA).get('state') != State.FAILED:
+                todo.append(unit)
         return todo
 
     def _failed_to_start(self, exc):
@@ -109,12 +110,12 @@ class Worker(object):
         record stays retakable, so another worker that starts fine still predicts them."""
         error = 'GPU worker %s (job %s) could not start: %s' % (self.worker_id, self.owner, batch_state.describe(exc))
         log.info('%s', error)
-        for group in self._todo():
-            batch_state.write_stage(self.out, group[0]['name'], 'predict', 'failed', error=error, interrupted=True)
+        for unit in self._todo():
+            batch_state.write_stage(self.out, unit[0]['name'], Stage.PREDICT, State.FAILED, error=error, interrupted=True)
 
     def _terminated(self, signum, frame):
         for name in [n for n in [self.current] + list(self.relaxing) if n]:
-            batch_state.write_stage(self.out, name, 'predict', 'failed', interrupted=True,
+            batch_state.write_stage(self.out, name, Stage.PREDICT, State.FAILED, interrupted=True,
                                     error=batch_state.terminated(128 + signum))
         for child in multiprocessing.active_children():   # the relax pool's processes
             child.kill()
@@ -130,11 +131,11 @@ class Worker(object):
     def _cpu_stage_active(self):
         return bool(self.cpu_stage) and self.executor.cpu_stage_active(self.cpu_stage)
 
-    def _predict(self, group):
+    def _predict(self, unit):
         """Predicts a unit, then hands it to the relax pool (or finishes it inline)."""
-        entry = group[0]
+        entry = unit[0]
         name, tdir = entry['name'], os.path.join(self.out, entry['name'])
-        batch_state.write_stage(self.out, name, 'predict', 'running', worker=self.worker_id)
+        batch_state.write_stage(self.out, name, Stage.PREDICT, State.RUNNING, worker=self.worker_id)
         self.current = name
         t0 = time.time()
         try:
@@ -150,11 +151,11 @@ class Worker(object):
                  'wall_s': round(time.time() - t0, 3), 'start': t0, 'error': error}
         stats['gpu_busy_fraction'] = round(stats['predict_s'] / max(stats['wall_s'], 1e-9), 4)
         if error:
-            self._finished(group, stats)
+            self._finished(unit, stats)
             return
-        batch_state.write_stage(self.out, name, 'predict', 'relaxing', **_times(stats))
+        batch_state.write_stage(self.out, name, Stage.PREDICT, State.RELAXING, **_times(stats))
         # Nothing to relax: the ranked files are quicker to write here than a pool process to start.
-        self.relaxing[name] = (group, stats, self.pool.submit(job, inline=job.models_to_relax == 'none'))
+        self.relaxing[name] = (unit, stats, self.pool.submit(job, inline=job.models_to_relax == 'none'))
         self._collect()
 
     def _collect(self, wait=False):
@@ -162,12 +163,12 @@ class Worker(object):
         futures = [f for _, _, f in self.relaxing.values()]
         if wait and futures:
             concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_COMPLETED)
-        for name, (group, stats, future) in list(self.relaxing.items()):
+        for name, (unit, stats, future) in list(self.relaxing.items()):
             if future.done():
                 del self.relaxing[name]
-                self._relaxed(group, stats, future)
+                self._relaxed(unit, stats, future)
 
-    def _relaxed(self, group, stats, future):
+    def _relaxed(self, unit, stats, future):
         try:
             result = future.result()
         except Exception as exc:   # the pool process died (killed, out of memory)
@@ -178,38 +179,38 @@ class Worker(object):
         if not result['error']:
             ranked = result['ranked']
             stats['best'] = batch_state.best_scores(dict(result['scores'][ranked[0]], model=ranked[0]))
-        self._finished(group, stats)
+        self._finished(unit, stats)
 
-    def _finished(self, group, stats):
-        name = group[0]['name']
+    def _finished(self, unit, stats):
+        name = unit[0]['name']
         self.record['targets'][name] = stats
         fields = dict(_times(stats), relax_start=stats.get('relax_start'), relax_end=stats.get('relax_end'))
         if stats['error']:
             log.info('%s FAILED: %s', name, stats['error'])
-            batch_state.write_stage(self.out, name, 'predict', 'failed', error=stats['error'], **fields)
+            batch_state.write_stage(self.out, name, Stage.PREDICT, State.FAILED, error=stats['error'], **fields)
         else:
-            batch_state.write_stage(self.out, name, 'predict', 'done', best=stats['best'], **fields)
-            self._copy_duplicates(group)
+            batch_state.write_stage(self.out, name, Stage.PREDICT, State.DONE, best=stats['best'], **fields)
+            self._copy_duplicates(unit)
             log.info('%s: %d aa (padded to %s): predict %.1f s, compile %.1f s (%d), relax %.1f s', name,
                      stats['length'], stats['padded_length'], stats['predict_s'], stats['compile_s'],
                      stats['compiles'], stats['relax_s'])
         self._write_record()
 
-    def _copy_duplicates(self, group):
+    def _copy_duplicates(self, unit):
         """Each duplicate name gets the primary's outputs (hard links where possible) and a meta
         that names it and its source."""
-        src = os.path.join(self.out, group[0]['name'])
-        for entry in group[1:]:
-            if batch_state.read_stage(self.out, entry['name'], 'predict').get('state') == 'done':
+        src = os.path.join(self.out, unit[0]['name'])
+        for entry in unit[1:]:
+            if batch_state.read_stage(self.out, entry['name'], Stage.PREDICT).get('state') == State.DONE:
                 continue
             tmp = os.path.join(files.temp_dir(self.out, 'copy-'), entry['name'])
             shutil.copytree(src, tmp, copy_function=_link_or_copy, ignore=shutil.ignore_patterns('.tmp-*', '.work', locks.LOCK_FILE))
             stored = meta.load(tmp)
             files.write_json(os.path.join(tmp, meta.META_FILE),
-                             dict(stored, target=entry['name'], features_source='duplicate of %s' % group[0]['name']))
+                             dict(stored, target=entry['name'], features_source='duplicate of %s' % unit[0]['name']))
             files.publish_dir(tmp, os.path.join(self.out, entry['name']), replace=True)
             os.rmdir(os.path.dirname(tmp))
-            batch_state.write_stage(self.out, entry['name'], 'predict', 'done', duplicate_of=group[0]['name'])
+            batch_state.write_stage(self.out, entry['name'], Stage.PREDICT, State.DONE, duplicate_of=unit[0]['name'])
 
     def _write_record(self):
         targets = self.record['targets'].values()

@@ -1,4 +1,5 @@
 """A batch target's stage, as status shows it, from the records on disk; claims are exclusive."""
+import json
 import os
 import subprocess
 import sys
@@ -218,7 +219,8 @@ def test_progress_is_plain_lines_off_a_terminal_and_heartbeats_stop_with_their_s
     assert progress.elapsed(59) == '59s' and progress.elapsed(725) == '12m05s' and progress.elapsed(10920) == '3h02m'
 
 
-@pytest.mark.parametrize('text', ['[{"exec', '[1, 2]', '{"a": 1}', '[{"executor": "pbs"}]'])
+@pytest.mark.parametrize('text', ['[{"exec', '[1, 2]', '{"a": 1}', '[{"executor": "pbs"}]',
+                                  '[{"executor": "local", "pid": "12"}]', '[{"executor": "slurm", "job": "7"}]'])
 def test_a_damaged_jobs_list_names_the_file_and_the_fix(batch, text):
     """status and cancel read it to know which jobs still run: a traceback before."""
     path = os.path.join(batch, '.batch', 'jobs.json')
@@ -228,6 +230,19 @@ def test_a_damaged_jobs_list_names_the_file_and_the_fix(batch, text):
         res = run_batch(command, batch)
         assert res.returncode == 2 and path in res.stdout and 'is damaged' in res.stdout, res.stdout
         assert 'scancel' in res.stdout and 'Traceback' not in res.stdout
+
+
+def test_a_submission_reads_back_as_written(batch):
+    """jobs.json entries are state.Submission records: typed on the way in and out, as stored before."""
+    first = state.Submission('slurm', ('c', 'd'), msa_job='11,12', predict_job='13')
+    state.add_submission(batch, first)
+    state.add_submission(batch, state.Submission('local', (), pid=4, host='n1', pid_start=99))
+    back = state.read_submissions(batch)
+    assert [b.executor for b in back] == ['slurm', 'local'] and all(b.submitted for b in back)
+    assert back[0] == state.Submission('slurm', ('c', 'd'), back[0].submitted, '11,12', '13')
+    with open(os.path.join(batch, '.batch', 'jobs.json')) as f:
+        stored = json.load(f)[0]
+    assert stored['msa_targets'] == ['c', 'd'] and stored['msa_job'] == '11,12' and stored['predict_job'] == '13'
 
 
 @pytest.mark.parametrize('text', ['{"state": "do', '"x"', '[]'])

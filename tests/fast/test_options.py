@@ -36,6 +36,8 @@ def test_options_round_trip_through_json():
     ({'num_recycle': 100000000}, 'num_recycle must be between 0 and 100'),
     ({'mem_fraction': 0.0}, 'mem_fraction must be above 0'),
     ({'memory_mode': 'unifed'}, "memory mode 'unifed'"),
+    ({'unified_threshold': 0}, 'unified_threshold must be at least 1, got 0'),
+    ({'mem_fraction': 65.0}, 'mem_fraction must be above 0 and at most 64, got 65'),
     ({'models': 'model_9'}, 'unknown model(s)'),
     ({'models': 'model_1_ptm,model_2_ptm'}, 'these are monomer_ptm models: pass --model-preset monomer_ptm'),
     ({'random_seed': '1'}, "random_seed = '1' is not an integer"),

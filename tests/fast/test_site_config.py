@@ -43,6 +43,9 @@ def test_no_file_means_the_defaults(monkeypatch):
     ('[slurm]\ngpu_workers = %d\n' % 10 ** 9, ['gpu_workers must be at least 1 and at most 10000']),
     ('[memory]\nmem_fraction = lots\n', ['mem_fraction', 'is not a number']),
     ('[memory]\nmode = unifed\n', ["mode = 'unifed' is not one of auto, default, unified"]),
+    # The same check as the GPU stage's options (site_config.memory_problem), with each one's wording.
+    ('[memory]\nunified_threshold = 0\n', ['unified_threshold must be at least 1, got 0']),
+    ('[memory]\nmem_fraction = 65\n', ['mem_fraction must be above 0 and at most 64, got 65']),
     ('[batch]\nlength_buckets = 64,big\n', ['length_buckets', 'positive residue counts']),
     ('[dataa]\nshared_root = /x\n', ['unknown section(s) [dataa]', 'known sections: data']),
     ('[data]\nshared_root = /x\n  /y\n', ['shared_root', 'is not one line of text']),

@@ -8,16 +8,16 @@ EXECUTORS = {cls.name: cls for cls in (LocalExecutor, SlurmExecutor)}
 
 def active(submissions):
     """Everything of these submissions still queued or running, described."""
-    return [a for s in submissions for a in EXECUTORS[s['executor']].active(s)]
+    return [a for s in submissions for a in EXECUTORS[s.executor].active(s)]
 
 
 def never_starting(submissions):
-    return [j for s in submissions for j in EXECUTORS[s['executor']].never_starting(s)]
+    return [j for s in submissions for j in EXECUTORS[s.executor].never_starting(s)]
 
 
 def cancel(submissions):
     for s in submissions:
-        EXECUTORS[s['executor']].cancel(s)
+        EXECUTORS[s.executor].cancel(s)
 
 
 def job_states(job_ids):

@@ -17,7 +17,7 @@ class Executor(object):
 
     def submit(self, msa_units, n_units, dry_run, progress, on_submitted):
         """Run or submit the CPU stages of msa_units and GPU workers for n_units units. Calls
-        on_submitted(record) once the work exists (a record that active() and cancel() read back).
+        on_submitted(state.Submission) once the work exists (what active() and cancel() read back).
         Returns the number of units left unfinished when it waited for them, else 0."""
         raise NotImplementedError
 

@@ -59,8 +59,8 @@ class LocalExecutor(Executor):
                      '%d CPU stage(s): %s' % (len(msa_units), text.listing(msa_units)) if msa_units
                      else 'the GPU stage only')
             return 0
-        on_submitted({'executor': self.name, 'pid': os.getpid(), 'host': socket.gethostname(),
-                      'pid_start': process_start(os.getpid()), 'msa_targets': msa_units})
+        on_submitted(state.Submission(self.name, tuple(msa_units), pid=os.getpid(), host=socket.gethostname(),
+                                      pid_start=process_start(os.getpid())))
         return self._run(msa_units, n_units, progress)
 
     def _run(self, msa_units, n_units, progress):
@@ -106,7 +106,7 @@ class LocalExecutor(Executor):
             if w.returncode not in (0, 1):   # 1: some target failed, which status reports
                 log.info('GPU worker %d exited with status %s; its log: %s', i, w.returncode,
                          state.batch_dir(out, 'logs', 'gpu-worker-%d.log' % i))
-        return sum(1 for s in state.statuses(out) if s['stage'] != 'done')
+        return sum(1 for s in state.statuses(out) if s['stage'] != state.TargetStage.DONE)
 
     @property
     def settings_cpus(self):
@@ -118,19 +118,19 @@ class LocalExecutor(Executor):
 
     @classmethod
     def _alive(cls, submission):
-        pid = submission.get('pid')
-        if not pid or pid == os.getpid() or submission.get('host', socket.gethostname()) != socket.gethostname():
+        pid = submission.pid
+        if not pid or pid == os.getpid() or (submission.host or socket.gethostname()) != socket.gethostname():
             return False
-        return process_start(pid) is not None and process_start(pid) == submission.get('pid_start')
+        return process_start(pid) is not None and process_start(pid) == submission.pid_start
 
     @classmethod
     def active(cls, submission):
-        return ['local run pid %d' % submission['pid']] if cls._alive(submission) else []
+        return ['local run pid %d' % submission.pid] if cls._alive(submission) else []
 
     @classmethod
     def cancel(cls, submission):
         if cls._alive(submission):
-            os.kill(submission['pid'], signal.SIGTERM)
+            os.kill(submission.pid, signal.SIGTERM)
 
     @classmethod
     def owns(cls, job_id):
@@ -174,7 +174,7 @@ def _update(bar, out):
     counts = {}
     for s in state.statuses(out):
         counts[s['stage']] = counts.get(s['stage'], 0) + 1
-    finished = counts.get('done', 0) + counts.get('failed', 0)
+    finished = counts.get(state.TargetStage.DONE, 0) + counts.get(state.TargetStage.FAILED, 0)
     postfix = {k: counts[k] for k in state.STAGES if counts.get(k)}
     if finished != bar.n or postfix != getattr(bar, 'kit_postfix', None):   # redraw on change only
         bar.kit_postfix = postfix

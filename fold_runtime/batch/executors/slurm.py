@@ -132,8 +132,8 @@ class SlurmExecutor(Executor):
         gpu_job = sbatch(_write(state.batch_dir(out, 'scripts'), 'predict.sbatch', text))
         log.info('GPU stage: %d worker job(s) %s%s', workers, gpu_job,
                  ', after CPU task %s_0' % cpu_jobs[0] if cpu_jobs else '')
-        on_submitted({'executor': self.name, 'msa_job': ','.join(cpu_jobs) or None, 'predict_job': gpu_job,
-                      'msa_targets': msa_units})
+        on_submitted(state.Submission(self.name, tuple(msa_units), msa_job=','.join(cpu_jobs) or None,
+                                      predict_job=gpu_job))
         return 0
 
     def _submit_cpu_stage(self, msa_units, dry_run):
@@ -156,7 +156,7 @@ class SlurmExecutor(Executor):
 
     @classmethod
     def active(cls, submission):
-        return active_jobs([submission.get('msa_job'), submission.get('predict_job')])
+        return active_jobs([submission.msa_job, submission.predict_job])
 
     @classmethod
     def cancel(cls, submission):
@@ -166,7 +166,7 @@ class SlurmExecutor(Executor):
 
     @classmethod
     def never_starting(cls, submission):
-        ids = ','.join(j for j in (submission.get('msa_job'), submission.get('predict_job')) if j)
+        ids = ','.join(j for j in (submission.msa_job, submission.predict_job) if j)
         if not ids:
             return []
         try:
