@@ -257,7 +257,7 @@ def test_two_concurrent_syncs_do_not_collide(mirror, tmp_path):
 @pytest.mark.parametrize('downloader', ['aria2c', 'requests'])
 def test_full_disk_during_download_keeps_the_previous_version(mirror, data_dir, tmp_path, mount_tmpfs, downloader):
     http, _ = mirror
-    root = mount_tmpfs('size=2m')
+    root = mount_tmpfs('size=4m')   # the subset takes about 2.7 MB (three mmCIF files)
     assert sync(root, mirror, '--downloader', downloader).returncode == 0
     before = os.path.realpath(str(root / 'current'))
     # The mirror now serves a new UniRef90 (real sequences, repeated) too large for the disk, while
