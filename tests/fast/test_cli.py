@@ -108,16 +108,17 @@ def test_submit_records_the_inputs_options_and_checks_the_msa_directory(tmp_path
 
 def test_a_local_run_is_alive_only_as_the_same_process_on_the_same_host():
     """A recycled pid (same number, another start time) or another host is not the batch's run."""
+    import dataclasses
     import socket
     import subprocess
     from fold_runtime.batch.executors.local import LocalExecutor, process_start
+    from fold_runtime.batch.state import Submission
     proc = subprocess.Popen(['sleep', '30'])
     try:
-        record = {'executor': 'local', 'pid': proc.pid, 'host': socket.gethostname(),
-                  'pid_start': process_start(proc.pid)}
+        record = Submission('local', pid=proc.pid, host=socket.gethostname(), pid_start=process_start(proc.pid))
         assert LocalExecutor.active(record) == ['local run pid %d' % proc.pid]
-        assert LocalExecutor.active(dict(record, pid_start=record['pid_start'] - 1)) == []
-        assert LocalExecutor.active(dict(record, host='another-node')) == []
+        assert LocalExecutor.active(dataclasses.replace(record, pid_start=record.pid_start - 1)) == []
+        assert LocalExecutor.active(dataclasses.replace(record, host='another-node')) == []
     finally:
         proc.kill()
         proc.wait()
