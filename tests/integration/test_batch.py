@@ -14,8 +14,8 @@ import numpy as np
 
 from conftest import GPU_ARGS, ROOT, run_kit
 
-# One model, one recycle, no relaxation: the batch machinery is under test, not AlphaFold.
-BATCH_GPU = ('--model-preset', 'monomer_ptm', '--models', 'model_1', '--num-recycle', '1',
+# One model, no recycling, no relaxation: the batch machinery is under test, not AlphaFold.
+BATCH_GPU = ('--model-preset', 'monomer_ptm', '--models', 'model_1', '--num-recycle', '0',
              '--models-to-relax', 'none', '--no-result-pkl', '--db-preset', 'reduced_dbs', '--no-progress')
 
 
@@ -46,10 +46,11 @@ def msa_intervals(out, names):
     return sorted((s['started'], s['finished']) for s in states)
 
 
-def test_padded_prediction_matches_unpadded_and_nothing_of_the_padding_leaks(conotoxin_features, conotoxin_predicted,
+def test_padded_prediction_matches_unpadded_and_nothing_of_the_padding_leaks(conotoxin_features, conotoxin_recycled,
                                                                               full_data_dir, tmp_path):
     """Tolerance: pLDDT within 0.5, CA within 0.05 A, PAE within 0.25 A (the padding is masked;
-    only float rounding differs). The unpadded run is the shared prediction (model_1_ptm, seed 0)."""
+    only float rounding differs); one recycle, so the padded residues' recycled positions are masked
+    too. The unpadded run is the shared recycled prediction (model_1_ptm, seed 0)."""
     import shutil
     from alphafold.common import protein
     tdir = tmp_path / 'padded' / 'conotoxin'
@@ -57,7 +58,7 @@ def test_padded_prediction_matches_unpadded_and_nothing_of_the_padding_leaks(con
     res = run_kit('predict', '--target-dir', tdir, '--data-dir', full_data_dir, '--model-preset', 'monomer_ptm',
                   '--models', 'model_1', '--num-recycle', '1', '--models-to-relax', 'none', '--buckets', '64')
     assert res.returncode == 0, res.stdout
-    runs = {'plain': conotoxin_predicted[0], 'padded': tdir}
+    runs = {'plain': conotoxin_recycled, 'padded': tdir}
     assert json.loads((runs['plain'] / 'timings.json').read_text())['padded_length'] == 24
     assert json.loads((runs['padded'] / 'timings.json').read_text())['padded_length'] == 64
     results = {k: pickle.load(open(str(d / 'result_model_1_ptm.pkl'), 'rb')) for k, d in runs.items()}
@@ -161,8 +162,8 @@ def test_local_batch_dedupes_reports_failure_and_retry_completes_it(targets, ful
     res = run_kit(*submit)                                # a second submit: nothing left to do
     assert res.returncode == 0 and 'every target is done already' in res.stdout, res.stdout
     stored = json.load(open(os.path.join(out, '.batch', 'batch.json')))
-    res = run_kit(*submit, '--num-recycle', '0')          # other options: refused, nothing recorded
-    assert res.returncode == 2 and 'gpu_options.num_recycle: 1 -> 0' in res.stdout and '--force' in res.stdout
+    res = run_kit(*submit, '--num-recycle', '1')          # other options: refused, nothing recorded
+    assert res.returncode == 2 and 'gpu_options.num_recycle: 0 -> 1' in res.stdout and '--force' in res.stdout
     assert json.load(open(os.path.join(out, '.batch', 'batch.json'))) == stored
 
 

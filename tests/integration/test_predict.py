@@ -130,9 +130,10 @@ def test_relax_all_none_and_no_result_pkl(kit, weights_dir, targets, conotoxin_d
     for f in conotoxin_dir.glob('relaxed_*.pdb'):
         f.unlink()
     (conotoxin_dir / 'relax_metrics.json').unlink()
+    # Relaxation is decided after prediction: the models are kept, ranked_* become unrelaxed.
     res = kit('predict', '--target-dir', conotoxin_dir, '--data-dir', weights_dir, *GPU_ARGS,
-              '--models-to-relax', 'none')
-    assert res.returncode == 0, res.stdout
+              '--models-to-relax', 'none', '--no-result-pkl')
+    assert res.returncode == 0 and res.stdout.count(': kept: its files exist') == 2, res.stdout
     assert not list(conotoxin_dir.glob('relaxed_*.pdb'))
     assert not (conotoxin_dir / 'relax_metrics.json').exists()
     order = json.loads((conotoxin_dir / 'ranking_debug.json').read_text())['order']
@@ -152,12 +153,14 @@ def test_run_skips_the_cpu_stage_when_features_match(kit, full_data_dir, targets
     assert os.stat(tmp_path / 'conotoxin' / 'features.pkl').st_mtime_ns == mtime
 
 
-def test_seed_follows_alphafold_and_changes_predictions(kit, weights_dir, conotoxin_predicted, conotoxin_dir):
+def test_seed_follows_alphafold_and_changes_predictions(kit, weights_dir, conotoxin_predicted, predicted_dir):
     """--random-seed 3: prediction i of the preset's n gets i + 3 * n (model_2_ptm: 1 + 3 * 5), as
-    in run_alphafold.py, and predicts other models than seed 0 (the shared prediction)."""
+    in run_alphafold.py, and predicts other models than seed 0 (the shared prediction), which are
+    therefore not kept from it: another option, predicted again."""
+    conotoxin_dir = predicted_dir
     res = kit('predict', '--target-dir', conotoxin_dir, '--data-dir', weights_dir, *GPU_ARGS,
               '--models-to-relax', 'none', '--random-seed', '3')
-    assert res.returncode == 0, res.stdout
+    assert res.returncode == 0 and 'kept' not in res.stdout and res.stdout.count(': mean pLDDT') == 2, res.stdout
     records = json.loads((conotoxin_dir / 'prediction.meta.json').read_text())['models']
     assert [(records[n]['seed'], records[n]['scores']['seed']) for n in ('model_1_ptm', 'model_2_ptm')] == \
         [(3 * 5, 3 * 5), (1 + 3 * 5, 1 + 3 * 5)]
@@ -180,10 +183,7 @@ def test_rerun_keeps_finished_models_and_overwrite_predicts_them_again(kit, weig
         {k: v for k, v in timings.items() if k.startswith('predict_')}           # nothing predicted again
     assert stamps == {f: os.stat(str(d / f)).st_mtime_ns for f in stamps}
     assert (d / 'ranked_0.cif').exists() and (d / 'plddt.png').exists()
-    # Other options (another seed) or --overwrite: predicted again.
-    res = predict(kit, weights_dir, targets, d.parent, '--models-to-relax', 'none', '--models', 'model_1',
-                  '--random-seed', '1')
-    assert res.returncode == 0 and 'model_1_ptm: mean pLDDT' in res.stdout, res.stdout
+    # --overwrite: predicted again (another option, another seed: test_seed_follows_alphafold...).
     res = predict(kit, weights_dir, targets, d.parent, '--models-to-relax', 'none', '--overwrite')
     assert res.returncode == 0, res.stdout
     assert 'kept' not in res.stdout and res.stdout.count(': mean pLDDT') == 2, res.stdout
@@ -197,7 +197,7 @@ def test_model_subsets_in_separate_jobs_end_as_one_job(kit, weights_dir, conotox
     best, worse = json.loads((one / 'ranking_debug.json').read_text())['order']
     for model in (worse, best):
         res = kit('predict', '--target-dir', split, '--data-dir', weights_dir, *GPU_ARGS[:2],
-                  '--models', model[:-len('_ptm')], '--num-recycle', '1', '--models-to-relax', 'none')
+                  '--models', model[:-len('_ptm')], *GPU_ARGS[4:], '--models-to-relax', 'none')
         assert res.returncode == 0, res.stdout
     assert 'ranking 2 models made from these features' in res.stdout
     names = ['unrelaxed_%s.pdb' % n for n in (best, worse)] + ['ranked_1.pdb', 'ranked_1.cif']

@@ -28,11 +28,11 @@ def heavy_atom_names(pdb_text):
                   if l.startswith('ATOM') and l[76:78].strip() != 'H')
 
 
-def test_predict_matches_stock_loop(weights_dir, conotoxin_predicted):
+def test_predict_matches_stock_loop(weights_dir, conotoxin_recycled):
     import jax
     from alphafold.common import protein
     jax.config.update('jax_compilation_cache_dir', os.environ['ALPHAFOLD_JAX_CACHE_DIR'])
-    conotoxin_dir = conotoxin_predicted[0]   # the kit's alphafold-predict with GPU_ARGS, seed 0
+    conotoxin_dir = conotoxin_recycled   # the kit's alphafold-predict with RECYCLE_ARGS, seed 0
     with open(conotoxin_dir / 'features.pkl', 'rb') as f:
         features = pickle.load(f)
     with open(os.path.join(weights_dir, 'params', 'test_weights.json')) as f:

@@ -8,8 +8,9 @@ import os
 
 from conftest import run_kit
 
-# One model, one prediction, one recycle, no relaxation: the screen machinery is under test.
-SCREEN_GPU = ('--models', 'model_1_multimer_v3', '--num-multimer-predictions-per-model', '1', '--num-recycle', '1',
+# One model, one prediction, no recycling, no relaxation: the screen machinery is under test
+# (test_predict_multimer.py predicts with recycling).
+SCREEN_GPU = ('--models', 'model_1_multimer_v3', '--num-multimer-predictions-per-model', '1', '--num-recycle', '0',
               '--models-to-relax', 'none', '--no-result-pkl', '--db-preset', 'reduced_dbs', '--no-progress')
 PAIRS = ['%s__%s' % (b, c) for b in ('cono', 'hbb24') for c in ('e2a', 'e2b', 'hbb60')]
 SLURM_PAIRS = ['cono__e2a', 'cono__e2b']     # the local test screens all six; Slurm needs only its own path

@@ -152,7 +152,7 @@ def test_cuda12_pip_lock_cpu_equivalent_predicts_and_relaxes(cuda12_pip_cpu_equi
     assert 'AlphaFold: alphafold 2.3.2' in check.stdout, check.stdout
     res = subprocess.run([cuda12_pip_cpu_equivalent, '-m', 'fold_runtime', 'run', '--fasta', targets['conotoxin'],
                           '--output-dir', str(tmp_path), '--data-dir', full_data_dir, '--cpus', '2',
-                          '--model-preset', 'monomer_ptm', '--models', 'model_1', '--num-recycle', '1'],
+                          '--model-preset', 'monomer_ptm', '--models', 'model_1', '--num-recycle', '0'],
                          cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          universal_newlines=True, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:]
