@@ -252,8 +252,8 @@ def parser():
             s.add_argument('--verify', choices=('size', 'full'), default='size',
                            help='how to check databases kept from the current version (full: SHA-256)')
             s.add_argument('--gpu-dbs', action='store_true', default=None,
-                           help="ColabFold's databases (--preset mmseqs2) padded for MMseqs2-GPU (alphafold-msa --gpu), as "
-                           "setup_databases.sh's GPU=1 makes them (default: the site config's [data] gpu_dbs, else "
+                           help="ColabFold's databases (--preset mmseqs2) padded for MMseqs2-GPU (alphafold-msa "
+                           "--gpu), as setup_databases.sh's GPU=1 makes them (default: the site config's [data] gpu_dbs, else "
                            'not); a change of it fetches and prepares them again')
         s.add_argument('--quiet', action='store_true', help='print nothing on success (for cron)')
         s.add_argument('--log-file', help='append a log here (sync default: DATA_ROOT/sync.log)')

@@ -97,8 +97,8 @@ def chain_plan(paths, preset, cpus, templates, chain_id, query, paired, shards=N
 
 
 def _colabfold(paths, cpus, gpu):
-    return Search('colabfold', 'mmseqs', colabfold_search.A3M_FILE, [paths['colabfold_uniref'], paths['colabfold_envdb']],
-                  cpus=cpus, gpu=gpu)
+    return Search('colabfold', 'mmseqs', colabfold_search.A3M_FILE,
+                  [paths['colabfold_uniref'], paths['colabfold_envdb']], cpus=cpus, gpu=gpu)
 
 
 def _msa_searches(paths, preset, cpus, template_search=None):

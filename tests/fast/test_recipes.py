@@ -181,7 +181,8 @@ def test_cuda12_recipes_carry_the_mmseqs2_release_the_tests_run_and_cpu_keeps_th
         release, commit = ROWS[variant]['mmseqs2'].split('.')   # bioconda writes release 18-8cc5c as 18.8cc5c
         assert int(release) >= 16 and MMSEQS_18.startswith(commit)
         assert 'mmseqs2=' + ROWS[variant]['mmseqs2'] in conda_deps(variant)
-        assert 'org.alphafold-hpc-kit.mmseqs2 ' + ROWS[variant]['mmseqs2'] in open('%s/%s.def' % (recipes.RECIPES, variant)).read()
+        with open('%s/%s.def' % (recipes.RECIPES, variant)) as f:
+            assert 'org.alphafold-hpc-kit.mmseqs2 ' + ROWS[variant]['mmseqs2'] in f.read()
     assert not [d for v in set(ROWS) - with_mmseqs for d in conda_deps(v) if d.startswith('mmseqs2=')]
 
 
