@@ -94,7 +94,7 @@ def cmd_download(args):
     """Download and unpack into DATA_ROOT/.incoming (resumable); `publish` then makes it current."""
     with shared_lock(args):
         sync.download(args.data_root, selected(args), args.mirror, args.rsync_mirror, args.downloader, args.verify,
-                      args.quiet)
+                      args.quiet, args.gpu_dbs)
     return 0
 
 
@@ -122,7 +122,7 @@ def cmd_sync(args):
     try:
         with shared_lock(args, wait=False):
             sync.download(args.data_root, selected(args), args.mirror, args.rsync_mirror, args.downloader,
-                          args.verify, args.quiet)
+                          args.verify, args.quiet, args.gpu_dbs)
             sync.publish(args.data_root, os.path.join(args.data_root, sync.INCOMING))
     except locks.Busy as exc:
         log.info('another %s; exiting', exc)      # cron's next run will do it
@@ -251,6 +251,10 @@ def parser():
                            help='auto: aria2c when installed, else requests')
             s.add_argument('--verify', choices=('size', 'full'), default='size',
                            help='how to check databases kept from the current version (full: SHA-256)')
+            s.add_argument('--gpu-dbs', action='store_true', default=None,
+                           help="ColabFold's databases (--preset mmseqs2) padded for MMseqs2-GPU (alphafold-msa "
+                           "--gpu), as setup_databases.sh's GPU=1 makes them (default: the site config's [data] gpu_dbs, else "
+                           'not); a change of it fetches and prepares them again')
         s.add_argument('--quiet', action='store_true', help='print nothing on success (for cron)')
         s.add_argument('--log-file', help='append a log here (sync default: DATA_ROOT/sync.log)')
         if name == 'shard':
@@ -268,6 +272,8 @@ def fill_defaults(args):
     for key in ('data_root', 'local_root', 'mirror', 'rsync_mirror'):
         site_key = 'shared_root' if key == 'data_root' else key
         setattr(args, key, site_config.resolve(getattr(args, key), None, getattr(data, site_key)))
+    if getattr(args, 'gpu_dbs', False) is None:   # download and sync
+        args.gpu_dbs = data.gpu_dbs
     if not args.data_root:
         raise KitError('no data root', 'pass --data-root DIR or set shared_root in the site config')
 

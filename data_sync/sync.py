@@ -39,12 +39,13 @@ def with_siblings(names, databases):
 
 
 def download(root, databases, mirror=None, rsync_mirror=None, downloader='auto', verify='size',
-             quiet=False):
+             quiet=False, gpu=False):
     """Fill ROOT/.incoming with a complete tree. A database's https files are fetched when it is not
     intact in the current version, or when upstream announces (HEAD) another file than the one its
-    manifest recorded; its rsync tree is refreshed on every run (rsync decides what changed). Every
-    database not asked for is kept as it is. It must fit first (_check_space); a failure removes
-    .incoming again (downloads/ keeps resumable partials)."""
+    manifest recorded, or when it was prepared otherwise than gpu asks (prepare.prepared_as: ColabFold's
+    padded for MMseqs2-GPU or not); its rsync tree is refreshed on every run (rsync decides what
+    changed). Every database not asked for is kept as it is. It must fit first (_check_space); a
+    failure removes .incoming again (downloads/ keeps resumable partials)."""
     _, current = store.current_version(root)
     old = manifest.load(current) if current else None
     announced = {src.url: fetch.upstream(registry.mirrored(src.url, mirror))
@@ -52,14 +53,15 @@ def download(root, databases, mirror=None, rsync_mirror=None, downloader='auto',
     damaged = with_siblings({db.name for db in databases if not (old and _intact(current, old, db, verify))},
                             databases)
     refetch = with_siblings(damaged | {db.name for db in databases if db.name not in damaged
-                                       and _changed(db, old, announced)}, databases)
+                                       and (_changed(db, old, announced) or _prepared_otherwise(db, current, gpu))},
+                            databases)
     _check_space(root, [db for db in databases if db.name in refetch], announced)
     incoming = os.path.join(root, INCOMING)
     shutil.rmtree(incoming, ignore_errors=True)      # debris of a killed run
     files.make_dirs(incoming)
     try:
         _fill(root, current, old, databases, Plan(damaged, refetch, announced), incoming, verify,
-              (mirror, rsync_mirror, downloader, quiet))
+              (mirror, rsync_mirror, downloader, quiet), gpu)
     except BaseException:
         shutil.rmtree(incoming, ignore_errors=True)  # a failed sync leaves its file system as it found it
         raise
@@ -70,7 +72,7 @@ def download(root, databases, mirror=None, rsync_mirror=None, downloader='auto',
 Plan = collections.namedtuple('Plan', 'damaged refetch announced')
 
 
-def _fill(root, current, old, databases, plan, incoming, verify, how):
+def _fill(root, current, old, databases, plan, incoming, verify, how, gpu):
     archives, kept = dict(old.get('archives') or {}) if old else {}, {}
     if old:                                          # checked first: a damaged one stops before any download
         kept.update(_keep_others(current, old, databases, verify, incoming))
@@ -91,7 +93,7 @@ def _fill(root, current, old, databases, plan, incoming, verify, how):
                 archives[src.url] = record
             kept.update(reused)
         if db.name in plan.refetch:
-            prepare.run(db, incoming)
+            prepare.run(db, incoming, gpu)
     incomplete = [rel for db in databases for rel in db.required if not os.path.exists(os.path.join(incoming, rel))]
     if incomplete:
         raise KitError('the downloaded set is incomplete: %s' % ', '.join(incomplete[:5]),
@@ -131,6 +133,14 @@ def _changed(db, old, announced):
             log.info('%-12s changed upstream: %s', db.name, '; '.join(differences))
             return True
     return False
+
+
+def _prepared_otherwise(db, current, gpu):
+    if prepare.prepared_as(db, current, gpu):
+        return False
+    log.info('%-12s is %spadded for MMseqs2-GPU, and --gpu-dbs asks otherwise: fetched and prepared again',
+             db.name, 'not ' if gpu else '')
+    return True
 
 
 def _differences(then, now):

@@ -18,11 +18,13 @@ META_FILE = target_layout.FEATURES_META
 # versions): features made under another stack are never reused (exit 6, a feature-cache miss).
 # no_templates (--no-templates), msa_sha256 (--msa), model_preset (multimer), msa_pairing (a
 # complex's chain searched on UniProt too), msa_mode and colabfold_databases (--msa-mode mmseqs2: the
-# ColabFold databases searched; MMseqs2's version is in tools) are recorded only when used, so metas
+# ColabFold databases searched; MMseqs2's version is in tools) and mmseqs_gpu (--gpu: MMseqs2-GPU's
+# prefilter finds other hits than the CPU's) are recorded only when used, so metas
 # and feature-cache keys written before they existed still match a run without them.
 INPUT_KEYS = ('sequence_sha256', 'db_preset', 'max_template_date', 'databases', 'data_manifest_id', 'semantics',
               'alphafold_distribution', 'alphafold_version', 'tools',
-              'no_templates', 'msa_sha256', 'model_preset', 'msa_pairing', 'msa_mode', 'colabfold_databases')
+              'no_templates', 'msa_sha256', 'model_preset', 'msa_pairing', 'msa_mode', 'colabfold_databases',
+              'mmseqs_gpu')
 # What differences() shows for an optional key a meta does not hold, where None would not say it.
 ABSENT = {'msa_mode': JACKHMMER}
 
@@ -32,15 +34,16 @@ def sequence_sha256(sequence):
 
 
 def build(target, preset, max_template_date, databases, manifest_id, tools, alphafold, semantics,
-          templates=True, msa_sha256=None, multimer=False, msa_pairing=False, colabfold_databases=None):
+          templates=True, msa_sha256=None, multimer=False, msa_pairing=False, colabfold_databases=None,
+          mmseqs_gpu=False):
     """alphafold: (distribution, version) of the installed AlphaFold; semantics: what the kit ran;
     templates False: no template search; msa_sha256: the digest of a precomputed MSA (--msa);
     multimer: AlphaFold-Multimer's features (a complex, or one of its chains); msa_pairing: a chain
     searched on UniProt for pairing too; colabfold_databases: the names of the ColabFold databases
-    that --msa-mode mmseqs2 searched."""
+    that --msa-mode mmseqs2 searched; mmseqs_gpu: that search ran on MMseqs2-GPU (--gpu)."""
     used = (('no_templates', not templates), ('msa_sha256', msa_sha256), ('model_preset', multimer and 'multimer'),
             ('msa_pairing', msa_pairing), ('msa_mode', colabfold_databases and MMSEQS2),
-            ('colabfold_databases', colabfold_databases))
+            ('colabfold_databases', colabfold_databases), ('mmseqs_gpu', mmseqs_gpu))
     optional = {key: value for key, value in used if value}
     return dict({
         'target': target.name,

@@ -54,6 +54,7 @@ class Option:
     kind: Callable = str
     path: Optional[str] = None
     off: Tuple[str, ...] = ()            # flags that set it False (mutually exclusive with it)
+    needs_gpu: bool = False              # given, its command needs the GPU in its own process (wrapper: --nv)
 
     @property
     def dest(self):
@@ -126,6 +127,11 @@ OPTIONS = (
            "DeepMind's MSA (--explain says what differs). Multimer: each chain's A3M is its unpaired MSA, "
            'UniProt (jackhmmer) pairs the chains as in AlphaFold-Multimer, templates by hmmsearch from the A3M',
            BOTH, default=JACKHMMER, kwargs=dict(choices=MSA_MODES), field='msa_mode', meta_checked=True),
+    Option('--gpu', "with --msa-mode mmseqs2: ColabFold's search on MMseqs2-GPU, as colabfold_search --gpu 1 "
+           '--gpu-server 1 runs it (one mmseqs gpuserver per database while it runs); needs a visible GPU, an '
+           "MMseqs2 built with CUDA (release 16 or later) and the databases padded (alphafold-data --gpu-dbs). "
+           "Its ungapped prefilter finds other hits than the CPU's: recorded in features.meta.json", (CPU,),
+           default=False, kwargs=dict(action='store_true'), field='mmseqs_gpu', needs_gpu=True),
     Option('--msa', 'precomputed MSAs (A3M, the query first), one per --fasta target in order, used instead of '
            "the MSA searches; the template search still runs on it, as ColabFold's does (unless "
            '--no-templates). alphafold-batch: one directory holding <target>.a3m for every target', BOTH,

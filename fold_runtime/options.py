@@ -49,6 +49,7 @@ class CpuStageOptions:
     msa_paths: Tuple[str, ...] = ()        # --msa: one precomputed A3M per target, in --fasta order
     model_preset: str = default('--model-preset')   # multimer: each FASTA file is one complex
     msa_mode: str = JACKHMMER                       # MMSEQS2: ColabFold's search makes the MSA
+    mmseqs_gpu: bool = False                        # --gpu: that search on MMseqs2-GPU
 
     @property
     def multimer(self):
@@ -79,7 +80,8 @@ class CpuStageOptions:
         if self.msa_mode not in MSA_MODES:
             return 'msa_mode %r is not one of %s' % (self.msa_mode, ', '.join(MSA_MODES))
         if self.msa_mode == JACKHMMER:
-            return None
+            return '--gpu runs --msa-mode %s\'s search on a GPU: add --msa-mode %s, or leave --gpu out' % (
+                MMSEQS2, MMSEQS2) if self.mmseqs_gpu else None
         if self.msa_paths:
             return '--msa gives the MSA and --msa-mode %s searches for one: pass one of them' % MMSEQS2
         if self.db_preset != default('--db-preset'):

@@ -18,10 +18,10 @@ from kit_common.files import write_text
 RECIPES = os.path.join(ROOT, 'recipes')
 TEMPLATES = os.path.join(RECIPES, 'templates')
 ROW_KEYS = ('base_image', 'platform', 'python', 'cuda', 'cudnn', 'conda_cuda', 'ptxas', 'alphafold', 'alphafold_source',
-            'openmm', 'pdbfixer', 'hmmer', 'hhsuite', 'kalign', 'jax_index', 'other_index', 'resolved_as_of',
-            'requirements', 'venv_extra')
+            'openmm', 'pdbfixer', 'hmmer', 'hhsuite', 'kalign', 'mmseqs2', 'jax_index', 'other_index',
+            'resolved_as_of', 'requirements', 'venv_extra')
 # Labels of the image: the row's pins, then the lock's for these packages.
-LABEL_KEYS = ('python', 'cuda', 'cudnn', 'alphafold', 'openmm', 'pdbfixer', 'hmmer', 'hhsuite', 'kalign')
+LABEL_KEYS = ('python', 'cuda', 'cudnn', 'alphafold', 'openmm', 'pdbfixer', 'hmmer', 'hhsuite', 'kalign', 'mmseqs2')
 LOCKED_LABELS = ('jax', 'jaxlib', 'tensorflow-cpu', 'dm-haiku', 'numpy')   # from the lock
 # The kit's own source: all that %files copies (not .git, .venv or test data).
 KIT_SOURCE = ('kit_common', 'fold_runtime', 'data_sync', 'installer', 'recipes', 'pyproject.toml')
@@ -50,6 +50,8 @@ def conda_packages(row):
         listed.append('cudnn=' + row['cudnn'])
     listed += ['%s=%s' % (key, row[key]) for key in ('openmm', 'pdbfixer') if row[key]]   # else in the lock
     listed += ['hmmer=' + row['hmmer'], 'hhsuite=' + row['hhsuite'], 'kalign2=' + row['kalign']]
+    if row['mmseqs2']:   # else the host's MMseqs2
+        listed.append('mmseqs2=' + row['mmseqs2'])
     return listed
 
 

@@ -120,7 +120,8 @@ opt=''
 for arg in "$@"; do
   case "$arg" in
     --*=*) option "${arg%%=*}" "${arg#*=}" || true; opt='' ;;
-    -*) opt=$arg ;;
+    -*) opt=$arg
+        case "${arg//_/-}" in @{gpu_options}) gpu=1 ;; esac ;;   # e.g. alphafold-msa --gpu: MMseqs2-GPU
     *) if [ -n "$opt" ] && option "$opt" "$arg"; then
          case "${opt//_/-}" in @{list_options}) ;; *) opt='' ;; esac   # lists
        else
@@ -203,6 +204,7 @@ case "$cmd $sub" in
       while IFS= read -r -d '' mode && IFS= read -r -d '' path; do
         want "$mode" "$path"
       done < <(apptainer exec --cleanenv --bind "$d:$d:ro" "$image" python -c "$RECORDED" "$d/.batch/batch.json")
+      [ "$sub" = msa-task ] && grep -Eqs '"(@{gpu_fields})": *true' "$d/.batch/batch.json" && gpu=1
     done ;;
 esac
 

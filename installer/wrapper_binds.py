@@ -1,6 +1,6 @@
 """The Apptainer wrapper's bind table, rendered at install from fold_runtime/option_table.py: which
 options name paths and how installer/wrapper.sh binds each into the image (as kit_common/commands.py
-renders its command table)."""
+renders its command table), and which options make a command need the GPU (--nv)."""
 import dataclasses
 
 from fold_runtime import options
@@ -58,6 +58,16 @@ def recorded():
                      for part, cls in parts if o.field in {f.name for f in dataclasses.fields(cls)})
 
 
+def gpu_options():
+    """The options that, given, make their command need the GPU (wrapper.sh: --nv), as a case pattern."""
+    return '|'.join(n for o in OPTIONS if o.needs_gpu for n in spellings(o))
+
+
+def gpu_fields():
+    """The same options' fields, as a batch records them: a batch's msa-task with one true needs the GPU."""
+    return '|'.join(o.field for o in OPTIONS if o.needs_gpu)
+
+
 def data_env():
     """The environment variable that names the data directory when no option does."""
     return next(o.env for o in OPTIONS if o.path == DATA)
@@ -66,4 +76,5 @@ def data_env():
 def values():
     """The placeholders of wrapper.sh that this table fills."""
     return {'path_options': option_arms(), 'list_options': list_options(), 'path_variables': variables(),
-            'path_defaults': defaulted(), 'recorded': recorded(), 'data_env': data_env()}
+            'path_defaults': defaulted(), 'recorded': recorded(), 'data_env': data_env(),
+            'gpu_options': gpu_options(), 'gpu_fields': gpu_fields()}

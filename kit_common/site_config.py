@@ -27,6 +27,7 @@ class Data:
     local_root: str = ''
     mirror: str = ''
     rsync_mirror: str = ''
+    gpu_dbs: bool = False   # alphafold-data --gpu-dbs
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,13 @@ def data_dir():
 
 
 @pytest.fixture(scope='session')
+def colabfold():
+    """(folder to put on PYTHONPATH, mmseqs binary): ColabFold 1.6.2 and MMseqs2 18 (colabfold_tools)."""
+    import colabfold_tools
+    return colabfold_tools.install()
+
+
+@pytest.fixture(scope='session')
 def targets(data_dir):
     """name -> FASTA path: hbb_human (many homologs), e2_dbd (a real template, 1A7G), conotoxin."""
     d = os.path.join(data_dir, 'targets')
@@ -95,11 +102,11 @@ def run_kit(*args, env=None, timeout=600, **kw):
                           universal_newlines=True, env=full_env, timeout=timeout, cwd=ROOT, **kw)
 
 
-def run_data(*args):
+def run_data(*args, env=None):
     """Run `python -m data_sync ARGS` with no site config; stdout+stderr as text."""
     return subprocess.run([sys.executable, '-m', 'data_sync'] + [str(a) for a in args], cwd=ROOT,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
-                          env=dict(os.environ, ALPHAFOLD_SITE_CONFIG=''))
+                          env=dict(os.environ, ALPHAFOLD_SITE_CONFIG='', **(env or {})))
 
 
 @pytest.fixture

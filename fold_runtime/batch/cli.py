@@ -16,7 +16,7 @@ import time
 from data_sync.registry import MMSEQS2
 from fold_runtime import fasta, options, target_layout
 from fold_runtime.batch import executors, inputs, mmseqs_chunks, screen, state as batch_state
-from fold_runtime.cpu_stage import user_msa
+from fold_runtime.cpu_stage import mmseqs_gpu, user_msa
 from kit_common import entry, site_config, text, typed
 from kit_common.errors import EXIT_FAILED, EXIT_HELP, EXIT_INPUT, EXIT_MISMATCH, EXIT_MISSING, EXIT_OK, KitError
 
@@ -84,6 +84,8 @@ def submit(args, read_targets, write_inputs=None):
     targets = read_targets(cpu_opts, out)
     fasta.check_lengths(targets, search=True, model=True)
     units = inputs.units(targets, user_msa.load_batch(cpu_opts.msa_paths, targets))
+    if cpu_opts.mmseqs_gpu and settings.executor == 'local':   # its CPU stages run here (Slurm's: in their jobs)
+        mmseqs_gpu.require_visible()
     require_gpu_inputs(gpu_opts)                          # weights: before hours of CPU stages
     if cpu_opts.multimer and not cpu_opts.feature_cache:
         # Chains shared by complexes are searched once: through a cache, the batch's own without a site one.
@@ -174,14 +176,14 @@ def launch(out, unit_names, args, batch=None):
         log.info('every target is done already; nothing to run')
         return 0
     log.info('to run: %d CPU stage(s), %d prediction(s)', len(msa), len(todo))
-    settings = batch_state.stored_options(batch)[2]
+    cpu_opts, _, settings = batch_state.stored_options(batch)
     if not args.dry_run:
         for u in todo:   # earlier failures and stale records make way for this run
             if u in msa:
                 batch_state.clear_stage(out, u, batch_state.Stage.MSA)
             batch_state.clear_stage(out, u, batch_state.Stage.PREDICT)
         batch_state.clear_claims(out)
-    executor = executors.EXECUTORS[settings.executor](out, settings)
+    executor = executors.EXECUTORS[settings.executor](out, settings, cpu_opts.mmseqs_gpu)
     unfinished = executor.submit(msa, len(todo), args.dry_run, not args.no_progress,
                                  lambda record: batch_state.add_submission(out, record))
     if args.dry_run:

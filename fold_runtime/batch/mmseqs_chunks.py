@@ -94,9 +94,12 @@ def a3m(out, batch, unit, env):
 
 def stored_path(store, env, sequence):
     """A protein's A3M in the store, named by what makes it: the sequence, the databases' state and
-    MMseqs2's version (a database update or another MMseqs2 searches again)."""
-    key = digests.json_digest({'sequence': sequence, 'databases': env.fingerprint,
-                               'mmseqs': env.tool_versions['mmseqs'], 'colabfold': colabfold_search.COLABFOLD_VERSION})
+    MMseqs2's version (a database update or another MMseqs2 searches again), and --gpu."""
+    made_by = {'sequence': sequence, 'databases': env.fingerprint, 'mmseqs': env.tool_versions['mmseqs'],
+               'colabfold': colabfold_search.COLABFOLD_VERSION}
+    if env.opts.mmseqs_gpu:   # (the keys of CPU searches stay those of before --gpu)
+        made_by['gpu'] = True
+    key = digests.json_digest(made_by)
     return os.path.join(store, key + '.a3m')
 
 
@@ -110,7 +113,8 @@ def _search(out, unit, chunk, sequences, store, lock_dir, env):
     log.info('colabfold_search: one MMseqs2 run for %d protein(s) of chunk %s', len(todo), ', '.join(todo))
     try:
         texts = colabfold_search.a3ms(env.binaries['mmseqs'], [sequences[u] for u in todo],
-                                      env.paths['colabfold_uniref'], env.paths['colabfold_envdb'], work, env.opts.cpus)
+                                      env.paths['colabfold_uniref'], env.paths['colabfold_envdb'], work, env.opts.cpus,
+                                      env.opts.mmseqs_gpu)
     except RuntimeError as exc:   # MMseqs2's own output is in this task's log, above
         raise KitError('the MMseqs2 run of %s failed: %s' % (', '.join(todo), exc),
                        'see MMseqs2\'s output above in this log; then alphafold-batch retry', EXIT_TOOL)

@@ -6,7 +6,8 @@ ColabFold 1.6.2 with colabfold_search's defaults: --use-env 1, --filter 1, -s un
 pdb70 takes this A3M as its query, as --msa does). Three iterations on UniRef30's clusters, the
 hits expanded to the clusters' members and realigned, the environmental database searched with the
 UniRef30 profile the same way, both filtered, and the two A3Ms merged for the query (mergedbs), the
-query first in each. Standard library only; the searches module runs it in a forked child.
+query first in each. --gpu: the same on MMseqs2-GPU (mmseqs_gpu). Standard library only; the
+searches module runs it in a forked child.
 """
 import functools
 import logging
@@ -16,6 +17,7 @@ import sys
 import textwrap
 
 from data_sync.registry import COLABFOLD
+from fold_runtime.cpu_stage import mmseqs_gpu
 
 log = logging.getLogger(__name__)
 
@@ -38,27 +40,36 @@ than ColabFold expects (release 14 has no --prefilter-mode), the option is left 
 is the k-mer prefilter, the only one release 14 has. As colabfold_search does, it passes --k-score
 'seq:96,prof:80' with the quotes, which MMseqs2 ignores (ColabFold issue #804): MMseqs2's default
 sensitivity. features.meta.json records msa_mode, the MMseqs2 version (tools) and the ColabFold
-databases, so features of one mode are never reused in the other."""
+databases, so features of one mode are never reused in the other. --gpu runs the same commands on
+MMseqs2-GPU as colabfold_search --gpu 1 --gpu-server 1 does: its ungapped prefilter at full
+sensitivity replaces the k-mer prefilter, so the hits differ from the CPU search's; features.meta.json
+records mmseqs_gpu."""
 EXPLAIN = textwrap.fill(' '.join(_EXPLAIN.split()) % (COLABFOLD_VERSION, ', '.join(sorted(COLABFOLD))), 100)
 
 
-def a3m(mmseqs, sequence, uniref_db, env_db, work, threads):
+def a3m(mmseqs, sequence, uniref_db, env_db, work, threads, gpu=False):
     """ColabFold's merged A3M for sequence: UniRef30's MSA, then the environmental database's.
-    uniref_db, env_db: the databases' path prefixes; work: a new directory for MMseqs2's files."""
-    return a3ms(mmseqs, [sequence], uniref_db, env_db, work, threads)[0]
+    uniref_db, env_db: the databases' path prefixes; work: a new directory for MMseqs2's files;
+    gpu: on MMseqs2-GPU, as colabfold_search --gpu 1 --gpu-server 1 (mmseqs_gpu)."""
+    return a3ms(mmseqs, [sequence], uniref_db, env_db, work, threads, gpu)[0]
 
 
-def a3ms(mmseqs, sequences, uniref_db, env_db, work, threads):
+def a3ms(mmseqs, sequences, uniref_db, env_db, work, threads, gpu=False):
     """The A3Ms of many proteins from one MMseqs2 run, each as a3m() makes it alone: colabfold_search
     with many queries writes each monomer as its first chain (QUERY_ID), and every MMseqs2 step
     works per query, so only the databases' reading is shared."""
+    with mmseqs_gpu.servers(mmseqs, [uniref_db, env_db] if gpu else []):
+        return _a3ms(mmseqs, sequences, uniref_db, env_db, work, threads, gpu)
+
+
+def _a3ms(mmseqs, sequences, uniref_db, env_db, work, threads, gpu):
     run = _Runner(mmseqs, str(threads), _suffixes(env_db))
     os.makedirs(work)
     base = functools.partial(os.path.join, work)
     with open(base('query.fas'), 'w') as f:
         f.writelines('>%s\n%s\n' % (QUERY_ID, s) for s in sequences)
     run('createdb', base('query.fas'), base('qdb'), '--shuffle', '0', '--dbtype', '1')
-    search = run.threads() + _search_param(mmseqs)
+    search = run.threads() + _search_param(mmseqs, gpu)
     _search_uniref(run, base, uniref_db, search)
     _search_env(run, base, env_db, search)
     run('mergedbs', base('qdb'), base('final.a3m'), base('uniref.a3m'), base('bfd.mgnify30.metaeuk30.smag30.a3m'))
@@ -99,13 +110,15 @@ def _search_env(run, base, db, search):
         base('bfd.mgnify30.metaeuk30.smag30.a3m'), *_msa_param(run))
 
 
-def _search_param(mmseqs):
-    """colabfold_search's search options on the CPU. -s unset: ColabFold passes its k-mer
+def _search_param(mmseqs, gpu):
+    """colabfold_search's search options. On the CPU with -s unset: ColabFold passes its k-mer
     thresholds instead, with the quotes inside the argument, which MMseqs2 does not parse, so
     its default sensitivity applies (ColabFold issue #804, open). The kit passes the same
-    argument, so that its A3M stays colabfold_search's."""
+    argument, so that its A3M stays colabfold_search's. gpu: mmseqs_gpu's instead."""
     param = ['--num-iterations', '3', '--db-load-mode', DB_LOAD_MODE, '-a', '-e', '0.1',
              '--max-seqs', '10000']
+    if gpu:
+        return param + mmseqs_gpu.SEARCH_PARAM
     if _has_option(mmseqs, 'search', '--prefilter-mode'):
         param += ['--prefilter-mode', '0']
     return param + ['--k-score', "'seq:96,prof:80'"]

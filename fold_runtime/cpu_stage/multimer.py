@@ -144,7 +144,7 @@ def _search(chains, env, tdir, work_dir, paired):
         files.make_dirs(c.msa_dir)
         files.remove_debris(c.msa_dir)
         plan += searches.chain_plan(env.paths, opts.db_preset, max(1, opts.cpus // len(chains)), opts.templates,
-                                    c.chain_id, query, paired, env.shards, opts.msa_mode)
+                                    c.chain_id, query, paired, env.shards, opts.msa_mode, opts.mmseqs_gpu)
     return searches.run_all(plan, env.binaries, None, os.path.join(tdir, target_layout.MSAS), work_dir,
                             timeout=opts.timeout, serial=opts.serial)
 

@@ -38,6 +38,7 @@ class Search(NamedTuple):
     cpus: int = 1
     after: Optional[str] = None   # a search whose output is this one's input
     query_a3m: Optional[str] = None   # hhsearch: an A3M under msas/ as its input, not UniRef90's hits
+    gpu: bool = False         # mmseqs: on MMseqs2-GPU (--gpu)
     query: Optional[str] = None   # the query FASTA, when not the run's (a complex's chain)
     shards: Optional[Shards] = None   # jackhmmer, hmmsearch: its database's shards, searched instead
 
@@ -49,15 +50,14 @@ def split_cpus(total, n=3):
     return [first, second, max(1, total - first - second)][:n]
 
 
-def plan(paths, preset, cpus, templates=True, user_msa=None, msa_mode=None, shards=None):
+def plan(paths, preset, cpus, templates=True, user_msa=None, msa_mode=None, shards=None, gpu=False):
     """The searches of a preset, in the stock pipeline's order. templates False: no template
     search (--no-templates); user_msa: the file name under msas/ of a precomputed MSA (--msa),
     which replaces the MSA searches and is the template search's input, as in ColabFold;
-    msa_mode MMSEQS2: ColabFold's search makes that MSA first, on all the CPUs; shards:
-    databases.shards(), the sharded databases."""
+    msa_mode MMSEQS2: ColabFold's search makes that MSA first, on all the CPUs (gpu: on MMseqs2-GPU);
+    shards: databases.shards(), the sharded databases."""
     if msa_mode == MMSEQS2:
-        searches = [Search('colabfold', 'mmseqs', colabfold_search.A3M_FILE,
-                           [paths['colabfold_uniref'], paths['colabfold_envdb']], cpus=cpus),
+        searches = [_colabfold(paths, cpus, gpu),
                     Search('pdb70', 'hhsearch', 'pdb_hits.hhr', [paths['pdb70']], after='colabfold',
                            query_a3m=colabfold_search.A3M_FILE)]
     elif user_msa:
@@ -73,15 +73,15 @@ def with_shards(searches, shards):
             for s in searches]
 
 
-def chain_plan(paths, preset, cpus, templates, chain_id, query, paired, shards=None, msa_mode=None):
+def chain_plan(paths, preset, cpus, templates, chain_id, query, paired, shards=None, msa_mode=None, gpu=False):
     """AlphaFold-Multimer's searches for one chain of a complex, in msas/<chain_id>/: the monomer
     searches with templates by hmmsearch on pdb_seqres, and (paired: the complex has two or more
     distinct chains) jackhmmer on UniProt for MSA pairing, uncapped as AlphaFold stores it. Names are
     prefixed '<chain_id>:' so that one run_all schedules every chain's searches together. msa_mode
-    MMSEQS2: ColabFold's search replaces the monomer searches, and hmmsearch takes its A3M."""
+    MMSEQS2: ColabFold's search replaces the monomer searches (gpu: on MMseqs2-GPU), and hmmsearch
+    takes its A3M."""
     if msa_mode == MMSEQS2:
-        searches = [Search('colabfold', 'mmseqs', colabfold_search.A3M_FILE,
-                           [paths['colabfold_uniref'], paths['colabfold_envdb']], cpus=cpus),
+        searches = [_colabfold(paths, cpus, gpu),
                     Search('pdb_seqres', 'hmmsearch', 'pdb_hits.sto', [paths['pdb_seqres']], after='colabfold',
                            query_a3m=colabfold_search.A3M_FILE)]
     else:
@@ -94,6 +94,11 @@ def chain_plan(paths, preset, cpus, templates, chain_id, query, paired, shards=N
     return with_shards([s._replace(name='%s:%s' % (chain_id, s.name), out_file=os.path.join(chain_id, s.out_file),
                                    query=query, after=s.after and '%s:%s' % (chain_id, s.after))
                         for s in searches if templates or s.tool != 'hmmsearch'], shards)
+
+
+def _colabfold(paths, cpus, gpu):
+    return Search('colabfold', 'mmseqs', colabfold_search.A3M_FILE,
+                  [paths['colabfold_uniref'], paths['colabfold_envdb']], cpus=cpus, gpu=gpu)
 
 
 def _msa_searches(paths, preset, cpus, template_search=None):
@@ -287,7 +292,7 @@ def _run_search(spec):
         result = runner.query(spec['query_fasta'])[0]['a3m']
     elif tool == 'mmseqs':
         result = colabfold_search.a3m(spec['binary'], stored.query_sequence(spec['query_fasta']), dbs[0], dbs[1],
-                                      spec['work_dir'], spec['cpus'])
+                                      spec['work_dir'], spec['cpus'], spec['gpu'])
     elif tool == 'hmmsearch' and spec['shards'] and not spec['query_a3m']:   # (mmseqs2's profile: unsharded)
         os.makedirs(spec['work_dir'], exist_ok=True)
         result = sharded.hmmsearch(spec['binary'], spec['hmmbuild'],

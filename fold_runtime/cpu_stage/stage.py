@@ -11,8 +11,8 @@ import time
 from data_sync import registry
 from data_sync.layout import MANIFEST_ID_FILE, read_id
 from fold_runtime import meta, progress, target_layout
-from fold_runtime.cpu_stage import (binaries, colabfold_search, databases, feature_cache, searches,
-                                    user_msa as user_msas)
+from fold_runtime.cpu_stage import (binaries, colabfold_search, databases, feature_cache, mmseqs_gpu,
+                                    searches, user_msa as user_msas)
 from fold_runtime.options import TOOLS, resolve_data_dir
 from kit_common import files, locks
 from kit_common.errors import EXIT_MISMATCH, EXIT_MISSING, KitError
@@ -58,6 +58,8 @@ class Environment(object):
         searched = search_set(opts)
         self.binaries = {t: binaries.resolve(t, opts.binary_paths.get(t)) for t in tools_for(searched, opts.multimer)}
         self.paths = databases.preset_paths(self.data_dir, searched, compat.DB_VERSION, opts.multimer)
+        if opts.mmseqs_gpu:   # before any search: a GPU, padded databases, MMseqs2 with GPU support
+            mmseqs_gpu.require(self.binaries['mmseqs'], [self.paths['colabfold_uniref'], self.paths['colabfold_envdb']])
         self.shards = databases.shards(self.data_dir)
         self.fingerprint = databases.fingerprint(self.data_dir, searched, compat.DB_VERSION, opts.multimer)
         self.tool_versions = {t: binaries.version(p) for t, p in self.binaries.items()}
@@ -86,7 +88,7 @@ def wanted_meta(target, env, msa_sha256=None, msa_pairing=False):
     return meta.build(target, opts.db_preset, opts.max_template_date, env.fingerprint, env.manifest_id,
                       env.tool_versions, env.alphafold, env.semantics, templates=opts.templates,
                       msa_sha256=msa_sha256, multimer=opts.multimer, msa_pairing=msa_pairing,
-                      colabfold_databases=colabfold)
+                      colabfold_databases=colabfold, mmseqs_gpu=opts.mmseqs_gpu)
 
 
 def _run_locked(target, tdir, env, msa):
@@ -119,7 +121,7 @@ def _run_locked(target, tdir, env, msa):
             # the search planned below is then skipped: its output is there
             files.write_text(os.path.join(msa_dir, msa_name), env.colabfold_a3m(env))
     plan = searches.plan(env.paths, opts.db_preset, opts.cpus, opts.templates, msa_name, opts.msa_mode,
-                         env.shards)
+                         env.shards, opts.mmseqs_gpu)
     search_times = searches.run_all(plan, env.binaries, query, msa_dir, work_dir,
                                     timeout=opts.timeout, serial=opts.serial)
     t0 = time.time()

@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+from kit_common import files
+
 from conftest import ROOT
 
 STANDIN = '''#!/usr/bin/env python3
@@ -342,6 +344,23 @@ def test_batch_submit_to_slurm_runs_on_the_host_and_its_jobs_in_the_image(standi
     # Without a Python >= 3.8 on the host, a clear error.
     res = run([bindir / 'alphafold-batch', 'cancel', 'out'], dict(env, ALPHAFOLD_HOST_PYTHON='/bin/false'), tmp_path)
     assert res.returncode == 3 and 'ALPHAFOLD_HOST_PYTHON' in res.stdout and 'runs on this host' in res.stdout
+
+
+def test_mmseqs2_gpu_search_gets_the_gpu_in_the_image(standin, tmp_path):
+    """--gpu (option_table: needs_gpu) gives alphafold-msa --nv, and a batch recorded with it gives its
+    msa-task jobs --nv; without it, neither gets one."""
+    env, calls = standin
+    bindir = installed(tmp_path / 'pfx', env, 'cuda12') / 'bin'
+    batch_setup(tmp_path)
+    args = ['--fasta', 'in/t1.fasta', '--output-dir', 'out', '--data-dir', 'data', '--msa-mode', 'mmseqs2']
+    for extra, nv in (([], False), (['--gpu'], True)):
+        assert run([bindir / 'alphafold-msa'] + args + extra, env, tmp_path).returncode == 0
+        assert ('--nv' in calls()[-1]['argv']) == nv, calls()[-1]['argv']
+    for recorded, nv in ((False, False), (True, True)):
+        (tmp_path / 'out' / '.batch').mkdir(parents=True, exist_ok=True)
+        files.write_json(str(tmp_path / 'out' / '.batch' / 'batch.json'), {'cpu_options': {'mmseqs_gpu': recorded}})
+        res = run([bindir / 'alphafold-batch', 'msa-task', tmp_path / 'out', '--target', 't1'], env, tmp_path)
+        assert res.returncode == 0 and ('--nv' in calls()[-1]['argv']) == nv, calls()[-1]['argv']
 
 
 def module_env(prefix, variant, env):

@@ -299,7 +299,8 @@ def test_a_failed_mmseqs2_run_of_a_chunk_is_a_tool_error_naming_its_proteins(tmp
     from fold_runtime.batch import mmseqs_chunks as mc
     from kit_common.errors import KitError
     env = types.SimpleNamespace(binaries={'mmseqs': '/bin/false'}, paths={'colabfold_uniref': 'u', 'colabfold_envdb': 'e'},
-                                opts=types.SimpleNamespace(cpus=1), fingerprint={}, tool_versions={'mmseqs': '14'})
+                                opts=types.SimpleNamespace(cpus=1, mmseqs_gpu=False), fingerprint={},
+                                tool_versions={'mmseqs': '14'})
     batch = {'mmseqs_chunks': [['a', 'b']], 'targets': [{'primary': 'a', 'sequence': 'MKV'},
                                                         {'primary': 'b', 'sequence': 'ACD'}]}
     with pytest.raises(KitError) as err:

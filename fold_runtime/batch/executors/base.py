@@ -6,9 +6,10 @@ tell a GPU worker whether the CPU stage may still produce features."""
 class Executor(object):
     name = None
 
-    def __init__(self, out, settings):
-        """out: the batch directory; settings: options.BatchSettings."""
-        self.out, self.settings = out, settings
+    def __init__(self, out, settings, msa_gpu=False):
+        """out: the batch directory; settings: options.BatchSettings; msa_gpu: the CPU stages search
+        on a GPU (--gpu), so their jobs need one."""
+        self.out, self.settings, self.msa_gpu = out, settings, msa_gpu
 
     @classmethod
     def check(cls, out):

@@ -13,22 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 from fold_runtime.batch import state
 from fold_runtime.batch.executors.base import Executor
 from kit_common import text
+from kit_common.gpus import visible_gpus
 
 log = logging.getLogger(__name__)
 CPU_DONE_FLAG = 'cpu-stage.done'
-
-
-def visible_gpus():
-    """GPU indices from CUDA_VISIBLE_DEVICES, else nvidia-smi; [] on a CPU-only machine."""
-    env = os.environ.get('CUDA_VISIBLE_DEVICES')
-    if env is not None:
-        return [d for d in env.split(',') if d.strip() and d.strip() != 'NoDevFiles']
-    try:
-        res = subprocess.run(['nvidia-smi', '-L'], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                             universal_newlines=True)
-    except FileNotFoundError:
-        return []
-    return [str(i) for i, line in enumerate(res.stdout.splitlines()) if line.startswith('GPU ')]
 
 
 def process_start(pid):

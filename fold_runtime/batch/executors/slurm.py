@@ -33,6 +33,9 @@ def kit_command():
     return '%s -m fold_runtime batch' % shlex.quote(sys.executable)
 
 
+GRES_GPU = '#SBATCH --gres=gpu:1'
+
+
 def _header(slurm, job_name, partition, cpus, time_limit, mem, array, output):
     lines = ['#!/bin/bash', '#SBATCH --job-name=%s' % job_name, '#SBATCH --partition=%s' % partition,
              '#SBATCH --cpus-per-task=%s' % cpus, '#SBATCH --time=%s' % time_limit, '#SBATCH --mem=%s' % mem,
@@ -71,11 +74,15 @@ def max_array_size():
     return max(1, int(found.group(1))) if found else DEFAULT_MAX_ARRAY_SIZE
 
 
-def msa_script(out, names, slurm, after=None):
+def msa_script(out, names, slurm, after=None, gpu=False):
     """One array task per unique sequence needing a CPU stage, at most max_concurrent_msa at once;
-    after: the job (the previous piece of a split array) to wait for."""
-    lines = _header(slurm, 'alphafold-msa', slurm.cpu_partition, slurm.cpus_per_task, slurm.cpu_time, slurm.cpu_mem,
-                    '0-%d%%%d' % (len(names) - 1, slurm.max_concurrent_msa), sbatch_output(out, 'msa-%A_%a.log'))
+    after: the job (the previous piece of a split array) to wait for; gpu: --gpu's MMseqs2-GPU
+    search, so each task gets a GPU in the GPU partition."""
+    lines = _header(slurm, 'alphafold-msa', slurm.gpu_partition if gpu else slurm.cpu_partition, slurm.cpus_per_task,
+                    slurm.cpu_time, slurm.cpu_mem, '0-%d%%%d' % (len(names) - 1, slurm.max_concurrent_msa),
+                    sbatch_output(out, 'msa-%A_%a.log'))
+    if gpu:
+        lines.insert(3, GRES_GPU)
     if after:
         lines.append('#SBATCH --dependency=afterany:%s' % after)
     lines += ['set -euo pipefail', 'targets=(%s)' % ' '.join(shlex.quote(n) for n in names),
@@ -89,7 +96,7 @@ def predict_script(out, workers, slurm, cpu_jobs):
     the first task and wait for features while any of them runs."""
     lines = _header(slurm, 'alphafold-predict', slurm.gpu_partition, slurm.gpu_cpus_per_task, slurm.gpu_time,
                     slurm.gpu_mem, '0-%d' % (workers - 1), sbatch_output(out, 'predict-%A_%a.log'))
-    lines.insert(3, '#SBATCH --gres=gpu:1')
+    lines.insert(3, GRES_GPU)
     if cpu_jobs:
         lines.append('#SBATCH --dependency=afterany:%s_0' % cpu_jobs[0])
     lines += ['set -euo pipefail',
@@ -142,7 +149,8 @@ class SlurmExecutor(Executor):
         slurm, size = self.settings.slurm, max_array_size()
         jobs = []
         for start in range(0, len(msa_units), size):
-            text = msa_script(self.out, msa_units[start:start + size], slurm, jobs[-1] if jobs else None)
+            text = msa_script(self.out, msa_units[start:start + size], slurm, jobs[-1] if jobs else None,
+                              self.msa_gpu)
             if dry_run:
                 print(text)
                 jobs.append(DEPENDENCY_PLACEHOLDER if not jobs else '<cpu-array-%d-job-id>' % (len(jobs) + 1))
