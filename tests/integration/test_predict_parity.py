@@ -53,6 +53,8 @@ def test_predict_matches_stock_loop(weights_dir, conotoxin_recycled):
     assert provenance['semantics'] == 'deepmind-v2.3.2' and provenance['alphafold_distribution']
     record = provenance['models']['model_2_ptm']
     assert (record['seed'], record['num_recycle'], record['scores']['seed']) == (1, 1, 1)   # the preset's index 1
+    scores = json.loads((conotoxin_dir / 'scores.json').read_text())['models']
+    assert [scores[n]['recycles'] for n in ranked] == [1, 1]
     ranked_0 = (conotoxin_dir / 'ranked_0.pdb').read_text()
     assert ranked_0 == (conotoxin_dir / ('relaxed_%s.pdb' % ranked[0])).read_text()
     assert heavy_atom_names(ranked_0) == heavy_atom_names(relaxed_best)
