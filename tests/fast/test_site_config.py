@@ -49,6 +49,8 @@ def test_no_file_means_the_defaults(monkeypatch):
     ('[batch]\nlength_buckets = 64,big\n', ['length_buckets', 'positive residue counts']),
     ('[dataa]\nshared_root = /x\n', ['unknown section(s) [dataa]', 'known sections: data']),
     ('[data]\nshared_root = /x\n  /y\n', ['shared_root', 'is not one line of text']),
+    # A pasted terminal colour code (the module once refused it as a copy of shared_root; now the site config does).
+    ('[data]\nlocal_root = /l\x1b[31m\n', ['local_root', "without control characters (it holds '\\x1b')"]),
     ('shared_root = /x\n', ['malformed']),
 ])
 def test_mistakes_name_the_file_the_key_and_the_fix(tmp_path, text, words):
