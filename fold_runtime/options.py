@@ -18,8 +18,8 @@ from typing import Dict, Optional, Tuple
 import fold_runtime
 from data_sync.registry import MMSEQS2
 from fold_runtime.option_table import (  # noqa: F401 (the choices, imported from here by the kit)
-    BY_FLAG, CACHE, CPU, DATA, DB_PRESETS, GPU, INPUTS, JACKHMMER, MAX_RECYCLE, MODEL_PRESETS, MSA_MODES, MULTIMER, OPTIONS,
-    PROGRAM, READ_WRITE, RELAX_CHOICES, SCREEN, TOOLS, default)
+    BATCH, BATCH_OPTIONS, BY_FLAG, CACHE, CPU, DATA, DB_PRESETS, EXECUTORS, GPU, INPUTS, JACKHMMER, MAX_RECYCLE,
+    MODEL_PRESETS, MSA_MODES, MULTIMER, OPTIONS, PROGRAM, READ_WRITE, RELAX_CHOICES, RETRY, SCREEN, TOOLS, default)
 from kit_common import site_config, typed
 from kit_common.errors import EXIT_HELP, EXIT_INPUT, KitError
 
@@ -209,8 +209,8 @@ def add_option(parser, opt, for_gpu_stage=False, shown=True):
 
 
 def add_stage_options(parser, stage):
-    """The options of one stage (alphafold-msa's: the CPU stage's; screen's own)."""
-    for opt in OPTIONS:
+    """The options of one stage (alphafold-msa's: the CPU stage's; screen's own; alphafold-batch's)."""
+    for opt in OPTIONS + BATCH_OPTIONS:
         if stage in opt.stages:
             add_option(parser, opt)
 
@@ -326,15 +326,12 @@ def _absolute(path):
     return os.path.abspath(path) if path else path
 
 
-EXECUTORS = ('local', 'slurm')
-
-
 @dataclass
 class BatchSettings:
     """How alphafold-batch runs: the executor, the Slurm settings (the site config's [slurm],
     overridden by submit's options), the length-bucket edges (None: the kit's default list) and
     the GPU worker's relax processes (the site config's [batch] relax_workers)."""
-    executor: str = 'local'
+    executor: str = default('--executor')
     slurm: site_config.Slurm = field(default_factory=site_config.Slurm)
     buckets: Optional[Tuple[int, ...]] = None
     relax_workers: int = site_config.Batch.relax_workers
