@@ -24,7 +24,8 @@ MODEL_PRESETS = ('monomer', 'monomer_ptm', 'monomer_casp14', MULTIMER)
 RELAX_CHOICES = ('best', 'all', 'none')
 SCREEN_MODES = ('pulldown', 'all-vs-all', 'homo-oligomer')
 MAX_RECYCLE = 100   # AlphaFold uses 3 (monomer) to 20 (multimer); more only burns GPU hours
-EXECUTORS = ('local', 'slurm')
+LOCAL, SLURM = 'local', 'slurm'   # the executors: a process pool here, or Slurm job arrays
+EXECUTORS = (LOCAL, SLURM)
 
 # The stages that use an option (the GPU stage checks some CPU-stage ones against the meta),
 # alphafold-batch screen's own, those of submit and screen (batch), and those retry shares.

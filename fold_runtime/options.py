@@ -18,8 +18,8 @@ from typing import Dict, Optional, Tuple
 import fold_runtime
 from data_sync.registry import MMSEQS2
 from fold_runtime.option_table import (  # noqa: F401 (the choices, imported from here by the kit)
-    BATCH, BATCH_OPTIONS, BY_FLAG, CACHE, CPU, DATA, DB_PRESETS, EXECUTORS, GPU, INPUTS, JACKHMMER, MAX_RECYCLE,
-    MODEL_PRESETS, MSA_MODES, MULTIMER, OPTIONS, PROGRAM, READ_WRITE, RELAX_CHOICES, RETRY, SCREEN, TOOLS, default)
+    BATCH, BATCH_OPTIONS, BY_FLAG, CACHE, CPU, DATA, DB_PRESETS, EXECUTORS, GPU, INPUTS, JACKHMMER, LOCAL, MAX_RECYCLE,
+    MODEL_PRESETS, MSA_MODES, MULTIMER, OPTIONS, PROGRAM, READ_WRITE, RELAX_CHOICES, RETRY, SCREEN, SLURM, TOOLS, default)
 from kit_common import site_config, typed
 from kit_common.errors import EXIT_HELP, EXIT_INPUT, KitError
 

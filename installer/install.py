@@ -23,7 +23,7 @@ from data_sync.layout import choose_data_dir
 from fold_runtime import __version__
 from installer import ROOT, builds, methods, modulefile, recipes, template, wrapper_binds
 from kit_common import commands, locks, site_config, tools
-from kit_common.errors import EXIT_MISSING, KitError
+from kit_common.errors import EXIT_INPUT, EXIT_MISSING, KitError
 from kit_common.files import make_dirs, write_bytes, write_text
 
 logger = logging.getLogger(__name__)
@@ -147,7 +147,8 @@ def install_wrappers(vardir):
     bindir = os.path.join(vardir, 'bin')
     target = os.path.join(bindir, 'alphafold-kit-wrapper')
     write_text(target + '.new', template.render(os.path.join(ROOT, 'installer', 'wrapper.sh'),
-                                                dict(wrapper_binds.values(), commands=commands.wrapper_table())))
+                                                dict(wrapper_binds.values(), commands=commands.wrapper_table(),
+                                                     exit_input=EXIT_INPUT, exit_missing=EXIT_MISSING)))
     os.chmod(target + '.new', 0o755)   # explicit, not from the umask: every user runs it
     os.replace(target + '.new', target)
     for name in commands.NAMES:

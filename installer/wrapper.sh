@@ -12,7 +12,7 @@ cmd=$(basename "$0")
 sub=${1:-}
 case "$cmd" in   # rendered at install from kit_common/commands.py
 @{commands}
-  *) echo "alphafold wrapper: unknown command name '$cmd'" >&2; exit 2 ;;
+  *) echo "alphafold wrapper: unknown command name '$cmd'" >&2; exit @{exit_input} ;;
 esac
 # Batch job scripts call the kit through these wrappers, in or out of the image.
 export ALPHAFOLD_KIT_BIN="$vardir/bin" ALPHAFOLD_KIT_VARIANT="${KIT_VARIANT:-}"
@@ -20,7 +20,9 @@ export ALPHAFOLD_KIT_BIN="$vardir/bin" ALPHAFOLD_KIT_VARIANT="${KIT_VARIANT:-}"
 if [ -z "${ALPHAFOLD_SITE_CONFIG:-}" ] && [ -f "$vardir/etc/site.conf" ]; then
   export ALPHAFOLD_SITE_CONFIG="$vardir/etc/site.conf"
 fi
-die() { printf '%s: error: %s\n  fix: %s\n' "$cmd" "$1" "$2" >&2; exit "${3:-3}"; }
+die() {  # die PROBLEM FIX [STATUS]: the kit's error form; the status from kit_common/errors.py, rendered
+  printf '%s: error: %s\n  fix: %s\n' "$cmd" "$1" "$2" >&2; exit "${3:-@{exit_missing}}"
+}
 
 if [ "$KIT_METHOD" != apptainer ]; then
   [ -x "$KIT_RUNTIME/bin/python" ] || die "environment $KIT_RUNTIME is missing" "reinstall: make install"
@@ -40,7 +42,7 @@ absolute() {  # lexically normalised, symlinks kept: the path works inside exact
 bindable() {  # Apptainer's --bind src:dst:opts,... splits at ',' and ':': refuse, never mangle
   case "$1" in *,*|*:*)
     die "cannot bind '$1' into the image: Apptainer's --bind splits paths at ',' and ':'" \
-        "rename it, or pass a path without ',' or ':' (e.g. a symlink to it)" 2 ;;
+        "rename it, or pass a path without ',' or ':' (e.g. a symlink to it)" @{exit_input} ;;
   esac
 }
 want() {  # want ro|rw PATH: bind PATH (absolute) if it exists
@@ -121,10 +123,10 @@ host_batch() {
   local d
   [ "$cmd" = alphafold-batch ] || return 1
   case "$sub" in
-    submit|screen) [ "$executor" = slurm ] ;;
+    submit|screen) [ "$executor" = @{slurm} ] ;;
     status|cancel|retry)
       for d in "${batch_dirs[@]+"${batch_dirs[@]}"}"; do
-        grep -qs '"executor": *"slurm"' "$d/.batch/batch.json" && return 0
+        grep -qs '"executor": *"@{slurm}"' "$d/.batch/batch.json" && return 0
       done
       return 1 ;;
     *) return 1 ;;

@@ -6,7 +6,7 @@ import dataclasses
 
 from data_sync import option_table as data_table
 from fold_runtime import options
-from fold_runtime.option_table import BATCH_OPTIONS, CACHE, DATA, INPUTS, KEPT, MADE, OPTIONS, READ_WRITE
+from fold_runtime.option_table import BATCH_OPTIONS, CACHE, DATA, INPUTS, KEPT, MADE, OPTIONS, READ_WRITE, SLURM
 
 # What wrapper.sh's option() does with each role's path (its functions and arrays); a read-write
 # directory with a default, a data root and a kept value go to a variable named after the option,
@@ -79,4 +79,4 @@ def values():
     """The placeholders of wrapper.sh that this table fills."""
     return {'path_options': option_arms(), 'list_options': list_options(), 'path_variables': variables(),
             'path_defaults': defaults(OPTIONS, '  '), 'data_roots': defaults(data_table.OPTIONS, '  '),
-            'recorded': recorded(), 'data_env': data_env()}
+            'recorded': recorded(), 'data_env': data_env(), 'slurm': SLURM}

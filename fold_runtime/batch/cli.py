@@ -172,7 +172,7 @@ def launch(out, unit_names, args, batch=None):
                                  lambda record: batch_state.add_submission(out, record))
     if args.dry_run:
         return 0
-    if settings.executor == 'local':
+    if settings.executor == options.LOCAL:
         print_table(batch_state.statuses(out))
         return EXIT_FAILED if unfinished else EXIT_OK
     return watch(out, until_finished=True) if args.wait else 0
@@ -331,7 +331,7 @@ def run_gpu_worker(argv):
     p = argparse.ArgumentParser(allow_abbrev=False, prog='alphafold-batch gpu-worker', description='(job scripts) one GPU worker')
     p.add_argument('output_dir')
     p.add_argument('--worker', default='0')
-    p.add_argument('--executor', choices=options.EXECUTORS, default='slurm', help='the executor that started it')
+    p.add_argument('--executor', choices=options.EXECUTORS, default=options.SLURM, help='the executor that started it')
     p.add_argument('--cpu-stage', help="the executor's token for the CPU stage to wait for (a Slurm job id, "
                                        'a flag file)')
     p.add_argument('--parent-pid', type=int, help='stop when this process (a local batch) is gone')

@@ -246,6 +246,7 @@ def test_wrapper_bind_table_is_rendered_from_the_option_table(tmp_path):
     for opt in table.BATCH_OPTIONS:
         assert arms.get(opt.flag) == ('%s=$2' % opt.dest if opt.path == table.KEPT else None), opt.flag
     assert arms['--executor'] == 'executor=$2' and "executor=''" in script
+    assert '[ "$executor" = %s ]' % table.SLURM in script and '"executor": *"%s"' % table.SLURM in script
     for opt in data_table.OPTIONS:
         action = {data_table.ROOT: '%s=$2' % opt.dest, data_table.TREE: 'want rw "$2"',
                   data_table.LOG: 'want rw "$(dirname -- "$(absolute "$2")")"'}.get(opt.path)

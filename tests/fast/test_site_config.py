@@ -1,5 +1,6 @@
 """The site config is parsed and checked once: a typo or a wrong type is an error that names the
 file, the key and the fix, never a silent default or a traceback."""
+import dataclasses
 import os
 import subprocess
 import sys
@@ -24,6 +25,20 @@ def test_the_example_is_valid_and_typed():
     assert conf.slurm.gpu_workers == 4 and conf.slurm.cpus_per_task == 20
     assert conf.memory.unified_threshold == 1200 and conf.memory.mem_fraction is None
     assert conf.batch.edges is None and conf.data.local_root == '/local/nvme/alphafold'
+
+
+def test_the_example_names_every_key_with_its_default():
+    """installer/site.conf.example is installed when no site config is given: each value it sets is
+    the dataclass default (one source; the example only shows it), except its sample local_root."""
+    import configparser
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(EXAMPLE)
+    conf = site_config.load(EXAMPLE)
+    assert set(parser.sections()) == set(site_config.SECTIONS)
+    for name, cls in site_config.SECTIONS.items():
+        assert set(parser[name]) == {f.name for f in dataclasses.fields(cls)}, name
+        differ = {k for k in parser[name] if getattr(getattr(conf, name), k) != getattr(cls(), k)}
+        assert differ == ({'local_root'} if name == 'data' else set()), (name, differ)
 
 
 def test_no_file_means_the_defaults(monkeypatch):
