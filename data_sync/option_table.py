@@ -38,7 +38,7 @@ OPTIONS = (
     Option('--mirror', 'base URL of an https mirror (default: the site config)', site=('data', 'mirror')),
     Option('--rsync-mirror', 'rsync mirror for mmCIF (default: the site config)', site=('data', 'rsync_mirror')),
     Option('--databases', 'comma-separated subset, e.g. uniref90,mgnify'),
-    Option('--preset', kwargs=dict(default='full_dbs', choices=sorted(registry.DOWNLOAD_PRESETS))),
+    Option('--preset', kwargs=dict(default=registry.FULL_DBS, choices=sorted(registry.DOWNLOAD_PRESETS))),
     Option('--db-version', 'AlphaFold database set (default: %(default)s)',
            kwargs=dict(default='2.3', choices=sorted(registry.DATABASES))),
     Option('--show-urls', 'print every URL it would fetch', ('plan',), dict(action='store_true')),

@@ -10,13 +10,13 @@ import dataclasses
 import os
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from data_sync.registry import MMSEQS2
+from data_sync.registry import FULL_DBS, MMSEQS2, REDUCED_DBS
 from fold_runtime import progress
 from kit_common import site_config
 from kit_common.errors import EXIT_FAILED
 
 TOOLS = ('jackhmmer', 'hhblits', 'hhsearch', 'hmmsearch', 'hmmbuild', 'kalign', 'mmseqs')
-DB_PRESETS = ('full_dbs', 'reduced_dbs')
+DB_PRESETS = (FULL_DBS, REDUCED_DBS)
 JACKHMMER = 'jackhmmer'
 MSA_MODES = (JACKHMMER, MMSEQS2)   # DeepMind's searches (the default), or ColabFold's MMseqs2 search
 MULTIMER = 'multimer'
