@@ -252,9 +252,7 @@ def cpu_stage_parser(prog='alphafold-msa'):
         epilog='example:\n  %s --fasta T1050.fasta --output-dir out --data-dir /data/alphafold '
                '--cpus 20\n\n%s' % (prog, EXIT_HELP))
     add_stage_options(p, CPU)
-    p.add_argument('--explain', action=Explain)
-    p.add_argument('--version', action='version', version=fold_runtime.version_text())
-    return p
+    return add_info_options(p)
 
 
 def gpu_stage_parser(prog, description, stages=(CPU, GPU), hidden=()):
@@ -262,6 +260,11 @@ def gpu_stage_parser(prog, description, stages=(CPU, GPU), hidden=()):
     p = argparse.ArgumentParser(allow_abbrev=False, prog=prog, description=description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXIT_HELP)
     add_gpu_command_options(p, stages, hidden)
+    return add_info_options(p)
+
+
+def add_info_options(p):
+    """--explain and --version, which answer and exit; p, for the parser builders."""
     p.add_argument('--explain', action=Explain)
     p.add_argument('--version', action='version', version=fold_runtime.version_text())
     return p
