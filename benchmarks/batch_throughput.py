@@ -28,6 +28,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'tests'))
+sys.path.insert(0, ROOT)
+from fold_runtime.target_layout import FEATURES, FEATURES_META  # noqa: E402
 LENGTHS = {'hbb': (30, 36, 44, 52, 60, 80), 'e2_dbd': (70,)}
 
 
@@ -115,7 +117,7 @@ def main():
 
         stock_wall, stock_compiles = 0.0, 0
         for name in seqs:
-            wall, out = run([sys.executable, __file__, '--stock-one', os.path.join(features, name, 'features.pkl'),
+            wall, out = run([sys.executable, __file__, '--stock-one', os.path.join(features, name, FEATURES),
                              data_dir, '--num-recycle', str(args.num_recycle)])
             stock_wall += wall
             stock_compiles += json.loads(out.strip().splitlines()[-1])['compiles']
@@ -123,7 +125,7 @@ def main():
         array_dir, cache = os.path.join(work, 'array'), os.path.join(work, 'jax-cache-array')
         shutil.copytree(features, array_dir, ignore=shutil.ignore_patterns('.batch', '*.pdb', '*.json'))
         for name in seqs:
-            shutil.copy(os.path.join(features, name, 'features.meta.json'), os.path.join(array_dir, name))
+            shutil.copy(os.path.join(features, name, FEATURES_META), os.path.join(array_dir, name))
         array_wall, array_compiles = 0.0, 0
         env = dict(os.environ, ALPHAFOLD_JAX_CACHE_DIR=cache)
         for name in seqs:

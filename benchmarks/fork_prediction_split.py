@@ -29,6 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fidelity import built  # noqa: E402  (the cached test data and weights)
+from fold_runtime.target_layout import FEATURES  # noqa: E402
 
 FORK_PYTHON = os.path.join(ROOT, '.venv-fork', 'bin', 'python')
 DEEPMIND_ARCHIVE = os.path.join(ROOT, '..', 'shared', 'upstream', 'alphafold', 'alphafold-a4315dd.tar.gz')
@@ -78,7 +79,7 @@ def _clip_with_old_names():
 
 
 def features(work):
-    with open(os.path.join(work, 'features.pkl'), 'rb') as f:   # the CPU stage's, made by this script
+    with open(os.path.join(work, FEATURES), 'rb') as f:   # the CPU stage's, made by this script
         return pickle.load(f)
 
 
@@ -127,7 +128,7 @@ def measure(args, data_dir, weights_dir, work):
     fasta = os.path.join(data_dir, 'targets', args.target + '.fasta')
     subprocess.run([sys.executable, '-m', 'fold_runtime', 'msa', '--fasta', fasta, '--output-dir', work,
                     '--data-dir', data_dir], check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.rename(os.path.join(work, args.target, 'features.pkl'), os.path.join(work, 'features.pkl'))
+    os.rename(os.path.join(work, args.target, FEATURES), os.path.join(work, FEATURES))
     with tarfile.open(DEEPMIND_ARCHIVE) as tar:
         tar.extractall(os.path.join(work, 'deepmind'))
     deepmind_source = glob.glob(os.path.join(work, 'deepmind', '*'))[0]

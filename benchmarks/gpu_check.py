@@ -41,6 +41,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from fold_runtime.target_layout import FEATURES, FEATURES_META  # noqa: E402
 MODEL = 'model_1_ptm'
 GPU_ROWS = ('predict time', 'memory modes', 'compile cache', 'GPU worker', 'relax CPU vs CUDA')
 # Stack-check lines that need a GPU: without one they fail, and that is no failure of the check.
@@ -287,7 +289,7 @@ class Check(object):
     def features(self, lengths):
         """features.pkl of a len<L> target per length, by alphafold-msa --msa --no-templates (one process)."""
         out = os.path.join(self.work, 'targets')
-        todo = [n for n in lengths if not os.path.exists(os.path.join(out, 'len%d' % n, 'features.pkl'))]
+        todo = [n for n in lengths if not os.path.exists(os.path.join(out, 'len%d' % n, FEATURES))]
         if todo:
             fastas, msas = [], []
             for n in todo:   # one FASTA file per target: the target is named after it
@@ -307,7 +309,7 @@ class Check(object):
         """A copy of a target's CPU-stage output only (features and their meta): nothing to keep."""
         dst = os.path.join(self.work, step, os.path.basename(src))
         os.makedirs(dst)
-        for name in ('features.pkl', 'features.meta.json'):
+        for name in (FEATURES, FEATURES_META):
             shutil.copy(os.path.join(src, name), dst)
         return dst
 

@@ -20,6 +20,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from fold_runtime.target_layout import FEATURES  # noqa: E402
 
 
 def built(script, *args):
@@ -78,7 +79,7 @@ def main():
     data_dir = built('build_test_dbs.py')
     params = built('make_test_weights.py', '--preset', 'multimer', '--models', 'model_1_multimer_v3')
     with tempfile.TemporaryDirectory() as out:
-        with open(os.path.join(dimer_features(data_dir, out), 'features.pkl'), 'rb') as f:
+        with open(os.path.join(dimer_features(data_dir, out), FEATURES), 'rb') as f:
             feat = pickle.load(f)
     runner = weights.load_runner(params, 'model_1_multimer_v3', 'multimer', args.num_recycle)
     runner.config.model.recycle_early_stop_tolerance = 0.0

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from data_sync import layout, manifest, registry, shard, space, stage as staging, store, sync
+from data_sync import layout, manifest, option_table, registry, shard, space, stage as staging, store, sync
 from kit_common import entry, files, locks, site_config
 from kit_common.errors import EXIT_FAILED, EXIT_MISMATCH, EXIT_MISSING, EXIT_OK, KitError, exit_help
 
@@ -231,49 +231,16 @@ def parser():
         s = sub.add_parser(name, allow_abbrev=False, help=(func.__doc__ or '').split('\n')[0],
                            epilog=LOCKS_HELP + ('; ' + exit_help(STATUS_EXITS) if name == 'status' else ''))
         s.set_defaults(func=func)
-        s.add_argument('--data-root', help='shared copy (default: the site config\'s shared_root)')
-        s.add_argument('--local-root', help='node-local copy (default: the site config\'s local_root)')
-        s.add_argument('--mirror', help='base URL of an https mirror (default: the site config)')
-        s.add_argument('--rsync-mirror', help='rsync mirror for mmCIF (default: the site config)')
-        s.add_argument('--databases', help='comma-separated subset, e.g. uniref90,mgnify')
-        s.add_argument('--preset', default='full_dbs', choices=sorted(registry.DOWNLOAD_PRESETS))
-        s.add_argument('--db-version', default='2.3', choices=sorted(registry.DATABASES),
-                       help='AlphaFold database set (default: %(default)s)')
-        if name == 'plan':
-            s.add_argument('--show-urls', action='store_true', help='print every URL it would fetch')
-        if name == 'publish':
-            s.add_argument('--from', dest='source', help='unpacked tree to publish (default: DATA_ROOT/.incoming); '
-                           'it is copied in (hard links where possible) and left as it is')
-            s.add_argument('--move', action='store_true', help='with --from: move the tree in instead of copying it '
-                           '(across file systems: copied, then removed once published)')
-        if name in ('download', 'sync'):
-            s.add_argument('--downloader', choices=('auto', 'aria2c', 'requests'), default='auto',
-                           help='auto: aria2c when installed, else requests')
-            s.add_argument('--verify', choices=('size', 'full'), default='size',
-                           help='how to check databases kept from the current version (full: SHA-256)')
-            s.add_argument('--gpu-dbs', action='store_true', default=None,
-                           help="ColabFold's databases (--preset mmseqs2) padded for MMseqs2-GPU (alphafold-msa "
-                           "--gpu), as setup_databases.sh's GPU=1 makes them (default: the site config's [data] gpu_dbs, else "
-                           'not); a change of it fetches and prepares them again')
-        s.add_argument('--quiet', action='store_true', help='print nothing on success (for cron)')
-        s.add_argument('--log-file', help='append a log here (sync default: DATA_ROOT/sync.log)')
-        if name == 'shard':
-            s.add_argument('--shards', type=int, required=True, help='shards per database (1: unsharded); '
-                           'without --databases, the shardable ones of --preset (%s)' % ', '.join(shard.SHARDABLE))
-        if name == 'stage':
-            s.add_argument('--jobs', type=int, default=4, help='databases copied in parallel')
-        if name == 'prune':
-            s.add_argument('--keep', type=int, default=2, help='versions to keep, current included')
+        option_table.add_options(s, name)
     return p
 
 
 def fill_defaults(args):
-    data = site_config.current().data
-    for key in ('data_root', 'local_root', 'mirror', 'rsync_mirror'):
-        site_key = 'shared_root' if key == 'data_root' else key
-        setattr(args, key, site_config.resolve(getattr(args, key), None, getattr(data, site_key)))
-    if getattr(args, 'gpu_dbs', False) is None:   # download and sync
-        args.gpu_dbs = data.gpu_dbs
+    site = site_config.current()
+    for opt in option_table.OPTIONS:
+        if opt.site and hasattr(args, opt.dest):   # --gpu-dbs: download and sync only
+            setattr(args, opt.dest, site_config.resolve(getattr(args, opt.dest), None,
+                                                        getattr(getattr(site, opt.site[0]), opt.site[1])))
     if not args.data_root:
         raise KitError('no data root', 'pass --data-root DIR or set shared_root in the site config')
 

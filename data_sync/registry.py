@@ -164,17 +164,18 @@ for _table in DATABASES.values():   # ColabFold's databases serve either AlphaFo
 # Databases each preset searches; multimer presets add the MSA-pairing and template databases.
 # MMSEQS2 (--msa-mode mmseqs2): ColabFold's search on COLABFOLD replaces the MSA searches, and the
 # templates come from pdb70 as in the monomer presets.
+FULL_DBS, REDUCED_DBS = 'full_dbs', 'reduced_dbs'   # DeepMind's presets (fold_runtime's --db-preset)
 PRESETS = {
-    'full_dbs': ('uniref90', 'mgnify', 'bfd', 'uniref30', 'pdb70', 'pdb_mmcif'),
-    'reduced_dbs': ('uniref90', 'mgnify', 'small_bfd', 'pdb70', 'pdb_mmcif'),
+    FULL_DBS: ('uniref90', 'mgnify', 'bfd', 'uniref30', 'pdb70', 'pdb_mmcif'),
+    REDUCED_DBS: ('uniref90', 'mgnify', 'small_bfd', 'pdb70', 'pdb_mmcif'),
     'multimer_extras': ('uniprot', 'pdb_seqres'),
     MMSEQS2: ('pdb70', 'pdb_mmcif'),
 }
 # What `alphafold-data --preset` fetches: the searches' databases plus the weights.
 DOWNLOAD_PRESETS = {
-    'full_dbs': ('params',) + PRESETS['full_dbs'],
-    'reduced_dbs': ('params',) + PRESETS['reduced_dbs'],
-    'multimer': ('params',) + PRESETS['full_dbs'] + PRESETS['multimer_extras'],
+    FULL_DBS: ('params',) + PRESETS[FULL_DBS],
+    REDUCED_DBS: ('params',) + PRESETS[REDUCED_DBS],
+    'multimer': ('params',) + PRESETS[FULL_DBS] + PRESETS['multimer_extras'],
     MMSEQS2: ('params',) + PRESETS[MMSEQS2] + tuple(COLABFOLD),
 }
 

@@ -22,7 +22,7 @@ CHAIN_IDS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
 MAX_SEARCH_RESIDUES = 32763
 # GPU stage, per target (a complex: all its chains): AlphaFold's pair representation alone holds
 # N^2 x 128 float32 values, 51 GB at 10,000 residues before the network's working copies, more than
-# unified memory gives one GPU (--memory-mode auto turns it on above 1200 residues).
+# unified memory gives one GPU (--memory-mode auto turns it on above --unified-threshold residues).
 MAX_MODEL_RESIDUES = 10000
 SPLIT = 'split it into domains or overlapping fragments of at most %d residues, each its own target'
 

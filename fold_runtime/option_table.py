@@ -1,5 +1,6 @@
-"""The stages' command-line options, each declared once: flag, aliases, help, argparse type,
-default, environment variable and site-config key, path role and the stages that use it.
+"""The stages' command-line options and alphafold-batch's own, each declared once: flag, aliases,
+help, argparse type, default, environment variable and site-config key, path role and the stages
+(or batch subcommands) that use it.
 
 fold_runtime.options builds the argparse parsers, the typed stage options and the absolute paths
 a batch stores from this table; installer/install.py renders the wrapper's bind table from it
@@ -9,12 +10,13 @@ import dataclasses
 import os
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from data_sync.registry import MMSEQS2
+from data_sync.registry import FULL_DBS, MMSEQS2, REDUCED_DBS
 from fold_runtime import progress
 from kit_common import site_config
+from kit_common.errors import EXIT_FAILED
 
 TOOLS = ('jackhmmer', 'hhblits', 'hhsearch', 'hmmsearch', 'hmmbuild', 'kalign', 'mmseqs')
-DB_PRESETS = ('full_dbs', 'reduced_dbs')
+DB_PRESETS = (FULL_DBS, REDUCED_DBS)
 JACKHMMER = 'jackhmmer'
 MSA_MODES = (JACKHMMER, MMSEQS2)   # DeepMind's searches (the default), or ColabFold's MMseqs2 search
 MULTIMER = 'multimer'
@@ -22,13 +24,16 @@ MODEL_PRESETS = ('monomer', 'monomer_ptm', 'monomer_casp14', MULTIMER)
 RELAX_CHOICES = ('best', 'all', 'none')
 SCREEN_MODES = ('pulldown', 'all-vs-all', 'homo-oligomer')
 MAX_RECYCLE = 100   # AlphaFold uses 3 (monomer) to 20 (multimer); more only burns GPU hours
+LOCAL, SLURM = 'local', 'slurm'   # the executors: a process pool here, or Slurm job arrays
+EXECUTORS = (LOCAL, SLURM)
 
-# The stages that use an option (the GPU stage checks some CPU-stage ones against the meta), and
-# alphafold-batch screen's own.
-CPU, GPU, SCREEN = 'cpu', 'gpu', 'screen'
+# The stages that use an option (the GPU stage checks some CPU-stage ones against the meta),
+# alphafold-batch screen's own, those of submit and screen (batch), and those retry shares.
+CPU, GPU, SCREEN, BATCH, RETRY = 'cpu', 'gpu', 'screen', 'batch', 'retry'
 # Path roles, as the Apptainer wrapper binds them: read-only inputs (a list: each file's directory),
-# a read-only data directory, directories the command creates, and read-write directories.
-INPUTS, DATA, MADE, READ_WRITE, CACHE, PROGRAM = 'inputs', 'data', 'made', 'rw', 'cache', 'program'
+# a read-only data directory, directories the command creates, and read-write directories. KEPT is
+# no path: the wrapper keeps the value (--executor: whether alphafold-batch runs on the host).
+INPUTS, DATA, MADE, READ_WRITE, CACHE, PROGRAM, KEPT = 'inputs', 'data', 'made', 'rw', 'cache', 'program', 'kept'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,9 +66,10 @@ class Option:
         return self.flag[2:].replace('-', '_')
 
     def names(self):
-        """The flag, AlphaFold's underscore spelling, and any extra aliases."""
+        """The flag, AlphaFold's underscore spelling (the stages' options), and any extra aliases."""
         names = [self.flag]
-        for alias in ('--' + self.dest,) + self.aliases:
+        underscore = ('--' + self.dest,) if {CPU, GPU} & set(self.stages) else ()
+        for alias in underscore + self.aliases:
             if alias not in names:
                 names.append(alias)
         return names
@@ -195,7 +201,26 @@ OPTIONS = (
            path=INPUTS),
     Option('--copies', 'homo-oligomer: chains per complex (2 or more)', (SCREEN,), kwargs=dict(type=int, metavar='N')),
 )
-BY_FLAG = {o.flag: o for o in OPTIONS}
+# alphafold-batch's own: how submit and screen run the batch (retry shares some).
+BATCH_OPTIONS = (
+    Option('--executor', 'local: a process pool and GPU workers here (default); slurm: job arrays', (BATCH,),
+           default=EXECUTORS[0], kwargs=dict(choices=EXECUTORS), path=KEPT),
+    Option('--cpu-partition', 'CPU-stage partition (default: the site config)', (BATCH,)),
+    Option('--gpu-partition', 'GPU-stage partition (default: the site config)', (BATCH,)),
+    Option('--account', 'Slurm account (default: the site config)', (BATCH,)),
+    Option('--gpu-workers', 'GPU worker jobs (slurm; default: the site config)', (BATCH,), kwargs=dict(type=int)),
+    Option('--cpus-per-task', 'CPUs of each CPU-stage task (default: the site config); local runs --cpus / this at '
+           'once', (BATCH,), kwargs=dict(type=int)),
+    Option('--wait', 'block until every target has finished; exit %d if any failed' % EXIT_FAILED, (BATCH, RETRY),
+           default=False, kwargs=dict(action='store_true')),
+    Option('--dry-run', 'print the job scripts; write and submit nothing', (BATCH, RETRY), default=False,
+           kwargs=dict(action='store_true')),
+    Option('--force', 'resubmit an existing batch with other options (they replace the stored ones)', (BATCH,),
+           default=False, kwargs=dict(action='store_true')),
+    Option('--no-progress', 'no progress bar (local)', (BATCH, RETRY), default=False,
+           kwargs=dict(action='store_true')),
+)
+BY_FLAG = {o.flag: o for o in OPTIONS + BATCH_OPTIONS}
 
 
 def default(flag):

@@ -18,8 +18,8 @@ from typing import Dict, Optional, Tuple
 import fold_runtime
 from data_sync.registry import MMSEQS2
 from fold_runtime.option_table import (  # noqa: F401 (the choices, imported from here by the kit)
-    BY_FLAG, CACHE, CPU, DATA, DB_PRESETS, GPU, INPUTS, JACKHMMER, MAX_RECYCLE, MODEL_PRESETS, MSA_MODES, MULTIMER, OPTIONS,
-    PROGRAM, READ_WRITE, RELAX_CHOICES, SCREEN, TOOLS, default)
+    BATCH, BATCH_OPTIONS, BY_FLAG, CACHE, CPU, DATA, DB_PRESETS, EXECUTORS, GPU, INPUTS, JACKHMMER, LOCAL, MAX_RECYCLE,
+    MODEL_PRESETS, MSA_MODES, MULTIMER, OPTIONS, PROGRAM, READ_WRITE, RELAX_CHOICES, RETRY, SCREEN, SLURM, TOOLS, default)
 from kit_common import site_config, typed
 from kit_common.errors import EXIT_HELP, EXIT_INPUT, KitError
 
@@ -211,8 +211,8 @@ def add_option(parser, opt, for_gpu_stage=False, shown=True):
 
 
 def add_stage_options(parser, stage):
-    """The options of one stage (alphafold-msa's: the CPU stage's; screen's own)."""
-    for opt in OPTIONS:
+    """The options of one stage (alphafold-msa's: the CPU stage's; screen's own; alphafold-batch's)."""
+    for opt in OPTIONS + BATCH_OPTIONS:
         if stage in opt.stages:
             add_option(parser, opt)
 
@@ -254,9 +254,7 @@ def cpu_stage_parser(prog='alphafold-msa'):
         epilog='example:\n  %s --fasta T1050.fasta --output-dir out --data-dir /data/alphafold '
                '--cpus 20\n\n%s' % (prog, EXIT_HELP))
     add_stage_options(p, CPU)
-    p.add_argument('--explain', action=Explain)
-    p.add_argument('--version', action='version', version=fold_runtime.version_text())
-    return p
+    return add_info_options(p)
 
 
 def gpu_stage_parser(prog, description, stages=(CPU, GPU), hidden=()):
@@ -264,6 +262,11 @@ def gpu_stage_parser(prog, description, stages=(CPU, GPU), hidden=()):
     p = argparse.ArgumentParser(allow_abbrev=False, prog=prog, description=description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXIT_HELP)
     add_gpu_command_options(p, stages, hidden)
+    return add_info_options(p)
+
+
+def add_info_options(p):
+    """--explain and --version, which answer and exit; p, for the parser builders."""
     p.add_argument('--explain', action=Explain)
     p.add_argument('--version', action='version', version=fold_runtime.version_text())
     return p
@@ -328,15 +331,12 @@ def _absolute(path):
     return os.path.abspath(path) if path else path
 
 
-EXECUTORS = ('local', 'slurm')
-
-
 @dataclass
 class BatchSettings:
     """How alphafold-batch runs: the executor, the Slurm settings (the site config's [slurm],
     overridden by submit's options), the length-bucket edges (None: the kit's default list) and
     the GPU worker's relax processes (the site config's [batch] relax_workers)."""
-    executor: str = 'local'
+    executor: str = default('--executor')
     slurm: site_config.Slurm = field(default_factory=site_config.Slurm)
     buckets: Optional[Tuple[int, ...]] = None
     relax_workers: int = site_config.Batch.relax_workers

@@ -23,7 +23,7 @@ from data_sync.layout import choose_data_dir
 from fold_runtime import __version__
 from installer import ROOT, builds, methods, modulefile, recipes, template, wrapper_binds
 from kit_common import commands, locks, site_config, tools
-from kit_common.errors import EXIT_MISSING, KitError
+from kit_common.errors import EXIT_INPUT, EXIT_MISSING, KitError
 from kit_common.files import make_dirs, write_bytes, write_text
 
 logger = logging.getLogger(__name__)
@@ -56,11 +56,10 @@ def installed_variants(prefix):
 def install(prefix, variant, method_name, site_config_path=None, alphafold_source=None, make_default=False):
     """Everything is checked (the inputs, then the modulefiles' text) before anything is written.
     make_default: this variant becomes the default module even when another one is."""
-    method, vardir, conf_source, site = checked_inputs(prefix, variant, method_name, site_config_path,
-                                                       alphafold_source)
+    method, vardir, conf_source = checked_inputs(prefix, variant, method_name, site_config_path, alphafold_source)
     build = builds.new(vardir, method.folder)
     runtime = method.runtime(build, variant)
-    texts = modulefile_texts(vardir, variant, method, runtime, site)
+    texts = modulefile_texts(vardir, variant, method, runtime)
     make_dirs(os.path.dirname(build))
     with locks.exclusive(vardir, 'make install VARIANT=%s' % variant):
         previous = read_runtime_env(vardir).get('KIT_RUNTIME')
@@ -79,7 +78,7 @@ def install(prefix, variant, method_name, site_config_path=None, alphafold_sourc
 
 
 def checked_inputs(prefix, variant, method_name, site_config_path, alphafold_source=None):
-    """(method, variant directory, site config to install, its SiteConfig), or a KitError."""
+    """(method, variant directory, site config to install), or a KitError."""
     rows = recipes.variants()
     if variant not in rows:
         raise KitError('unknown VARIANT %r' % variant, 'choose one of %s (recipes/variants.ini)' % ', '.join(rows))
@@ -88,9 +87,8 @@ def checked_inputs(prefix, variant, method_name, site_config_path, alphafold_sou
     method.tool()
     vardir = variant_dir(prefix, variant)
     conf_source = site_config_source(vardir, site_config_path)
-    site = site_config.load(conf_source)
-    check_separators(method, vardir, site)
-    return method, vardir, conf_source, site
+    check_separators(method, vardir, site_config.load(conf_source))
+    return method, vardir, conf_source
 
 
 def site_config_source(vardir, path):
@@ -115,9 +113,9 @@ def check_separators(method, vardir, site):
                 'choose a PREFIX and site directories without %s' % ' or '.join(repr(c) for c in method.separators))
 
 
-def modulefile_texts(vardir, variant, method, runtime, site):
+def modulefile_texts(vardir, variant, method, runtime):
     """{file name: text} of the Lua and Tcl modulefiles; a KitError for values they cannot carry."""
-    s = modulefile.spec(__version__, variant, vardir, site, {method.runtime_var: runtime})
+    s = modulefile.spec(__version__, variant, vardir, {method.runtime_var: runtime})
     name = module_name(variant)
     return {name + '.lua': modulefile.lua(s), name: modulefile.tcl(s)}
 
@@ -149,7 +147,8 @@ def install_wrappers(vardir):
     bindir = os.path.join(vardir, 'bin')
     target = os.path.join(bindir, 'alphafold-kit-wrapper')
     write_text(target + '.new', template.render(os.path.join(ROOT, 'installer', 'wrapper.sh'),
-                                                dict(wrapper_binds.values(), commands=commands.wrapper_table())))
+                                                dict(wrapper_binds.values(), commands=commands.wrapper_table(),
+                                                     exit_input=EXIT_INPUT, exit_missing=EXIT_MISSING)))
     os.chmod(target + '.new', 0o755)   # explicit, not from the umask: every user runs it
     os.replace(target + '.new', target)
     for name in commands.NAMES:

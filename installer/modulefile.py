@@ -17,16 +17,14 @@ from kit_common.errors import KitError
 TEMPLATES = os.path.join(ROOT, 'modulefiles')
 
 
-def spec(version, variant, vardir, site, runtime_env):
+def spec(version, variant, vardir, runtime_env):
     """What loading the module does. vardir: the variant's directory, PREFIX/<version>/<variant>;
-    site: the SiteConfig; runtime_env: the ALPHAFOLD_IMAGE or ALPHAFOLD_ENV variable of the
-    install method, as {name: runtime}. A KitError for a value no modulefile can carry."""
+    runtime_env: the ALPHAFOLD_IMAGE or ALPHAFOLD_ENV variable of the install method, as
+    {name: runtime}. A KitError for a value no modulefile can carry."""
+    # No copies of site settings: the runtime reads the site config itself, so editing it applies.
     env = [('ALPHAFOLD_KIT_VERSION', version), ('ALPHAFOLD_KIT_VARIANT', variant),
-           ('ALPHAFOLD_SITE_CONFIG', vardir + '/etc/site.conf'),
-           ('ALPHAFOLD_SHARED_DATA', site.data.shared_root)]
-    # No copies of other settings: the runtime reads the site config itself, so editing it applies.
-    env += list(runtime_env.items())
-    for name, value in env:   # PREFIX is in ALPHAFOLD_SITE_CONFIG, the site's roots in *_DATA
+           ('ALPHAFOLD_SITE_CONFIG', vardir + '/etc/site.conf')] + list(runtime_env.items())
+    for name, value in env:   # PREFIX is in ALPHAFOLD_SITE_CONFIG and the runtime's path
         check_value(name, value)
     return {
         'whatis': 'AlphaFold %s (%s): split CPU/GPU stages, batch mode, database staging' % (version, variant),

@@ -12,7 +12,7 @@ cmd=$(basename "$0")
 sub=${1:-}
 case "$cmd" in   # rendered at install from kit_common/commands.py
 @{commands}
-  *) echo "alphafold wrapper: unknown command name '$cmd'" >&2; exit 2 ;;
+  *) echo "alphafold wrapper: unknown command name '$cmd'" >&2; exit @{exit_input} ;;
 esac
 # Batch job scripts call the kit through these wrappers, in or out of the image.
 export ALPHAFOLD_KIT_BIN="$vardir/bin" ALPHAFOLD_KIT_VARIANT="${KIT_VARIANT:-}"
@@ -20,7 +20,9 @@ export ALPHAFOLD_KIT_BIN="$vardir/bin" ALPHAFOLD_KIT_VARIANT="${KIT_VARIANT:-}"
 if [ -z "${ALPHAFOLD_SITE_CONFIG:-}" ] && [ -f "$vardir/etc/site.conf" ]; then
   export ALPHAFOLD_SITE_CONFIG="$vardir/etc/site.conf"
 fi
-die() { printf '%s: error: %s\n  fix: %s\n' "$cmd" "$1" "$2" >&2; exit "${3:-3}"; }
+die() {  # die PROBLEM FIX [STATUS]: the kit's error form; the status from kit_common/errors.py, rendered
+  printf '%s: error: %s\n  fix: %s\n' "$cmd" "$1" "$2" >&2; exit "${3:-@{exit_missing}}"
+}
 
 if [ "$KIT_METHOD" != apptainer ]; then
   [ -x "$KIT_RUNTIME/bin/python" ] || die "environment $KIT_RUNTIME is missing" "reinstall: make install"
@@ -40,7 +42,7 @@ absolute() {  # lexically normalised, symlinks kept: the path works inside exact
 bindable() {  # Apptainer's --bind src:dst:opts,... splits at ',' and ':': refuse, never mangle
   case "$1" in *,*|*:*)
     die "cannot bind '$1' into the image: Apptainer's --bind splits paths at ',' and ':'" \
-        "rename it, or pass a path without ',' or ':' (e.g. a symlink to it)" 2 ;;
+        "rename it, or pass a path without ',' or ':' (e.g. a symlink to it)" @{exit_input} ;;
   esac
 }
 want() {  # want ro|rw PATH: bind PATH (absolute) if it exists
@@ -80,33 +82,15 @@ want_fasta() {  # --fasta a.fa dir/ or --fasta_paths=a.fa,b.fa: each file's dire
     if [ -d "$path" ]; then want ro "$path"; else want ro "$(dirname -- "$(absolute "$path")")"; fi
   done
 }
-site_value() {  # site_value SECTION KEY: a value of the site config, read as Python's configparser does
-  local file=${ALPHAFOLD_SITE_CONFIG:-} line section='' key
-  local header='^\[(.*)\]' pair='^([^=:[:space:]][^=:]*)[=:](.*)$'
-  [ -r "$file" ] || return 0
-  while IFS= read -r line || [ -n "$line" ]; do
-    line=${line%$'\r'}
-    if [[ $line =~ $header ]]; then
-      section=${BASH_REMATCH[1]}
-    elif [ "$section" = "$1" ] && [[ $line =~ $pair ]]; then
-      key=$(trim "${BASH_REMATCH[1]}")
-      if [ "${key,,}" = "$2" ]; then trim "${BASH_REMATCH[2]}"; return 0; fi
-    fi
-  done < "$file"
-}
-trim() { local s=$1; s=${s#"${s%%[![:space:]]*}"}; printf '%s' "${s%"${s##*[![:space:]]}"}"; }
+want_rw() { want rw "$1"; }
+want_ro() { want ro "$1"; }
 
 # Options by name, in both spellings (--opt value, --opt=value; dashes or AlphaFold's underscores).
 data_dirs=() made=() batch_dirs=()
-data_root='' local_root='' executor='' @{path_variables}
+@{path_variables}
 option() {  # option NAME VALUE: note what a path option names; status 1 for any other option
-  case "${1//_/-}" in   # the stages' path options: rendered at install from fold_runtime/option_table.py
+  case "${1//_/-}" in   # rendered at install from fold_runtime/ and data_sync/option_table.py
 @{path_options}
-    --data-root) data_root=$2 ;;
-    --local-root) local_root=$2 ;;
-    --from) want rw "$2" ;;
-    --log-file) want rw "$(dirname -- "$(absolute "$2")")" ;;
-    --executor) executor=$2 ;;
     *) return 1 ;;
   esac
 }
@@ -131,25 +115,6 @@ for arg in "$@"; do
   esac
 done
 
-if [ "$cmd" = alphafold-data ]; then
-  want_nearest "${data_root:-$(site_value data shared_root)}"
-  want_nearest "${local_root:-$(site_value data local_root)}"
-else
-  if [ ${#data_dirs[@]} = 0 ]; then   # the runtime's default: its variable, else a site root
-    if [ -n "${@{data_env}:-}" ]; then data_dirs=("$@{data_env}")
-    else data_dirs=("$(site_value data shared_root)" "$(site_value data local_root)"); fi
-  fi
-  for d in "${data_dirs[@]}"; do want ro "$d"; done
-@{path_defaults}
-  for d in "${made[@]+"${made[@]}"}"; do want_made "$d"; done
-fi
-want ro "${ALPHAFOLD_SITE_CONFIG:-}"
-# The working directory, for what a command writes there by default. Never `/` (the host's whole
-# tree, read-write, over the image's), and not a name --bind cannot carry: a command that names
-# no path in it (--version, absolute paths) still runs; a relative path in it is refused by want.
-case "$PWD" in /|*,*|*:*) ;; *) want rw "$PWD" ;; esac
-want rw "${TMPDIR:-/tmp}"
-
 # --- alphafold-batch and Slurm: the image has no sbatch, squeue, sacct or scancel ---
 # submit --executor slurm, and status, cancel and retry of a Slurm batch, run here on the host,
 # with the host's python3 (>= 3.8) and the kit's own source that install put beside the image
@@ -159,10 +124,10 @@ host_batch() {
   local d
   [ "$cmd" = alphafold-batch ] || return 1
   case "$sub" in
-    submit|screen) [ "$executor" = slurm ] ;;
+    submit|screen) [ "$executor" = @{slurm} ] ;;
     status|cancel|retry)
       for d in "${batch_dirs[@]+"${batch_dirs[@]}"}"; do
-        grep -qs '"executor": *"slurm"' "$d/.batch/batch.json" && return 0
+        grep -qs '"executor": *"@{slurm}"' "$d/.batch/batch.json" && return 0
       done
       return 1 ;;
     *) return 1 ;;
@@ -187,6 +152,53 @@ command -v apptainer >/dev/null 2>&1 ||
   die "apptainer not found on PATH" \
       "module load apptainer (or singularity), or install the kit with METHOD=conda or venv"
 [ -f "$image" ] || die "image $image not found" "set ALPHAFOLD_IMAGE or reinstall: make install METHOD=apptainer"
+
+# --- The directories the command reads and writes by default ---
+# Those the command line or the environment names are bound first, so a bad one is refused before
+# anything runs; those left to the site config are bound once it has been read.
+pending=()   # ACTION SECTION KEY, for each default the site config gives
+bind_default() {  # bind_default ACTION VALUE SECTION KEY: ACTION VALUE, or later the site config's SECTION KEY
+  if [ -n "$2" ]; then "$1" "$2"; else pending+=("$1" "$3" "$4"); fi
+}
+if [ "$cmd" = alphafold-data ]; then
+@{data_roots}
+else
+  for d in "${made[@]+"${made[@]}"}"; do want_made "$d"; done
+  if [ ${#data_dirs[@]} = 0 ]; then   # the runtime's default: its variable, else a site root
+    if [ -n "${@{data_env}:-}" ]; then data_dirs=("$@{data_env}")
+    else pending+=(want_ro data shared_root want_ro data local_root); fi
+  fi
+  for d in "${data_dirs[@]+"${data_dirs[@]}"}"; do want ro "$d"; done
+@{path_defaults}
+fi
+want ro "${ALPHAFOLD_SITE_CONFIG:-}"
+# The site config as the runtime reads it: kit_common.site_config (configparser), run by the image's
+# Python, not a second parser here. The image's, not the host's: every node that runs the kit has
+# it, at the version the kit needs (a host python3 may be missing or older); it costs one container
+# start, made only when a default is left to the site config. A config it cannot read binds
+# nothing: the command itself then stops, naming the file, key and fix (--help still answers).
+SITE_VALUES='import sys
+from kit_common import errors, site_config
+try:
+    site = site_config.load(sys.argv[1])
+except errors.KitError:
+    sys.exit()
+for name in sys.argv[2:]:
+    section, key = name.split(".")
+    print(getattr(getattr(site, section), key) or "")'
+site_conf=$(absolute "${ALPHAFOLD_SITE_CONFIG:-/nonexistent}")
+if [ ${#pending[@]} != 0 ] && [ -f "$site_conf" ]; then
+  keys=()
+  for ((i = 0; i < ${#pending[@]}; i += 3)); do keys+=("${pending[i+1]}.${pending[i+2]}"); done
+  mapfile -t site_values < <(apptainer exec --cleanenv --bind "$site_conf:$site_conf:ro" "$image" \
+                               python -c "$SITE_VALUES" "$site_conf" "${keys[@]}")
+  for ((i = 0; i < ${#pending[@]}; i += 3)); do "${pending[i]}" "${site_values[i/3]:-}"; done
+fi
+# The working directory, for what a command writes there by default. Never `/` (the host's whole
+# tree, read-write, over the image's), and not a name --bind cannot carry: a command that names
+# no path in it (--version, absolute paths) still runs; a relative path in it is refused by want.
+case "$PWD" in /|*,*|*:*) ;; *) want rw "$PWD" ;; esac
+want rw "${TMPDIR:-/tmp}"
 
 # A batch's jobs (msa-task, gpu-worker) and retry run with the options recorded at submit: bind
 # the directories they name too. The image's Python reads the record (a node may have no other).

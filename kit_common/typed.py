@@ -63,6 +63,9 @@ def _value(tp, value, from_text, where='', fix=''):
             raise ValueError('text')
         if '\n' in value or '\r' in value:
             raise ValueError('one line of text')
+        control = sorted({c for c in value if (ord(c) < 32 and c != '\t') or ord(c) == 127})
+        if control:   # a pasted terminal colour code, say: no path or name holds one
+            raise ValueError('text without control characters (it holds %s)' % ', '.join(repr(c) for c in control))
         return value
     raise TypeError('unsupported field type %s' % _describe(tp))
 

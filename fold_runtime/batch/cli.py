@@ -25,21 +25,7 @@ CHAIN_CACHE = 'chain-cache'
 
 
 def add_batch_options(p):
-    g = p.add_argument_group('batch')
-    g.add_argument('--executor', choices=options.EXECUTORS, default=options.BatchSettings.executor,
-                   help='local: a process pool and GPU workers here (default); slurm: job arrays')
-    for opt, what in (('--cpu-partition', 'CPU-stage partition'), ('--gpu-partition', 'GPU-stage partition'),
-                      ('--account', 'Slurm account')):
-        g.add_argument(opt, help='%s (default: the site config)' % what)
-    g.add_argument('--gpu-workers', type=int, help='GPU worker jobs (slurm; default: the site config)')
-    g.add_argument('--cpus-per-task', type=int,
-                   help='CPUs of each CPU-stage task (default: the site config); local runs --cpus / this at once')
-    g.add_argument('--wait', action='store_true',
-                   help='block until every target has finished; exit %d if any failed' % EXIT_FAILED)
-    g.add_argument('--dry-run', action='store_true', help='print the job scripts; write and submit nothing')
-    g.add_argument('--force', action='store_true',
-                   help='resubmit an existing batch with other options (they replace the stored ones)')
-    g.add_argument('--no-progress', action='store_true', help='no progress bar (local)')
+    options.add_stage_options(p.add_argument_group('batch'), options.BATCH)
 
 
 def submit_parser():
@@ -188,7 +174,7 @@ def launch(out, unit_names, args, batch=None):
                                  lambda record: batch_state.add_submission(out, record))
     if args.dry_run:
         return 0
-    if settings.executor == 'local':
+    if settings.executor == options.LOCAL:
         print_table(batch_state.statuses(out))
         return EXIT_FAILED if unfinished else EXIT_OK
     return watch(out, until_finished=True) if args.wait else 0
@@ -223,9 +209,7 @@ def run_retry(argv):
     p = argparse.ArgumentParser(allow_abbrev=False, prog='alphafold-batch retry', description='Run the failed targets again, '
                                 'with the batch\'s options (fix the cause first; alphafold-batch status shows it).')
     p.add_argument('output_dir')
-    p.add_argument('--wait', action='store_true', help='block until they have finished')
-    p.add_argument('--dry-run', action='store_true')
-    p.add_argument('--no-progress', action='store_true')
+    options.add_stage_options(p, options.RETRY)
     args = p.parse_args(argv)
     out = os.path.abspath(args.output_dir)
     batch_state.load(out)
@@ -349,7 +333,7 @@ def run_gpu_worker(argv):
     p = argparse.ArgumentParser(allow_abbrev=False, prog='alphafold-batch gpu-worker', description='(job scripts) one GPU worker')
     p.add_argument('output_dir')
     p.add_argument('--worker', default='0')
-    p.add_argument('--executor', choices=options.EXECUTORS, default='slurm', help='the executor that started it')
+    p.add_argument('--executor', choices=options.EXECUTORS, default=options.SLURM, help='the executor that started it')
     p.add_argument('--cpu-stage', help="the executor's token for the CPU stage to wait for (a Slurm job id, "
                                        'a flag file)')
     p.add_argument('--parent-pid', type=int, help='stop when this process (a local batch) is gone')

@@ -21,6 +21,7 @@ from data_sync import registry
 from fold_runtime import target_layout
 from fold_runtime.batch import state
 from fold_runtime.cpu_stage import colabfold_search
+from fold_runtime.option_table import SLURM
 from kit_common import digests, files, locks
 from kit_common.errors import EXIT_TOOL, KitError
 
@@ -52,7 +53,7 @@ def plan(unit_names, data_dir, settings, cpus):
 
 def task_memory(settings, cpus):
     """The memory of one CPU task: Slurm's cpu_mem, or the local executor's share of this host."""
-    if settings.executor == 'slurm':
+    if settings.executor == SLURM:
         text = settings.slurm.cpu_mem
         unit = text[-1].upper() if text[-1].isalpha() else 'M'   # Slurm: no unit means megabytes
         return int(text.rstrip('KMGTkmgt')) * _UNITS[unit]

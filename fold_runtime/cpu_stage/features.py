@@ -12,6 +12,7 @@ import os
 from alphafold.data import pipeline
 from alphafold.data.tools import hhsearch
 
+from data_sync.registry import REDUCED_DBS
 from fold_runtime import compat
 
 
@@ -34,7 +35,7 @@ def _searched_msas(msa_dir, preset):
     """(uniref90, bfd, mgnify): the stock pipeline's MSAs, in its order."""
     uniref90 = compat.read_sto(os.path.join(msa_dir, 'uniref90_hits.sto'), compat.UNIREF_MAX_HITS)
     mgnify = compat.read_sto(os.path.join(msa_dir, 'mgnify_hits.sto'), compat.MGNIFY_MAX_HITS)
-    if preset == 'reduced_dbs':
+    if preset == REDUCED_DBS:
         bfd = compat.read_sto(os.path.join(msa_dir, 'small_bfd_hits.sto'), None)
     else:
         bfd = compat.read_a3m(os.path.join(msa_dir, 'bfd_uniref_hits.a3m'))

@@ -18,7 +18,7 @@ from typing import Dict, List, NamedTuple, Optional
 
 from alphafold.data.tools import hhblits, hhsearch, jackhmmer
 
-from data_sync.registry import MMSEQS2
+from data_sync.registry import MMSEQS2, REDUCED_DBS
 from fold_runtime import compat, progress
 from fold_runtime.cpu_stage import colabfold_search, sharded, stored
 from fold_runtime.cpu_stage.databases import Shards
@@ -111,7 +111,7 @@ def _msa_searches(paths, preset, cpus, template_search=None):
                compat.MGNIFY_MAX_HITS, c_mgnify),
         template_search or Search('pdb70', 'hhsearch', 'pdb_hits.hhr', [paths['pdb70']], after='uniref90'),
     ]
-    if preset == 'reduced_dbs':
+    if preset == REDUCED_DBS:
         searches.append(Search('small_bfd', 'jackhmmer', 'small_bfd_hits.sto',
                                [paths['small_bfd']], None, c_bfd))
     else:

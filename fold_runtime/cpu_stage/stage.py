@@ -27,7 +27,7 @@ def tools_for(preset, multimer=False):
     if preset == registry.MMSEQS2:   # multimer: UniProt for pairing, templates by hmmsearch
         return ['hmmsearch', 'hmmbuild', 'jackhmmer', 'kalign', 'mmseqs'] if multimer else ['hhsearch', 'kalign', 'mmseqs']
     unused = {'mmseqs', 'hhsearch'} if multimer else {'mmseqs', 'hmmsearch', 'hmmbuild'}
-    if preset == 'reduced_dbs':
+    if preset == registry.REDUCED_DBS:
         unused.add('hhblits')
     return [t for t in TOOLS if t not in unused]
 

@@ -18,7 +18,8 @@ from conftest import ROOT
 
 STANDIN = '''#!/usr/bin/env python3
 # STAND-IN for apptainer: records argv and APPTAINERENV_*; "build" writes the image file; an
-# "exec IMAGE python -c CODE ..." runs CODE with this Python, as the image's Python would.
+# "exec IMAGE python -c CODE ..." runs CODE with this Python and the checkout's kit, as the image's
+# Python would with the kit installed in it.
 import json, os, subprocess, sys
 with open(os.environ['STANDIN_LOG'], 'a') as f:
     f.write(json.dumps({'argv': sys.argv[1:], 'env': {k: v for k, v in os.environ.items()
@@ -29,7 +30,8 @@ if sys.argv[1] == 'build':
     open(sys.argv[-2], 'w').write('stand-in image\\n')
 image = next((i for i, a in enumerate(sys.argv) if a.endswith('.sif')), None)
 if sys.argv[1] == 'exec' and sys.argv[image + 1:image + 3] == ['python', '-c']:
-    sys.exit(subprocess.run([sys.executable] + sys.argv[image + 2:]).returncode)
+    env = dict(os.environ, PYTHONPATH=os.environ['STANDIN_KIT'])
+    sys.exit(subprocess.run([sys.executable] + sys.argv[image + 2:], env=env).returncode)
 '''
 # STAND-IN Slurm client: records its argv; sbatch answers with a job id as --parsable does.
 SLURM_STANDIN = '''#!/bin/sh
@@ -49,7 +51,7 @@ def standin(tmp_path):
     log = tmp_path / 'apptainer.log'
     # Nothing of the test run's own kit settings (conftest sets a JAX cache): each test sets its own.
     env = {k: v for k, v in os.environ.items() if not k.startswith('ALPHAFOLD_')}
-    env.update(PATH='%s:%s' % (bindir, os.environ['PATH']), STANDIN_LOG=str(log),
+    env.update(PATH='%s:%s' % (bindir, os.environ['PATH']), STANDIN_LOG=str(log), STANDIN_KIT=ROOT,
                STANDIN_SLURM_LOG=str(tmp_path / 'slurm.log'), TMPDIR=str(tmp_path))
 
     def calls():
@@ -208,7 +210,9 @@ def test_binds_inputs_caches_and_the_site_config_by_absolute_path(standin, tmp_p
 def test_wrapper_bind_table_is_rendered_from_the_option_table(tmp_path):
     """fold_runtime/option_table.py is the one declaration of the path options: the installed
     wrapper's option() arms (every spelling), its list options, the defaults of the caches and the
-    paths it reads back from a batch's record are rendered from it, and no other option binds."""
+    paths it reads back from a batch's record are rendered from it, and no other option binds;
+    alphafold-batch's --executor and alphafold-data's roots, --from and --log-file likewise from
+    their declarations."""
     from fold_runtime import option_table as table, options
     from installer.install import install_wrappers
     (tmp_path / 'bin').mkdir()
@@ -227,8 +231,8 @@ def test_wrapper_bind_table_is_rendered_from_the_option_table(tmp_path):
         assert {arms.get(n) for n in spellings} == {action}, opt.flag
         assert spellings <= set(lists) if action and opt.kwargs.get('nargs') else not spellings & set(lists)
         if opt.path in (table.READ_WRITE, table.CACHE):
-            assert '%s "${%s:-${%s:-$(site_value %s %s)}}"' % (
-                'want rw' if opt.path == table.READ_WRITE else 'want_cache', opt.dest, opt.env, *opt.site) in script
+            assert 'bind_default %s "${%s:-${%s:-}}" %s %s' % (
+                'want_rw' if opt.path == table.READ_WRITE else 'want_cache', opt.dest, opt.env, *opt.site) in script
         for part, cls in (('cpu_options', options.CpuStageOptions), ('gpu_options', options.GpuStageOptions)):
             if action and opt.field in {f.name for f in dataclasses.fields(cls)}:
                 expected.add(('ro' if opt.path in (table.INPUTS, table.DATA) else 'rw', part, opt.field))
@@ -236,6 +240,22 @@ def test_wrapper_bind_table_is_rendered_from_the_option_table(tmp_path):
     assert arms['--fasta-paths'] == arms['--baits'] == 'want_fasta "$2"' and arms['--data-dir'] == 'data_dirs+=("$2")'
     assert '--jackhmmer-binary-path' not in arms and '--models' not in arms
     assert 'data_dirs=("$%s")' % table.BY_FLAG['--data-dir'].env in script   # the runtime's default, bound
+    # alphafold-batch's own options (--executor: whether it runs on the host) and alphafold-data's
+    # (data_sync/option_table.py): each spelling has one arm, from its declaration.
+    from data_sync import option_table as data_table
+    spelled = re.findall(r'^    (--[-a-z|]+)\) ', script, re.M)
+    assert len(arms) == sum(len(p.split('|')) for p in spelled)
+    for opt in table.BATCH_OPTIONS:
+        assert arms.get(opt.flag) == ('%s=$2' % opt.dest if opt.path == table.KEPT else None), opt.flag
+    assert arms['--executor'] == 'executor=$2' and "executor=''" in script
+    assert '[ "$executor" = %s ]' % table.SLURM in script and '"executor": *"%s"' % table.SLURM in script
+    for opt in data_table.OPTIONS:
+        action = {data_table.ROOT: '%s=$2' % opt.dest, data_table.TREE: 'want rw "$2"',
+                  data_table.LOG: 'want rw "$(dirname -- "$(absolute "$2")")"'}.get(opt.path)
+        assert arms.get(opt.flag) == action, opt.flag
+        if opt.path == data_table.ROOT:
+            assert 'bind_default want_nearest "$%s" %s %s' % ((opt.dest,) + opt.site) in script
+    assert {f for f, a in arms.items() if a.startswith('want rw')} == {'--from', '--log-file'}
 
 
 def test_every_directory_of_a_list_path_option_is_bound(standin, tmp_path):
@@ -276,6 +296,27 @@ def test_data_roots_from_options_and_from_the_site_config(standin, tmp_path):
     assert run([bindir / 'alphafold-msa', '--fasta', 'x.fasta', '--output-dir', 'o'], env, tmp_path).returncode == 0
     got = binds(calls()[-1]['argv'])
     assert got[str(work / 'shared')] == got[str(work / 'local')] == 'ro'
+
+
+def test_the_wrapper_binds_the_site_values_the_kit_reads(standin, tmp_path):
+    """The site config as configparser reads it (kit_common.site_config, run by the image's Python):
+    indented keys, 'key: value', a key in capitals (the bash parser it replaced saw no indented key)."""
+    env, calls = standin
+    bindir = installed(tmp_path / 'pfx', env, 'cuda12') / 'bin'
+    for d in ('shared', 'local', 'fc', 'jc'):
+        (tmp_path / d).mkdir()
+    conf = tmp_path / 'site.conf'
+    conf.write_text('[data]\n    shared_root = {w}/shared\n    LOCAL_ROOT: {w}/local\n'
+                    '[cache]\n  feature_cache={w}/fc\n  jax_cache :{w}/jc\n'.format(w=tmp_path))
+    env = dict(env, ALPHAFOLD_SITE_CONFIG=str(conf))
+    res = run([bindir / 'alphafold-run', '--fasta', 'x.fasta', '--output-dir', 'o'], env, tmp_path)
+    assert res.returncode == 0, res.stdout
+    got = binds(calls()[-1]['argv'])
+    assert (got[str(tmp_path / 'shared')], got[str(tmp_path / 'local')]) == ('ro', 'ro')
+    assert got[str(tmp_path / 'fc')] == got[str(tmp_path / 'jc')] == 'rw'
+    res = run([bindir / 'alphafold-data', 'status'], env, tmp_path)
+    got = binds(calls()[-1]['argv'])
+    assert res.returncode == 0 and got[str(tmp_path / 'shared')] == got[str(tmp_path / 'local')] == 'rw'
 
 
 @pytest.mark.parametrize('bad', ['a,b', 'a:b'])

@@ -12,7 +12,6 @@ import pytest
 from fold_runtime import __version__
 from installer import ROOT, install, modulefile, recipes
 from installer.template import Template
-from kit_common import site_config
 
 NASTY = ['plain', '', 'with  spaces ', "it's", 'say "hi"', 'back\\slash', 'trailing\\', '\\"', '$HOME ${x} $',
          '$(id) `id`', '[exec id] ]', '{braced} }{', '100% %s %d %%', ']]==] ]==] --[[', '@{version} @',
@@ -88,26 +87,15 @@ ModulesHelp
 TCL4_STANDINS = TCL_STANDINS.replace('proc pushenv {k v} { out pushenv $k $v }', 'proc setenv {k v} { out setenv $k $v }')
 
 
-@pytest.fixture
-def nasty_site(tmp_path):
-    """A site whose data directories have every troublesome character in their names, with the
-    node-local copy staged and verified."""
-    name = "it's \"q\" $HOME [x] {y} \\b %s @{version} ü"
-    shared, local = tmp_path / ('shared ' + name), tmp_path / ('local ' + name)
-    (shared / 'current').mkdir(parents=True)
-    (shared / 'current' / 'manifest.id').write_text('v1\n')
-    (local / 'current').mkdir(parents=True)
-    (local / 'current' / 'staged.id').write_text('v1\n')
-    conf = tmp_path / 'site.conf'
-    conf.write_text('[data]\nshared_root = %s\nlocal_root = %s\n[memory]\nmem_fraction = 0.5\n'
-                    '[cache]\nfeature_cache = /c/%s\n' % (shared, local, name), encoding='utf-8')
-    return site_config.load(str(conf))
+# A prefix with every troublesome character in its name: the modulefile carries it in PATH,
+# ALPHAFOLD_SITE_CONFIG and the runtime's variable (no site setting: the runtime reads those itself).
+NASTY = "it's \"q\" $HOME [x] {y} \\b %s @{version} \u00fc"
 
 
 @pytest.mark.parametrize('flavour', ['lua', 'tcl', 'tcl4'])
-def test_rendered_modulefile_does_exactly_what_the_spec_says(flavour, nasty_site, tmp_path):
-    vdir = str(tmp_path / "prefix $x 'y'" / __version__)
-    s = modulefile.spec(__version__, 'cuda12', vdir, nasty_site, {'ALPHAFOLD_ENV': vdir + '/envs/venv-1'})
+def test_rendered_modulefile_does_exactly_what_the_spec_says(flavour, tmp_path):
+    vdir = str(tmp_path / ("prefix $x 'y' " + NASTY) / __version__)
+    s = modulefile.spec(__version__, 'cuda12', vdir, {'ALPHAFOLD_ENV': vdir + '/envs/venv-1'})
     module = tmp_path / 'module'
     module.write_text(getattr(modulefile, flavour[:3])(s), encoding='utf-8')
     if flavour == 'lua':
@@ -124,9 +112,9 @@ def test_rendered_modulefile_does_exactly_what_the_spec_says(flavour, nasty_site
     setter = 'setenv' if flavour == 'tcl4' else 'pushenv'
     assert out[1:] == [('conflict', 'alphafold')] + [(setter, k, v) for k, v in s['environment']] + [
         ('prepend_path', 'PATH', vdir + '/bin')]                           # no ALPHAFOLD_DATA_DIR: jobs choose
-    # No copies of [memory] or [cache] (mem_fraction and feature_cache are set): the runtime reads them
+    # No copies of site settings ([data], [memory], [cache]): the runtime reads the site config
     assert {r[1] for r in out if r[0] == setter} == {'ALPHAFOLD_KIT_VERSION', 'ALPHAFOLD_KIT_VARIANT',
-                                                     'ALPHAFOLD_SITE_CONFIG', 'ALPHAFOLD_SHARED_DATA', 'ALPHAFOLD_ENV'}
+                                                     'ALPHAFOLD_SITE_CONFIG', 'ALPHAFOLD_ENV'}
 
 
 TEMPLATES = sorted(glob.glob(os.path.join(ROOT, 'modulefiles', '*.in')) +
@@ -142,8 +130,7 @@ def test_every_at_brace_in_the_templates_is_a_placeholder():
 
 
 def test_rendered_files_have_no_placeholder_left_and_keep_each_languages_own_syntax():
-    site = site_config.load(os.path.join(ROOT, 'installer', 'site.conf.example'))
-    s = modulefile.spec(__version__, 'cuda12', '/opt/af/0.1.0', site, {'ALPHAFOLD_IMAGE': '/opt/af/a.sif'})
+    s = modulefile.spec(__version__, 'cuda12', '/opt/af/0.1.0', {'ALPHAFOLD_IMAGE': '/opt/af/a.sif'})
     lua, tcl = modulefile.lua(s), modulefile.tcl(s)
     row = recipes.variants()['cuda12']
     definition, conda = recipes.apptainer_def('cuda12', row, {'jax': '0.4.26'}), recipes.conda_yml('cuda12', row)

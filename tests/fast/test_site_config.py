@@ -1,5 +1,6 @@
 """The site config is parsed and checked once: a typo or a wrong type is an error that names the
 file, the key and the fix, never a silent default or a traceback."""
+import dataclasses
 import os
 import subprocess
 import sys
@@ -26,6 +27,20 @@ def test_the_example_is_valid_and_typed():
     assert conf.batch.edges is None and conf.data.local_root == '/local/nvme/alphafold'
 
 
+def test_the_example_names_every_key_with_its_default():
+    """installer/site.conf.example is installed when no site config is given: each value it sets is
+    the dataclass default (one source; the example only shows it), except its sample local_root."""
+    import configparser
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(EXAMPLE)
+    conf = site_config.load(EXAMPLE)
+    assert set(parser.sections()) == set(site_config.SECTIONS)
+    for name, cls in site_config.SECTIONS.items():
+        assert set(parser[name]) == {f.name for f in dataclasses.fields(cls)}, name
+        differ = {k for k in parser[name] if getattr(getattr(conf, name), k) != getattr(cls(), k)}
+        assert differ == ({'local_root'} if name == 'data' else set()), (name, differ)
+
+
 def test_no_file_means_the_defaults(monkeypatch):
     monkeypatch.delenv('ALPHAFOLD_SITE_CONFIG', raising=False)
     conf = site_config.load()
@@ -49,6 +64,8 @@ def test_no_file_means_the_defaults(monkeypatch):
     ('[batch]\nlength_buckets = 64,big\n', ['length_buckets', 'positive residue counts']),
     ('[dataa]\nshared_root = /x\n', ['unknown section(s) [dataa]', 'known sections: data']),
     ('[data]\nshared_root = /x\n  /y\n', ['shared_root', 'is not one line of text']),
+    # A pasted terminal colour code (the module once refused it as a copy of shared_root; now the site config does).
+    ('[data]\nlocal_root = /l\x1b[31m\n', ['local_root', "without control characters (it holds '\\x1b')"]),
     ('shared_root = /x\n', ['malformed']),
 ])
 def test_mistakes_name_the_file_the_key_and_the_fix(tmp_path, text, words):

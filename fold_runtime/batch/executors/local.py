@@ -11,6 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from fold_runtime.batch import state
+from fold_runtime.option_table import LOCAL
 from fold_runtime.batch.executors.base import Executor
 from kit_common import text
 from kit_common.gpus import visible_gpus
@@ -39,7 +40,7 @@ def _start(cmd, log_path, env=None):
 
 
 class LocalExecutor(Executor):
-    name = 'local'
+    name = LOCAL
 
     def submit(self, msa_units, n_units, dry_run, progress, on_submitted):
         if dry_run:

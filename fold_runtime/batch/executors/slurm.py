@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 from fold_runtime.batch import state
+from fold_runtime.option_table import SLURM
 from fold_runtime.batch.executors.base import Executor
 from kit_common import files, tools
 from kit_common.errors import EXIT_INPUT, KitError
@@ -120,7 +121,7 @@ def sbatch(script):
 
 
 class SlurmExecutor(Executor):
-    name = 'slurm'
+    name = SLURM
 
     @classmethod
     def check(cls, out):
