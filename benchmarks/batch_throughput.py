@@ -9,9 +9,9 @@ three ways, every model of the preset, default recycles:
   * array task: a fresh `alphafold-predict` process per target with buckets, the persistent
     compilation cache and relax-best (what a GPU job array with aftercorr would run);
   * worker: one `alphafold-batch submit` (local executor): weights loaded once, buckets, relax
-    best; once with an empty compilation cache (cold, relax pool), then twice with the cache it
-    left (warm, as at a site where jobs share it): relaxing inline ([batch] relax_workers = 0,
-    the accelerator waiting, as before the relax pool) and in the relax pool (relax_workers = 1).
+    best, with the compilation cache the batch that made the features left (warm, as at a site
+    where jobs share it); twice: relaxing inline ([batch] relax_workers = 0, the accelerator
+    waiting, as before the relax pool) and in the relax pool (relax_workers = 1).
 Prints compiles, wall seconds and ratios, and the worker's accelerator-busy fraction (prediction
 time over the worker's wall time); for the two warm workers, targets per hour, predict and relax
 seconds summed, and the pool's throughput over inline. --ways worker skips the stock and array-task
@@ -34,8 +34,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'tests'))
 LENGTHS = {'hbb': (30, 36, 44, 52, 60, 80), 'e2_dbd': (70,)}
 WAYS = ('stock', 'array', 'worker')
-# The worker runs: (name, relax_workers), in order; the first fills the compilation cache.
-WORKER_RUNS = (('cold', 1), ('inline', 0), ('pool', 1))
+# The worker runs, in order: (name, relax_workers).
+WORKER_RUNS = (('inline', 0), ('pool', 1))
+BUCKETS = '64,96,128'
 
 
 def tool(script):
@@ -144,7 +145,7 @@ def array_tasks(work, features, seqs, gpu):
     wall, compiles = 0.0, 0
     env = dict(os.environ, ALPHAFOLD_JAX_CACHE_DIR=cache)
     for name in seqs:
-        t, _ = kit('predict', '--target-dir', os.path.join(array_dir, name), '--buckets', '64,96,128',
+        t, _ = kit('predict', '--target-dir', os.path.join(array_dir, name), '--buckets', BUCKETS,
                    '--models-to-relax', 'best', '--no-result-pkl', *gpu, env=env)
         wall += t
         with open(os.path.join(array_dir, name, 'timings.json')) as f:
@@ -152,10 +153,10 @@ def array_tasks(work, features, seqs, gpu):
     return 'array task: fresh process, cache, buckets', compiles, wall, ''
 
 
-def worker_runs(work, features, fasta, seqs, gpu):
-    """One `alphafold-batch submit` per WORKER_RUNS entry, on one compilation cache, the site's
+def worker_runs(work, features, fasta, seqs, gpu, cache):
+    """One `alphafold-batch submit` per WORKER_RUNS entry, on the compilation cache, the site's
     relax_workers set by a site config of its own: {run name: worker_figures}."""
-    figures, cache = {}, os.path.join(work, 'jax-cache-worker')
+    figures = {}
     for run_name, relax_workers in WORKER_RUNS:
         out = os.path.join(work, 'worker-' + run_name)
         os.makedirs(out)
@@ -167,7 +168,7 @@ def worker_runs(work, features, fasta, seqs, gpu):
             f.write('[batch]\nrelax_workers = %d\n' % relax_workers)
         env = dict(os.environ, ALPHAFOLD_JAX_CACHE_DIR=cache, ALPHAFOLD_SITE_CONFIG=conf)
         wall, _ = kit('batch', 'submit', '--fasta', fasta, '--output-dir', out, '--db-preset', 'reduced_dbs',
-                      '--buckets', '64,96,128', '--models-to-relax', 'best', '--no-result-pkl', '--no-progress',
+                      '--buckets', BUCKETS, '--models-to-relax', 'best', '--no-result-pkl', '--no-progress',
                       *gpu, env=env)
         records = []
         for path in glob.glob(os.path.join(out, '.batch', 'timings', 'worker-*.json')):
@@ -201,9 +202,12 @@ def main():
         with open(fasta, 'w') as f:
             f.write(''.join('>%s\n%s\n' % kv for kv in seqs.items()))
         gpu = ['--model-preset', 'monomer_ptm', '--num-recycle', args.num_recycle, '--data-dir', data_dir]
-        features = os.path.join(work, 'features')
+        features, cache = os.path.join(work, 'features'), os.path.join(work, 'jax-cache-worker')
+        # Its worker compiles the buckets into the cache the worker runs find (they predict again:
+        # their copies of the features leave out the model files).
         kit('batch', 'submit', '--fasta', fasta, '--output-dir', features, '--db-preset', 'reduced_dbs',
-            '--models-to-relax', 'none', '--no-progress', *gpu)
+            '--buckets', BUCKETS, '--models-to-relax', 'none', '--no-progress', *gpu,
+            env=dict(os.environ, ALPHAFOLD_JAX_CACHE_DIR=cache))
         print('%d targets, lengths %s; GPU stage on %s, monomer_ptm (5 models), %d recycles' % (
             len(seqs), ', '.join(str(len(s)) for s in seqs.values()),
             'stand-in test weights (CPU)' if not args.data_dir else data_dir, args.num_recycle))
@@ -214,12 +218,10 @@ def main():
         if 'array' in args.ways:
             rows.append(array_tasks(work, features, seqs, gpu))
         if 'worker' in args.ways:
-            worker = worker_runs(work, features, fasta, seqs, gpu)
+            worker = worker_runs(work, features, fasta, seqs, gpu, cache)
             for run_name, _ in WORKER_RUNS:
                 fig = worker[run_name]
-                rows.append(('worker, %s' % {'cold': 'cold compilation cache, relax pool',
-                                             'inline': 'warm cache, relax inline',
-                                             'pool': 'warm cache, relax pool'}[run_name],
+                rows.append(('worker, warm cache, relax %s' % run_name,
                              fig['compiles'], fig['wall_s'], '   accelerator-busy %.0f%% of the worker\'s %.1f s' % (
                                  100 * fig['busy'], fig['worker_wall_s'])))
         stock_wall = rows[0][2] if 'stock' in args.ways else None
