@@ -18,7 +18,7 @@ seconds summed, and the pool's throughput over inline. --ways worker skips the s
 rows (most of the run's time). On a CPU with the STAND-IN test weights by default; --data-dir for
 real weights on a GPU.
 
-  .venv/bin/python benchmarks/batch_throughput.py [--ways worker]
+  .venv/bin/python benchmarks/batch_throughput.py [--ways worker] [--targets N] [--num-recycle R]
 """
 import argparse
 import glob
@@ -184,6 +184,8 @@ def main():
     ap.add_argument('--num-recycle', type=int, default=3)
     ap.add_argument('--ways', type=parse_ways, default=list(WAYS),
                     help='the ways to run, comma-separated, of %s (default: all)' % ','.join(WAYS))
+    ap.add_argument('--targets', type=int, choices=range(1, 9), metavar='N',
+                    help='only the first N of the eight targets: the conotoxin, then HBB_HUMAN\'s prefixes from the shortest (default: all)')
     ap.add_argument('--stock-one', nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.stock_one:
@@ -197,7 +199,7 @@ def main():
             os.symlink(os.path.join(db_dir, name), os.path.join(data_dir, name))
         os.symlink(os.path.join(args.data_dir or tool('make_test_weights.py'), 'params'),
                    os.path.join(data_dir, 'params'))
-        seqs = sequences(db_dir)
+        seqs = dict(list(sequences(db_dir).items())[:args.targets])
         fasta = os.path.join(work, 'targets.fasta')
         with open(fasta, 'w') as f:
             f.write(''.join('>%s\n%s\n' % kv for kv in seqs.items()))

@@ -30,8 +30,11 @@ def test_accelerator_busy_counts_predictions_only_and_the_pool_is_compared_with_
     assert table[3] == '  pool / inline: throughput 1.25x, accelerator busy 1.30x'
 
 
-def test_ways_are_checked_before_any_work():
+def test_ways_and_targets_are_checked_before_any_work():
     assert batch_throughput.parse_ways('worker') == ['worker']
     res = subprocess.run([sys.executable, SCRIPT, '--ways', 'worker,gpu'], stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, universal_newlines=True)
     assert res.returncode == 2 and 'unknown way gpu: choose from stock,array,worker' in res.stdout
+    res = subprocess.run([sys.executable, SCRIPT, '--targets', '9'], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, universal_newlines=True)
+    assert res.returncode == 2 and 'argument --targets: invalid choice: 9' in res.stdout
