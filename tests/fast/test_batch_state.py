@@ -315,6 +315,19 @@ def test_the_relax_pool_holds_at_most_twice_its_size_before_the_worker_waits():
     assert not Pool(0, 0).backlogged(10)    # inline: nothing waits
 
 
+def test_relax_workers_0_finishes_each_target_in_the_workers_own_process(tmp_path):
+    """[batch] relax_workers = 0 (the batch benchmark's "relax inline", the worker before the pool):
+    the target's ranked files are written before submit returns, and no process is started."""
+    import multiprocessing
+    from fold_runtime.batch.relax_pool import Pool
+    from fold_runtime.gpu_stage.predict import Ranking
+    pool = Pool(0, 0)
+    future = pool.submit(Ranking(str(tmp_path), [], {}, 'plddts', {}, {}, 'best', False, None, {}))
+    assert future.done() and future.result()['error'] is None
+    assert {'ranking_debug.json', 'scores.json', 'relax_metrics.json'} <= set(os.listdir(str(tmp_path)))
+    assert pool.executor is None and not multiprocessing.active_children()
+
+
 def test_the_pool_relaxes_on_the_cpu_unless_the_site_or_the_user_chooses_the_gpu():
     from fold_runtime.batch.relax_pool import on_gpu
     pool, gpu_pool, inline = (BatchSettings(relax_workers=2), BatchSettings(relax_workers=2, relax_on_gpu=True),
