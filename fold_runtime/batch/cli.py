@@ -15,7 +15,7 @@ import time
 
 from data_sync.registry import MMSEQS2
 from fold_runtime import fasta, options, target_layout
-from fold_runtime.batch import executors, inputs, mmseqs_chunks, screen, state as batch_state
+from fold_runtime.batch import executors, inputs, job_commands, mmseqs_chunks, screen, state as batch_state
 from fold_runtime.cpu_stage import mmseqs_gpu, user_msa
 from kit_common import entry, site_config, text, typed
 from kit_common.errors import EXIT_FAILED, EXIT_HELP, EXIT_INPUT, EXIT_MISMATCH, EXIT_MISSING, EXIT_OK, KitError
@@ -320,32 +320,20 @@ def run_report(argv):
 
 
 def run_msa_task(argv):
-    p = argparse.ArgumentParser(allow_abbrev=False, prog='alphafold-batch msa-task', description='(job scripts) one CPU stage')
-    p.add_argument('output_dir')
-    p.add_argument('--target', required=True)
-    p.add_argument('--cpus', type=int)
-    args = p.parse_args(argv)
+    args = job_commands.parser(job_commands.MSA_TASK).parse_args(argv)
     from fold_runtime.batch import msa_task
     return msa_task.run(os.path.abspath(args.output_dir), args.target, args.cpus)
 
 
 def run_gpu_worker(argv):
-    p = argparse.ArgumentParser(allow_abbrev=False, prog='alphafold-batch gpu-worker', description='(job scripts) one GPU worker')
-    p.add_argument('output_dir')
-    p.add_argument('--worker', default='0')
-    p.add_argument('--executor', choices=options.EXECUTORS, default=options.SLURM, help='the executor that started it')
-    p.add_argument('--cpu-stage', help="the executor's token for the CPU stage to wait for (a Slurm job id, "
-                                       'a flag file)')
-    p.add_argument('--parent-pid', type=int, help='stop when this process (a local batch) is gone')
-    p.add_argument('--poll', type=float, default=10.0, help='seconds between looks for ready features')
-    args = p.parse_args(argv)
+    args = job_commands.parser(job_commands.GPU_WORKER).parse_args(argv)
     from fold_runtime.batch import worker
     return worker.Worker(os.path.abspath(args.output_dir), args.worker, args.executor, args.cpu_stage,
                          args.parent_pid, args.poll).run()
 
 
 COMMANDS = {'submit': run_submit, 'screen': run_screen, 'status': run_status, 'retry': run_retry, 'report': run_report,
-            'cancel': run_cancel, 'msa-task': run_msa_task, 'gpu-worker': run_gpu_worker}
+            'cancel': run_cancel, job_commands.MSA_TASK: run_msa_task, job_commands.GPU_WORKER: run_gpu_worker}
 USAGE = '''usage: alphafold-batch {submit,screen,status,retry,report,cancel} ...
 
   submit   --fasta FILES/DIRS --output-dir OUT [alphafold-run options] [--executor local|slurm] [--wait]

@@ -10,7 +10,8 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from fold_runtime.batch import state
+from fold_runtime.batch import job_commands, state
+from fold_runtime.batch.job_commands import GPU_WORKER, MSA_TASK
 from fold_runtime.option_table import LOCAL
 from fold_runtime.batch.executors.base import Executor
 from kit_common import text
@@ -32,6 +33,10 @@ def process_start(pid):
 
 def _kit(*args):
     return [sys.executable, '-m', 'fold_runtime', 'batch'] + [str(a) for a in args]
+
+
+def _worker_log(out, i):
+    return state.batch_dir(out, 'logs', '%s-%d.log' % (GPU_WORKER, i))
 
 
 def _start(cmd, log_path, env=None):
@@ -57,9 +62,9 @@ class LocalExecutor(Executor):
         out, flag = self.out, state.batch_dir(self.out, CPU_DONE_FLAG)
         if os.path.exists(flag):
             os.unlink(flag)
-        workers = [_start(_kit('gpu-worker', out, '--worker', i, '--executor', self.name, '--cpu-stage', flag,
-                               '--parent-pid', os.getpid(), '--poll', 1),
-                          state.batch_dir(out, 'logs', 'gpu-worker-%d.log' % i),
+        workers = [_start(_kit(*job_commands.arguments(GPU_WORKER, out, worker=i, executor=self.name, cpu_stage=flag,
+                                                       parent_pid=os.getpid(), poll=1)),
+                          _worker_log(out, i),
                           dict(os.environ, **({'CUDA_VISIBLE_DEVICES': device} if device is not None else {})))
                    for i, device in enumerate(visible_gpus() or [None])]
         cpus = self._cpus_per_task()
@@ -67,7 +72,7 @@ class LocalExecutor(Executor):
         children = set(workers)
 
         def msa(name):
-            proc = _start(_kit('msa-task', out, '--target', name, '--cpus', cpus),
+            proc = _start(_kit(*job_commands.arguments(MSA_TASK, out, target=name, cpus=cpus)),
                           state.batch_dir(out, 'logs', 'msa-%s.log' % name))
             children.add(proc)
             return proc.wait()
@@ -94,7 +99,7 @@ class LocalExecutor(Executor):
         for i, w in enumerate(workers):
             if w.returncode not in (0, 1):   # 1: some target failed, which status reports
                 log.info('GPU worker %d exited with status %s; its log: %s', i, w.returncode,
-                         state.batch_dir(out, 'logs', 'gpu-worker-%d.log' % i))
+                         _worker_log(out, i))
         return sum(1 for s in state.statuses(out) if s['stage'] != state.TargetStage.DONE)
 
     @property

@@ -12,7 +12,8 @@ import shlex
 import subprocess
 import sys
 
-from fold_runtime.batch import state
+from fold_runtime.batch import job_commands, state
+from fold_runtime.batch.job_commands import GPU_WORKER, MSA_TASK
 from fold_runtime.option_table import SLURM
 from fold_runtime.batch.executors.base import Executor
 from kit_common import files, tools
@@ -87,8 +88,8 @@ def msa_script(out, names, slurm, after=None, gpu=False):
     if after:
         lines.append('#SBATCH --dependency=afterany:%s' % after)
     lines += ['set -euo pipefail', 'targets=(%s)' % ' '.join(shlex.quote(n) for n in names),
-              'exec %s msa-task %s --target "${targets[$SLURM_ARRAY_TASK_ID]}" --cpus "$SLURM_CPUS_PER_TASK"'
-              % (kit_command(), shlex.quote(out))]
+              'exec %s %s' % (kit_command(), ' '.join(job_commands.arguments(
+                  MSA_TASK, shlex.quote(out), target='"${targets[$SLURM_ARRAY_TASK_ID]}"', cpus='"$SLURM_CPUS_PER_TASK"')))]
     return '\n'.join(lines) + '\n'
 
 
@@ -101,8 +102,9 @@ def predict_script(out, workers, slurm, cpu_jobs):
     if cpu_jobs:
         lines.append('#SBATCH --dependency=afterany:%s_0' % cpu_jobs[0])
     lines += ['set -euo pipefail',
-              'exec %s gpu-worker %s --worker "$SLURM_ARRAY_TASK_ID" --executor slurm%s'
-              % (kit_command(), shlex.quote(out), ' --cpu-stage %s' % ','.join(cpu_jobs) if cpu_jobs else '')]
+              'exec %s %s' % (kit_command(), ' '.join(job_commands.arguments(
+                  GPU_WORKER, shlex.quote(out), worker='"$SLURM_ARRAY_TASK_ID"', executor=SLURM,
+                  cpu_stage=','.join(cpu_jobs) or None)))]
     return '\n'.join(lines) + '\n'
 
 
