@@ -10,11 +10,18 @@ identities (20-90%, substitutions at random positions); the rest are the real pr
 --msa-mode mmseqs2 search (ColabFold 1.6.2's colabfold_search commands) on the same sequences in
 ColabFold's database layout (clustered at 30% by linclust, indexed by createindex as ColabFold's
 setup_databases.sh does), with that database as both UniRef30 and the environmental database (so
-MMseqs2 does twice the searching: its figures are an upper bound). HHblits is not measured: an
-HH-suite database of millions of sequences cannot be built on this machine.
+MMseqs2 does twice the searching: its figures are an upper bound). HHblits runs as DeepMind's
+BFD/UniRef30 search does (AlphaFold's HHBlits wrapper, its flags: 3 iterations) on the same
+sequences as an HH-suite database of one-sequence entries (A3M and cs219 parts; hhblits makes
+each entry's HMM from its A3M when there is no _hhm part): real clusters need an MSA and an HMM
+per cluster, so HHblits searches the sequences themselves, as jackhmmer does, with one entry per
+sequence where UniRef30 has one per cluster of about 8. Even so its database is costly: cstranslate
+(HH-suite's step for the cs219 part, -x 0.3 -c 4 as HH-suite documents) takes about 0.1 CPU s per
+entry here, a CPU hour per 36,000 sequences, so HHblits is measured only at sizes up to
+--hhblits-up-to (the time its database took is printed).
 
-Per size it prints wall and CPU seconds per query (jackhmmer and MMseqs2 one query at a time, and
-MMseqs2 on a batch of --batch queries in one run), the ratios, the planted homologs found per
+Per size it prints wall and CPU seconds per query (jackhmmer, HHblits and MMseqs2 one query at a
+time, and MMseqs2 on a batch of --batch queries in one run), the ratios, the planted homologs found per
 identity bin, MSA depth and Neff (80% identity), and at the end a least-squares line of seconds per
 query against database size, projected to UniRef90's (the registry's unpacked size).
 
@@ -25,6 +32,7 @@ import os
 import random
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,28 +44,33 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, 'tests'))
 
 from alphafold.data import parsers  # noqa: E402
-from alphafold.data.tools import jackhmmer  # noqa: E402
+from alphafold.data.tools import hhblits, jackhmmer  # noqa: E402
 
 from benchmarks.cpu_stage import test_data  # noqa: E402
-from build_test_dbs import build_colabfold_db_from_fasta, mmseqs  # noqa: E402
+from build_test_dbs import HHSUITE_DATA, build_colabfold_db_from_fasta, cstranslate_binary, mmseqs  # noqa: E402
 from data_sync.registry import DATABASES  # noqa: E402
 from fold_runtime import compat  # noqa: E402
 from fold_runtime.cpu_stage import binaries, colabfold_search  # noqa: E402
 
 AMINO_ACIDS = 'ACDEFGHIKLMNPQRSTVWY'
 IDENTITIES = (20, 30, 40, 50, 60, 70, 80, 90)
+LABELS = (('jackhmmer (DeepMind flags)', 'jackhmmer'), ('HHblits (DeepMind flags)', 'hhblits'),
+          ('MMseqs2, one query', 'mmseqs2'), ('MMseqs2, batch of {batch}', 'batch'))
 
 
 def read_fasta(path):
-    records, name = [], None
+    """(name, sequence) of each record, one at a time (the databases hold millions)."""
+    name, seq = None, []
     with open(path) as f:
         for line in f:
             if line.startswith('>'):
-                name = line[1:].split()[0]
-                records.append([name, ''])
+                if name:
+                    yield name, ''.join(seq)
+                name, seq = line[1:].split()[0], []
             elif name:
-                records[-1][1] += line.strip()
-    return records
+                seq.append(line.strip())
+    if name:
+        yield name, ''.join(seq)
 
 
 def real_proteins(data_dir):
@@ -164,6 +177,36 @@ def build_mmseqs_db(fasta, work):
     return prefix
 
 
+def build_hhblits_db(fasta, work):
+    """The FASTA as an HH-suite database of one-sequence A3M entries (ffindex: the entries, each
+    ending in a NUL, and their index sorted by name), with the cs219 part HHblits' prefilter reads,
+    made by cstranslate as build_test_dbs makes the test BFD's."""
+    prefix = os.path.join(work, 'hhsuite', 'db')
+    os.makedirs(os.path.dirname(prefix))
+    index, offset = [], 0
+    with open(prefix + '_a3m.ffdata', 'wb') as data:
+        for name, seq in read_fasta(fasta):
+            entry = b'>%s\n%s\n\0' % (name.encode(), seq.encode())
+            data.write(entry)
+            index.append((name.encode(), offset, len(entry)))
+            offset += len(entry)
+    index.sort()
+    with open(prefix + '_a3m.ffindex', 'wb') as f:
+        f.writelines(b'%s\t%d\t%d\n' % entry for entry in index)
+    subprocess.run([cstranslate_binary(), '-f', '-x', '0.3', '-c', '4', '-I', 'a3m',
+                    '-A', os.path.join(HHSUITE_DATA, 'cs219.lib'), '-D', os.path.join(HHSUITE_DATA, 'context_data.lib'),
+                    '-i', prefix + '_a3m', '-o', prefix + '_cs219'], check=True, stdout=subprocess.DEVNULL)
+    return prefix
+
+
+def run_hhblits(binary, prefix, query, cpus, work):
+    path = os.path.join(work, 'query.fasta')
+    with open(path, 'w') as f:
+        f.write('>query\n%s\n' % query)
+    runner = hhblits.HHBlits(binary_path=binary, databases=[prefix], n_cpu=cpus)
+    return parsers.parse_a3m(runner.query(path)[0]['a3m'])
+
+
 def run_mmseqs(binary, prefix, queries, cpus, work):
     a3ms = colabfold_search.a3ms(binary, queries, prefix, prefix, work, cpus)
     return [parsers.parse_a3m(text) for text in a3ms]
@@ -174,23 +217,29 @@ def one_size(size, proteins, queries, args, work):
     plants = make_database(fasta, proteins, queries, size, args.per_bin)
     gb = os.path.getsize(fasta) / 1e9
     prefix = build_mmseqs_db(fasta, work)
+    row = {'size': size, 'gb': gb, 'found': {}, 'depth': {}}
+    hh_prefix = None
+    if size <= args.hhblits_up_to:
+        row['hhblits_db'] = measured(lambda: build_hhblits_db(fasta, work))
+        hh_prefix = row['hhblits_db'][2]
     singles = queries[:args.queries]
-    row = {'size': size, 'gb': gb, 'jackhmmer': [0.0, 0.0], 'mmseqs': [0.0, 0.0], 'found': {}, 'depth': {}}
     for q, query in enumerate(singles):
-        wall, cpu, msa = measured(lambda: run_jackhmmer(shutil.which('jackhmmer'), fasta, query, args.cpus, work))
-        row['jackhmmer'] = [row['jackhmmer'][0] + wall / len(singles), row['jackhmmer'][1] + cpu / len(singles)]
-        add_stats(row, 'jackhmmer', msa_stats(msa, plants, q))
-        wall, cpu, msas = measured(lambda: run_mmseqs(args.mmseqs, prefix, [query], args.cpus,
-                                                      os.path.join(work, 'mm-%d' % q)))
-        row['mmseqs'] = [row['mmseqs'][0] + wall / len(singles), row['mmseqs'][1] + cpu / len(singles)]
-        add_stats(row, 'mmseqs2', msa_stats(msas[0], plants, q))
+        searches = (('jackhmmer', lambda: run_jackhmmer(shutil.which('jackhmmer'), fasta, query, args.cpus, work)),
+                    ('hhblits', lambda: run_hhblits(shutil.which('hhblits'), hh_prefix, query, args.cpus, work)),
+                    ('mmseqs2', lambda: run_mmseqs(args.mmseqs, prefix, [query], args.cpus,
+                                                   os.path.join(work, 'mm-%d' % q))[0]))
+        for method, search in [(m, search) for m, search in searches if hh_prefix or m != 'hhblits']:
+            wall, cpu, msa = measured(search)
+            total = row.setdefault(method, [0.0, 0.0])
+            row[method] = [total[0] + wall / len(singles), total[1] + cpu / len(singles)]
+            add_stats(row, method, msa_stats(msa, plants, q))
     batch = queries[:args.batch]
     wall, cpu, msas = measured(lambda: run_mmseqs(args.mmseqs, prefix, batch, args.cpus, os.path.join(work, 'batch')))
     row['batch'] = [wall / len(batch), cpu / len(batch)]
     for q, msa in enumerate(msas):
         add_stats(row, 'mmseqs2 batch', msa_stats(msa, plants, q))
-    row['planted_per_bin'] = {'jackhmmer': args.per_bin * len(singles), 'mmseqs2': args.per_bin * len(singles),
-                              'mmseqs2 batch': args.per_bin * len(batch)}
+    row['planted_per_bin'] = {'jackhmmer': args.per_bin * len(singles), 'hhblits': args.per_bin * len(singles),
+                              'mmseqs2': args.per_bin * len(singles), 'mmseqs2 batch': args.per_bin * len(batch)}
     return row
 
 
@@ -204,22 +253,25 @@ def add_stats(row, method, stats):
 
 def report(row):
     jw, jc = row['jackhmmer']
-    mw, mc = row['mmseqs']
-    bw, bc = row['batch']
     print('\n%d sequences (%.3f GB of FASTA)' % (row['size'], row['gb']))
+    if 'hhblits_db' in row:
+        print('  HHblits database made in %.0f s wall, %.0f CPU s' % row['hhblits_db'][:2])
     print('  %-28s %10s %10s %10s' % ('per query', 'wall s', 'CPU s', 'jackhmmer/x'))
-    print('  %-28s %10.2f %10.2f %10s' % ('jackhmmer (DeepMind flags)', jw, jc, '1.00x'))
-    print('  %-28s %10.2f %10.2f %9.2fx' % ('MMseqs2, one query', mw, mc, jw / mw))
-    print('  %-28s %10.2f %10.2f %9.2fx' % ('MMseqs2, batch of %d' % len(row['depth']['mmseqs2 batch']), bw, bc,
-                                            jw / bw))
+    for label, key in LABELS:
+        if key not in row:
+            print('  %-28s %10s   (its database is not built at this size: --hhblits-up-to)' % (label, '-'))
+            continue
+        wall, cpu = row[key]
+        print('  %-28s %10.2f %10.2f %9.2fx' % (label.format(batch=batch_size(row)), wall, cpu, jw / wall))
     print('  planted homologs found, per identity %:   ' + ' '.join('%5d' % i for i in IDENTITIES))
     for method, found in row['found'].items():
         total = row['planted_per_bin'][method]
         print('  %-40s %s' % (method, ' '.join('%5.0f' % (100.0 * found[i] / total) for i in IDENTITIES)))
     above = [i for i in IDENTITIES if i > 30]
     jack = sum(row['found']['jackhmmer'][i] for i in above)
-    mm = sum(row['found']['mmseqs2'][i] for i in above)
-    print('  MMseqs2 recall above 30%% identity: %.0f%% of jackhmmer\'s' % (100.0 * mm / max(jack, 1)))
+    for method in [m for m in ('hhblits', 'mmseqs2') if m in row['found']]:
+        print('  %-7s recall above 30%% identity: %.0f%% of jackhmmer\'s' % (
+            method, 100.0 * sum(row['found'][method][i] for i in above) / max(jack, 1)))
     for method, values in row['depth'].items():
         print('  %-28s depth %7.1f  Neff %7.1f (mean per query)' % (
             method, np.mean([v[0] for v in values]), np.mean([v[1] for v in values])))
@@ -230,11 +282,19 @@ def projection(rows):
     target = DATABASES['2.3']['uniref90'].unpacked_bytes / 1e9
     gbs = np.array([r['gb'] for r in rows])
     print('\nprojected to UniRef90 (%.0f GB), least squares over the sizes above:' % target)
-    for label, key in (('jackhmmer', 'jackhmmer'), ('MMseqs2, one query', 'mmseqs'), ('MMseqs2, batched', 'batch')):
-        seconds = np.array([r[key][0] for r in rows])
-        slope, intercept = np.polyfit(gbs, seconds, 1) if len(rows) > 1 else (seconds[0] / gbs[0], 0.0)
-        print('  %-20s %10.0f s per query   (%.3g s + %.3g s/GB)' % (label, intercept + slope * target,
-                                                                      intercept, slope))
+    for label, key in LABELS:
+        measured_at = [i for i, r in enumerate(rows) if key in r]
+        if not measured_at:
+            continue
+        seconds = np.array([rows[i][key][0] for i in measured_at])
+        at = gbs[measured_at]
+        slope, intercept = np.polyfit(at, seconds, 1) if len(at) > 1 else (seconds[0] / at[0], 0.0)
+        print('  %-28s %10.0f s per query   (%.3g s + %.3g s/GB)' % (label.format(batch=batch_size(rows[0])),
+                                                          intercept + slope * target, intercept, slope))
+
+
+def batch_size(row):
+    return len(row['depth']['mmseqs2 batch'])
 
 
 def main():
@@ -242,6 +302,8 @@ def main():
     ap.add_argument('--sizes', type=int, nargs='+', default=[100000, 1000000, 5000000],
                     help='database sizes in sequences (default: %(default)s)')
     ap.add_argument('--queries', type=int, default=3, help='queries searched one at a time (default: %(default)s)')
+    ap.add_argument('--hhblits-up-to', type=int, default=30000,
+                    help='the largest size at which HHblits is measured (default: %(default)s)')
     ap.add_argument('--batch', type=int, default=100, help='queries in the MMseqs2 batch (default: %(default)s)')
     ap.add_argument('--per-bin', type=int, default=2, help='homologs planted per query and identity')
     ap.add_argument('--cpus', type=int, default=2)
