@@ -12,6 +12,8 @@ PYTEST_ARGS ?= --durations=15
 # the 2 cores of the machine it is timed on: many tests wait (Slurm, servers, PyPI, locks), and on
 # two workers the cores were idle a fifth of the time.
 TEST_WORKERS ?= 3
+# The fast tier's workers: it took 1 min 42 s on one (near its 2-minute limit), 54 s on two.
+FAST_WORKERS ?= 2
 # `make test` fails, after listing the slowest tests, when it took longer than this.
 TEST_BUDGET_S ?= 1800
 # Test databases live in a cache keyed by the builder's content (tests/build_test_dbs.py).
@@ -94,7 +96,7 @@ check-py38:
 	$(VENV)/bin/vermin --no-tips --violations -t=3.8- --backport typing kit_common fold_runtime data_sync installer
 
 test-fast: deps check-py38
-	$(PY) -m pytest -q tests/fast $(PYTEST_ARGS)
+	$(PY) -m pytest -q tests/fast -n $(FAST_WORKERS) $(PYTEST_ARGS)
 
 # Real Slurm, Lmod, environment-modules, HTTP/rsync servers, HMMER/HH-suite, AlphaFold and OpenMM.
 test-integration: deps
