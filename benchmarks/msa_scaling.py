@@ -32,7 +32,6 @@ import os
 import random
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,7 +46,7 @@ from alphafold.data import parsers  # noqa: E402
 from alphafold.data.tools import hhblits, jackhmmer  # noqa: E402
 
 from benchmarks.cpu_stage import test_data  # noqa: E402
-from build_test_dbs import HHSUITE_DATA, build_colabfold_db_from_fasta, cstranslate_binary, mmseqs  # noqa: E402
+from build_test_dbs import build_colabfold_db_from_fasta, make_cs219, mmseqs  # noqa: E402
 from data_sync.registry import DATABASES  # noqa: E402
 from fold_runtime import compat  # noqa: E402
 from fold_runtime.cpu_stage import binaries, colabfold_search  # noqa: E402
@@ -179,8 +178,7 @@ def build_mmseqs_db(fasta, work):
 
 def build_hhblits_db(fasta, work):
     """The FASTA as an HH-suite database of one-sequence A3M entries (ffindex: the entries, each
-    ending in a NUL, and their index sorted by name), with the cs219 part HHblits' prefilter reads,
-    made by cstranslate as build_test_dbs makes the test BFD's."""
+    ending in a NUL, and their index sorted by name), with the cs219 part made as for the test BFD."""
     prefix = os.path.join(work, 'hhsuite', 'db')
     os.makedirs(os.path.dirname(prefix))
     index, offset = [], 0
@@ -193,9 +191,7 @@ def build_hhblits_db(fasta, work):
     index.sort()
     with open(prefix + '_a3m.ffindex', 'wb') as f:
         f.writelines(b'%s\t%d\t%d\n' % entry for entry in index)
-    subprocess.run([cstranslate_binary(), '-f', '-x', '0.3', '-c', '4', '-I', 'a3m',
-                    '-A', os.path.join(HHSUITE_DATA, 'cs219.lib'), '-D', os.path.join(HHSUITE_DATA, 'context_data.lib'),
-                    '-i', prefix + '_a3m', '-o', prefix + '_cs219'], check=True, stdout=subprocess.DEVNULL)
+    make_cs219(prefix)
     return prefix
 
 

@@ -252,6 +252,11 @@ def build_hh_database(prefix, a3m_dir):
     run(['ffindex_apply', prefix + '_a3m.ffdata', prefix + '_a3m.ffindex',
          '-i', prefix + '_hhm.ffindex', '-d', prefix + '_hhm.ffdata',
          '--', 'hhmake', '-i', 'stdin', '-o', 'stdout', '-v', '0'])
+    make_cs219(prefix)
+
+
+def make_cs219(prefix):
+    """The cs219 part HHblits' prefilter reads, from the _a3m part, as HH-suite documents."""
     run([cstranslate_binary(), '-f', '-x', '0.3', '-c', '4', '-I', 'a3m',
          '-A', os.path.join(HHSUITE_DATA, 'cs219.lib'),
          '-D', os.path.join(HHSUITE_DATA, 'context_data.lib'),
